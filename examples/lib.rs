@@ -1,0 +1,1 @@
+//! Compiled examples live in this directory; see `plan_payload.rs`.

@@ -1,0 +1,70 @@
+//! The seams between decisions and IO: what the live cluster says about a target
+//! (`FactSource`) and who carries a plan out (`Executor`).
+//!
+//! Owns: the traits and the plain data crossing them. Implementations live at the
+//! edges (receiver-k8s, gitops, the receiver's offline executor).
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::plan::{Plan, WorkloadRef};
+
+/// Labels and annotations of one live object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ObjectMeta {
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What the live cluster says about a plan's target. Every field is optional:
+/// offline (no cluster), nothing is known and the guard checks what it can.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Facts {
+    /// The target object itself, when it was read.
+    pub object: Option<ObjectMeta>,
+    /// The target's namespace, when it was read.
+    pub namespace: Option<ObjectMeta>,
+    /// The workload owning the target, when resolved.
+    pub owner: Option<WorkloadRef>,
+}
+
+impl Facts {
+    /// Nothing known.
+    pub fn unknown() -> Facts {
+        Facts::default()
+    }
+}
+
+/// A failure to learn facts or to act, with a bounded category for metrics.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ActError {
+    /// A bounded label such as `kube_api`, `not_found`, `timeout`, `unsupported`.
+    pub category: &'static str,
+    pub message: String,
+}
+
+/// Reads what the live cluster says about a plan's target.
+#[async_trait]
+pub trait FactSource: Send + Sync {
+    /// Facts about `plan`'s target (and its namespace and owner).
+    async fn facts(&self, plan: &Plan) -> Result<Facts, ActError>;
+}
+
+/// What an executor did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionReport {
+    /// True when nothing was changed (dry-run, or no live executor for this mode).
+    pub simulated: bool,
+    /// One sentence a human can read.
+    pub message: String,
+}
+
+/// Carries a plan out. Implementations must be idempotent: the same plan twice does no harm.
+#[async_trait]
+pub trait Executor: Send + Sync {
+    /// Act on `plan`; with `dry_run` change nothing and say what would happen.
+    async fn execute(&self, plan: &Plan, dry_run: bool) -> Result<ActionReport, ActError>;
+}

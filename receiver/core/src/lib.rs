@@ -1,0 +1,32 @@
+//! heal8s's pure decision core: Alertmanager payloads, Signals, the routing
+//! policy, Plans and the guard.
+//!
+//! Nothing in this crate does IO: no Kubernetes client, no HTTP server or
+//! client, no tokio networking (a test proves it). IO implementations plug in
+//! through the traits in [`act`].
+
+pub mod act;
+pub mod alertmanager;
+pub mod duration;
+pub mod guard;
+pub mod pipeline;
+pub mod plan;
+pub mod policy;
+pub mod quantity;
+pub mod remediation;
+pub mod route;
+pub mod signal;
+pub mod target;
+
+#[cfg(test)]
+mod testutil;
+
+pub use act::{ActError, ActionReport, Executor, FactSource, Facts, ObjectMeta};
+pub use alertmanager::{Alert, AlertStatus, PayloadError, WebhookPayload};
+pub use guard::{Admission, Decision, Guard, Refusal, RefusalReason, Verdict};
+pub use pipeline::{Clock, Engine, Outcome, OutcomeKind, SystemClock};
+pub use plan::{Plan, Trigger, WorkloadRef};
+pub use policy::{Policy, PolicyError, PolicyIssue};
+pub use remediation::{Mode, Remediation, RemediationKind};
+pub use signal::{Evidence, Signal, Source};
+pub use target::{Target, TargetKind};

@@ -1,0 +1,233 @@
+//! The pipeline from one Signal to its outcomes: admit (dedupe) → route → plan →
+//! facts → guard → act → record. One path for alerts and detectors alike.
+//!
+//! Owns: the order of the steps and the `Outcome` each signal ends in. The IO
+//! steps (facts, act) go through the `act` traits; this module does no IO itself.
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use crate::act::{Executor, FactSource, Facts};
+use crate::alertmanager::AlertStatus;
+use crate::guard::{Admission, Guard, Refusal, RefusalReason, Verdict};
+use crate::plan::Plan;
+use crate::policy::{Policy, PolicyError};
+use crate::remediation::{Mode, RemediationKind, TargetMismatch};
+use crate::route;
+use crate::signal::Signal;
+
+/// A source of the current time; tests use a fake one.
+pub trait Clock: Send + Sync {
+    /// Now.
+    fn now(&self) -> Timestamp;
+}
+
+/// The wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// How a signal (or one of its plans) ended. `as_str` is a bounded metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    /// The executor changed something.
+    Acted,
+    /// Allowed, but simulated: dry-run (global, route) or no live executor.
+    DryRun,
+    /// Refused, with a reason.
+    Refused,
+    /// The same occurrence was delivered before.
+    Deduped,
+    /// A resolved signal: recorded, never acted on.
+    Resolved,
+    /// The executor or the fact lookup failed.
+    Failed,
+}
+
+impl OutcomeKind {
+    /// snake_case name for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutcomeKind::Acted => "acted",
+            OutcomeKind::DryRun => "dry_run",
+            OutcomeKind::Refused => "refused",
+            OutcomeKind::Deduped => "deduped",
+            OutcomeKind::Resolved => "resolved",
+            OutcomeKind::Failed => "failed",
+        }
+    }
+}
+
+/// The record of what happened to one signal under one route (or before routing).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Outcome {
+    pub at: Timestamp,
+    pub source: String,
+    pub name: String,
+    pub fingerprint: String,
+    pub status: AlertStatus,
+    /// The target as text, e.g. `Pod shop/api-1 container api`.
+    pub target: Option<String>,
+    pub route: Option<String>,
+    pub remediation: Option<RemediationKind>,
+    pub mode: Option<Mode>,
+    pub result: OutcomeKind,
+    pub reason: Option<RefusalReason>,
+    /// True when the guard escalated the workload with this refusal for the first time.
+    pub escalated: bool,
+    pub message: String,
+    /// The plan, when one was made (for `heal8s plan` and `/outcomes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+}
+
+/// Route, plan and guard state for one heal8s process.
+#[derive(Debug)]
+pub struct Engine {
+    policy: Policy,
+    guard: Guard,
+}
+
+impl Engine {
+    /// An engine for `policy`; `own_namespace` is always protected.
+    pub fn new(policy: Policy, own_namespace: &str) -> Result<Engine, PolicyError> {
+        let guard = Guard::new(&policy.guard, own_namespace)?;
+        Ok(Engine { policy, guard })
+    }
+
+    /// The policy in effect.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The guard (read-only), e.g. to list protected namespaces.
+    pub fn guard(&self) -> &Guard {
+        &self.guard
+    }
+
+    /// Carry one signal through the whole pipeline. Every signal yields at least one outcome.
+    pub async fn process(
+        &mut self,
+        signal: &Signal,
+        facts: &dyn FactSource,
+        executor: &dyn Executor,
+        clock: &dyn Clock,
+    ) -> Vec<Outcome> {
+        let now = clock.now();
+        let base = |result: OutcomeKind, message: String| Outcome {
+            at: now,
+            source: signal.source.kind().to_string(),
+            name: signal.source.name().to_string(),
+            fingerprint: signal.fingerprint.clone(),
+            status: signal.status,
+            target: signal.target.as_ref().map(ToString::to_string),
+            route: None,
+            remediation: None,
+            mode: None,
+            result,
+            reason: None,
+            escalated: false,
+            message,
+            plan: None,
+        };
+        match self.guard.admit(signal, now) {
+            Admission::Duplicate => {
+                return vec![base(
+                    OutcomeKind::Deduped,
+                    "this occurrence was delivered before".into(),
+                )];
+            }
+            Admission::Resolved { recovered } => {
+                let msg = match recovered {
+                    Some(key) => format!("resolved; {key} counts as recovered"),
+                    None => "resolved".into(),
+                };
+                return vec![base(OutcomeKind::Resolved, msg)];
+            }
+            Admission::New => {}
+        }
+        let routes = route::route(&self.policy, signal);
+        if routes.is_empty() {
+            let mut o = base(OutcomeKind::Refused, "no route matched".into());
+            o.reason = Some(RefusalReason::NoRoute);
+            return vec![o];
+        }
+        let routes: Vec<_> = routes.into_iter().cloned().collect();
+        let mut out = Vec::with_capacity(routes.len());
+        for r in &routes {
+            let mut o = base(OutcomeKind::Refused, String::new());
+            o.route = Some(r.name.clone());
+            o.remediation = Some(r.remediation.kind());
+            o.mode = Some(r.mode);
+            let mut plan = match Plan::build(signal, r) {
+                Ok(p) => p,
+                Err(e) => {
+                    o.reason = Some(match e {
+                        TargetMismatch::Missing(_) => RefusalReason::MissingTarget,
+                        _ => RefusalReason::TargetMismatch,
+                    });
+                    o.message = e.to_string();
+                    out.push(o);
+                    continue;
+                }
+            };
+            o.target = plan.target.as_ref().map(ToString::to_string);
+            let live = match facts.facts(&plan).await {
+                Ok(f) => f,
+                Err(e) => {
+                    o.reason = Some(RefusalReason::FactsUnavailable);
+                    o.result = OutcomeKind::Failed;
+                    o.message = format!("could not read the live object: {e}");
+                    o.plan = Some(plan);
+                    out.push(o);
+                    continue;
+                }
+            };
+            self.complete(&mut plan, &live);
+            let decision = self.guard.check(&plan, &live, clock.now());
+            let dry_run = match decision.verdict {
+                Verdict::Refuse(Refusal { reason, message }) => {
+                    o.reason = Some(reason);
+                    o.escalated = decision.newly_escalated;
+                    o.message = message;
+                    o.plan = Some(plan);
+                    out.push(o);
+                    continue;
+                }
+                Verdict::Allow { dry_run, .. } => dry_run,
+            };
+            let result = executor.execute(&plan, dry_run).await;
+            self.guard.record(&plan, clock.now());
+            match result {
+                Ok(report) => {
+                    o.result = if report.simulated {
+                        OutcomeKind::DryRun
+                    } else {
+                        OutcomeKind::Acted
+                    };
+                    o.message = report.message;
+                }
+                Err(e) => {
+                    o.result = OutcomeKind::Failed;
+                    o.message = e.to_string();
+                }
+            }
+            o.plan = Some(plan);
+            out.push(o);
+        }
+        out
+    }
+
+    fn complete(&self, plan: &mut Plan, facts: &Facts) {
+        if plan.workload.is_none() {
+            plan.workload.clone_from(&facts.owner);
+        }
+    }
+}

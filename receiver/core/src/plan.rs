@@ -1,0 +1,107 @@
+//! `Plan`: the concrete remediation of one target, with its parameters, mode and trigger.
+//!
+//! Owns: building a plan from a signal and a route. The live cluster completes it
+//! (owner workload) through `act::Facts`; nothing here does IO.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::policy::Route;
+use crate::remediation::{Mode, Remediation, RemediationKind, TargetMismatch};
+use crate::signal::{Evidence, Signal};
+use crate::target::Target;
+
+/// What set a plan off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Trigger {
+    /// `alert` or `detector`.
+    pub source: String,
+    /// The alert or detector name.
+    pub name: String,
+    pub fingerprint: String,
+    pub first_seen: Timestamp,
+}
+
+/// The workload that owns a target (a pod's Deployment, StatefulSet, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WorkloadRef {
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl WorkloadRef {
+    /// `Deployment/shop/api`.
+    pub fn key(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.kind,
+            self.namespace.as_deref().unwrap_or("-"),
+            self.name
+        )
+    }
+}
+
+/// One concrete remediation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// The route that chose it.
+    pub route: String,
+    #[serde(flatten)]
+    pub remediation: Remediation,
+    /// The mode from the route (the guard may still turn it into a dry run).
+    pub mode: Mode,
+    /// The object acted on; `None` only for notify-only without a target.
+    pub target: Option<Target>,
+    /// The owning workload, once the live cluster told us.
+    pub workload: Option<WorkloadRef>,
+    pub trigger: Trigger,
+    pub evidence: Evidence,
+}
+
+impl Plan {
+    /// Build the plan `route` makes for `signal`, or say why the signal does not fit it.
+    pub fn build(signal: &Signal, route: &Route) -> Result<Plan, TargetMismatch> {
+        let target = route.remediation.target_for(signal)?;
+        Ok(Plan {
+            route: route.name.clone(),
+            remediation: route.remediation.clone(),
+            mode: route.mode,
+            target,
+            workload: None,
+            trigger: Trigger {
+                source: signal.source.kind().to_string(),
+                name: signal.source.name().to_string(),
+                fingerprint: signal.fingerprint.clone(),
+                first_seen: signal.first_seen,
+            },
+            evidence: signal.evidence.clone(),
+        })
+    }
+
+    /// The remediation's name.
+    pub fn kind(&self) -> RemediationKind {
+        self.remediation.kind()
+    }
+
+    /// The namespace the plan touches; `None` for cluster-scoped targets.
+    pub fn namespace(&self) -> Option<&str> {
+        let t = self.target.as_ref()?;
+        match t.kind {
+            crate::target::TargetKind::Namespace => Some(t.name.as_str()),
+            _ => t.namespace.as_deref(),
+        }
+    }
+
+    /// The key cooldowns, workload budgets and escalation count against: the
+    /// owning workload when known (a recreated pod has a new name), else the target.
+    pub fn workload_key(&self) -> String {
+        match (&self.workload, &self.target) {
+            (Some(w), _) => w.key(),
+            (None, Some(t)) => t.key(),
+            (None, None) => format!("signal/{}", self.trigger.fingerprint),
+        }
+    }
+}

@@ -1,0 +1,569 @@
+//! The remediation policy file: guard settings and ordered routes.
+//!
+//! Owns: parsing (strict: unknown keys are errors), validation that reports every
+//! problem at once with its path, the shipped default policy, and the
+//! read-only serialized view served at `/policy`. Must not decide anything.
+
+pub mod matcher;
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize, Serializer};
+
+pub use matcher::{MatchOp, Matcher};
+
+use crate::duration::PromDuration;
+use crate::remediation::{Mode, Remediation, RemediationKind};
+
+/// The policy heal8s ships with (kube-prometheus-stack alert names plus KubeContainerOOMKilled).
+pub const DEFAULT_POLICY_YAML: &str = include_str!("default-policy.yaml");
+
+/// The namespaces no remediation touches unless the policy says otherwise.
+pub const DEFAULT_PROTECTED_NAMESPACES: [&str; 3] =
+    ["kube-system", "kube-public", "kube-node-lease"];
+
+/// A validated policy.
+#[derive(Debug, Clone, Serialize)]
+pub struct Policy {
+    pub guard: GuardConfig,
+    pub routes: Vec<Route>,
+}
+
+/// A sliding-window budget: at most `max` actions per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Budget {
+    pub max: u32,
+    pub per: PromDuration,
+}
+
+/// Action budgets, all on by default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Budgets {
+    pub global: Budget,
+    pub per_namespace: Budget,
+    pub per_workload: Budget,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Budgets {
+            global: Budget {
+                max: 10,
+                per: PromDuration::secs(60),
+            },
+            per_namespace: Budget {
+                max: 3,
+                per: PromDuration::secs(60),
+            },
+            per_workload: Budget {
+                max: 3,
+                per: PromDuration::secs(3600),
+            },
+        }
+    }
+}
+
+/// Escalation: after `after` remediations of one target within `within` without
+/// recovering, stop repeating that remediation and escalate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Escalation {
+    pub after: u32,
+    pub within: PromDuration,
+}
+
+impl Default for Escalation {
+    fn default() -> Self {
+        Escalation {
+            after: 3,
+            within: PromDuration::secs(3600),
+        }
+    }
+}
+
+/// Guard settings from the policy file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct GuardConfig {
+    /// Decide and record everything, change nothing.
+    pub dry_run: bool,
+    /// Namespaces never remediated. heal8s's own namespace is always added.
+    pub protected_namespaces: Vec<String>,
+    /// Regular expressions (anchored) of namespaces never remediated.
+    pub excluded_namespaces: Vec<String>,
+    /// Minimum time between two runs of one remediation on one workload.
+    pub cooldown: PromDuration,
+    /// How long a delivered alert occurrence (fingerprint + startsAt) is remembered for dedupe.
+    pub dedupe_window: PromDuration,
+    pub budgets: Budgets,
+    pub escalation: Escalation,
+}
+
+impl Default for GuardConfig {
+    fn default() -> Self {
+        GuardConfig {
+            dry_run: false,
+            protected_namespaces: DEFAULT_PROTECTED_NAMESPACES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            excluded_namespaces: Vec::new(),
+            cooldown: PromDuration::secs(600),
+            dedupe_window: PromDuration::secs(24 * 3600),
+            budgets: Budgets::default(),
+            escalation: Escalation::default(),
+        }
+    }
+}
+
+impl GuardConfig {
+    /// The excluded-namespace patterns, compiled and anchored.
+    pub fn excluded_regexes(&self) -> Result<Vec<Regex>, Vec<PolicyIssue>> {
+        let mut out = Vec::new();
+        let mut issues = Vec::new();
+        for (i, p) in self.excluded_namespaces.iter().enumerate() {
+            match Regex::new(&format!("^(?:{p})$")) {
+                Ok(re) => out.push(re),
+                Err(e) => issues.push(PolicyIssue::new(
+                    format!("guard.excludedNamespaces[{i}]"),
+                    format!("invalid regular expression: {e}"),
+                )),
+            }
+        }
+        if issues.is_empty() {
+            Ok(out)
+        } else {
+            Err(issues)
+        }
+    }
+
+    fn validate(&self) -> Vec<PolicyIssue> {
+        let mut out = self.excluded_regexes().err().unwrap_or_default();
+        for (i, ns) in self.protected_namespaces.iter().enumerate() {
+            if !crate::target::is_dns1123_label(ns) {
+                out.push(PolicyIssue::new(
+                    format!("guard.protectedNamespaces[{i}]"),
+                    format!("{ns:?} is not a valid namespace name"),
+                ));
+            }
+        }
+        for (name, b) in [
+            ("global", self.budgets.global),
+            ("perNamespace", self.budgets.per_namespace),
+            ("perWorkload", self.budgets.per_workload),
+        ] {
+            if b.max == 0 {
+                out.push(PolicyIssue::new(
+                    format!("guard.budgets.{name}.max"),
+                    "must be at least 1 (use dryRun to stop all actions)",
+                ));
+            }
+            if b.per.get().is_zero() {
+                out.push(PolicyIssue::new(
+                    format!("guard.budgets.{name}.per"),
+                    "must be longer than 0s",
+                ));
+            }
+        }
+        if self.escalation.after == 0 {
+            out.push(PolicyIssue::new(
+                "guard.escalation.after",
+                "must be at least 1",
+            ));
+        }
+        if self.escalation.within.get().is_zero() {
+            out.push(PolicyIssue::new(
+                "guard.escalation.within",
+                "must be longer than 0s",
+            ));
+        }
+        if self.dedupe_window.get().is_zero() {
+            out.push(PolicyIssue::new(
+                "guard.dedupeWindow",
+                "must be longer than 0s",
+            ));
+        }
+        out
+    }
+}
+
+/// One route: when its matchers all match a signal's labels, plan its remediation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Route {
+    pub name: String,
+    #[serde(serialize_with = "display_all")]
+    pub matchers: Vec<Matcher>,
+    #[serde(flatten)]
+    pub remediation: Remediation,
+    pub mode: Mode,
+    /// Keep evaluating later routes after this one matched.
+    #[serde(rename = "continue")]
+    pub continue_matching: bool,
+}
+
+fn display_all<S: Serializer>(ms: &[Matcher], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(ms.iter().map(ToString::to_string))
+}
+
+/// The route as written in the file, before its parts are checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRoute {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    matchers: Vec<String>,
+    remediation: String,
+    #[serde(default)]
+    params: Option<serde_json::Value>,
+    #[serde(default)]
+    mode: Option<Mode>,
+    #[serde(default, rename = "continue")]
+    continue_matching: bool,
+}
+
+/// One problem in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyIssue {
+    /// Where: `routes[2].params.factor`, `guard.cooldown`, or `$` for the whole file.
+    pub path: String,
+    pub message: String,
+}
+
+impl PolicyIssue {
+    fn new(path: impl Into<String>, message: impl Into<String>) -> PolicyIssue {
+        PolicyIssue {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for PolicyIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every problem found in a policy file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct PolicyError {
+    pub issues: Vec<PolicyIssue>,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the policy has {} problem(s):", self.issues.len())?;
+        for i in &self.issues {
+            write!(f, "\n  - {i}")?;
+        }
+        Ok(())
+    }
+}
+
+fn serde_issue<E: fmt::Display>(prefix: &str, e: serde_path_to_error::Error<E>) -> PolicyIssue {
+    let inner = e.path().to_string();
+    let path = match (prefix, inner.as_str()) {
+        ("", ".") => "$".to_string(),
+        (p, ".") => p.to_string(),
+        ("", i) => i.to_string(),
+        (p, i) if i.starts_with('[') => format!("{p}{i}"),
+        (p, i) => format!("{p}.{i}"),
+    };
+    PolicyIssue::new(path, e.into_inner().to_string())
+}
+
+impl Policy {
+    /// The shipped default policy.
+    pub fn default_policy() -> Result<Policy, PolicyError> {
+        Policy::from_yaml(DEFAULT_POLICY_YAML)
+    }
+
+    /// Parse and validate a policy file; every problem is reported at once.
+    pub fn from_yaml(text: &str) -> Result<Policy, PolicyError> {
+        let doc: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| PolicyError {
+            issues: vec![PolicyIssue::new("$", format!("not valid YAML: {e}"))],
+        })?;
+        Policy::from_value(&doc)
+    }
+
+    /// Validate an already-parsed document (YAML or JSON).
+    pub fn from_value(doc: &serde_json::Value) -> Result<Policy, PolicyError> {
+        let mut issues = Vec::new();
+        let Some(top) = doc.as_object() else {
+            return Err(PolicyError {
+                issues: vec![PolicyIssue::new(
+                    "$",
+                    "the policy must be a mapping with `guard` and `routes`",
+                )],
+            });
+        };
+        for key in top.keys() {
+            if key != "guard" && key != "routes" {
+                issues.push(PolicyIssue::new(
+                    key.clone(),
+                    "unknown key (expected `guard` or `routes`)",
+                ));
+            }
+        }
+        let guard = match top.get("guard") {
+            None | Some(serde_json::Value::Null) => GuardConfig::default(),
+            Some(v) => match serde_path_to_error::deserialize::<_, GuardConfig>(v) {
+                Ok(g) => {
+                    issues.extend(g.validate());
+                    g
+                }
+                Err(e) => {
+                    issues.push(serde_issue("guard", e));
+                    GuardConfig::default()
+                }
+            },
+        };
+        let mut routes = Vec::new();
+        match top.get("routes") {
+            Some(serde_json::Value::Array(raw)) if !raw.is_empty() => {
+                let mut names = BTreeSet::new();
+                for (i, r) in raw.iter().enumerate() {
+                    match route_from(i, r, &mut issues) {
+                        Some(route) => {
+                            if !names.insert(route.name.clone()) {
+                                issues.push(PolicyIssue::new(
+                                    format!("routes[{i}].name"),
+                                    format!("duplicate route name {:?}", route.name),
+                                ));
+                            }
+                            routes.push(route);
+                        }
+                        None => continue,
+                    }
+                }
+            }
+            Some(serde_json::Value::Array(_)) | None | Some(serde_json::Value::Null) => {
+                issues.push(PolicyIssue::new("routes", "at least one route is required"));
+            }
+            Some(_) => issues.push(PolicyIssue::new("routes", "must be a list of routes")),
+        }
+        if issues.is_empty() {
+            Ok(Policy { guard, routes })
+        } else {
+            Err(PolicyError { issues })
+        }
+    }
+
+    /// The policy as JSON, as served at `/policy`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+fn route_from(i: usize, v: &serde_json::Value, issues: &mut Vec<PolicyIssue>) -> Option<Route> {
+    let at = format!("routes[{i}]");
+    let raw: RawRoute = match serde_path_to_error::deserialize(v) {
+        Ok(r) => r,
+        Err(e) => {
+            issues.push(serde_issue(&at, e));
+            return None;
+        }
+    };
+    let before = issues.len();
+    let mut matchers = Vec::new();
+    for (j, m) in raw.matchers.iter().enumerate() {
+        match Matcher::parse(m) {
+            Ok(m) => matchers.push(m),
+            Err(e) => issues.push(PolicyIssue::new(format!("{at}.matchers[{j}]"), e)),
+        }
+    }
+    let name = raw.name.unwrap_or_else(|| format!("route-{i}"));
+    if name.is_empty() || name.len() > 63 {
+        issues.push(PolicyIssue::new(
+            format!("{at}.name"),
+            "must be 1..=63 characters",
+        ));
+    }
+    let Some(kind) = RemediationKind::parse(&raw.remediation) else {
+        issues.push(PolicyIssue::new(
+            format!("{at}.remediation"),
+            format!(
+                "unknown remediation {:?}; expected one of {}",
+                raw.remediation,
+                RemediationKind::ALL.map(|k| k.as_str()).join(", ")
+            ),
+        ));
+        return None;
+    };
+    let remediation = match Remediation::from_params(kind, raw.params.as_ref()) {
+        Ok(r) => Some(r),
+        Err(found) => {
+            for (field, msg) in found {
+                let path = if field.is_empty() {
+                    format!("{at}.params")
+                } else {
+                    format!("{at}.params.{field}")
+                };
+                issues.push(PolicyIssue::new(path, msg));
+            }
+            None
+        }
+    };
+    let mode = raw.mode.unwrap_or(kind.default_mode());
+    if !kind.allows(mode) {
+        issues.push(PolicyIssue::new(
+            format!("{at}.mode"),
+            format!(
+                "{kind} cannot run in mode {mode}; use {} or dry-run",
+                kind.default_mode()
+            ),
+        ));
+    }
+    if issues.len() > before {
+        return None;
+    }
+    Some(Route {
+        name,
+        matchers,
+        remediation: remediation?,
+        mode,
+        continue_matching: raw.continue_matching,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_policy_is_valid_and_covers_the_kube_prometheus_alerts() {
+        let p = Policy::default_policy().unwrap();
+        for alert in [
+            "KubePodCrashLooping",
+            "KubePodNotReady",
+            "KubeContainerWaiting",
+            "KubeHpaMaxedOut",
+            "KubeNodeNotReady",
+            "KubeNodeUnreachable",
+            "KubeJobFailed",
+            "KubeContainerOOMKilled",
+        ] {
+            let labels = [("alertname".to_string(), alert.to_string())].into();
+            assert!(
+                p.routes
+                    .iter()
+                    .any(|r| r.matchers.iter().all(|m| m.matches(&labels))),
+                "{alert} has no route"
+            );
+        }
+        assert_eq!(p.guard, GuardConfig::default());
+    }
+
+    #[test]
+    fn minimal_policy_gets_safe_defaults() {
+        let p = Policy::from_yaml(
+            "routes:\n  - matchers: ['alertname=\"X\"']\n    remediation: delete-pod\n",
+        )
+        .unwrap();
+        assert_eq!(p.routes[0].name, "route-0");
+        assert_eq!(p.routes[0].mode, Mode::Direct);
+        assert!(!p.guard.dry_run);
+        assert!(
+            p.guard
+                .protected_namespaces
+                .contains(&"kube-system".to_string())
+        );
+        assert_eq!(p.guard.budgets, Budgets::default());
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_path() {
+        let text = r#"
+guard:
+  cooldown: 10 minutes
+routes:
+  - name: a
+    matchers: ['alertname=~"("', 'bad']
+    remediation: delete-pod
+  - name: b
+    remediation: bump-memory
+    mode: direct
+    params: {factor: 0.5}
+  - name: c
+    remediation: reboot-cluster
+  - name: a
+    remediation: delete-pod
+    colour: blue
+extra: 1
+"#;
+        let e = Policy::from_yaml(text).unwrap_err();
+        let paths: Vec<_> = e.issues.iter().map(|i| i.path.as_str()).collect();
+        for want in [
+            "guard.cooldown",
+            "routes[0].matchers[0]",
+            "routes[0].matchers[1]",
+            "routes[1].params.factor",
+            "routes[1].mode",
+            "routes[2].remediation",
+            "routes[3].colour",
+            "extra",
+        ] {
+            assert!(paths.contains(&want), "missing {want} in {paths:?}");
+        }
+        let shown = e.to_string();
+        assert!(shown.contains("colour"), "{shown}");
+    }
+
+    #[test]
+    fn duplicate_route_names_are_rejected() {
+        let e = Policy::from_yaml(
+            "routes:\n  - {name: a, remediation: delete-pod}\n  - {name: a, remediation: evict-pod}\n",
+        )
+        .unwrap_err();
+        assert_eq!(e.issues[0].path, "routes[1].name");
+    }
+
+    #[test]
+    fn guard_values_are_checked() {
+        let e = Policy::from_yaml(
+            "guard:\n  excludedNamespaces: ['(']\n  protectedNamespaces: ['Kube_System']\n  budgets: {global: {max: 0, per: 1m}}\n  escalation: {after: 0}\nroutes: [{remediation: notify-only}]\n",
+        )
+        .unwrap_err();
+        let paths: Vec<_> = e.issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "guard.excludedNamespaces[0]",
+                "guard.protectedNamespaces[0]",
+                "guard.budgets.global.max",
+                "guard.escalation.after"
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_or_non_mapping_policies_are_rejected() {
+        assert_eq!(
+            Policy::from_yaml("routes: []").unwrap_err().issues[0].path,
+            "routes"
+        );
+        assert_eq!(Policy::from_yaml("- a").unwrap_err().issues[0].path, "$");
+        assert_eq!(Policy::from_yaml("a: [").unwrap_err().issues[0].path, "$");
+    }
+
+    #[test]
+    fn served_view_shows_matchers_remediation_params_and_mode() {
+        let p = Policy::from_yaml(
+            "routes:\n  - name: oom\n    matchers: ['alertname=\"KubeContainerOOMKilled\"']\n    remediation: bump-memory\n    params: {max: 4Gi}\n",
+        )
+        .unwrap();
+        let v = p.to_json();
+        let r = &v["routes"][0];
+        assert_eq!(r["matchers"][0], "alertname=\"KubeContainerOOMKilled\"");
+        assert_eq!(r["remediation"], "bump-memory");
+        assert_eq!(r["params"]["max"], "4Gi");
+        assert_eq!(r["params"]["factor"], 1.2);
+        assert_eq!(r["mode"], "pull-request");
+        assert_eq!(v["guard"]["cooldown"], "10m");
+    }
+}

@@ -1,0 +1,114 @@
+//! cleanup-resource: delete a stale custom resource (KubeVirt VM, DataVolume, a failed Job, ...),
+//! removing stuck finalizers only when allowed and only as a recorded last resort.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ParamIssue, TargetMismatch};
+use crate::signal::Signal;
+use crate::target::{self, ResourceType, Target, TargetKind};
+
+/// Parameters of `cleanup-resource`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct CleanupResource {
+    /// The resource's apiVersion, e.g. `kubevirt.io/v1` (required).
+    pub api_version: String,
+    /// The resource's kind, e.g. `VirtualMachineInstance` (required).
+    pub kind: String,
+    /// The alert label holding the object's name when the alert is not about
+    /// this kind directly (default `name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_label: Option<String>,
+    /// Remove finalizers still blocking deletion after the grace timeout. Off by default.
+    pub remove_finalizers: bool,
+}
+
+impl CleanupResource {
+    /// Every problem with these parameters.
+    pub fn validate(&self) -> Vec<ParamIssue> {
+        let mut out = Vec::new();
+        if self.api_version.is_empty() {
+            out.push((
+                "apiVersion".into(),
+                "is required, e.g. kubevirt.io/v1".into(),
+            ));
+        } else if self.api_version.split('/').count() > 2
+            || self.api_version.split('/').any(str::is_empty)
+        {
+            out.push((
+                "apiVersion".into(),
+                format!("{:?} is not group/version or version", self.api_version),
+            ));
+        }
+        if self.kind.is_empty() {
+            out.push((
+                "kind".into(),
+                "is required, e.g. VirtualMachineInstance".into(),
+            ));
+        } else if !self.kind.chars().all(|c| c.is_ascii_alphanumeric())
+            || !self.kind.starts_with(|c: char| c.is_ascii_uppercase())
+        {
+            out.push((
+                "kind".into(),
+                format!("{:?} is not a Kubernetes kind", self.kind),
+            ));
+        }
+        if matches!(self.kind.as_str(), "Namespace" | "Node" | "Pod")
+            && !self.api_version.contains('/')
+        {
+            out.push((
+                "kind".into(),
+                "use delete-namespace, delete-node or delete-pod for core kinds".into(),
+            ));
+        }
+        out
+    }
+
+    /// The resource type this cleanup deletes.
+    pub fn resource_type(&self) -> ResourceType {
+        ResourceType::from_api_version(&self.api_version, &self.kind)
+    }
+
+    pub(super) fn target_for(&self, signal: &Signal) -> Result<Target, TargetMismatch> {
+        if let Some(t) = &signal.target
+            && t.kind.kind_name() == self.kind
+            && match &t.kind {
+                TargetKind::Custom(r) => r.api_version() == self.api_version,
+                _ => true,
+            }
+        {
+            let mut t = t.clone();
+            t.kind = TargetKind::Custom(self.resource_type());
+            return Ok(t);
+        }
+        let label = self.name_label.as_deref().unwrap_or("name");
+        let name = signal
+            .labels
+            .get(label)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                TargetMismatch::Missing(Some(format!(
+                    "no `{label}` label naming the {} to clean up",
+                    self.kind
+                )))
+            })?;
+        if !target::is_dns1123_subdomain(name) {
+            return Err(TargetMismatch::NotAllowed(format!(
+                "label `{label}` value is not a valid Kubernetes name"
+            )));
+        }
+        let ns = signal.labels.get("namespace").filter(|v| !v.is_empty());
+        if let Some(ns) = ns
+            && !target::is_dns1123_label(ns)
+        {
+            return Err(TargetMismatch::NotAllowed(
+                "label `namespace` value is not a valid namespace name".into(),
+            ));
+        }
+        Ok(Target::new(
+            TargetKind::Custom(self.resource_type()),
+            ns.map(String::as_str),
+            name,
+        ))
+    }
+}

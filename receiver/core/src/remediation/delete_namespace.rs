@@ -1,0 +1,86 @@
+//! delete-namespace: delete a stale test namespace (and everything in it).
+//!
+//! Deliberately narrow: only namespaces whose name matches the required pattern.
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use super::{ParamIssue, TargetMismatch};
+use crate::duration::PromDuration;
+use crate::signal::Signal;
+use crate::target::{Target, TargetKind};
+
+/// Parameters of `delete-namespace`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct DeleteNamespace {
+    /// Required: a regular expression (anchored) the namespace name must match, e.g. `e2e-.*`.
+    pub name_pattern: String,
+    /// Never delete a namespace younger than this (checked against the live object).
+    pub min_age: PromDuration,
+}
+
+impl Default for DeleteNamespace {
+    fn default() -> Self {
+        DeleteNamespace {
+            name_pattern: String::new(),
+            min_age: PromDuration::secs(3600),
+        }
+    }
+}
+
+impl DeleteNamespace {
+    /// Every problem with these parameters.
+    pub fn validate(&self) -> Vec<ParamIssue> {
+        let mut out = Vec::new();
+        if self.name_pattern.is_empty() {
+            out.push((
+                "namePattern".into(),
+                "is required (e.g. \"e2e-.*\"): heal8s never deletes arbitrary namespaces".into(),
+            ));
+        } else {
+            match self.regex() {
+                Err(e) => out.push(("namePattern".into(), e)),
+                Ok(re) if re.is_match("") || re.is_match("default") => out.push((
+                    "namePattern".into(),
+                    format!(
+                        "{:?} matches too much (it matches `default`)",
+                        self.name_pattern
+                    ),
+                )),
+                Ok(_) => {}
+            }
+        }
+        if self.min_age < PromDuration::secs(60) {
+            out.push(("minAge".into(), "must be at least 1m".into()));
+        }
+        out
+    }
+
+    fn regex(&self) -> Result<Regex, String> {
+        Regex::new(&format!("^(?:{})$", self.name_pattern))
+            .map_err(|e| format!("invalid regular expression: {e}"))
+    }
+
+    pub(super) fn target_for(&self, signal: &Signal) -> Result<Target, TargetMismatch> {
+        let t = signal
+            .target
+            .as_ref()
+            .ok_or_else(|| TargetMismatch::Missing(signal.target_problem.clone()))?;
+        let ns = if t.kind == TargetKind::Namespace {
+            t.name.as_str()
+        } else {
+            t.namespace.as_deref().ok_or_else(|| {
+                TargetMismatch::Missing(Some("the signal names no namespace".into()))
+            })?
+        };
+        let re = self.regex().map_err(TargetMismatch::NotAllowed)?;
+        if !re.is_match(ns) {
+            return Err(TargetMismatch::NotAllowed(format!(
+                "namespace {ns} does not match namePattern {:?}",
+                self.name_pattern
+            )));
+        }
+        Ok(Target::new(TargetKind::Namespace, None, ns))
+    }
+}

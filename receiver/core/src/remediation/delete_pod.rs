@@ -1,0 +1,24 @@
+//! delete-pod: delete a broken pod so its controller recreates it.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ParamIssue, range_issue};
+
+/// Parameters of `delete-pod`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct DeletePod {
+    /// Grace period for the deletion; the pod's own when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grace_period_seconds: Option<u32>,
+}
+
+impl DeletePod {
+    /// Every problem with these parameters.
+    pub fn validate(&self) -> Vec<ParamIssue> {
+        self.grace_period_seconds
+            .and_then(|g| range_issue("gracePeriodSeconds", g, 0, 3600))
+            .into_iter()
+            .collect()
+    }
+}

@@ -1,0 +1,1 @@
+//! heal8s service.

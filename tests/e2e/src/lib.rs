@@ -1,0 +1,1 @@
+//! Placeholder for the e2e package; the tests live in `tests/`.
