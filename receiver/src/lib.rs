@@ -1,1 +1,11 @@
-//! heal8s service.
+//! heal8s service and CLI: the composition root. Wires the pure core to its IO
+//! (HTTP receiver, work queue, executors), owns configuration and shutdown.
+
+pub mod cli;
+pub mod executor;
+pub mod http;
+pub mod metrics;
+pub mod plan_cmd;
+pub mod serve;
+pub mod telemetry;
+pub mod worker;

@@ -81,6 +81,37 @@ impl Plan {
         })
     }
 
+    /// What the plan does, as a sentence fragment: "delete Pod shop/api-1".
+    pub fn describe(&self) -> String {
+        let target = self
+            .target
+            .as_ref()
+            .map_or_else(|| "(no target)".to_string(), ToString::to_string);
+        match &self.remediation {
+            Remediation::DeletePod(_) => format!("delete {target}"),
+            Remediation::EvictPod(_) => format!("evict {target}"),
+            Remediation::DrainNode(p) if p.cordon_only => format!("cordon {target}"),
+            Remediation::DrainNode(_) => format!("cordon and drain {target}"),
+            Remediation::DeleteNode(p) if p.drain_first => format!("drain and delete {target}"),
+            Remediation::DeleteNode(_) => format!("delete {target}"),
+            Remediation::CleanupResource(_) | Remediation::DeleteNamespace(_) => {
+                format!("delete {target}")
+            }
+            Remediation::BumpMemory(p) => format!(
+                "propose a higher memory limit for {target} (x{} or +{}, at most {})",
+                p.factor, p.step, p.max
+            ),
+            Remediation::ScaleUp(p) => format!(
+                "propose {}% more replicas for {target} (at most {})",
+                p.percent, p.max_replicas
+            ),
+            Remediation::RollbackImage(_) => {
+                format!("propose rolling back the image of {target} to the last healthy one")
+            }
+            Remediation::NotifyOnly(_) => format!("notify about {target}"),
+        }
+    }
+
     /// The remediation's name.
     pub fn kind(&self) -> RemediationKind {
         self.remediation.kind()

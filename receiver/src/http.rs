@@ -1,0 +1,277 @@
+//! The HTTP surface: the Alertmanager webhook, health, readiness, metrics, the
+//! effective policy and recent outcomes.
+//!
+//! Owns: authentication, body limits, payload acceptance into the bounded work
+//! queue, and one JSON error shape. Must not route or decide: accepted alerts
+//! become Signals on the queue and the worker does the rest.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use receiver_core::{PayloadError, Signal, alertmanager};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tokio::sync::mpsc;
+
+use crate::metrics::{CodeLabel, Metrics, StatusLabel};
+use crate::worker::Recorder;
+
+/// The webhook path Alertmanager posts to.
+pub const WEBHOOK_PATH: &str = "/webhook/alertmanager";
+
+/// A bearer token. Never printed.
+#[derive(Clone)]
+pub struct Token(Arc<[u8]>);
+
+impl Token {
+    /// A token from its text; surrounding whitespace (a file's trailing newline) is dropped.
+    pub fn new(text: &str) -> Option<Token> {
+        let t = text.trim();
+        (!t.is_empty()).then(|| Token(Arc::from(t.as_bytes())))
+    }
+
+    fn matches(&self, presented: &[u8]) -> bool {
+        // constant-time over the token's bytes; only the length can leak
+        self.0.len() == presented.len() && bool::from(self.0.as_ref().ct_eq(presented))
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+/// Everything the handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// `None` only when authentication was explicitly disabled.
+    pub token: Option<Token>,
+    pub queue: mpsc::Sender<Signal>,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Arc<Recorder>,
+    pub policy: Arc<serde_json::Value>,
+    pub max_body_bytes: usize,
+    /// Cleared when shutdown starts: readiness fails and new webhooks get 503.
+    pub accepting: Arc<AtomicBool>,
+}
+
+/// The one error shape: a status and a JSON body `{"error": ..., "code": ...}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            Json(json!({"error": self.message, "code": self.code})),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        r
+    }
+}
+
+/// The service's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(WEBHOOK_PATH, post(webhook))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/policy", get(policy))
+        .route("/outcomes", get(outcomes))
+        .with_state(state)
+}
+
+async fn webhook(State(s): State<AppState>, req: Request) -> Response {
+    let result = accept(&s, req).await;
+    let response = match result {
+        Ok(n) => (StatusCode::OK, Json(json!({"accepted": n}))).into_response(),
+        Err(e) => {
+            tracing::warn!(status = e.status.as_u16(), code = e.code, error = %e.message, "Webhook delivery rejected.");
+            e.into_response()
+        }
+    };
+    s.metrics
+        .webhook_requests
+        .get_or_create(&CodeLabel {
+            code: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+fn authorized(token: &Token, headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let Some((scheme, presented)) = value.split_once(' ') else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer") && token.matches(presented.trim().as_bytes())
+}
+
+async fn accept(s: &AppState, req: Request) -> Result<usize, ApiError> {
+    if let Some(token) = &s.token
+        && !authorized(token, req.headers())
+    {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid bearer token is required",
+        ));
+    }
+    if !s.accepting.load(Ordering::SeqCst) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "heal8s is shutting down; retry against another replica",
+        ));
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body exceeds {} bytes", s.max_body_bytes),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > s.max_body_bytes) {
+        return Err(too_large());
+    }
+    let body: Body = req.into_body();
+    let bytes = axum::body::to_bytes(body, s.max_body_bytes)
+        .await
+        .map_err(|e| {
+            let limited = std::error::Error::source(&e)
+                .is_some_and(|src| src.is::<http_body_util::LengthLimitError>());
+            if limited {
+                too_large()
+            } else {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable_body",
+                    format!("could not read the body: {e}"),
+                )
+            }
+        })?;
+    let payload = alertmanager::parse(&bytes).map_err(|e| {
+        let code = match e {
+            PayloadError::Malformed { .. } => "malformed_payload",
+            PayloadError::UnsupportedVersion { .. } => "unsupported_version",
+            PayloadError::Invalid { .. } => "invalid_payload",
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string())
+    })?;
+    if payload.truncated_alerts > 0 {
+        s.metrics.alerts_truncated.inc_by(payload.truncated_alerts);
+        tracing::warn!(
+            truncated = payload.truncated_alerts,
+            group_key = %payload.group_key,
+            "Alertmanager left alerts out of this delivery (max_alerts); they were never seen."
+        );
+    }
+    let signals = Signal::from_payload(&payload);
+    let n = signals.len();
+    if n == 0 {
+        return Ok(0);
+    }
+    let capacity = s.queue.max_capacity();
+    if n > capacity {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_many_alerts",
+            format!(
+                "the delivery has {n} alerts but the work queue holds {capacity}; raise --queue-capacity or set max_alerts in Alertmanager"
+            ),
+        ));
+    }
+    // all or nothing: either every alert of the delivery is queued, or none is
+    let permits = s.queue.try_reserve_many(n).map_err(|e| match e {
+        mpsc::error::TrySendError::Full(()) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "queue_full",
+            "the work queue is full; Alertmanager will retry",
+        ),
+        mpsc::error::TrySendError::Closed(()) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "heal8s is shutting down; retry against another replica",
+        ),
+    })?;
+    for (permit, signal) in permits.zip(signals) {
+        s.metrics
+            .alerts_received
+            .get_or_create(&StatusLabel {
+                status: signal.status.as_str(),
+            })
+            .inc();
+        permit.send(signal);
+    }
+    let depth = s.queue.max_capacity() - s.queue.capacity();
+    s.metrics
+        .queue_depth
+        .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    Ok(n)
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    if s.accepting.load(Ordering::SeqCst) {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn policy(State(s): State<AppState>) -> Response {
+    Json(s.policy.as_ref().clone()).into_response()
+}
+
+async fn outcomes(State(s): State<AppState>) -> Response {
+    Json(s.recorder.recent()).into_response()
+}

@@ -1,0 +1,201 @@
+//! `heal8s serve`: settings, wiring, the server and graceful shutdown.
+//!
+//! Shutdown (SIGTERM/SIGINT): readiness fails and new webhooks get 503 at once,
+//! in-flight requests finish, then the worker drains the queue within
+//! `--shutdown-timeout`; whatever is left is logged and counted, never hidden.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use receiver_core::{Engine, Policy, SystemClock};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::cli::{ServeArgs, load_policy};
+use crate::executor::{OfflineFacts, SimulatingExecutor};
+use crate::http::{AppState, Token, WEBHOOK_PATH, router};
+use crate::metrics::Metrics;
+use crate::worker::{self, Acting, Recorder};
+
+/// Validated settings for the service.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub token: Option<Token>,
+    pub policy: Policy,
+    pub namespace: String,
+    pub max_body_bytes: usize,
+    pub queue_capacity: usize,
+    pub shutdown_timeout: Duration,
+}
+
+/// Turn flags into settings, failing with a clear message on anything unusable.
+pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
+    let token = match (&args.webhook_token_file, &args.webhook_token) {
+        (Some(_), Some(_)) => bail!(
+            "both --webhook-token-file and --webhook-token (HEAL8S_WEBHOOK_TOKEN) are set; set only one"
+        ),
+        (Some(path), None) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --webhook-token-file {}", path.display()))?;
+            Some(
+                Token::new(&text)
+                    .with_context(|| format!("--webhook-token-file {} is empty", path.display()))?,
+            )
+        }
+        (None, Some(text)) => {
+            Some(Token::new(text).context("--webhook-token (HEAL8S_WEBHOOK_TOKEN) is empty")?)
+        }
+        (None, None) => None,
+    };
+    match (&token, args.insecure_no_auth) {
+        (Some(_), true) => bail!("a webhook token is set and --insecure-no-auth too; choose one"),
+        (None, false) => bail!(
+            "no webhook token configured: set --webhook-token-file or HEAL8S_WEBHOOK_TOKEN \
+             (or pass --insecure-no-auth for a local experiment)"
+        ),
+        _ => {}
+    }
+    if args.max_body_bytes == 0 {
+        bail!("--max-body-bytes must be greater than 0");
+    }
+    if args.queue_capacity == 0 || args.queue_capacity > tokio::sync::Semaphore::MAX_PERMITS {
+        bail!(
+            "--queue-capacity must be between 1 and {}",
+            tokio::sync::Semaphore::MAX_PERMITS
+        );
+    }
+    let mut policy = load_policy(args.policy.as_deref())?;
+    if args.dry_run {
+        policy.guard.dry_run = true;
+    }
+    Ok(Settings {
+        token,
+        policy,
+        namespace: args.namespace.clone(),
+        max_body_bytes: args.max_body_bytes,
+        queue_capacity: args.queue_capacity,
+        shutdown_timeout: args.shutdown_timeout.get(),
+    })
+}
+
+/// Run the service until SIGTERM or SIGINT.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = settings(&args)?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let acting = Acting {
+        facts: Arc::new(OfflineFacts),
+        executor: Arc::new(SimulatingExecutor),
+        clock: Arc::new(SystemClock),
+    };
+    run_with(listener, settings, acting, shutdown_signal()).await
+}
+
+/// Run the service on `listener` until `shutdown` completes.
+pub async fn run_with(
+    listener: TcpListener,
+    settings: Settings,
+    acting: Acting,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let engine = Engine::new(settings.policy.clone(), &settings.namespace)?;
+    let metrics = Arc::new(Metrics::new());
+    metrics
+        .queue_capacity
+        .set(i64::try_from(settings.queue_capacity).unwrap_or(i64::MAX));
+    let dry_run = settings.policy.guard.dry_run;
+    metrics.dry_run.set(i64::from(dry_run));
+    let recorder = Arc::new(Recorder::new(metrics.clone()));
+    let (tx, rx) = mpsc::channel(settings.queue_capacity);
+    let accepting = Arc::new(AtomicBool::new(true));
+    let state = AppState {
+        token: settings.token.clone(),
+        queue: tx,
+        metrics: metrics.clone(),
+        recorder: recorder.clone(),
+        policy: Arc::new(settings.policy.to_json()),
+        max_body_bytes: settings.max_body_bytes,
+        accepting: accepting.clone(),
+    };
+    if state.token.is_none() {
+        tracing::warn!(
+            "WEBHOOK AUTHENTICATION IS DISABLED (--insecure-no-auth): anyone who can reach {WEBHOOK_PATH} can trigger remediations."
+        );
+    }
+    let protected: Vec<&str> = engine.guard().protected_namespaces().collect();
+    tracing::info!(
+        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        routes = settings.policy.routes.len(),
+        dry_run,
+        protected_namespaces = ?protected,
+        queue_capacity = settings.queue_capacity,
+        "heal8s is serving."
+    );
+    if !dry_run {
+        tracing::warn!(
+            "This build has no live executor: every allowed remediation is simulated and recorded as dry_run."
+        );
+    }
+    let worker = tokio::spawn(worker::run(engine, rx, acting, recorder, metrics.clone()));
+    let queue = state.queue.clone();
+    let app = router(state);
+    let stop_accepting = accepting.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            stop_accepting.store(false, Ordering::SeqCst);
+            tracing::info!("Shutdown requested: no longer accepting webhooks.");
+        })
+        .await
+        .context("the HTTP server failed")?;
+    accepting.store(false, Ordering::SeqCst);
+    let left = queue.max_capacity() - queue.capacity();
+    drop(queue);
+    tracing::info!(queued = left, "Draining the work queue.");
+    match tokio::time::timeout(settings.shutdown_timeout, worker).await {
+        Ok(Ok(())) => {
+            tracing::info!("Shutdown complete.");
+            Ok(())
+        }
+        Ok(Err(e)) => bail!("the worker task failed: {e}"),
+        Err(_) => {
+            // the queue's remaining items are dropped with the runtime; say so
+            let remaining = u64::try_from(metrics.queue_depth.get()).unwrap_or(0);
+            tracing::error!(
+                timeout = ?settings.shutdown_timeout,
+                remaining,
+                "Shutdown deadline passed with work still queued; those alerts were NOT processed (Alertmanager will resend still-firing alerts)."
+            );
+            metrics.unprocessed_at_shutdown.inc_by(remaining);
+            Ok(())
+        }
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,340 @@
+//! Router tests through `tower::ServiceExt::oneshot`: authentication, every
+//! rejection path, queue acceptance and the metrics they leave behind.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use receiver::http::{AppState, Token, WEBHOOK_PATH, router};
+use receiver::metrics::Metrics;
+use receiver::worker::{self, Acting, Recorder};
+use receiver_core::{Engine, Policy, Signal, SystemClock};
+use tokio::sync::mpsc;
+use tower::ServiceExt;
+
+const FIRING: &str = include_str!("../core/tests/fixtures/sample-webhook.json");
+const TOKEN: &str = "s3cret-token";
+
+struct Harness {
+    state: AppState,
+    rx: mpsc::Receiver<Signal>,
+}
+
+fn harness(capacity: usize, max_body: usize) -> Harness {
+    let metrics = Arc::new(Metrics::new());
+    let (tx, rx) = mpsc::channel(capacity);
+    let state = AppState {
+        token: Token::new(TOKEN),
+        queue: tx,
+        metrics: metrics.clone(),
+        recorder: Arc::new(Recorder::new(metrics)),
+        policy: Arc::new(Policy::default_policy().unwrap().to_json()),
+        max_body_bytes: max_body,
+        accepting: Arc::new(AtomicBool::new(true)),
+    };
+    Harness { state, rx }
+}
+
+fn app(h: &Harness) -> Router {
+    router(h.state.clone())
+}
+
+fn post(body: impl Into<Body>, auth: Option<&str>) -> Request<Body> {
+    let mut b = Request::post(WEBHOOK_PATH).header(header::CONTENT_TYPE, "application/json");
+    if let Some(a) = auth {
+        b = b.header(header::AUTHORIZATION, a);
+    }
+    b.body(body.into()).unwrap()
+}
+
+fn bearer() -> Option<&'static str> {
+    Some("Bearer s3cret-token")
+}
+
+async fn send(app: Router, req: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let resp = app.oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, v)
+}
+
+async fn metrics_text(h: &Harness) -> String {
+    let resp = app(h)
+        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let b = resp.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(b.to_vec()).unwrap()
+}
+
+fn payload_with(n: usize) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(FIRING).unwrap();
+    let alert = v["alerts"][0].clone();
+    let alerts: Vec<_> = (0..n)
+        .map(|i| {
+            let mut a = alert.clone();
+            a["labels"]["pod"] = format!("api-{i}").into();
+            a["fingerprint"] = format!("{i:016x}").into();
+            a
+        })
+        .collect();
+    v["alerts"] = alerts.into();
+    v.to_string()
+}
+
+#[tokio::test]
+async fn valid_delivery_with_token_is_accepted_onto_the_queue() {
+    let mut h = harness(8, 1 << 20);
+    let (status, body) = send(app(&h), post(FIRING, bearer())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["accepted"], 1);
+    let s = h.rx.try_recv().unwrap();
+    assert_eq!(s.fingerprint, "d8369421dcf3241e");
+    let m = metrics_text(&h).await;
+    assert!(
+        m.contains("heal8s_alerts_received_total{status=\"firing\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("heal8s_webhook_requests_total{code=\"200\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("heal8s_queue_depth 1"), "{m}");
+}
+
+#[tokio::test]
+async fn missing_wrong_or_malformed_token_is_401_and_queues_nothing() {
+    let mut h = harness(8, 1 << 20);
+    for auth in [
+        None,
+        Some("Bearer wrong"),
+        Some("Bearer s3cret-token-but-longer"),
+        Some("Basic s3cret-token"),
+        Some("s3cret-token"),
+    ] {
+        let (status, body) = send(app(&h), post(FIRING, auth)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth:?}");
+        assert_eq!(body["code"], "unauthorized");
+    }
+    assert!(h.rx.try_recv().is_err());
+    let m = metrics_text(&h).await;
+    assert!(
+        m.contains("heal8s_webhook_requests_total{code=\"401\"} 5"),
+        "{m}"
+    );
+    assert!(!m.contains("heal8s_alerts_received_total{"), "{m}");
+}
+
+#[tokio::test]
+async fn bearer_scheme_is_case_insensitive() {
+    let h = harness(8, 1 << 20);
+    let (status, _) = send(app(&h), post(FIRING, Some("bearer s3cret-token"))).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn body_over_the_limit_is_413_whether_declared_or_streamed() {
+    let mut h = harness(8, 64);
+    let (status, body) = send(app(&h), post(FIRING, bearer())).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["code"], "body_too_large");
+    // no Content-Length: a streamed body is cut off at the limit too
+    let chunks: Vec<Result<_, std::io::Error>> = FIRING
+        .as_bytes()
+        .chunks(16)
+        .map(|c| Ok(bytes::Bytes::copy_from_slice(c)))
+        .collect();
+    let stream = Body::from_stream(futures_stream(chunks));
+    let (status, _) = send(app(&h), post(stream, bearer())).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(h.rx.try_recv().is_err());
+}
+
+fn futures_stream<T: Send + 'static>(
+    items: Vec<T>,
+) -> impl tokio_stream::Stream<Item = T> + Send + 'static {
+    tokio_stream::iter(items)
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_naming_the_problem() {
+    let h = harness(8, 1 << 20);
+    let (status, body) = send(
+        app(&h),
+        post("{\"version\": \"4\", \"alerts\": [", bearer()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["code"], "malformed_payload");
+    let mut v: serde_json::Value = serde_json::from_str(FIRING).unwrap();
+    v["alerts"][0]["startsAt"] = "not a time".into();
+    let (status, body) = send(app(&h), post(v.to_string(), bearer())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("alerts[0].startsAt"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn wrong_version_is_400() {
+    let h = harness(8, 1 << 20);
+    let body = FIRING.replace("\"version\": \"4\"", "\"version\": \"5\"");
+    let (status, v) = send(app(&h), post(body, bearer())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(v["code"], "unsupported_version");
+    assert!(v["error"].as_str().unwrap().contains("version"));
+}
+
+#[tokio::test]
+async fn full_queue_is_503_and_a_delivery_is_all_or_nothing() {
+    let mut h = harness(3, 1 << 20);
+    let (status, _) = send(app(&h), post(payload_with(2), bearer())).await;
+    assert_eq!(status, StatusCode::OK);
+    // two of three slots are taken: a delivery of two alerts must not half-enter
+    let (status, body) = send(app(&h), post(payload_with(2), bearer())).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["code"], "queue_full");
+    assert_eq!(h.rx.len(), 2);
+    h.rx.try_recv().unwrap();
+    let (status, _) = send(app(&h), post(payload_with(2), bearer())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(h.rx.len(), 3);
+    let m = metrics_text(&h).await;
+    assert!(
+        m.contains("heal8s_webhook_requests_total{code=\"503\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("heal8s_alerts_received_total{status=\"firing\"} 4"),
+        "{m}"
+    );
+}
+
+#[tokio::test]
+async fn delivery_larger_than_the_queue_can_ever_hold_is_413() {
+    let h = harness(2, 1 << 20);
+    let (status, body) = send(app(&h), post(payload_with(3), bearer())).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["code"], "too_many_alerts");
+}
+
+#[tokio::test]
+async fn shutting_down_refuses_webhooks_and_fails_readiness() {
+    let h = harness(8, 1 << 20);
+    let resp = app(&h)
+        .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    h.state
+        .accepting
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let resp = app(&h)
+        .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let (status, _) = send(app(&h), post(FIRING, bearer())).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let resp = app(&h)
+        .oneshot(Request::get("/healthz").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn policy_endpoint_serves_the_effective_policy_read_only() {
+    let h = harness(8, 1 << 20);
+    let (status, v) = send(
+        app(&h),
+        Request::get("/policy").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["routes"][0]["name"], "oom-bump-memory");
+    assert_eq!(v["guard"]["protectedNamespaces"][0], "kube-system");
+    let resp = app(&h)
+        .oneshot(Request::post("/policy").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn no_auth_mode_accepts_without_a_token() {
+    let mut h = harness(8, 1 << 20);
+    h.state.token = None;
+    let (status, _) = send(app(&h), post(FIRING, None)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// The whole path: webhook → queue → worker → outcomes, with a repeated delivery deduped.
+#[tokio::test]
+async fn accepted_alerts_are_processed_and_repeats_deduped() {
+    let h = harness(16, 1 << 20);
+    let Harness { state, rx } = h;
+    let app = router(state.clone());
+    let engine = Engine::new(Policy::default_policy().unwrap(), "heal8s").unwrap();
+    let acting = Acting {
+        facts: Arc::new(receiver::executor::OfflineFacts),
+        executor: Arc::new(receiver::executor::SimulatingExecutor),
+        clock: Arc::new(SystemClock),
+    };
+    for _ in 0..2 {
+        let (status, _) = send(app.clone(), post(FIRING, bearer())).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let resolved = include_str!("../core/tests/fixtures/sample-webhook-resolved.json");
+    let (status, _) = send(app.clone(), post(resolved, bearer())).await;
+    assert_eq!(status, StatusCode::OK);
+    let recorder = state.recorder.clone();
+    let metrics = state.metrics.clone();
+    drop(app);
+    drop(state);
+    worker::run(engine, rx, acting, recorder.clone(), metrics.clone()).await;
+
+    let results: Vec<_> = recorder
+        .recent()
+        .iter()
+        .map(|o| (o.route.clone(), o.result.as_str()))
+        .collect();
+    assert_eq!(
+        results,
+        vec![
+            (Some("crashloop-delete-pod".into()), "dry_run"),
+            (Some("crashloop-rollback-image".into()), "dry_run"),
+            (None, "deduped"),
+            (None, "resolved"),
+        ]
+    );
+    let m = metrics.encode();
+    assert!(
+        m.contains("heal8s_outcomes_total{result=\"deduped\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("heal8s_outcomes_total{result=\"dry_run\"} 2"),
+        "{m}"
+    );
+    assert!(
+        m.contains("heal8s_plans_total{remediation=\"delete-pod\",mode=\"direct\"} 1"),
+        "{m}"
+    );
+    assert!(
+        m.contains("heal8s_signals_total{source=\"alert\"} 3"),
+        "{m}"
+    );
+}
