@@ -83,10 +83,23 @@ impl Plan {
 
     /// What the plan does, as a sentence fragment: "delete Pod shop/api-1".
     pub fn describe(&self) -> String {
-        let target = self
-            .target
-            .as_ref()
-            .map_or_else(|| "(no target)".to_string(), ToString::to_string);
+        let target = match &self.target {
+            None => "(no target)".to_string(),
+            // a pod is deleted or evicted whole, whatever container the signal named
+            Some(t)
+                if matches!(
+                    self.kind(),
+                    RemediationKind::DeletePod | RemediationKind::EvictPod
+                ) =>
+            {
+                Target {
+                    container: None,
+                    ..t.clone()
+                }
+                .to_string()
+            }
+            Some(t) => t.to_string(),
+        };
         match &self.remediation {
             Remediation::DeletePod(_) => format!("delete {target}"),
             Remediation::EvictPod(_) => format!("evict {target}"),

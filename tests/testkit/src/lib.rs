@@ -1,1 +1,364 @@
-//! Test kit: helpers to run heal8s and its real peers in tests.
+//! Test kit: start heal8s and its real peers (Alertmanager) as processes on
+//! loopback, and talk to them. Every server binds 127.0.0.1 only.
+//!
+//! Later issues add the Kubernetes and GitHub API emulations here.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support code
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on loopback")
+}
+
+/// A fresh temporary directory under the target dir, removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Create one named after `prefix`.
+    pub fn new(prefix: &str) -> TempDir {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("heal8s-{prefix}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The `heal8s` binary of this workspace, built once per test process
+/// (`cargo build -p receiver --bin heal8s` in the same profile as the tests).
+pub fn heal8s_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // target/<profile>/deps/<test-exe> -> target/<profile>/heal8s
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "-p", "receiver", "--bin", "heal8s"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cannot run cargo to build heal8s");
+        assert!(status.success(), "building heal8s failed");
+        let bin = profile_dir.join("heal8s");
+        assert!(bin.exists(), "{} missing after build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// A child process killed (SIGKILL) on drop if still running; its output goes to a log file.
+#[derive(Debug)]
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Start `cmd` with stdout and stderr appended to `log`.
+    pub fn spawn(mut cmd: Command, log: PathBuf) -> anyhow::Result<Proc> {
+        let out = fs::File::create(&log)?;
+        let err = out.try_clone()?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("cannot start {cmd:?}"))?;
+        Ok(Proc { child, log })
+    }
+
+    /// Everything the process printed so far.
+    pub fn output(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Send SIGTERM (through `kill(1)`; this workspace forbids unsafe code).
+    pub fn terminate(&self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Wait up to `timeout` for exit; the exit code, or `None` if still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll `f` every 100 ms until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return Ok(v);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A running `heal8s serve` on loopback.
+#[derive(Debug)]
+pub struct Heal8s {
+    pub proc: Proc,
+    pub url: String,
+    pub dir: TempDir,
+}
+
+impl Heal8s {
+    /// Start `heal8s serve` with `token` (in a file) and extra flags; waits for `/readyz`.
+    pub async fn start(token: &str, extra: &[&str]) -> anyhow::Result<Heal8s> {
+        let dir = TempDir::new("heal8s");
+        let token_file = dir.path().join("token");
+        fs::write(&token_file, format!("{token}\n"))?;
+        let port = free_port();
+        let mut cmd = Command::new(heal8s_bin());
+        cmd.arg("serve")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--webhook-token-file")
+            .arg(&token_file)
+            .args(extra)
+            .env_remove("HEAL8S_WEBHOOK_TOKEN")
+            .env("HEAL8S_LOG_LEVEL", "debug");
+        let proc = Proc::spawn(cmd, dir.path().join("heal8s.log"))?;
+        let h = Heal8s {
+            proc,
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+        };
+        let client = reqwest::Client::new();
+        let ready = eventually(Duration::from_secs(20), "heal8s /readyz", || {
+            let c = client.clone();
+            let u = format!("{}/readyz", h.url);
+            async move { c.get(u).send().await.ok().filter(|r| r.status() == 200) }
+        })
+        .await;
+        if let Err(e) = ready {
+            bail!("{e}; heal8s output:\n{}", h.proc.output());
+        }
+        Ok(h)
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of one metric sample, by its full text before the value
+    /// (e.g. `heal8s_outcomes_total{result="deduped"}`); 0 when absent.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        metric_value(&self.metrics().await, sample)
+    }
+
+    /// The recent outcomes (`/outcomes`).
+    pub async fn outcomes(&self) -> Vec<serde_json::Value> {
+        reqwest::get(format!("{}/outcomes", self.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// The value of `sample` in a Prometheus text exposition; 0 when absent.
+pub fn metric_value(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(sample)
+                .and_then(|rest| rest.strip_prefix(' '))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// Intervals for a test Alertmanager.
+#[derive(Debug, Clone)]
+pub struct AmTiming {
+    pub group_wait: &'static str,
+    pub group_interval: &'static str,
+    pub repeat_interval: &'static str,
+}
+
+impl Default for AmTiming {
+    fn default() -> Self {
+        AmTiming {
+            group_wait: "1s",
+            group_interval: "2s",
+            repeat_interval: "1h",
+        }
+    }
+}
+
+/// A real Prometheus Alertmanager (Debian's `prometheus-alertmanager`) on loopback,
+/// sending webhooks with a bearer token read from a file.
+#[derive(Debug)]
+pub struct Alertmanager {
+    pub proc: Proc,
+    pub url: String,
+    pub dir: TempDir,
+}
+
+/// The Alertmanager binary: `$AM_BIN`, else Debian's name, else upstream's.
+pub fn alertmanager_bin() -> anyhow::Result<PathBuf> {
+    if let Ok(p) = std::env::var("AM_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    for name in ["prometheus-alertmanager", "alertmanager"] {
+        for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+            let p = Path::new(dir).join(name);
+            if p.is_file() {
+                return Ok(p);
+            }
+        }
+    }
+    bail!(
+        "Alertmanager is not installed: `apt-get install prometheus-alertmanager` (.ci/run does this)"
+    )
+}
+
+impl Alertmanager {
+    /// Start Alertmanager with one webhook receiver at `webhook_url`, authenticating with `token`.
+    pub async fn start(
+        webhook_url: &str,
+        token: &str,
+        timing: AmTiming,
+    ) -> anyhow::Result<Alertmanager> {
+        let bin = alertmanager_bin()?;
+        let dir = TempDir::new("am");
+        let token_file = dir.path().join("token");
+        fs::write(&token_file, token)?;
+        let config = format!(
+            r#"route:
+  receiver: heal8s
+  group_by: ['alertname', 'namespace', 'pod']
+  group_wait: {gw}
+  group_interval: {gi}
+  repeat_interval: {ri}
+receivers:
+  - name: heal8s
+    webhook_configs:
+      - url: '{webhook_url}'
+        send_resolved: true
+        max_alerts: 0
+        http_config:
+          authorization:
+            type: Bearer
+            credentials_file: '{tf}'
+"#,
+            gw = timing.group_wait,
+            gi = timing.group_interval,
+            ri = timing.repeat_interval,
+            tf = token_file.display(),
+        );
+        fs::write(dir.path().join("alertmanager.yml"), config)?;
+        fs::create_dir_all(dir.path().join("data"))?;
+        let port = free_port();
+        let mut cmd = Command::new(bin);
+        cmd.arg(format!(
+            "--config.file={}",
+            dir.path().join("alertmanager.yml").display()
+        ))
+        .arg(format!(
+            "--storage.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--cluster.listen-address=")
+        .arg("--log.level=debug");
+        let proc = Proc::spawn(cmd, dir.path().join("alertmanager.log"))?;
+        let am = Alertmanager {
+            proc,
+            url: format!("http://127.0.0.1:{port}"),
+            dir,
+        };
+        let client = reqwest::Client::new();
+        let ready = eventually(Duration::from_secs(20), "alertmanager /-/ready", || {
+            let c = client.clone();
+            let u = format!("{}/-/ready", am.url);
+            async move { c.get(u).send().await.ok().filter(|r| r.status() == 200) }
+        })
+        .await;
+        if let Err(e) = ready {
+            bail!("{e}; alertmanager output:\n{}", am.proc.output());
+        }
+        Ok(am)
+    }
+
+    /// Post alerts through Alertmanager's v2 API (`POST /api/v2/alerts`).
+    pub async fn post_alerts(&self, alerts: serde_json::Value) -> anyhow::Result<()> {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v2/alerts", self.url))
+            .json(&alerts)
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!(
+                "alertmanager refused the alerts: {} {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            );
+        }
+        Ok(())
+    }
+
+    /// Everything Alertmanager logged so far.
+    pub fn log(&self) -> String {
+        self.proc.output()
+    }
+}
