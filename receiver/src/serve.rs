@@ -81,6 +81,13 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     })
 }
 
+/// How a shutdown went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Signals still queued (or in progress) when the deadline passed.
+    pub unprocessed: u64,
+}
+
 /// Run the service until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = settings(&args)?;
@@ -92,7 +99,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         executor: Arc::new(SimulatingExecutor),
         clock: Arc::new(SystemClock),
     };
-    run_with(listener, settings, acting, shutdown_signal()).await
+    run_with(listener, settings, acting, shutdown_signal())
+        .await
+        .map(|_| ())
 }
 
 /// Run the service on `listener` until `shutdown` completes.
@@ -101,7 +110,7 @@ pub async fn run_with(
     settings: Settings,
     acting: Acting,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ShutdownReport> {
     let engine = Engine::new(settings.policy.clone(), &settings.namespace)?;
     let metrics = Arc::new(Metrics::new());
     metrics
@@ -140,7 +149,7 @@ pub async fn run_with(
             "This build has no live executor: every allowed remediation is simulated and recorded as dry_run."
         );
     }
-    let worker = tokio::spawn(worker::run(engine, rx, acting, recorder, metrics.clone()));
+    let mut worker = tokio::spawn(worker::run(engine, rx, acting, recorder, metrics.clone()));
     let queue = state.queue.clone();
     let app = router(state);
     let stop_accepting = accepting.clone();
@@ -156,22 +165,25 @@ pub async fn run_with(
     let left = queue.max_capacity() - queue.capacity();
     drop(queue);
     tracing::info!(queued = left, "Draining the work queue.");
-    match tokio::time::timeout(settings.shutdown_timeout, worker).await {
+    match tokio::time::timeout(settings.shutdown_timeout, &mut worker).await {
         Ok(Ok(())) => {
             tracing::info!("Shutdown complete.");
-            Ok(())
+            Ok(ShutdownReport { unprocessed: 0 })
         }
         Ok(Err(e)) => bail!("the worker task failed: {e}"),
         Err(_) => {
-            // the queue's remaining items are dropped with the runtime; say so
-            let remaining = u64::try_from(metrics.queue_depth.get()).unwrap_or(0);
+            // stop the worker mid-signal; the signal in hand and the queued ones are lost: say so
+            worker.abort();
+            let remaining = u64::try_from(metrics.queue_depth.get()).unwrap_or(0) + 1;
             tracing::error!(
                 timeout = ?settings.shutdown_timeout,
                 remaining,
                 "Shutdown deadline passed with work still queued; those alerts were NOT processed (Alertmanager will resend still-firing alerts)."
             );
             metrics.unprocessed_at_shutdown.inc_by(remaining);
-            Ok(())
+            Ok(ShutdownReport {
+                unprocessed: remaining,
+            })
         }
     }
 }
