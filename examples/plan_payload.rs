@@ -15,7 +15,7 @@ fn main() -> anyhow::Result<()> {
     let body = std::fs::read(&path).with_context(|| format!("reading {path}"))?;
     let payload = alertmanager::parse(&body)?;
     let policy = Policy::default_policy()?;
-    let mut guard = Guard::new(&policy.guard, "heal8s")?;
+    let mut guard = Guard::new(&policy.guard, &policy.features, "heal8s")?;
     let now = Timestamp::now();
     for signal in Signal::from_payload(&payload) {
         println!("{} ({})", signal.source.name(), signal.status.as_str());

@@ -18,6 +18,31 @@ pub struct ObjectMeta {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// Whether the condition that triggered a plan still holds on the live object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "why", rename_all = "camelCase")]
+pub enum LiveState {
+    /// Not checked (no cluster).
+    #[default]
+    Unknown,
+    /// Still broken: act.
+    Holds(String),
+    /// The object recovered: a stale, repeated or forged signal. Do nothing.
+    Cleared(String),
+    /// The object is gone, or was replaced by another with the same name (UID differs).
+    Gone(String),
+}
+
+/// Cluster-wide facts for node remediations.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ClusterFacts {
+    pub nodes_total: u32,
+    /// Nodes whose Ready condition is not True.
+    pub nodes_unhealthy: u32,
+    /// Nodes heal8s is remediating right now (cordoned by heal8s), other than the target.
+    pub nodes_in_remediation: Vec<String>,
+}
+
 /// What the live cluster says about a plan's target. Every field is optional:
 /// offline (no cluster), nothing is known and the guard checks what it can.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -28,6 +53,10 @@ pub struct Facts {
     pub namespace: Option<ObjectMeta>,
     /// The workload owning the target, when resolved.
     pub owner: Option<WorkloadRef>,
+    /// Whether the triggering condition still holds.
+    pub state: LiveState,
+    /// Node counts, for node remediations.
+    pub cluster: Option<ClusterFacts>,
 }
 
 impl Facts {

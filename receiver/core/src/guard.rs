@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::act::{Facts, ObjectMeta};
 use crate::alertmanager::AlertStatus;
+use crate::detect::Features;
 use crate::duration::PromDuration;
 use crate::plan::Plan;
 use crate::policy::{GuardConfig, PolicyError, PolicyIssue};
@@ -53,6 +54,16 @@ pub enum RefusalReason {
     Escalated,
     /// The live cluster could not be read to check the plan.
     FactsUnavailable,
+    /// The remediation is switched off (`features` / the profile).
+    Disabled,
+    /// Too many nodes are unhealthy: a partition, not a node failure.
+    Partition,
+    /// Another node is already being remediated.
+    NodeInRemediation,
+    /// The target no longer exists (or was replaced).
+    TargetGone,
+    /// The live object is healthy again.
+    ConditionCleared,
 }
 
 impl RefusalReason {
@@ -72,6 +83,11 @@ impl RefusalReason {
             RefusalReason::WorkloadBudget => "workload_budget",
             RefusalReason::Escalated => "escalated",
             RefusalReason::FactsUnavailable => "facts_unavailable",
+            RefusalReason::Disabled => "disabled",
+            RefusalReason::Partition => "partition",
+            RefusalReason::NodeInRemediation => "node_in_remediation",
+            RefusalReason::TargetGone => "target_gone",
+            RefusalReason::ConditionCleared => "condition_cleared",
         }
     }
 }
@@ -163,6 +179,7 @@ type Occurrence = (String, Timestamp, AlertStatus);
 #[derive(Debug)]
 pub struct Guard {
     cfg: GuardConfig,
+    features: Features,
     protected: BTreeSet<String>,
     excluded: Vec<Regex>,
     seen: HashSet<Occurrence>,
@@ -185,7 +202,11 @@ fn opted_out(meta: Option<&ObjectMeta>) -> bool {
 
 impl Guard {
     /// A guard for `cfg`; `own_namespace` (heal8s's own) is always protected.
-    pub fn new(cfg: &GuardConfig, own_namespace: &str) -> Result<Guard, PolicyError> {
+    pub fn new(
+        cfg: &GuardConfig,
+        features: &Features,
+        own_namespace: &str,
+    ) -> Result<Guard, PolicyError> {
         let excluded = cfg
             .excluded_regexes()
             .map_err(|issues| PolicyError { issues })?;
@@ -203,6 +224,7 @@ impl Guard {
         }
         Ok(Guard {
             cfg: cfg.clone(),
+            features: features.clone(),
             protected,
             excluded,
             seen: HashSet::new(),
@@ -229,11 +251,15 @@ impl Guard {
                 self.seen.remove(&occ);
             }
         }
-        let occ = (signal.fingerprint.clone(), signal.first_seen, signal.status);
-        if !self.seen.insert(occ.clone()) {
-            return Admission::Duplicate;
+        // Alertmanager re-delivers; detectors do not (their emitter re-signals a
+        // persisting problem on purpose, so cooldowns and budgets can be retried).
+        if signal.source.kind() == "alert" {
+            let occ = (signal.fingerprint.clone(), signal.first_seen, signal.status);
+            if !self.seen.insert(occ.clone()) {
+                return Admission::Duplicate;
+            }
+            self.seen_order.push_back((now, occ));
         }
-        self.seen_order.push_back((now, occ));
         match signal.status {
             AlertStatus::Firing => Admission::New,
             AlertStatus::Resolved => {
@@ -271,6 +297,15 @@ impl Guard {
         if !plan.kind().is_mutating() {
             return Decision::allow(dry_run_source);
         }
+        if !self.enabled(plan.kind()) {
+            return Decision::refuse(
+                RefusalReason::Disabled,
+                format!(
+                    "{} is switched off (features; enable it in the policy or with an --enable flag)",
+                    plan.kind()
+                ),
+            );
+        }
         if let Some(ns) = plan.namespace() {
             if self.protected.contains(ns) {
                 return Decision::refuse(
@@ -296,6 +331,41 @@ impl Guard {
                 RefusalReason::NamespaceOptedOut,
                 format!("its namespace carries {OPT_OUT_KEY}=true"),
             );
+        }
+
+        if matches!(
+            plan.kind(),
+            RemediationKind::DrainNode | RemediationKind::DeleteNode
+        ) && let Some(c) = &facts.cluster
+        {
+            let limit = self.cfg.nodes.max_unhealthy_percent;
+            let pct = if c.nodes_total == 0 {
+                0
+            } else {
+                u64::from(c.nodes_unhealthy) * 100 / u64::from(c.nodes_total)
+            };
+            if pct > u64::from(limit) {
+                return Decision::refuse(
+                    RefusalReason::Partition,
+                    format!(
+                        "{} of {} nodes are unhealthy ({pct}% > {limit}%): that is a partition, not a node failure",
+                        c.nodes_unhealthy, c.nodes_total
+                    ),
+                );
+            }
+            let target = plan.target.as_ref().map(|t| t.name.as_str());
+            let others: Vec<&str> = c
+                .nodes_in_remediation
+                .iter()
+                .map(String::as_str)
+                .filter(|n| Some(*n) != target)
+                .collect();
+            if others.len() >= self.cfg.nodes.max_concurrent as usize {
+                return Decision::refuse(
+                    RefusalReason::NodeInRemediation,
+                    format!("node(s) {} already in remediation", others.join(", ")),
+                );
+            }
         }
 
         let key = plan.workload_key();
@@ -382,6 +452,21 @@ impl Guard {
         Decision::allow(dry_run_source)
     }
 
+    fn enabled(&self, kind: RemediationKind) -> bool {
+        let f = &self.features;
+        match kind {
+            RemediationKind::DeletePod | RemediationKind::EvictPod => f.heal_pods,
+            RemediationKind::DrainNode => f.drain_nodes,
+            RemediationKind::DeleteNode => f.delete_nodes,
+            RemediationKind::CleanupResource => f.cleanup_resources,
+            RemediationKind::DeleteNamespace => f.delete_namespaces,
+            RemediationKind::BumpMemory
+            | RemediationKind::ScaleUp
+            | RemediationKind::RollbackImage
+            | RemediationKind::NotifyOnly => true,
+        }
+    }
+
     /// Record that `plan` was carried out (or simulated, in dry-run) at `now`.
     /// Dry-run actions count too, so a dry run shows what budgets would allow.
     pub fn record(&mut self, plan: &Plan, now: Timestamp) {
@@ -437,7 +522,12 @@ mod tests {
     }
 
     fn guard(cfg: &GuardConfig) -> Guard {
-        Guard::new(cfg, "heal8s").unwrap()
+        Guard::new(
+            cfg,
+            &Features::for_profile(crate::detect::Profile::TestCluster),
+            "heal8s",
+        )
+        .unwrap()
     }
 
     fn plan_for(labels: &[(&str, &str)], yaml_route: &str) -> Plan {
@@ -571,7 +661,7 @@ mod tests {
         let facts = |o: Option<&ObjectMeta>, n: Option<&ObjectMeta>| Facts {
             object: o.cloned(),
             namespace: n.cloned(),
-            owner: None,
+            ..Facts::default()
         };
         assert_eq!(
             reason(&g.check(&p, &facts(Some(&yes), None), t(0))),
@@ -819,7 +909,97 @@ mod tests {
     }
 
     #[test]
+    fn disabled_remediations_are_refused_whatever_the_route_says() {
+        let prod = Features::for_profile(crate::detect::Profile::Production);
+        let mut g = Guard::new(&cfg(), &prod, "heal8s").unwrap();
+        let del_node = plan_for(
+            &[("alertname", "A"), ("node", "w1")],
+            "{remediation: delete-node}",
+        );
+        assert_eq!(act(&mut g, &del_node, t(0)), Some(RefusalReason::Disabled));
+        let ns = plan_for(
+            &[("alertname", "A"), ("namespace", "test-1")],
+            "{remediation: delete-namespace, params: {namePattern: 'test-.*'}}",
+        );
+        assert_eq!(act(&mut g, &ns, t(0)), Some(RefusalReason::Disabled));
+        // production still heals pods and drains nodes
+        assert_eq!(act(&mut g, &pod_plan("shop", "p"), t(0)), None);
+        let drain = plan_for(
+            &[("alertname", "A"), ("node", "w1")],
+            "{remediation: drain-node}",
+        );
+        assert_eq!(act(&mut g, &drain, t(0)), None);
+    }
+
+    fn cluster(total: u32, unhealthy: u32, busy: &[&str]) -> Facts {
+        Facts {
+            cluster: Some(crate::act::ClusterFacts {
+                nodes_total: total,
+                nodes_unhealthy: unhealthy,
+                nodes_in_remediation: busy.iter().map(|s| s.to_string()).collect(),
+            }),
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn node_remediation_stops_during_a_partition() {
+        let mut g = guard(&cfg());
+        let drain = plan_for(
+            &[("alertname", "A"), ("node", "w1")],
+            "{remediation: drain-node}",
+        );
+        // 2 of 4 unhealthy = 50% > 40%
+        assert_eq!(
+            reason(&g.check(&drain, &cluster(4, 2, &[]), t(0))),
+            Some(RefusalReason::Partition)
+        );
+        // 1 of 4 = 25%
+        assert_eq!(reason(&g.check(&drain, &cluster(4, 1, &[]), t(0))), None);
+    }
+
+    #[test]
+    fn only_one_node_in_remediation_at_a_time() {
+        let mut g = guard(&cfg());
+        let drain = plan_for(
+            &[("alertname", "A"), ("node", "w1")],
+            "{remediation: drain-node}",
+        );
+        assert_eq!(
+            reason(&g.check(&drain, &cluster(10, 2, &["w2"]), t(0))),
+            Some(RefusalReason::NodeInRemediation)
+        );
+        // the target itself being in remediation (a retry) is not another node
+        assert_eq!(
+            reason(&g.check(&drain, &cluster(10, 1, &["w1"]), t(0))),
+            None
+        );
+    }
+
+    #[test]
+    fn detector_signals_are_not_deduped_by_occurrence() {
+        let mut g = guard(&cfg());
+        let mut s = signal(&[
+            ("alertname", "Heal8sPodCrashLooping"),
+            ("namespace", "shop"),
+            ("pod", "p"),
+        ]);
+        s.source = crate::signal::Source::Detector {
+            name: "pods".into(),
+        };
+        assert_eq!(g.admit(&s, t(0)), Admission::New);
+        assert_eq!(g.admit(&s, t(600)), Admission::New);
+    }
+
+    #[test]
     fn invalid_own_namespace_is_an_error() {
-        assert!(Guard::new(&cfg(), "Not Valid").is_err());
+        assert!(
+            Guard::new(
+                &cfg(),
+                &Features::for_profile(crate::detect::Profile::Production),
+                "Not Valid"
+            )
+            .is_err()
+        );
     }
 }

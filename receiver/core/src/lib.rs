@@ -7,6 +7,7 @@
 
 pub mod act;
 pub mod alertmanager;
+pub mod detect;
 pub mod duration;
 pub mod guard;
 pub mod pipeline;

@@ -7,12 +7,12 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use crate::act::{Executor, FactSource, Facts};
+use crate::act::{Executor, FactSource, Facts, LiveState};
 use crate::alertmanager::AlertStatus;
 use crate::guard::{Admission, Guard, Refusal, RefusalReason, Verdict};
 use crate::plan::Plan;
 use crate::policy::{Policy, PolicyError};
-use crate::remediation::{Mode, RemediationKind, TargetMismatch};
+use crate::remediation::{Mode, Remediation, RemediationKind, TargetMismatch};
 use crate::route;
 use crate::signal::Signal;
 
@@ -98,7 +98,7 @@ pub struct Engine {
 impl Engine {
     /// An engine for `policy`; `own_namespace` is always protected.
     pub fn new(policy: Policy, own_namespace: &str) -> Result<Engine, PolicyError> {
-        let guard = Guard::new(&policy.guard, own_namespace)?;
+        let guard = Guard::new(&policy.guard, &policy.features, own_namespace)?;
         Ok(Engine { policy, guard })
     }
 
@@ -191,6 +191,18 @@ impl Engine {
                 }
             };
             self.complete(&mut plan, &live);
+            let cleared = match &live.state {
+                LiveState::Gone(why) => Some((RefusalReason::TargetGone, why.clone())),
+                LiveState::Cleared(why) => Some((RefusalReason::ConditionCleared, why.clone())),
+                LiveState::Holds(_) | LiveState::Unknown => None,
+            };
+            if let Some((reason, why)) = cleared {
+                o.reason = Some(reason);
+                o.message = why;
+                o.plan = Some(plan);
+                out.push(o);
+                continue;
+            }
             let decision = self.guard.check(&plan, &live, clock.now());
             let dry_run = match decision.verdict {
                 Verdict::Refuse(Refusal { reason, message }) => {
@@ -228,6 +240,129 @@ impl Engine {
     fn complete(&self, plan: &mut Plan, facts: &Facts) {
         if plan.workload.is_none() {
             plan.workload.clone_from(&facts.owner);
+        }
+        // finalizer removal needs both the route's parameter and the feature
+        if let Remediation::CleanupResource(p) = &mut plan.remediation {
+            p.remove_finalizers &= self.policy.features.remove_finalizers;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::Mutex;
+    use std::task::{Context, Poll, Waker};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::act::{ActError, ActionReport};
+    use crate::testutil::signal;
+
+    fn ready<F: Future>(f: F) -> F::Output {
+        match pin!(f).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(v) => v,
+            Poll::Pending => panic!("not ready"),
+        }
+    }
+
+    struct Fixed(LiveState);
+    #[async_trait]
+    impl FactSource for Fixed {
+        async fn facts(&self, _: &Plan) -> Result<Facts, ActError> {
+            Ok(Facts {
+                state: self.0.clone(),
+                ..Facts::default()
+            })
+        }
+    }
+
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<String>>);
+    #[async_trait]
+    impl Executor for Recording {
+        async fn execute(&self, plan: &Plan, dry_run: bool) -> Result<ActionReport, ActError> {
+            self.0.lock().unwrap().push(plan.describe());
+            Ok(ActionReport {
+                simulated: dry_run,
+                message: "done".into(),
+            })
+        }
+    }
+
+    fn engine() -> Engine {
+        let p =
+            Policy::from_yaml("routes: [{matchers: ['alertname=\"A\"'], remediation: delete-pod}]")
+                .unwrap();
+        Engine::new(p, "heal8s").unwrap()
+    }
+
+    fn crash() -> Signal {
+        signal(&[("alertname", "A"), ("namespace", "shop"), ("pod", "p")])
+    }
+
+    #[test]
+    fn a_recovered_target_is_not_acted_on() {
+        let exec = Recording::default();
+        let out = ready(engine().process(
+            &crash(),
+            &Fixed(LiveState::Cleared("pod is Ready".into())),
+            &exec,
+            &SystemClock,
+        ));
+        assert_eq!(out[0].result, OutcomeKind::Refused);
+        assert_eq!(out[0].reason, Some(RefusalReason::ConditionCleared));
+        assert!(exec.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_gone_target_is_not_acted_on() {
+        let exec = Recording::default();
+        let out = ready(engine().process(
+            &crash(),
+            &Fixed(LiveState::Gone("uid differs".into())),
+            &exec,
+            &SystemClock,
+        ));
+        assert_eq!(out[0].reason, Some(RefusalReason::TargetGone));
+        assert!(exec.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_target_still_broken_is_acted_on_once() {
+        let exec = Recording::default();
+        let mut e = engine();
+        let facts = Fixed(LiveState::Holds("crash looping".into()));
+        let out = ready(e.process(&crash(), &facts, &exec, &SystemClock));
+        assert_eq!(out[0].result, OutcomeKind::Acted);
+        let again = ready(e.process(&crash(), &facts, &exec, &SystemClock));
+        assert_eq!(again[0].result, OutcomeKind::Deduped);
+        assert_eq!(exec.0.lock().unwrap().as_slice(), ["delete Pod shop/p"]);
+    }
+
+    #[test]
+    fn finalizer_removal_needs_the_feature() {
+        let p = Policy::from_yaml(
+            "routes: [{remediation: cleanup-resource, params: {apiVersion: kubevirt.io/v1, kind: VirtualMachine, removeFinalizers: true}}]",
+        )
+        .unwrap();
+        assert!(!p.features.remove_finalizers);
+        let mut e = Engine::new(p, "heal8s").unwrap();
+        let exec = Recording::default();
+        let s = signal(&[("alertname", "X"), ("namespace", "e2e-1"), ("name", "vm-a")]);
+        let out = ready(e.process(
+            &s,
+            &Fixed(LiveState::Holds("stale".into())),
+            &exec,
+            &SystemClock,
+        ));
+        // production disables cleanup-resource entirely
+        assert_eq!(out[0].reason, Some(RefusalReason::Disabled));
+        match &out[0].plan.as_ref().unwrap().remediation {
+            Remediation::CleanupResource(c) => assert!(!c.remove_finalizers),
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -115,7 +115,7 @@ fn check_config_accepts_the_default_and_the_examples() {
     std::fs::write(&p, out).unwrap();
     let (code, out, err) = heal8s(&["check-config", p.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("OK (7 routes"), "{out}");
+    assert!(out.contains("OK (11 routes"), "{out}");
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies");
     let mut n = 0;
     for e in std::fs::read_dir(&examples).unwrap() {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize, Serializer};
 
 pub use matcher::{MatchOp, Matcher};
 
+use crate::detect::{Detectors, Features, Profile};
 use crate::duration::PromDuration;
 use crate::remediation::{Mode, Remediation, RemediationKind};
 
@@ -27,8 +28,55 @@ pub const DEFAULT_PROTECTED_NAMESPACES: [&str; 3] =
 /// A validated policy.
 #[derive(Debug, Clone, Serialize)]
 pub struct Policy {
+    /// The profile that gave `features` and `detectors` their defaults.
+    pub profile: Profile,
     pub guard: GuardConfig,
+    /// Which remediations may run at all.
+    pub features: Features,
+    pub detectors: Detectors,
     pub routes: Vec<Route>,
+}
+
+/// Overlay `over` onto `base`: mappings merge key by key, anything else replaces.
+fn overlay(base: &mut serde_json::Value, over: &serde_json::Value) {
+    match (base, over) {
+        (serde_json::Value::Object(b), serde_json::Value::Object(o)) => {
+            for (k, v) in o {
+                match b.get_mut(k) {
+                    Some(slot) => overlay(slot, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o.clone(),
+    }
+}
+
+/// Deserialize `section` of the file over `defaults`, strictly, reporting errors under `path`.
+fn section<T: serde::de::DeserializeOwned + Serialize>(
+    top: &serde_json::Map<String, serde_json::Value>,
+    path: &str,
+    defaults: T,
+    issues: &mut Vec<PolicyIssue>,
+) -> T {
+    let Some(given) = top.get(path).filter(|v| !v.is_null()) else {
+        return defaults;
+    };
+    if !given.is_object() {
+        issues.push(PolicyIssue::new(path, "must be a mapping"));
+        return defaults;
+    }
+    let mut merged = serde_json::to_value(&defaults).unwrap_or(serde_json::Value::Null);
+    overlay(&mut merged, given);
+    match serde_path_to_error::deserialize::<_, T>(&merged) {
+        Ok(v) => v,
+        Err(e) => {
+            issues.push(serde_issue(path, e));
+            defaults
+        }
+    }
 }
 
 /// A sliding-window budget: at most `max` actions per `per`.
@@ -85,6 +133,25 @@ impl Default for Escalation {
     }
 }
 
+/// Caps on node remediation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct NodeGuard {
+    /// Stop all node remediation while more than this share of nodes is unhealthy.
+    pub max_unhealthy_percent: u32,
+    /// Never remediate more than this many nodes at a time.
+    pub max_concurrent: u32,
+}
+
+impl Default for NodeGuard {
+    fn default() -> Self {
+        NodeGuard {
+            max_unhealthy_percent: 40,
+            max_concurrent: 1,
+        }
+    }
+}
+
 /// Guard settings from the policy file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
@@ -101,6 +168,7 @@ pub struct GuardConfig {
     pub dedupe_window: PromDuration,
     pub budgets: Budgets,
     pub escalation: Escalation,
+    pub nodes: NodeGuard,
 }
 
 impl Default for GuardConfig {
@@ -116,6 +184,7 @@ impl Default for GuardConfig {
             dedupe_window: PromDuration::secs(24 * 3600),
             budgets: Budgets::default(),
             escalation: Escalation::default(),
+            nodes: NodeGuard::default(),
         }
     }
 }
@@ -179,6 +248,18 @@ impl GuardConfig {
             out.push(PolicyIssue::new(
                 "guard.escalation.within",
                 "must be longer than 0s",
+            ));
+        }
+        if !(1..=100).contains(&self.nodes.max_unhealthy_percent) {
+            out.push(PolicyIssue::new(
+                "guard.nodes.maxUnhealthyPercent",
+                "must be between 1 and 100",
+            ));
+        }
+        if self.nodes.max_concurrent == 0 {
+            out.push(PolicyIssue::new(
+                "guard.nodes.maxConcurrent",
+                "must be at least 1",
             ));
         }
         if self.dedupe_window.get().is_zero() {
@@ -302,13 +383,34 @@ impl Policy {
                 )],
             });
         };
+        const KEYS: [&str; 5] = ["profile", "guard", "features", "detectors", "routes"];
         for key in top.keys() {
-            if key != "guard" && key != "routes" {
+            if !KEYS.contains(&key.as_str()) {
                 issues.push(PolicyIssue::new(
                     key.clone(),
-                    "unknown key (expected `guard` or `routes`)",
+                    format!("unknown key (expected one of {})", KEYS.join(", ")),
                 ));
             }
+        }
+        let profile = match top.get("profile") {
+            None | Some(serde_json::Value::Null) => Profile::default(),
+            Some(v) => serde_json::from_value::<Profile>(v.clone()).unwrap_or_else(|_| {
+                issues.push(PolicyIssue::new(
+                    "profile",
+                    format!("{v} is not a profile; expected production or test-cluster"),
+                ));
+                Profile::default()
+            }),
+        };
+        let features = section(top, "features", Features::for_profile(profile), &mut issues);
+        let detectors = section(
+            top,
+            "detectors",
+            Detectors::for_profile(profile),
+            &mut issues,
+        );
+        for (path, msg) in detectors.validate() {
+            issues.push(PolicyIssue::new(format!("detectors.{path}"), msg));
         }
         let guard = match top.get("guard") {
             None | Some(serde_json::Value::Null) => GuardConfig::default(),
@@ -348,7 +450,13 @@ impl Policy {
             Some(_) => issues.push(PolicyIssue::new("routes", "must be a list of routes")),
         }
         if issues.is_empty() {
-            Ok(Policy { guard, routes })
+            Ok(Policy {
+                profile,
+                guard,
+                features,
+                detectors,
+                routes,
+            })
         } else {
             Err(PolicyError { issues })
         }
@@ -512,6 +620,70 @@ extra: 1
         }
         let shown = e.to_string();
         assert!(shown.contains("colour"), "{shown}");
+    }
+
+    #[test]
+    fn profiles_set_feature_and_detector_defaults_and_keys_override_them() {
+        let prod = Policy::from_yaml("routes: [{remediation: notify-only}]").unwrap();
+        assert_eq!(prod.profile, Profile::Production);
+        assert!(!prod.features.remove_finalizers && !prod.features.delete_nodes);
+        assert!(prod.features.heal_pods && prod.features.drain_nodes);
+        assert!(!prod.detectors.virtual_machines.enabled);
+        let test = Policy::from_yaml(
+            "profile: test-cluster\nfeatures: {removeFinalizers: false}\ndetectors: {pods: {restartThreshold: 5}}\nroutes: [{remediation: notify-only}]",
+        )
+        .unwrap();
+        assert!(test.features.cleanup_resources && test.features.delete_namespaces);
+        assert!(
+            !test.features.remove_finalizers,
+            "explicit key wins over the profile"
+        );
+        assert_eq!(test.detectors.pods.restart_threshold, 5);
+        assert_eq!(
+            test.detectors.pods.pending_after,
+            PromDuration::secs(900),
+            "siblings keep defaults"
+        );
+        assert_eq!(
+            test.detectors.virtual_machines.stale_age,
+            PromDuration::secs(360)
+        );
+    }
+
+    #[test]
+    fn unknown_profile_and_detector_keys_are_errors_with_paths() {
+        let e = Policy::from_yaml(
+            "profile: staging\ndetectors: {pods: {restartTreshold: 5}, customResources: {resources: [bogus]}}\nfeatures: {deleteEverything: true}\nroutes: [{remediation: notify-only}]",
+        )
+        .unwrap_err();
+        let paths: Vec<_> = e.issues.iter().map(|i| i.path.as_str()).collect();
+        assert!(paths.contains(&"profile"), "{paths:?}");
+        assert!(
+            paths.contains(&"detectors.pods.restartTreshold"),
+            "{paths:?}"
+        );
+        assert!(paths.contains(&"features.deleteEverything"), "{paths:?}");
+    }
+
+    #[test]
+    fn detector_values_are_validated() {
+        let e = Policy::from_yaml(
+            "detectors: {customResources: {resources: [bogus]}, nodes: {strainThresholdPercent: 0}, namespaces: {watch: ['Bad Name']}}\nroutes: [{remediation: notify-only}]",
+        )
+        .unwrap_err();
+        let paths: Vec<_> = e.issues.iter().map(|i| i.path.as_str()).collect();
+        assert!(
+            paths.contains(&"detectors.customResources.resources[0]"),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"detectors.nodes.strainThresholdPercent"),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains(&"detectors.namespaces.watch[0]"),
+            "{paths:?}"
+        );
     }
 
     #[test]

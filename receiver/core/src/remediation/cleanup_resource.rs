@@ -11,9 +11,11 @@ use crate::target::{self, ResourceType, Target, TargetKind};
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct CleanupResource {
-    /// The resource's apiVersion, e.g. `kubevirt.io/v1` (required).
+    /// The resource's apiVersion, e.g. `kubevirt.io/v1`. With `kind`: only that
+    /// type is cleaned up. Without both: the custom resource the signal is about
+    /// (detector signals name it).
     pub api_version: String,
-    /// The resource's kind, e.g. `VirtualMachineInstance` (required).
+    /// The resource's kind, e.g. `VirtualMachineInstance`.
     pub kind: String,
     /// The alert label holding the object's name when the alert is not about
     /// this kind directly (default `name`).
@@ -27,10 +29,13 @@ impl CleanupResource {
     /// Every problem with these parameters.
     pub fn validate(&self) -> Vec<ParamIssue> {
         let mut out = Vec::new();
+        if self.api_version.is_empty() && self.kind.is_empty() {
+            return out;
+        }
         if self.api_version.is_empty() {
             out.push((
                 "apiVersion".into(),
-                "is required, e.g. kubevirt.io/v1".into(),
+                "is required with kind, e.g. kubevirt.io/v1".into(),
             ));
         } else if self.api_version.split('/').count() > 2
             || self.api_version.split('/').any(str::is_empty)
@@ -43,7 +48,7 @@ impl CleanupResource {
         if self.kind.is_empty() {
             out.push((
                 "kind".into(),
-                "is required, e.g. VirtualMachineInstance".into(),
+                "is required with apiVersion, e.g. VirtualMachineInstance".into(),
             ));
         } else if !self.kind.chars().all(|c| c.is_ascii_alphanumeric())
             || !self.kind.starts_with(|c: char| c.is_ascii_uppercase())
@@ -70,6 +75,16 @@ impl CleanupResource {
     }
 
     pub(super) fn target_for(&self, signal: &Signal) -> Result<Target, TargetMismatch> {
+        if self.kind.is_empty() {
+            return match &signal.target {
+                Some(t) if matches!(t.kind, TargetKind::Custom(_)) => Ok(t.clone()),
+                Some(t) => Err(TargetMismatch::WrongKind {
+                    remediation_needs: "a custom resource (or set apiVersion and kind)".into(),
+                    found: t.kind.kind_name().to_string(),
+                }),
+                None => Err(TargetMismatch::Missing(signal.target_problem.clone())),
+            };
+        }
         if let Some(t) = &signal.target
             && t.kind.kind_name() == self.kind
             && match &t.kind {

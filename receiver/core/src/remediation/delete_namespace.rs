@@ -14,7 +14,9 @@ use crate::target::{Target, TargetKind};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct DeleteNamespace {
-    /// Required: a regular expression (anchored) the namespace name must match, e.g. `e2e-.*`.
+    /// A regular expression (anchored) the namespace name must match, e.g. `e2e-.*`.
+    /// Without it, only the namespace detector's findings (which apply its watch
+    /// patterns) are acted on, never an alert's namespace label.
     pub name_pattern: String,
     /// Never delete a namespace younger than this (checked against the live object).
     pub min_age: PromDuration,
@@ -33,12 +35,7 @@ impl DeleteNamespace {
     /// Every problem with these parameters.
     pub fn validate(&self) -> Vec<ParamIssue> {
         let mut out = Vec::new();
-        if self.name_pattern.is_empty() {
-            out.push((
-                "namePattern".into(),
-                "is required (e.g. \"e2e-.*\"): heal8s never deletes arbitrary namespaces".into(),
-            ));
-        } else {
+        if !self.name_pattern.is_empty() {
             match self.regex() {
                 Err(e) => out.push(("namePattern".into(), e)),
                 Ok(re) if re.is_match("") || re.is_match("default") => out.push((
@@ -74,6 +71,14 @@ impl DeleteNamespace {
                 TargetMismatch::Missing(Some("the signal names no namespace".into()))
             })?
         };
+        if self.name_pattern.is_empty() {
+            if signal.source.kind() == "detector" && t.kind == TargetKind::Namespace {
+                return Ok(Target::new(TargetKind::Namespace, None, ns));
+            }
+            return Err(TargetMismatch::NotAllowed(
+                "delete-namespace without namePattern acts only on the namespace detector's findings".into(),
+            ));
+        }
         let re = self.regex().map_err(TargetMismatch::NotAllowed)?;
         if !re.is_match(ns) {
             return Err(TargetMismatch::NotAllowed(format!(

@@ -1,0 +1,156 @@
+//! Namespace detector: which namespaces are watched (names, `*` patterns and
+//! prefixes derived from names), and which watched ones are stale.
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Namespace;
+
+use super::config::NamespaceDetector;
+use super::{Finding, age, plus};
+use crate::signal::Evidence;
+use crate::target::{Target, TargetKind, is_dns1123_label};
+
+/// Whether `p` is a namespace name or a pattern with `*` wildcards.
+pub fn is_valid_pattern(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= 63
+        && p.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '*')
+}
+
+/// Glob match with `*` only.
+pub fn glob(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// The prefix pattern a concrete name stands for: `test-123` → `test-*`,
+/// `e2e-run-7f3a` → `e2e-run-*`; a name without a `-suffix` stands for itself.
+pub fn derived_pattern(name: &str) -> String {
+    if name.contains('*') {
+        return name.to_string();
+    }
+    match name.rsplit_once('-') {
+        Some((prefix, suffix))
+            if !prefix.is_empty() && suffix.chars().any(|c| c.is_ascii_digit()) =>
+        {
+            format!("{prefix}-*")
+        }
+        _ => name.to_string(),
+    }
+}
+
+/// Whether `name` matches any of `patterns` (each also standing for its derived prefix).
+pub fn matches_any(patterns: &[String], name: &str) -> bool {
+    patterns
+        .iter()
+        .any(|p| glob(p, name) || glob(&derived_pattern(p), name))
+}
+
+/// Everything the detector finds wrong with `ns` at `now`.
+pub fn detect(ns: &Namespace, cfg: &NamespaceDetector, now: Timestamp) -> Vec<Finding> {
+    let Some(name) = ns.metadata.name.as_deref() else {
+        return Vec::new();
+    };
+    if !is_dns1123_label(name)
+        || ns.metadata.deletion_timestamp.is_some()
+        || !matches_any(&cfg.watch, name)
+        || cfg.exclude.iter().any(|p| glob(p, name))
+    {
+        return Vec::new();
+    }
+    let Some(created) = ns.metadata.creation_timestamp.as_ref().map(|t| t.0) else {
+        return Vec::new();
+    };
+    if age(now, created) < cfg.stale_age.get() {
+        return Vec::new();
+    }
+    let mut target = Target::new(TargetKind::Namespace, None, name);
+    target.uid = ns.metadata.uid.clone();
+    vec![Finding {
+        name: "Heal8sStaleNamespace",
+        detector: "namespaces",
+        target,
+        reason: "Stale".into(),
+        since: plus(created, cfg.stale_age.get()),
+        evidence: Evidence {
+            reason: Some("Stale".into()),
+            details: [("createdAt".to_string(), created.to_string())].into(),
+            ..Evidence::default()
+        },
+        summary: format!(
+            "namespace {name} was created at {created}, longer ago than the stale age {}",
+            cfg.stale_age
+        ),
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::Detectors;
+    use crate::detect::config::Profile;
+    use serde_json::json;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    fn mk_ns(name: &str) -> Namespace {
+        serde_json::from_value(
+            json!({"metadata": {"name": name, "creationTimestamp": t(0).to_string()}}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn globs_and_derived_prefixes() {
+        assert!(glob("app-*", "app-1"));
+        assert!(!glob("app-*", "myapp-1"));
+        assert!(glob("*-e2e-*", "x-e2e-y"));
+        assert!(glob("a*b*c", "aXbYc"));
+        assert!(!glob("a*b*c", "aXcYb"));
+        assert_eq!(derived_pattern("test-123"), "test-*");
+        assert_eq!(derived_pattern("e2e-run-7f3a"), "e2e-run-*");
+        assert_eq!(derived_pattern("staging"), "staging");
+        assert!(matches_any(&["test-123".into()], "test-456"));
+        assert!(!matches_any(&["test-123".into()], "prod-456"));
+    }
+
+    #[test]
+    fn watched_namespace_older_than_stale_age_is_stale() {
+        let mut c = Detectors::for_profile(Profile::TestCluster).namespaces;
+        c.watch = vec!["test-1".into()];
+        let ns = mk_ns("test-42");
+        assert!(detect(&ns, &c, t(359)).is_empty());
+        let f = detect(&ns, &c, t(360));
+        assert_eq!(f[0].name, "Heal8sStaleNamespace");
+        assert_eq!(f[0].target.kind, TargetKind::Namespace);
+        assert!(detect(&mk_ns("prod-42"), &c, t(9999)).is_empty());
+        c.exclude = vec!["test-4*".into()];
+        assert!(
+            detect(&ns, &c, t(9999)).is_empty(),
+            "excluded is never stale"
+        );
+    }
+
+    #[test]
+    fn patterns_are_validated() {
+        assert!(is_valid_pattern("app-*"));
+        assert!(!is_valid_pattern("App"));
+        assert!(!is_valid_pattern(""));
+    }
+}
