@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use receiver_core::Policy;
+use receiver_core::detect::Profile;
 use receiver_core::duration::PromDuration;
 
 use crate::telemetry::{self, LogFormat};
@@ -26,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service: receive Alertmanager webhooks and remediate.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate a policy file and list every problem in it.
     CheckConfig {
         /// The policy file to check.
@@ -72,8 +73,179 @@ pub struct ServeArgs {
     /// How long shutdown may take to finish queued work.
     #[arg(long, env = "HEAL8S_SHUTDOWN_TIMEOUT", default_value = "25s")]
     pub shutdown_timeout: PromDuration,
+    /// Kubeconfig file. Default: the in-cluster service account, then
+    /// $KUBECONFIG or ~/.kube/config.
+    #[arg(long, env = "HEAL8S_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Run without a cluster: no detectors, and every allowed remediation is
+    /// simulated (recorded as dry_run).
+    #[arg(long, env = "HEAL8S_NO_CLUSTER")]
+    pub no_cluster: bool,
+    /// How often an eviction refused by a PodDisruptionBudget (429) is retried.
+    #[arg(long, env = "HEAL8S_EVICTION_RETRY", default_value = "5s")]
+    pub eviction_retry: PromDuration,
+    /// How long evict-pod keeps retrying a refused eviction.
+    #[arg(long, env = "HEAL8S_EVICTION_TIMEOUT", default_value = "2m")]
+    pub eviction_timeout: PromDuration,
+    /// This replica's name, recorded on Kubernetes Events (the pod name).
+    #[arg(long, env = "HEAL8S_POD_NAME")]
+    pub pod_name: Option<String>,
+    #[command(flatten)]
+    pub overrides: PolicyOverrides,
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// Flags that override the policy (they mirror the k8s-healer seed's flags).
+#[derive(Debug, Clone, Default, Args)]
+pub struct PolicyOverrides {
+    /// Built-in policy profile when no --policy is given: production or test-cluster.
+    #[arg(long, env = "HEAL8S_PROFILE", value_parser = parse_profile)]
+    pub profile: Option<Profile>,
+    /// Namespaces (names or `*` patterns; `test-123` also covers `test-*`) whose pods
+    /// are healed and which are watched for staleness. Comma-separated.
+    #[arg(short = 'n', long, env = "HEAL8S_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Namespaces never deleted as stale (their pods are still healed). Comma-separated.
+    #[arg(
+        short = 'e',
+        long,
+        env = "HEAL8S_EXCLUDE_NAMESPACES",
+        value_delimiter = ','
+    )]
+    pub exclude_namespaces: Vec<String>,
+    /// Extra namespace patterns to watch, e.g. `app-*`. Comma-separated.
+    #[arg(long, env = "HEAL8S_NAMESPACE_PATTERN", value_delimiter = ',')]
+    pub namespace_pattern: Vec<String>,
+    /// Age after which VMs, custom resources and watched namespaces are stale.
+    #[arg(long, env = "HEAL8S_STALE_AGE")]
+    pub stale_age: Option<PromDuration>,
+    /// Cooldown between two remediations of one workload (guard.cooldown).
+    #[arg(long, env = "HEAL8S_HEAL_COOLDOWN")]
+    pub heal_cooldown: Option<PromDuration>,
+    /// Custom resources to watch, `plural.group/version`, comma-separated (replaces the list).
+    #[arg(long, env = "HEAL8S_CRD_RESOURCES", value_delimiter = ',')]
+    pub crd_resources: Vec<String>,
+    /// Allow removing stuck finalizers as a last resort.
+    #[arg(long, env = "HEAL8S_CLEANUP_FINALIZERS")]
+    pub cleanup_finalizers: bool,
+    /// Percent of nodes under pressure from which the cluster counts as strained.
+    #[arg(long, env = "HEAL8S_STRAIN_THRESHOLD")]
+    pub strain_threshold: Option<u32>,
+    /// Turn on the VM detector and cleanup of VMs and custom resources.
+    #[arg(long, env = "HEAL8S_ENABLE_VM_CLEANUP")]
+    pub enable_vm_cleanup: bool,
+    /// Turn on the custom resource detector and cleanup-resource.
+    #[arg(long, env = "HEAL8S_ENABLE_CRD_CLEANUP")]
+    pub enable_crd_cleanup: bool,
+    /// Turn on the namespace detector and delete-namespace.
+    #[arg(long, env = "HEAL8S_ENABLE_NAMESPACE_CLEANUP")]
+    pub enable_namespace_cleanup: bool,
+    /// Allow delete-node.
+    #[arg(long, env = "HEAL8S_ENABLE_NODE_DELETE")]
+    pub enable_node_delete: bool,
+}
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    match s {
+        "production" => Ok(Profile::Production),
+        "test-cluster" => Ok(Profile::TestCluster),
+        _ => Err(format!(
+            "{s:?} is not a profile; expected production or test-cluster"
+        )),
+    }
+}
+
+impl PolicyOverrides {
+    /// Load the policy (file, or the built-in one of --profile) and apply the flags.
+    pub fn load(&self, path: Option<&std::path::Path>) -> anyhow::Result<Policy> {
+        let mut p = match (path, self.profile) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "--profile selects a built-in policy; with --policy, set `profile:` in the file instead"
+            ),
+            (Some(path), None) => load_policy(Some(path))?,
+            (None, profile) => Policy::builtin(profile.unwrap_or_default())?,
+        };
+        let mut problems = Vec::new();
+        let patterns: Vec<String> = self
+            .namespaces
+            .iter()
+            .chain(&self.namespace_pattern)
+            .cloned()
+            .collect();
+        for (flag, list) in [
+            ("--namespaces", &self.namespaces),
+            ("--namespace-pattern", &self.namespace_pattern),
+            ("--exclude-namespaces", &self.exclude_namespaces),
+        ] {
+            for v in list {
+                if !receiver_core::detect::namespace::is_valid_pattern(v) {
+                    problems.push(format!(
+                        "{flag}: {v:?} is not a namespace name or `*` pattern"
+                    ));
+                }
+            }
+        }
+        for r in &self.crd_resources {
+            if let Err(e) = receiver_core::detect::ResourceSpec::parse(r) {
+                problems.push(format!("--crd-resources: {e}"));
+            }
+        }
+        if let Some(t) = self.strain_threshold
+            && !(1..=100).contains(&t)
+        {
+            problems.push("--strain-threshold: must be between 1 and 100".into());
+        }
+        if let Some(a) = self.stale_age
+            && a.get().as_secs() < 60
+        {
+            problems.push("--stale-age: must be at least 1m".into());
+        }
+        if !problems.is_empty() {
+            anyhow::bail!("{}", problems.join("\n"));
+        }
+        let d = &mut p.detectors;
+        if !patterns.is_empty() {
+            d.pods.namespaces = patterns.clone();
+            d.namespaces.watch = patterns;
+        }
+        if !self.exclude_namespaces.is_empty() {
+            d.namespaces.exclude = self.exclude_namespaces.clone();
+        }
+        if let Some(a) = self.stale_age {
+            d.virtual_machines.stale_age = a;
+            d.custom_resources.stale_age = a;
+            d.namespaces.stale_age = a;
+        }
+        if !self.crd_resources.is_empty() {
+            d.custom_resources.resources = self.crd_resources.clone();
+        }
+        if let Some(t) = self.strain_threshold {
+            d.nodes.strain_threshold_percent = t;
+        }
+        if let Some(c) = self.heal_cooldown {
+            p.guard.cooldown = c;
+        }
+        if self.cleanup_finalizers {
+            p.features.remove_finalizers = true;
+        }
+        if self.enable_vm_cleanup {
+            p.detectors.virtual_machines.enabled = true;
+            p.features.cleanup_resources = true;
+        }
+        if self.enable_crd_cleanup {
+            p.detectors.custom_resources.enabled = true;
+            p.features.cleanup_resources = true;
+        }
+        if self.enable_namespace_cleanup {
+            p.detectors.namespaces.enabled = true;
+            p.features.delete_namespaces = true;
+        }
+        if self.enable_node_delete {
+            p.features.delete_nodes = true;
+        }
+        Ok(p)
+    }
 }
 
 /// Logging flags.
@@ -146,7 +318,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(crate::serve::run(args))?;
+            runtime.block_on(crate::serve::run(*args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig { policy } => {

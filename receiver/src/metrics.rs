@@ -10,7 +10,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use receiver_core::{Outcome, Signal};
+use receiver_core::{Outcome, OutcomeKind, Signal};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
@@ -44,6 +44,12 @@ pub struct ResultLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabels {
+    pub remediation: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RemediationLabel {
     pub remediation: &'static str,
 }
@@ -60,6 +66,7 @@ pub struct Metrics {
     pub guard_refusals: Family<ReasonLabel, Counter>,
     pub outcomes: Family<ResultLabel, Counter>,
     pub escalations: Family<RemediationLabel, Counter>,
+    pub actions: Family<ActionLabels, Counter>,
     pub queue_depth: Gauge,
     pub queue_capacity: Gauge,
     pub dry_run: Gauge<i64, std::sync::atomic::AtomicI64>,
@@ -108,6 +115,11 @@ impl Metrics {
             m.escalations.clone(),
         );
         reg.register(
+            "actions",
+            "Executor runs, by remediation and result (acted, dry_run, failed)",
+            m.actions.clone(),
+        );
+        reg.register(
             "queue_depth",
             "Signals waiting in the work queue",
             m.queue_depth.clone(),
@@ -144,6 +156,19 @@ impl Metrics {
                     result: o.result.as_str(),
                 })
                 .inc();
+            if matches!(
+                o.result,
+                OutcomeKind::Acted | OutcomeKind::DryRun | OutcomeKind::Failed
+            ) && o.reason.is_none()
+                && let Some(r) = o.remediation
+            {
+                self.actions
+                    .get_or_create(&ActionLabels {
+                        remediation: r.as_str(),
+                        result: o.result.as_str(),
+                    })
+                    .inc();
+            }
             if let Some(plan) = &o.plan {
                 self.plans
                     .get_or_create(&PlanLabels {

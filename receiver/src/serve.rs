@@ -14,11 +14,12 @@ use receiver_core::{Engine, Policy, SystemClock};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::cli::{ServeArgs, load_policy};
+use crate::cli::ServeArgs;
 use crate::executor::{OfflineFacts, SimulatingExecutor};
 use crate::http::{AppState, Token, WEBHOOK_PATH, router};
 use crate::metrics::Metrics;
 use crate::worker::{self, Acting, Recorder};
+use receiver_k8s::{Clients, KubeExecutor, KubeExecutorSettings, KubeFacts};
 
 /// Validated settings for the service.
 #[derive(Debug, Clone)]
@@ -67,7 +68,7 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             tokio::sync::Semaphore::MAX_PERMITS
         );
     }
-    let mut policy = load_policy(args.policy.as_deref())?;
+    let mut policy = args.overrides.load(args.policy.as_deref())?;
     if args.dry_run {
         policy.guard.dry_run = true;
     }
@@ -94,12 +95,46 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let acting = Acting {
-        facts: Arc::new(OfflineFacts),
-        executor: Arc::new(SimulatingExecutor),
-        clock: Arc::new(SystemClock),
+    let (acting, cluster) = if args.no_cluster {
+        tracing::warn!(
+            "--no-cluster: no detectors run and every allowed remediation is simulated."
+        );
+        (
+            Acting {
+                facts: Arc::new(OfflineFacts),
+                executor: Arc::new(SimulatingExecutor),
+                clock: Arc::new(SystemClock),
+            },
+            None,
+        )
+    } else {
+        let clients = Clients::connect(args.kubeconfig.as_deref()).await.context(
+            "cannot connect to Kubernetes (pass --kubeconfig, run in a cluster, or use --no-cluster)",
+        )?;
+        let exec = KubeExecutor::new(
+            clients.clone(),
+            KubeExecutorSettings {
+                eviction_retry: args.eviction_retry.get(),
+                eviction_timeout: args.eviction_timeout.get(),
+                finalizers_after: settings
+                    .policy
+                    .detectors
+                    .custom_resources
+                    .terminating_after
+                    .get(),
+                instance: args.pod_name.clone(),
+            },
+        );
+        (
+            Acting {
+                facts: Arc::new(KubeFacts::new(clients.clone())),
+                executor: Arc::new(exec),
+                clock: Arc::new(SystemClock),
+            },
+            Some(clients),
+        )
     };
-    run_with(listener, settings, acting, shutdown_signal())
+    run_with(listener, settings, acting, cluster, shutdown_signal())
         .await
         .map(|_| ())
 }
@@ -109,6 +144,7 @@ pub async fn run_with(
     listener: TcpListener,
     settings: Settings,
     acting: Acting,
+    cluster: Option<Clients>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<ShutdownReport> {
     let engine = Engine::new(settings.policy.clone(), &settings.namespace)?;
@@ -144,11 +180,20 @@ pub async fn run_with(
         queue_capacity = settings.queue_capacity,
         "heal8s is serving."
     );
-    if !dry_run {
-        tracing::warn!(
-            "This build has no live executor: every allowed remediation is simulated and recorded as dry_run."
-        );
-    }
+    let (stop_detectors, stop_rx) = tokio::sync::watch::channel(false);
+    let detectors = match &cluster {
+        Some(clients) => {
+            receiver_k8s::watch::start(
+                clients,
+                &settings.policy.detectors,
+                settings.policy.guard.cooldown.get(),
+                state.queue.clone(),
+                stop_rx,
+            )
+            .await
+        }
+        None => Vec::new(),
+    };
     let mut worker = tokio::spawn(worker::run(engine, rx, acting, recorder, metrics.clone()));
     let queue = state.queue.clone();
     let app = router(state);
@@ -162,6 +207,15 @@ pub async fn run_with(
         .await
         .context("the HTTP server failed")?;
     accepting.store(false, Ordering::SeqCst);
+    let _ = stop_detectors.send(true);
+    for d in detectors {
+        if tokio::time::timeout(Duration::from_secs(2), d)
+            .await
+            .is_err()
+        {
+            tracing::warn!("A detector did not stop within 2s.");
+        }
+    }
     let left = queue.max_capacity() - queue.capacity();
     drop(queue);
     tracing::info!(queued = left, "Draining the work queue.");

@@ -73,7 +73,7 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
         clock: Arc::new(SystemClock),
     };
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(run_with(listener, settings, acting, async move {
+    let server = tokio::spawn(run_with(listener, settings, acting, None, async move {
         let _ = stop_rx.await;
     }));
     let client = reqwest::Client::new();

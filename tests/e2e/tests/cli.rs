@@ -160,7 +160,7 @@ fn serve_with_an_invalid_policy_refuses_to_start() {
 
 #[tokio::test]
 async fn serve_stops_cleanly_on_sigterm() {
-    let mut h = Heal8s::start("tok", &["--dry-run", "--log-format", "json"])
+    let mut h = Heal8s::start("tok", &["--no-cluster", "--dry-run", "--log-format", "json"])
         .await
         .unwrap();
     assert_eq!(h.metric("heal8s_dry_run").await, 1.0);

@@ -52,7 +52,7 @@ fn context(h: &Heal8s, am: &Alertmanager) -> String {
 
 #[tokio::test]
 async fn real_alertmanager_firing_then_resolved_is_accepted_planned_and_marked_resolved() {
-    let h = Heal8s::start(TOKEN, &[]).await.unwrap();
+    let h = Heal8s::start(TOKEN, &["--no-cluster"]).await.unwrap();
     let am = Alertmanager::start(&webhook_url(&h).await, TOKEN, AmTiming::default())
         .await
         .unwrap();
@@ -111,7 +111,7 @@ async fn real_alertmanager_firing_then_resolved_is_accepted_planned_and_marked_r
 
 #[tokio::test]
 async fn real_alertmanager_repeated_delivery_is_deduped_not_replanned() {
-    let h = Heal8s::start(TOKEN, &[]).await.unwrap();
+    let h = Heal8s::start(TOKEN, &["--no-cluster"]).await.unwrap();
     // a short repeat interval makes Alertmanager re-send the same occurrence
     let timing = AmTiming {
         repeat_interval: "3s",
@@ -142,7 +142,7 @@ async fn real_alertmanager_repeated_delivery_is_deduped_not_replanned() {
 
 #[tokio::test]
 async fn real_alertmanager_with_wrong_token_is_refused_and_nothing_is_acted() {
-    let h = Heal8s::start(TOKEN, &[]).await.unwrap();
+    let h = Heal8s::start(TOKEN, &["--no-cluster"]).await.unwrap();
     let am = Alertmanager::start(&webhook_url(&h).await, "not-the-token", AmTiming::default())
         .await
         .unwrap();

@@ -21,6 +21,10 @@ use crate::remediation::{Mode, Remediation, RemediationKind};
 /// The policy heal8s ships with (kube-prometheus-stack alert names plus KubeContainerOOMKilled).
 pub const DEFAULT_POLICY_YAML: &str = include_str!("default-policy.yaml");
 
+/// The built-in policy of the test-cluster profile (also `examples/policies/test-cluster.yaml`).
+pub const TEST_CLUSTER_POLICY_YAML: &str =
+    include_str!("../../../../examples/policies/test-cluster.yaml");
+
 /// The namespaces no remediation touches unless the policy says otherwise.
 pub const DEFAULT_PROTECTED_NAMESPACES: [&str; 3] =
     ["kube-system", "kube-public", "kube-node-lease"];
@@ -364,6 +368,14 @@ impl Policy {
         Policy::from_yaml(DEFAULT_POLICY_YAML)
     }
 
+    /// The built-in policy of `profile`.
+    pub fn builtin(profile: Profile) -> Result<Policy, PolicyError> {
+        match profile {
+            Profile::Production => Policy::from_yaml(DEFAULT_POLICY_YAML),
+            Profile::TestCluster => Policy::from_yaml(TEST_CLUSTER_POLICY_YAML),
+        }
+    }
+
     /// Parse and validate a policy file; every problem is reported at once.
     pub fn from_yaml(text: &str) -> Result<Policy, PolicyError> {
         let doc: serde_json::Value = serde_saphyr::from_str(text).map_err(|e| PolicyError {
@@ -565,6 +577,17 @@ mod tests {
             );
         }
         assert_eq!(p.guard, GuardConfig::default());
+    }
+
+    #[test]
+    fn builtin_profiles_load_with_their_profile() {
+        assert_eq!(
+            Policy::builtin(Profile::Production).unwrap().profile,
+            Profile::Production
+        );
+        let t = Policy::builtin(Profile::TestCluster).unwrap();
+        assert_eq!(t.profile, Profile::TestCluster);
+        assert!(t.features.remove_finalizers);
     }
 
     #[test]

@@ -1,0 +1,80 @@
+//! Kubernetes Events on the objects heal8s acts on (events.k8s.io/v1 through
+//! kube-runtime's recorder). An event that cannot be written is logged, never
+//! fatal: the action already happened.
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use receiver_core::{Target, TargetKind};
+
+/// Publishes events as `heal8s`.
+#[derive(Clone)]
+pub struct Events {
+    recorder: Recorder,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").finish_non_exhaustive()
+    }
+}
+
+/// The API version of a target's kind.
+pub fn api_version(kind: &TargetKind) -> String {
+    match kind {
+        TargetKind::Pod | TargetKind::Node | TargetKind::Namespace => "v1".into(),
+        TargetKind::Deployment | TargetKind::StatefulSet | TargetKind::DaemonSet => {
+            "apps/v1".into()
+        }
+        TargetKind::HorizontalPodAutoscaler => "autoscaling/v2".into(),
+        TargetKind::Job => "batch/v1".into(),
+        TargetKind::Custom(r) => r.api_version(),
+    }
+}
+
+impl Events {
+    /// A publisher reporting as controller `heal8s`, instance `instance` (the pod name).
+    pub fn new(client: kube::Client, instance: Option<String>) -> Events {
+        Events {
+            recorder: Recorder::new(
+                client,
+                Reporter {
+                    controller: "heal8s".into(),
+                    instance,
+                },
+            ),
+        }
+    }
+
+    /// Publish `reason` (PascalCase) with `note` on `target`.
+    pub async fn publish(
+        &self,
+        target: &Target,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let reference = ObjectReference {
+            api_version: Some(api_version(&target.kind)),
+            kind: Some(target.kind.kind_name().to_string()),
+            name: Some(target.name.clone()),
+            namespace: target.namespace.clone(),
+            uid: target.uid.clone(),
+            ..ObjectReference::default()
+        };
+        let ev = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(note.chars().take(1000).collect()),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &reference).await {
+            tracing::warn!(error = %e, reason, target = %target, "Could not record a Kubernetes Event.");
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The live-fact source: before any action the target is read again, its owner
+//! resolved (pod → ReplicaSet → Deployment, StatefulSet, DaemonSet, Job, or any
+//! other controller by its ownerReference kind), its namespace read for the
+//! opt-out, and the triggering condition re-checked. Alerts are hints; the
+//! cluster is the truth.
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Api;
+use kube::api::{DynamicObject, ListParams};
+use receiver_core::act::{ClusterFacts, LiveState};
+use receiver_core::detect::{node, pod};
+use receiver_core::{
+    ActError, FactSource, Facts, ObjectMeta, Plan, Remediation, TargetKind, WorkloadRef,
+};
+
+use crate::resources::Resources;
+use crate::{Clients, K8sError, NODE_REMEDIATION_ANNOTATION};
+
+/// Reads the live cluster for the guard and the pipeline.
+#[derive(Debug, Clone)]
+pub struct KubeFacts {
+    clients: Clients,
+    resources: Resources,
+}
+
+fn meta_of(m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> ObjectMeta {
+    ObjectMeta {
+        labels: m.labels.clone().unwrap_or_default(),
+        annotations: m.annotations.clone().unwrap_or_default(),
+    }
+}
+
+fn controller_of(refs: Option<&Vec<OwnerReference>>) -> Option<&OwnerReference> {
+    let refs = refs?;
+    refs.iter()
+        .find(|r| r.controller == Some(true))
+        .or_else(|| refs.first())
+}
+
+impl KubeFacts {
+    /// A fact source over `clients`.
+    pub fn new(clients: Clients) -> KubeFacts {
+        let resources = Resources::new(clients.main.clone());
+        KubeFacts { clients, resources }
+    }
+
+    /// The workload that owns `pod`, following a ReplicaSet to its Deployment.
+    pub async fn owner_of(&self, pod: &Pod) -> Result<Option<WorkloadRef>, K8sError> {
+        let ns = pod.metadata.namespace.clone();
+        let Some(r) = controller_of(pod.metadata.owner_references.as_ref()) else {
+            return Ok(None);
+        };
+        let direct = WorkloadRef {
+            kind: r.kind.clone(),
+            namespace: ns.clone(),
+            name: r.name.clone(),
+        };
+        if r.kind != "ReplicaSet" {
+            return Ok(Some(direct));
+        }
+        let rss: Api<ReplicaSet> = Api::namespaced(
+            self.clients.main.clone(),
+            ns.as_deref().unwrap_or("default"),
+        );
+        let Some(rs) = rss.get_opt(&r.name).await? else {
+            return Ok(Some(direct));
+        };
+        Ok(Some(
+            controller_of(rs.metadata.owner_references.as_ref())
+                .map(|o| WorkloadRef {
+                    kind: o.kind.clone(),
+                    namespace: ns,
+                    name: o.name.clone(),
+                })
+                .unwrap_or(direct),
+        ))
+    }
+
+    async fn namespace_meta(&self, ns: Option<&str>) -> Result<Option<ObjectMeta>, K8sError> {
+        let Some(ns) = ns else { return Ok(None) };
+        let api: Api<Namespace> = Api::all(self.clients.main.clone());
+        Ok(api.get_opt(ns).await?.map(|n| meta_of(&n.metadata)))
+    }
+
+    async fn cluster(&self) -> Result<ClusterFacts, K8sError> {
+        let api: Api<Node> = Api::all(self.clients.main.clone());
+        let nodes = api.list(&ListParams::default()).await?;
+        let census = node::NodeCensus::of(&nodes.items);
+        Ok(ClusterFacts {
+            nodes_total: census.total,
+            nodes_unhealthy: census.unhealthy,
+            nodes_in_remediation: nodes
+                .items
+                .iter()
+                .filter(|n| {
+                    n.metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(NODE_REMEDIATION_ANNOTATION))
+                        .is_some_and(|v| v == "draining")
+                })
+                .filter_map(|n| n.metadata.name.clone())
+                .collect(),
+        })
+    }
+
+    async fn facts_inner(&self, plan: &Plan) -> Result<Facts, K8sError> {
+        let Some(t) = &plan.target else {
+            return Ok(Facts::unknown());
+        };
+        let now = Timestamp::now();
+        let uid_differs = |uid: Option<&String>| matches!((&t.uid, uid), (Some(want), Some(have)) if want != have);
+        let mut facts = Facts::default();
+        match &t.kind {
+            TargetKind::Pod => {
+                let ns = t.namespace.as_deref().unwrap_or("default");
+                let api: Api<Pod> = Api::namespaced(self.clients.main.clone(), ns);
+                let Some(p) = api.get_opt(&t.name).await? else {
+                    facts.state = LiveState::Gone(format!("pod {ns}/{} no longer exists", t.name));
+                    return Ok(facts);
+                };
+                if uid_differs(p.metadata.uid.as_ref()) {
+                    facts.state = LiveState::Gone(format!(
+                        "pod {ns}/{} was replaced by another with the same name",
+                        t.name
+                    ));
+                    return Ok(facts);
+                }
+                facts.object = Some(meta_of(&p.metadata));
+                facts.owner = self.owner_of(&p).await?;
+                facts.namespace = self.namespace_meta(Some(ns)).await?;
+                facts.state = if plan.kind().is_declarative() {
+                    LiveState::Holds("the pod exists".into())
+                } else {
+                    match pod::still_broken(&p, now) {
+                        Some(why) => LiveState::Holds(why),
+                        None => LiveState::Cleared(format!(
+                            "pod {ns}/{} is healthy now; nothing to do",
+                            t.name
+                        )),
+                    }
+                };
+            }
+            TargetKind::Node => {
+                let api: Api<Node> = Api::all(self.clients.main.clone());
+                let Some(n) = api.get_opt(&t.name).await? else {
+                    facts.state = LiveState::Gone(format!("node {} no longer exists", t.name));
+                    return Ok(facts);
+                };
+                facts.object = Some(meta_of(&n.metadata));
+                facts.cluster = Some(self.cluster().await?);
+                facts.state = if node::is_unhealthy(&n) || !plan.kind().is_mutating() {
+                    LiveState::Holds(format!(
+                        "node {} is Ready={}",
+                        t.name,
+                        node::ready_status(&n).unwrap_or("absent")
+                    ))
+                } else {
+                    LiveState::Cleared(format!("node {} is Ready again", t.name))
+                };
+            }
+            TargetKind::Namespace => {
+                let api: Api<Namespace> = Api::all(self.clients.main.clone());
+                let Some(n) = api.get_opt(&t.name).await? else {
+                    facts.state = LiveState::Gone(format!("namespace {} no longer exists", t.name));
+                    return Ok(facts);
+                };
+                if uid_differs(n.metadata.uid.as_ref()) {
+                    facts.state = LiveState::Gone(format!("namespace {} was recreated", t.name));
+                    return Ok(facts);
+                }
+                facts.object = Some(meta_of(&n.metadata));
+                facts.namespace = facts.object.clone();
+                let created = n.metadata.creation_timestamp.as_ref().map(|c| c.0);
+                facts.state = if n.metadata.deletion_timestamp.is_some() {
+                    LiveState::Cleared(format!("namespace {} is already being deleted", t.name))
+                } else if let (Remediation::DeleteNamespace(p), Some(c)) =
+                    (&plan.remediation, created)
+                    && receiver_core::detect::age(now, c) < p.min_age.get()
+                {
+                    LiveState::Cleared(format!(
+                        "namespace {} is younger than minAge {}",
+                        t.name, p.min_age
+                    ))
+                } else {
+                    LiveState::Holds(format!("namespace {} exists", t.name))
+                };
+            }
+            kind => {
+                let (group, version, kind_name) = match kind {
+                    TargetKind::Custom(r) => (r.group.clone(), r.version.clone(), r.kind.clone()),
+                    TargetKind::Deployment | TargetKind::StatefulSet | TargetKind::DaemonSet => {
+                        ("apps".into(), "v1".into(), kind.kind_name().to_string())
+                    }
+                    TargetKind::HorizontalPodAutoscaler => (
+                        "autoscaling".into(),
+                        "v2".into(),
+                        "HorizontalPodAutoscaler".into(),
+                    ),
+                    _ => ("batch".into(), "v1".into(), kind.kind_name().to_string()),
+                };
+                let Some(res) = self.resources.by_kind(&group, &version, &kind_name).await? else {
+                    facts.state = LiveState::Gone(format!(
+                        "{kind_name} ({group}/{version}) is not served by this cluster"
+                    ));
+                    return Ok(facts);
+                };
+                let api: Api<DynamicObject> = match (&t.namespace, res.namespaced) {
+                    (Some(ns), true) => {
+                        Api::namespaced_with(self.clients.main.clone(), ns, &res.resource)
+                    }
+                    _ => Api::all_with(self.clients.main.clone(), &res.resource),
+                };
+                let Some(o) = api.get_opt(&t.name).await? else {
+                    facts.state = LiveState::Gone(format!("{} no longer exists", t));
+                    return Ok(facts);
+                };
+                if uid_differs(o.metadata.uid.as_ref()) {
+                    facts.state =
+                        LiveState::Gone(format!("{t} was replaced by another with the same name"));
+                    return Ok(facts);
+                }
+                facts.object = Some(meta_of(&o.metadata));
+                facts.namespace = self.namespace_meta(t.namespace.as_deref()).await?;
+                facts.state = LiveState::Holds(format!("{t} exists"));
+            }
+        }
+        Ok(facts)
+    }
+}
+
+#[async_trait]
+impl FactSource for KubeFacts {
+    async fn facts(&self, plan: &Plan) -> Result<Facts, ActError> {
+        self.facts_inner(plan).await.map_err(ActError::from)
+    }
+}
