@@ -415,11 +415,17 @@ impl Guard {
             );
         }
 
+        // Budgets limit janitor actions on the cluster; pull requests have caps
+        // of their own (per repository and hour), so they neither use nor meet budgets.
+        if kind.is_declarative() {
+            self.escalated.remove(&(key, kind));
+            return Decision::allow(dry_run_source);
+        }
         let b = &self.cfg.budgets;
         let count = |pred: &dyn Fn(&ActionRecord) -> bool, per: PromDuration| {
             self.actions
                 .iter()
-                .filter(|a| since(now, a.at) < per.get() && pred(a))
+                .filter(|a| !a.kind.is_declarative() && since(now, a.at) < per.get() && pred(a))
                 .count()
         };
         let n = count(&|a| a.key == key, b.per_workload.per);
@@ -807,6 +813,47 @@ mod tests {
     }
 
     #[test]
+    fn pull_request_plans_neither_use_nor_meet_the_janitor_budgets() {
+        let mut c = cfg();
+        c.budgets.global = Budget {
+            max: 1,
+            per: PromDuration::secs(60),
+        };
+        let mut g = guard(&c);
+        let labels = |p: &'static str| [("alertname", "A"), ("namespace", "shop"), ("pod", p)];
+        assert_eq!(
+            act(
+                &mut g,
+                &plan_for(&labels("a"), "{remediation: bump-memory}"),
+                t(0)
+            ),
+            None
+        );
+        assert_eq!(
+            act(
+                &mut g,
+                &plan_for(&labels("b"), "{remediation: bump-memory}"),
+                t(1)
+            ),
+            None
+        );
+        assert_eq!(act(&mut g, &pod_plan("shop", "c"), t(2)), None);
+        assert_eq!(
+            act(&mut g, &pod_plan("shop", "d"), t(3)),
+            Some(RefusalReason::GlobalBudget)
+        );
+        // cooldowns still apply to pull requests
+        assert_eq!(
+            act(
+                &mut g,
+                &plan_for(&labels("a"), "{remediation: bump-memory}"),
+                t(4)
+            ),
+            Some(RefusalReason::Cooldown)
+        );
+    }
+
+    #[test]
     fn workload_budget_counts_every_remediation_of_a_workload() {
         let mut c = cfg();
         c.budgets.per_workload = Budget {
@@ -817,9 +864,9 @@ mod tests {
         let mut g = guard(&c);
         let labels = [("alertname", "A"), ("namespace", "shop"), ("pod", "p")];
         let del = owned(plan_for(&labels, "{remediation: delete-pod}"), "api");
-        let bump = owned(plan_for(&labels, "{remediation: bump-memory}"), "api");
+        let evict = owned(plan_for(&labels, "{remediation: evict-pod}"), "api");
         assert_eq!(act(&mut g, &del, t(0)), None);
-        assert_eq!(act(&mut g, &bump, t(100)), None);
+        assert_eq!(act(&mut g, &evict, t(100)), None);
         assert_eq!(
             act(&mut g, &del, t(200)),
             Some(RefusalReason::WorkloadBudget)

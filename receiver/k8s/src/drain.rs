@@ -96,6 +96,10 @@ pub struct DrainOptions {
     pub dry_run: bool,
 }
 
+fn node_ready(n: &Node) -> bool {
+    receiver_core::detect::node::ready_status(n) == Some("True")
+}
+
 fn has_owner_kind(p: &Pod, kind: &str) -> bool {
     p.metadata
         .owner_references
@@ -240,14 +244,20 @@ pub async fn drain(
         )));
     }
     if !opts.dry_run {
-        // wait for the evicted pods to go away, like kubectl drain does
+        // Wait for the evicted pods to go away, like kubectl drain does. On a
+        // node that is not Ready no kubelet will confirm the deletion, so a pod
+        // marked for deletion counts as gone (kubectl's --skip-wait-for-delete-timeout).
+        let nodes: Api<Node> = Api::all(clients.main.clone());
+        let kubelet_alive = nodes.get_opt(node).await?.is_some_and(|n| node_ready(&n));
         for p in &to_evict {
             let ns = p.metadata.namespace.as_deref().unwrap_or_default();
             let api: Api<Pod> = Api::namespaced(clients.main.clone(), ns);
             let name = p.metadata.name.as_deref().unwrap_or_default();
             loop {
                 match api.get_opt(name).await? {
-                    Some(cur) if cur.metadata.uid == p.metadata.uid => {}
+                    Some(cur)
+                        if cur.metadata.uid == p.metadata.uid
+                            && (kubelet_alive || cur.metadata.deletion_timestamp.is_none()) => {}
                     _ => break,
                 }
                 if Instant::now() > deadline {
