@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Api;
-use kube::api::{DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, Patch, PatchParams};
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -35,22 +35,34 @@ pub async fn evict_until(
     deadline: Instant,
     retry_every: Duration,
 ) -> Result<Evicted, K8sError> {
-    let api: Api<Pod> = Api::namespaced(clients.no_retry.clone(), ns);
-    let params = EvictParams {
-        delete_options: Some(DeleteParams {
-            grace_period_seconds,
-            dry_run,
-            ..DeleteParams::default()
-        }),
-        post_options: PostParams {
-            dry_run,
-            ..PostParams::default()
-        },
-    };
+    // The Eviction is posted by hand: kube's EvictParams serializes its delete
+    // options as `delete_options`, which the API server ignores, so a grace
+    // period would silently not apply.
+    let mut delete_options = serde_json::Map::new();
+    if let Some(g) = grace_period_seconds {
+        delete_options.insert("gracePeriodSeconds".into(), json!(g));
+    }
+    if dry_run {
+        delete_options.insert("dryRun".into(), json!(["All"]));
+    }
+    let body = json!({
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": name, "namespace": ns},
+        "deleteOptions": delete_options,
+    });
+    let path = format!(
+        "/api/v1/namespaces/{ns}/pods/{name}/eviction{}",
+        if dry_run { "?dryRun=All" } else { "" }
+    );
     let mut attempts = 0u32;
     loop {
         attempts += 1;
-        match api.evict(name, &params).await {
+        let req = http::Request::post(&path)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(serde_json::to_vec(&body).unwrap_or_default())
+            .map_err(|e| K8sError::Refused(format!("cannot build the eviction request: {e}")))?;
+        match clients.no_retry.request::<kube::core::Status>(req).await {
             Ok(_) => return Ok(Evicted::Evicted),
             Err(e) if is_not_found(&e) => return Ok(Evicted::AlreadyGone),
             Err(e) if status_code(&e) == Some(429) => {

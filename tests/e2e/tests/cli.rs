@@ -160,17 +160,27 @@ fn serve_with_an_invalid_policy_refuses_to_start() {
 
 #[tokio::test]
 async fn serve_stops_cleanly_on_sigterm() {
-    let mut h = Heal8s::start("tok", &["--no-cluster", "--dry-run", "--log-format", "json"])
-        .await
-        .unwrap();
+    let mut h = Heal8s::start(
+        "tok",
+        &["--no-cluster", "--dry-run", "--log-format", "json"],
+    )
+    .await
+    .unwrap();
     assert_eq!(h.metric("heal8s_dry_run").await, 1.0);
     h.proc.terminate();
     let code = h.proc.wait_exit(Duration::from_secs(15));
     assert_eq!(code, Some(0), "{}", h.proc.output());
     let out = h.proc.output();
     assert!(out.contains("Shutdown complete."), "{out}");
-    // JSON log lines
-    let first = out.lines().next().unwrap();
-    let v: serde_json::Value = serde_json::from_str(first).unwrap();
-    assert_eq!(v["level"], "INFO");
+    // every log line is a JSON object
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let serving = lines
+        .iter()
+        .find(|v| v["message"] == "heal8s is serving.")
+        .expect("a startup line");
+    assert_eq!(serving["level"], "INFO");
+    assert_eq!(serving["dry_run"], true);
 }

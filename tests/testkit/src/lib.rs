@@ -1,9 +1,11 @@
 //! Test kit: start heal8s and its real peers (Alertmanager) as processes on
 //! loopback, and talk to them. Every server binds 127.0.0.1 only.
 //!
-//! Later issues add the Kubernetes and GitHub API emulations here.
+//! `kube` holds the Kubernetes API emulation; the GitHub emulation comes later.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support code
+
+pub mod kube;
 
 use std::fs;
 use std::net::TcpListener;
@@ -50,6 +52,28 @@ impl Drop for TempDir {
     }
 }
 
+/// `cargo` run from a test, without the variables cargo sets for the test
+/// process: build scripts that track them (ring tracks `CARGO_MANIFEST_DIR`)
+/// would otherwise rebuild half the tree on every nested and outer build.
+fn nested_cargo(cargo: String) -> Command {
+    let mut cmd = Command::new(cargo);
+    for (key, _) in std::env::vars_os() {
+        let Some(k) = key.to_str() else { continue };
+        if k == "CARGO_MANIFEST_DIR"
+            || k == "CARGO_MANIFEST_PATH"
+            || k == "CARGO_CRATE_NAME"
+            || k == "CARGO_PRIMARY_PACKAGE"
+            || k == "CARGO_TARGET_TMPDIR"
+            || k == "CARGO_RUSTC_CURRENT_DIR"
+            || k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_BIN_")
+        {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
 /// The `heal8s` binary of this workspace, built once per test process
 /// (`cargo build -p receiver --bin heal8s` in the same profile as the tests).
 pub fn heal8s_bin() -> PathBuf {
@@ -60,7 +84,7 @@ pub fn heal8s_bin() -> PathBuf {
         let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
+        let mut cmd = nested_cargo(cargo);
         cmd.args(["build", "--quiet", "-p", "receiver", "--bin", "heal8s"]);
         if release {
             cmd.arg("--release");
@@ -72,6 +96,86 @@ pub fn heal8s_bin() -> PathBuf {
         bin
     })
     .clone()
+}
+
+/// The `testkit` binary of this workspace, built once per test process
+/// (`cargo build -p testkit --bin testkit` in the same profile as the tests).
+pub fn testkit_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = nested_cargo(cargo);
+        cmd.args(["build", "--quiet", "-p", "testkit", "--bin", "testkit"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("cannot run cargo to build testkit");
+        assert!(status.success(), "building testkit failed");
+        let bin = profile_dir.join("testkit");
+        assert!(bin.exists(), "{} missing after build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// `kubectl`: `$KUBECTL` if set, else the first `kubectl` on `PATH`.
+pub fn kubectl_bin() -> anyhow::Result<PathBuf> {
+    if let Ok(p) = std::env::var("KUBECTL") {
+        return Ok(PathBuf::from(p));
+    }
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join("kubectl");
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    bail!("kubectl is not installed (set $KUBECTL or put kubectl on PATH)")
+}
+
+/// A standalone Kubernetes API emulation (`testkit kube`) running as a
+/// process on loopback, with a kubeconfig for it; every request is logged.
+#[derive(Debug)]
+pub struct KubeProcess {
+    pub proc: Proc,
+    pub url: String,
+    pub kubeconfig: PathBuf,
+    pub dir: TempDir,
+}
+
+impl KubeProcess {
+    /// Start `testkit kube --port 0 --kubeconfig-out ... --log-requests` and wait for its URL.
+    pub fn start() -> anyhow::Result<KubeProcess> {
+        let dir = TempDir::new("kube");
+        let kubeconfig = dir.path().join("kubeconfig");
+        let mut cmd = Command::new(testkit_bin());
+        cmd.args(["kube", "--port", "0", "--log-requests", "--kubeconfig-out"])
+            .arg(&kubeconfig);
+        let proc = Proc::spawn(cmd, dir.path().join("kube.log"))?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = proc.output();
+            if let Some(url) = out.lines().find(|l| l.starts_with("http://127.0.0.1:")) {
+                return Ok(KubeProcess {
+                    url: url.trim().to_string(),
+                    proc,
+                    kubeconfig,
+                    dir,
+                });
+            }
+            if Instant::now() > deadline {
+                bail!("testkit kube printed no URL within 20s; output:\n{out}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything the server printed (its URL, then one line per request).
+    pub fn log(&self) -> String {
+        self.proc.output()
+    }
 }
 
 /// A child process killed (SIGKILL) on drop if still running; its output goes to a log file.

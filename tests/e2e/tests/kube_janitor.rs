@@ -1,0 +1,598 @@
+//! End to end against the Kubernetes API emulation: a real `heal8s serve`
+//! process with a real `kube::Client` (from a kubeconfig) watches and acts on
+//! the emulated cluster. The emulation runs no controllers; tests script what
+//! a ReplicaSet or kubelet would do.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use testkit::kube::{Emulator, RequestMatch};
+use testkit::{Heal8s, TempDir, eventually};
+
+const TOKEN: &str = "kube-e2e-token";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn ago(secs: i64) -> String {
+    (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(secs)).to_string()
+}
+
+struct Cluster {
+    emu: Emulator,
+    dir: TempDir,
+}
+
+impl Cluster {
+    async fn new() -> Cluster {
+        let emu = Emulator::start().await.unwrap();
+        Cluster {
+            emu,
+            dir: TempDir::new("kube-e2e"),
+        }
+    }
+
+    fn namespace(&self, name: &str) {
+        if !self.exists("v1", "Namespace", "", name) {
+            self.emu
+                .create(
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+                )
+                .unwrap();
+        }
+    }
+
+    fn node(&self, name: &str, ready: &str, since_secs: i64) {
+        self.emu
+            .create(json!({
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": name},
+                "status": {"conditions": [{"type": "Ready", "status": ready, "reason": "KubeletReady",
+                                           "lastTransitionTime": ago(since_secs)}]}
+            }))
+            .unwrap();
+    }
+
+    /// A Deployment with one ReplicaSet, as the Deployment controller would leave them.
+    fn deployment(&self, ns: &str, name: &str, rs: &str) {
+        let d = self
+            .emu
+            .create(json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                         "template": {"metadata": {"labels": {"app": name}},
+                                      "spec": {"containers": [{"name": name, "image": "registry/app:1"}]}}}
+            }))
+            .unwrap();
+        self.emu
+            .create(json!({
+                "apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": rs, "namespace": ns,
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
+                                         "uid": d["metadata"]["uid"], "controller": true}]},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
+                         "template": {"metadata": {"labels": {"app": name}},
+                                      "spec": {"containers": [{"name": name, "image": "registry/app:1"}]}}}
+            }))
+            .unwrap();
+    }
+
+    /// A pod of ReplicaSet `rs` (or a bare/DaemonSet pod), crash looping or healthy.
+    fn pod(
+        &self,
+        ns: &str,
+        name: &str,
+        owner: Option<(&str, &str)>,
+        node: &str,
+        crashloop: bool,
+    ) -> Value {
+        let owner_refs = match owner {
+            Some((kind, oname)) => {
+                let api = if kind == "ReplicaSet" || kind == "DaemonSet" {
+                    "apps/v1"
+                } else {
+                    "v1"
+                };
+                json!([{"apiVersion": api, "kind": kind, "name": oname, "uid": "owner-uid", "controller": true}])
+            }
+            None => json!([]),
+        };
+        let (state, ready) = if crashloop {
+            (json!({"waiting": {"reason": "CrashLoopBackOff"}}), "False")
+        } else {
+            (json!({"running": {"startedAt": ago(600)}}), "True")
+        };
+        self.emu
+            .create(json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": name, "namespace": ns, "labels": {"app": "api"},
+                             "ownerReferences": owner_refs},
+                "spec": {"nodeName": node, "containers": [{"name": "api", "image": "registry/app:2"}]},
+                "status": {"phase": "Running", "startTime": ago(600),
+                    "conditions": [{"type": "Ready", "status": ready, "lastTransitionTime": ago(300)},
+                                   {"type": "ContainersReady", "status": ready, "lastTransitionTime": ago(300)}],
+                    "containerStatuses": [{"name": "api", "image": "registry/app:2", "imageID": "",
+                        "ready": !crashloop, "restartCount": if crashloop { 5 } else { 0 }, "state": state}]}
+            }))
+            .unwrap()
+    }
+
+    fn exists(&self, api_version: &str, kind: &str, ns: &str, name: &str) -> bool {
+        self.emu.get(api_version, kind, ns, name).is_some()
+    }
+
+    async fn heal8s(&self, policy: &str, extra: &[&str]) -> Heal8s {
+        let kubeconfig = self.dir.path().join("kubeconfig");
+        self.emu.write_kubeconfig(&kubeconfig).unwrap();
+        let policy_file = self.dir.path().join("policy.yaml");
+        std::fs::write(&policy_file, policy).unwrap();
+        let mut args = vec![
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--policy",
+            policy_file.to_str().unwrap(),
+            "--eviction-retry",
+            "200ms",
+        ];
+        args.extend_from_slice(extra);
+        Heal8s::start(TOKEN, &args).await.unwrap()
+    }
+
+    fn events(&self, ns: &str) -> Vec<Value> {
+        self.emu.list("events.k8s.io/v1", "Event", ns)
+    }
+}
+
+/// Fast detector settings for tests, on top of `profile`.
+fn policy(profile: &str, extra: &str, routes: &str) -> String {
+    format!(
+        r#"profile: {profile}
+detectors:
+  resync: 1s
+  pods: {{waitingAfter: 1s, pendingAfter: 1s, unschedulableAfter: 1s}}
+  nodes: {{notReadyAfter: 1s, unknownAfter: 1s}}
+  customResources: {{terminatingAfter: 1s, resources: ["datavolumes.cdi.kubevirt.io/v1beta1"]}}
+{extra}
+routes:
+{routes}
+"#
+    )
+}
+
+async fn outcome_with(h: &Heal8s, pred: impl Fn(&Value) -> bool) -> Value {
+    let found = eventually(WAIT, "an outcome", || {
+        let outcomes = h.outcomes();
+        let pred = &pred;
+        async move { outcomes.await.into_iter().find(|o| pred(o)) }
+    })
+    .await;
+    match found {
+        Ok(o) => o,
+        Err(e) => panic!(
+            "{e}\noutcomes: {:#?}\n--- heal8s ---\n{}",
+            h.outcomes().await,
+            h.proc.output()
+        ),
+    }
+}
+
+async fn gone(c: &Cluster, h: &Heal8s, api_version: &str, kind: &str, ns: &str, name: &str) {
+    let r = eventually(WAIT, &format!("{kind} {name} to be deleted"), || async {
+        (!c.exists(api_version, kind, ns, name)).then_some(())
+    })
+    .await;
+    if let Err(e) = r {
+        panic!(
+            "{e}\noutcomes: {:#?}\n--- heal8s ---\n{}",
+            h.outcomes().await,
+            h.proc.output()
+        );
+    }
+}
+
+fn is(o: &Value, result: &str, reason: Option<&str>, target_has: &str) -> bool {
+    o["result"] == result
+        && reason.is_none_or(|r| o["reason"] == r)
+        && o["target"].as_str().is_some_and(|t| t.contains(target_has))
+}
+
+#[tokio::test]
+async fn crashlooping_pod_of_a_deployment_is_deleted_once_then_the_cooldown_holds() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.node("w1", "True", 600);
+    c.deployment("shop", "api", "api-7d9c");
+    c.pod(
+        "shop",
+        "api-7d9c-aaaaa",
+        Some(("ReplicaSet", "api-7d9c")),
+        "w1",
+        true,
+    );
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "",
+                "  - {matchers: ['alertname=\"Heal8sPodCrashLooping\"'], remediation: delete-pod}",
+            ),
+            &[],
+        )
+        .await;
+    gone(&c, &h, "v1", "Pod", "shop", "api-7d9c-aaaaa").await;
+    let acted = outcome_with(&h, |o| is(o, "acted", None, "api-7d9c-aaaaa")).await;
+    assert_eq!(acted["plan"]["workload"]["kind"], "Deployment", "{acted:#}");
+    assert_eq!(acted["plan"]["workload"]["name"], "api");
+    // the ReplicaSet recreates the pod under a new name; it crash loops too
+    c.pod(
+        "shop",
+        "api-7d9c-bbbbb",
+        Some(("ReplicaSet", "api-7d9c")),
+        "w1",
+        true,
+    );
+    let refused = outcome_with(&h, |o| is(o, "refused", Some("cooldown"), "api-7d9c-bbbbb")).await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("Deployment/shop/api"),
+        "{refused:#}"
+    );
+    assert!(c.exists("v1", "Pod", "shop", "api-7d9c-bbbbb"));
+    // the deletion left a Kubernetes Event on the pod
+    let events = c.events("shop");
+    assert!(
+        events
+            .iter()
+            .any(|e| e["reason"] == "PodDeleted" && e["regarding"]["name"] == "api-7d9c-aaaaa"),
+        "{events:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_pod_in_kube_system_is_never_touched() {
+    let c = Cluster::new().await;
+    c.namespace("kube-system");
+    c.node("w1", "True", 600);
+    c.pod(
+        "kube-system",
+        "coredns-1",
+        Some(("ReplicaSet", "coredns-x")),
+        "w1",
+        true,
+    );
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "",
+                "  - {matchers: ['alertname=\"Heal8sPodCrashLooping\"'], remediation: delete-pod}",
+            ),
+            &[],
+        )
+        .await;
+    outcome_with(&h, |o| {
+        is(o, "refused", Some("protected_namespace"), "coredns-1")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(c.exists("v1", "Pod", "kube-system", "coredns-1"));
+    assert!(
+        c.emu.requests().iter().all(|r| r.method != "DELETE"),
+        "heal8s sent a DELETE: {:?}",
+        c.emu
+            .requests()
+            .iter()
+            .filter(|r| r.method == "DELETE")
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn an_eviction_blocked_by_a_pdb_retries_then_gives_up_cleanly() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.node("w1", "True", 600);
+    c.pod("shop", "api-1", Some(("ReplicaSet", "api-rs")), "w1", true);
+    c.emu
+        .create(
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                       "metadata": {"name": "api", "namespace": "shop"},
+                       "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "api"}}}}),
+        )
+        .unwrap();
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "",
+                "  - {matchers: ['alertname=\"Heal8sPodCrashLooping\"'], remediation: evict-pod}",
+            ),
+            &["--eviction-timeout", "2s"],
+        )
+        .await;
+    let failed = outcome_with(&h, |o| is(o, "failed", None, "api-1")).await;
+    let msg = failed["message"].as_str().unwrap();
+    assert!(msg.contains("PodDisruptionBudget"), "{msg}");
+    assert!(c.exists("v1", "Pod", "shop", "api-1"));
+    let evictions = c
+        .emu
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/eviction"))
+        .count();
+    assert!(evictions >= 3, "only {evictions} eviction attempts");
+    let events = c.events("shop");
+    assert!(
+        events.iter().any(|e| e["reason"] == "EvictionFailed"),
+        "{events:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_not_ready_node_is_cordoned_and_drained_but_daemonset_pods_stay() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.node("w1", "False", 600);
+    for n in ["w2", "w3", "w4"] {
+        c.node(n, "True", 600);
+    }
+    c.pod("shop", "api-1", Some(("ReplicaSet", "api-rs")), "w1", false);
+    c.pod("shop", "logs-1", Some(("DaemonSet", "logs")), "w1", false);
+    c.pod("shop", "api-2", Some(("ReplicaSet", "api-rs")), "w2", false);
+    let h = c
+        .heal8s(
+            &policy("production", "", "  - {matchers: ['alertname=\"Heal8sNodeNotReady\"'], remediation: drain-node, params: {timeout: 20s}}"),
+            &[],
+        )
+        .await;
+    let acted = outcome_with(&h, |o| is(o, "acted", None, "Node w1")).await;
+    assert!(
+        acted["message"].as_str().unwrap().contains("shop/api-1"),
+        "{acted:#}"
+    );
+    let node = c.emu.get("v1", "Node", "", "w1").unwrap();
+    assert_eq!(node["spec"]["unschedulable"], true);
+    assert_eq!(
+        node["metadata"]["annotations"]["heal8s.io/remediation"],
+        "drained"
+    );
+    assert!(!c.exists("v1", "Pod", "shop", "api-1"));
+    assert!(
+        c.exists("v1", "Pod", "shop", "logs-1"),
+        "DaemonSet pods are not evicted"
+    );
+    assert!(
+        c.exists("v1", "Pod", "shop", "api-2"),
+        "pods on other nodes stay"
+    );
+    assert!(c.emu.get("v1", "Node", "", "w2").unwrap()["spec"]["unschedulable"].is_null());
+}
+
+#[tokio::test]
+async fn a_node_whose_drain_fails_is_not_deleted() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.node("w1", "False", 600);
+    for n in ["w2", "w3", "w4"] {
+        c.node(n, "True", 600);
+    }
+    c.pod("shop", "api-1", Some(("ReplicaSet", "api-rs")), "w1", false);
+    c.emu
+        .create(
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                       "metadata": {"name": "api", "namespace": "shop"},
+                       "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "api"}}}}),
+        )
+        .unwrap();
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "features: {deleteNodes: true}",
+                "  - {matchers: ['alertname=\"Heal8sNodeNotReady\"'], remediation: delete-node, params: {drainTimeout: 10s}}",
+            ),
+            &[],
+        )
+        .await;
+    let failed = outcome_with(&h, |o| is(o, "failed", None, "Node w1")).await;
+    assert!(
+        failed["message"].as_str().unwrap().contains("not deleted"),
+        "{failed:#}"
+    );
+    let node = c
+        .emu
+        .get("v1", "Node", "", "w1")
+        .expect("the node must not be deleted");
+    assert_eq!(
+        node["metadata"]["annotations"]["heal8s.io/remediation"],
+        "failed"
+    );
+    assert!(c.exists("v1", "Pod", "shop", "api-1"));
+}
+
+#[tokio::test]
+async fn with_half_the_nodes_not_ready_nothing_is_drained() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.node("w1", "False", 600);
+    c.node("w2", "Unknown", 600);
+    c.node("w3", "True", 600);
+    c.node("w4", "True", 600);
+    c.pod("shop", "api-1", Some(("ReplicaSet", "api-rs")), "w1", false);
+    let h = c
+        .heal8s(
+            &policy("production", "", "  - {matchers: ['alertname=~\"Heal8sNodeNotReady|Heal8sNodeUnreachable\"'], remediation: drain-node}"),
+            &[],
+        )
+        .await;
+    outcome_with(&h, |o| is(o, "refused", Some("partition"), "Node w1")).await;
+    outcome_with(&h, |o| is(o, "refused", Some("partition"), "Node w2")).await;
+    for n in ["w1", "w2"] {
+        assert!(
+            c.emu.get("v1", "Node", "", n).unwrap()["spec"]["unschedulable"].is_null(),
+            "{n} cordoned"
+        );
+    }
+    assert!(c.exists("v1", "Pod", "shop", "api-1"));
+}
+
+fn vm_and_datavolume(c: &Cluster) {
+    c.namespace("e2e-1");
+    c.emu
+        .create(json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine",
+                       "metadata": {"name": "vm-a", "namespace": "e2e-1", "creationTimestamp": ago(600)},
+                       "spec": {"running": true}, "status": {"printableStatus": "Running"}}))
+        .unwrap();
+    c.emu
+        .create(
+            json!({"apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
+                       "metadata": {"name": "dv-a", "namespace": "e2e-1",
+                                    "finalizers": ["cdi.kubevirt.io/dataVolumeFinalizer"]},
+                       "spec": {}}),
+        )
+        .unwrap();
+    // someone deleted it; the finalizer's controller is gone, so it hangs
+    c.emu
+        .delete("cdi.kubevirt.io/v1beta1", "DataVolume", "e2e-1", "dv-a")
+        .unwrap();
+}
+
+const CLEANUP_ROUTES: &str = "  - {matchers: ['alertname=\"Heal8sStaleVirtualMachine\"'], remediation: cleanup-resource, params: {apiVersion: kubevirt.io/v1, kind: VirtualMachine}}
+  - {matchers: ['alertname=\"Heal8sResourceStuckTerminating\"'], remediation: cleanup-resource, params: {removeFinalizers: true}}";
+
+#[tokio::test]
+async fn test_cluster_profile_cleans_a_stale_vm_and_a_stuck_terminating_datavolume() {
+    let c = Cluster::new().await;
+    vm_and_datavolume(&c);
+    let h = c
+        .heal8s(&policy("test-cluster", "", CLEANUP_ROUTES), &[])
+        .await;
+    gone(&c, &h, "kubevirt.io/v1", "VirtualMachine", "e2e-1", "vm-a").await;
+    gone(
+        &c,
+        &h,
+        "cdi.kubevirt.io/v1beta1",
+        "DataVolume",
+        "e2e-1",
+        "dv-a",
+    )
+    .await;
+    let removed = outcome_with(&h, |o| is(o, "acted", None, "dv-a")).await;
+    assert!(
+        removed["message"]
+            .as_str()
+            .unwrap()
+            .contains("removed finalizers [cdi.kubevirt.io/dataVolumeFinalizer]"),
+        "{removed:#}"
+    );
+    let events = c.events("e2e-1");
+    assert!(
+        events.iter().any(|e| e["reason"] == "FinalizersRemoved"),
+        "{events:#?}"
+    );
+}
+
+#[tokio::test]
+async fn production_profile_removes_no_finalizers_and_deletes_no_vms() {
+    let c = Cluster::new().await;
+    vm_and_datavolume(&c);
+    let extra = "  virtualMachines: {enabled: true, staleAge: 6m}\n  # detectors on, cleanup features off (production)";
+    let p = policy("production", "", CLEANUP_ROUTES).replace(
+        "  customResources: {terminatingAfter: 1s,",
+        &format!("{extra}\n  customResources: {{enabled: true, terminatingAfter: 1s,"),
+    );
+    let h = c.heal8s(&p, &[]).await;
+    outcome_with(&h, |o| is(o, "refused", Some("disabled"), "vm-a")).await;
+    outcome_with(&h, |o| is(o, "refused", Some("disabled"), "dv-a")).await;
+    assert!(c.exists("kubevirt.io/v1", "VirtualMachine", "e2e-1", "vm-a"));
+    let dv = c
+        .emu
+        .get("cdi.kubevirt.io/v1beta1", "DataVolume", "e2e-1", "dv-a")
+        .unwrap();
+    assert_eq!(
+        dv["metadata"]["finalizers"][0],
+        "cdi.kubevirt.io/dataVolumeFinalizer"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_test_namespace_is_deleted_and_an_excluded_one_is_not() {
+    let c = Cluster::new().await;
+    for ns in ["test-1", "test-keep-2"] {
+        c.emu
+            .create(json!({"apiVersion": "v1", "kind": "Namespace",
+                           "metadata": {"name": ns, "creationTimestamp": ago(3600)}}))
+            .unwrap();
+    }
+    c.emu
+        .create(json!({"apiVersion": "v1", "kind": "Namespace",
+                       "metadata": {"name": "test-new-3"}}))
+        .unwrap();
+    let h = c
+        .heal8s(
+            &policy("test-cluster", "", "  - {matchers: ['alertname=\"Heal8sStaleNamespace\"'], remediation: delete-namespace}"),
+            &["--namespaces", "test-1", "--exclude-namespaces", "test-keep-*", "--stale-age", "10m"],
+        )
+        .await;
+    gone(&c, &h, "v1", "Namespace", "", "test-1").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        c.exists("v1", "Namespace", "", "test-keep-2"),
+        "excluded namespaces are never deleted"
+    );
+    assert!(
+        c.exists("v1", "Namespace", "", "test-new-3"),
+        "young namespaces are not stale"
+    );
+}
+
+#[tokio::test]
+async fn an_alert_about_a_pod_that_recovered_or_vanished_does_nothing() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.node("w1", "True", 600);
+    c.pod(
+        "shop",
+        "api-healthy",
+        Some(("ReplicaSet", "api-rs")),
+        "w1",
+        false,
+    );
+    let p = policy(
+        "production",
+        "",
+        "  - {matchers: ['alertname=\"KubePodCrashLooping\"'], remediation: delete-pod}",
+    )
+    .replace("  pods: {", "  pods: {enabled: false, ");
+    let h = c.heal8s(&p, &[]).await;
+    let alert = |pod: &str| {
+        json!({"version": "4", "status": "firing", "receiver": "heal8s", "groupKey": "{}", "alerts": [{
+            "status": "firing", "startsAt": ago(60), "endsAt": "0001-01-01T00:00:00Z", "fingerprint": format!("fp-{pod}"),
+            "labels": {"alertname": "KubePodCrashLooping", "namespace": "shop", "pod": pod, "container": "api"}}]})
+    };
+    let client = reqwest::Client::new();
+    for pod in ["api-healthy", "api-vanished"] {
+        let r = client
+            .post(format!("{}/webhook/alertmanager", h.url))
+            .bearer_auth(TOKEN)
+            .json(&alert(pod))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    outcome_with(&h, |o| {
+        is(o, "refused", Some("condition_cleared"), "api-healthy")
+    })
+    .await;
+    outcome_with(&h, |o| {
+        is(o, "refused", Some("target_gone"), "api-vanished")
+    })
+    .await;
+    assert!(c.exists("v1", "Pod", "shop", "api-healthy"));
+    assert!(c.emu.requests().iter().all(|r| r.method != "DELETE"));
+    let _ = RequestMatch::any();
+}

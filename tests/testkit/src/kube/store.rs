@@ -1,0 +1,1304 @@
+//! The object store: every object (compact, see `stored`) keyed by
+//! (resource, namespace, name), one global resourceVersion counter, the
+//! bounded change history watches replay from, and the write rules of the API
+//! server (create/update/patch/delete, status subresource, generation,
+//! finalizers, namespace termination, CRD registration). No HTTP here.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast;
+
+use super::error::ApiError;
+use super::object::{self, meta_mut, set_meta};
+use super::patch::{self, PatchType};
+use super::resources::{Registry, ResourceDef, StorageKey, defs_from_crd};
+use super::selectors::{FieldSelector, LabelSelector};
+use super::stored::Stored;
+
+/// (namespace, name); namespace is "" for cluster-scoped objects.
+pub(crate) type ObjKey = (String, String);
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChangeKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One stored change, replayed to watches.
+#[derive(Debug)]
+pub(crate) struct Change {
+    pub rv: u64,
+    pub kind: ChangeKind,
+    pub storage: StorageKey,
+    pub namespace: String,
+    pub object: Arc<Stored>,
+    /// The previous version, for MODIFIED (selector transitions).
+    pub old: Option<Arc<Stored>>,
+}
+
+/// How a write was asked for.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WriteOpts {
+    /// `dryRun=All`: validate and answer, store nothing.
+    pub dry_run: bool,
+    /// A test scripting the cluster through the store API (not the HTTP API):
+    /// `.status` is written as given.
+    pub direct: bool,
+}
+
+/// Which part of an object a write targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    Main,
+    Status,
+    /// `pods/resize`: only `spec.containers[*].resources` change.
+    Resize,
+}
+
+/// Options of a delete.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DeleteOpts {
+    pub dry_run: bool,
+    pub grace_period_seconds: Option<i64>,
+    pub precondition_uid: Option<String>,
+    pub precondition_rv: Option<String>,
+}
+
+/// A list query.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ListQuery {
+    pub labels: LabelSelector,
+    pub fields: FieldSelector,
+    pub limit: Option<usize>,
+    pub continue_token: Option<String>,
+}
+
+/// One page of a list.
+#[derive(Debug)]
+pub(crate) struct ListPage {
+    pub items: Vec<Arc<Stored>>,
+    pub resource_version: u64,
+    pub continue_token: Option<String>,
+    pub remaining: Option<usize>,
+}
+
+/// Where a watch starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WatchFrom {
+    /// Synthetic ADDED for the current state, then live.
+    Now,
+    /// Replay changes after this resourceVersion, then live.
+    After(u64),
+}
+
+/// A started watch: what to send first, then the live feed.
+#[derive(Debug)]
+pub(crate) struct Subscription {
+    pub initial: Vec<(ChangeKind, Arc<Stored>)>,
+    pub start_rv: u64,
+    pub live: broadcast::Receiver<Arc<Change>>,
+    /// `Some(message)` when the requested resourceVersion is too old (410 Gone).
+    pub gone: Option<String>,
+}
+
+/// Everything stored, behind the emulator's one lock.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub registry: Registry,
+    objects: HashMap<StorageKey, BTreeMap<ObjKey, Arc<Stored>>>,
+    rv: u64,
+    history: VecDeque<Arc<Change>>,
+    history_limit: usize,
+    compacted_rv: u64,
+    changes: broadcast::Sender<Arc<Change>>,
+}
+
+fn ns_storage() -> StorageKey {
+    (String::new(), "namespaces".into())
+}
+
+/// The object without `metadata` and `status`: what `generation` tracks.
+fn spec_part(obj: &Value) -> Value {
+    match obj {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn hex(s: &str) -> String {
+    s.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<String> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
+fn encode_continue(key: &ObjKey) -> String {
+    format!("c1.{}.{}", hex(&key.0), hex(&key.1))
+}
+
+fn decode_continue(token: &str) -> Result<ObjKey, ApiError> {
+    let bad = || ApiError::bad_request(format!("continue key is not valid: {token}"));
+    let rest = token.strip_prefix("c1.").ok_or_else(bad)?;
+    let (ns, name) = rest.split_once('.').ok_or_else(bad)?;
+    Ok((unhex(ns).ok_or_else(bad)?, unhex(name).ok_or_else(bad)?))
+}
+
+impl State {
+    /// An empty store with the built-in types and the usual namespaces.
+    pub fn new(history_limit: usize) -> State {
+        let (changes, _) = broadcast::channel(history_limit.clamp(1024, 1 << 17));
+        let mut s = State {
+            registry: Registry::with_builtins(),
+            objects: HashMap::new(),
+            rv: 0,
+            history: VecDeque::new(),
+            history_limit: history_limit.max(1),
+            compacted_rv: 0,
+            changes,
+        };
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let _ = s.create_object(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+                WriteOpts {
+                    dry_run: false,
+                    direct: true,
+                },
+            );
+        }
+        s
+    }
+
+    /// The current global resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        self.rv
+    }
+
+    /// Forget the change history: watches from any older resourceVersion get 410 Gone.
+    pub fn compact_history(&mut self) {
+        self.history.clear();
+        self.compacted_rv = self.rv;
+    }
+
+    /// Number of objects stored (all types).
+    pub fn object_count(&self) -> usize {
+        self.objects.values().map(BTreeMap::len).sum()
+    }
+
+    fn next_rv(&mut self) -> u64 {
+        self.rv += 1;
+        self.rv
+    }
+
+    fn emit(
+        &mut self,
+        kind: ChangeKind,
+        def: &ResourceDef,
+        namespace: &str,
+        object: Arc<Stored>,
+        old: Option<Arc<Stored>>,
+    ) {
+        let change = Arc::new(Change {
+            rv: self.rv,
+            kind,
+            storage: def.storage(),
+            namespace: namespace.to_string(),
+            object,
+            old,
+        });
+        self.history.push_back(change.clone());
+        while self.history.len() > self.history_limit {
+            if let Some(c) = self.history.pop_front() {
+                self.compacted_rv = c.rv;
+            }
+        }
+        let _ = self.changes.send(change);
+    }
+
+    /// The object key for `namespace`/`name` of `def`.
+    fn key(def: &ResourceDef, namespace: Option<&str>, name: &str) -> Result<ObjKey, ApiError> {
+        if def.namespaced {
+            match namespace {
+                Some(ns) if !ns.is_empty() => Ok((ns.to_string(), name.to_string())),
+                _ => Err(ApiError::bad_request(format!(
+                    "the namespace of the object is required for {}",
+                    def.plural
+                ))),
+            }
+        } else {
+            Ok((String::new(), name.to_string()))
+        }
+    }
+
+    fn stored(&self, def: &ResourceDef, key: &ObjKey) -> Option<&Arc<Stored>> {
+        self.objects.get(&def.storage()).and_then(|m| m.get(key))
+    }
+
+    /// One object.
+    pub fn get(
+        &self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Arc<Stored>, ApiError> {
+        let key = State::key(def, namespace, name)?;
+        self.stored(def, &key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))
+    }
+
+    /// Every object of a type in a namespace (or all namespaces with `None`).
+    pub fn objects_in(&self, storage: &StorageKey, namespace: Option<&str>) -> Vec<Arc<Stored>> {
+        let Some(map) = self.objects.get(storage) else {
+            return Vec::new();
+        };
+        match namespace {
+            Some(ns) => map
+                .range((ns.to_string(), String::new())..)
+                .take_while(|((n, _), _)| n == ns)
+                .map(|(_, v)| v.clone())
+                .collect(),
+            None => map.values().cloned().collect(),
+        }
+    }
+
+    /// A page of a list.
+    pub fn list(
+        &self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        q: &ListQuery,
+    ) -> Result<ListPage, ApiError> {
+        let after = q
+            .continue_token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .map(decode_continue)
+            .transpose()?;
+        let empty = BTreeMap::new();
+        let map = self.objects.get(&def.storage()).unwrap_or(&empty);
+        let start = match (&after, namespace) {
+            (Some(k), _) => std::ops::Bound::Excluded(k.clone()),
+            (None, Some(ns)) => std::ops::Bound::Included((ns.to_string(), String::new())),
+            (None, None) => std::ops::Bound::Unbounded,
+        };
+        let in_scope = |k: &ObjKey| namespace.is_none_or(|ns| k.0 == ns);
+        let mut iter = map
+            .range((start, std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| in_scope(k))
+            .filter(|(_, v)| v.matches(&q.labels, &q.fields));
+        let limit = q.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+        let mut items = Vec::new();
+        let mut last: Option<&ObjKey> = None;
+        for (k, v) in iter.by_ref() {
+            items.push(v.clone());
+            last = Some(k);
+            if items.len() >= limit {
+                break;
+            }
+        }
+        let mut continue_token = None;
+        let mut remaining = None;
+        if items.len() >= limit {
+            // Counting the rest is only cheap (and only reported) without selectors.
+            let unfiltered = q.labels.is_everything() && q.fields.is_everything();
+            let rest = if unfiltered {
+                iter.count()
+            } else {
+                usize::from(iter.next().is_some())
+            };
+            if rest > 0 {
+                continue_token = last.map(encode_continue);
+                remaining = unfiltered.then_some(rest);
+            }
+        }
+        Ok(ListPage {
+            items,
+            resource_version: self.rv,
+            continue_token,
+            remaining,
+        })
+    }
+
+    /// Start a watch; everything after `start_rv` arrives on `live`.
+    pub fn subscribe(
+        &self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        from: WatchFrom,
+    ) -> Subscription {
+        let live = self.changes.subscribe();
+        let storage = def.storage();
+        let mut initial = Vec::new();
+        let mut gone = None;
+        match from {
+            WatchFrom::Now => {
+                for obj in self.objects_in(&storage, namespace) {
+                    if obj.matches(labels, fields) {
+                        initial.push((ChangeKind::Added, obj));
+                    }
+                }
+            }
+            WatchFrom::After(rv) if rv < self.compacted_rv => {
+                gone = Some(format!(
+                    "too old resource version: {rv} ({})",
+                    self.compacted_rv + 1
+                ));
+            }
+            WatchFrom::After(rv) => {
+                let first = self.history.partition_point(|c| c.rv <= rv);
+                for c in self.history.range(first..) {
+                    if c.storage != storage || namespace.is_some_and(|ns| ns != c.namespace) {
+                        continue;
+                    }
+                    if let Some(ev) = filter_change(c, labels, fields) {
+                        initial.push(ev);
+                    }
+                }
+            }
+        }
+        let start_rv = match from {
+            WatchFrom::After(rv) if rv > self.rv => rv,
+            _ => self.rv,
+        };
+        Subscription {
+            initial,
+            start_rv,
+            live,
+            gone,
+        }
+    }
+
+    /// Check that `ns` exists and accepts new objects.
+    fn check_namespace(&self, ns: &str) -> Result<(), ApiError> {
+        let key = (String::new(), ns.to_string());
+        match self.objects.get(&ns_storage()).and_then(|m| m.get(&key)) {
+            None => Err(ApiError::not_found("", "namespaces", ns)),
+            Some(n) if object::is_terminating(&n.value()) => Err(ApiError::new(
+                403,
+                "Forbidden",
+                format!(
+                    "unable to create new content in namespace {ns} because it is being terminated"
+                ),
+            )
+            .with_details(json!({"name": ns, "kind": "namespaces"}))),
+            Some(_) => Ok(()),
+        }
+    }
+
+    fn check_type(def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
+        if !obj.is_object() {
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
+        }
+        let want = def.api_version();
+        if let Some(av) = obj.get("apiVersion").and_then(Value::as_str) {
+            let group_of = |s: &str| {
+                s.split_once('/')
+                    .map(|(g, _)| g.to_string())
+                    .unwrap_or_default()
+            };
+            if !av.is_empty() && group_of(av) != def.group {
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({av}) does not match the expected API version ({want})"
+                )));
+            }
+        }
+        if let Some(k) = obj.get("kind").and_then(Value::as_str)
+            && !k.is_empty()
+            && k != def.kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                def.kind
+            )));
+        }
+        object::set_field(obj, "apiVersion", Value::String(want));
+        object::set_field(obj, "kind", Value::String(def.kind.clone()));
+        Ok(())
+    }
+
+    /// Create from an object carrying apiVersion/kind/metadata.namespace (the store API).
+    pub fn create_object(&mut self, obj: Value, opts: WriteOpts) -> Result<Value, ApiError> {
+        let def = self.def_of(&obj)?;
+        let ns = object::meta_str(&obj, "namespace")
+            .filter(|s| !s.is_empty())
+            .unwrap_or("default")
+            .to_string();
+        self.create(&def, Some(&ns), obj, opts)
+    }
+
+    /// The definition for an object's apiVersion and kind.
+    pub fn def_of(&self, obj: &Value) -> Result<ResourceDef, ApiError> {
+        let av = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+        self.registry.find_kind(av, kind).cloned().ok_or_else(|| {
+            ApiError::new(
+                404,
+                "NotFound",
+                format!("the server could not find the requested resource (kind {kind} in {av})"),
+            )
+        })
+    }
+
+    /// Create an object.
+    pub fn create(
+        &mut self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        mut obj: Value,
+        opts: WriteOpts,
+    ) -> Result<Value, ApiError> {
+        State::check_type(def, &mut obj)?;
+        let ns = if def.namespaced {
+            let ns = namespace.unwrap_or("");
+            if let Some(body_ns) = object::meta_str(&obj, "namespace")
+                && !body_ns.is_empty()
+                && body_ns != ns
+            {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+            set_meta(&mut obj, "namespace", Value::String(ns.to_string()));
+            ns.to_string()
+        } else {
+            meta_mut(&mut obj).remove("namespace");
+            String::new()
+        };
+        let name = match object::name(&obj).filter(|n| !n.is_empty()) {
+            Some(n) => n.to_string(),
+            None => match object::meta_str(&obj, "generateName").filter(|n| !n.is_empty()) {
+                Some(prefix) => {
+                    let mut name = format!("{prefix}{}", object::name_suffix());
+                    while self.stored(def, &(ns.clone(), name.clone())).is_some() {
+                        name = format!("{prefix}{}", object::name_suffix());
+                    }
+                    set_meta(&mut obj, "name", Value::String(name.clone()));
+                    name
+                }
+                None => {
+                    return Err(ApiError::invalid(
+                        &def.group,
+                        &def.kind,
+                        "",
+                        "metadata.name",
+                        "Required value: name or generateName is required",
+                    ));
+                }
+            },
+        };
+        object::validate_name(&def.group, &def.kind, &name)?;
+        object::validate_meta(&def.group, &def.kind, &obj)?;
+        if def.namespaced {
+            if ns.is_empty() {
+                return Err(ApiError::bad_request("namespace is required"));
+            }
+            self.check_namespace(&ns)?;
+        }
+        let key = (ns.clone(), name.clone());
+        if self.stored(def, &key).is_some() {
+            return Err(ApiError::already_exists(&def.group, &def.plural, &name));
+        }
+        {
+            let m = meta_mut(&mut obj);
+            m.insert("uid".into(), Value::String(object::new_uid()));
+            // A test scripting the past (a namespace created an hour ago) may
+            // set creationTimestamp through the store API; the HTTP API never can.
+            let backdated = opts.direct
+                && m.get("creationTimestamp")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| t.parse::<jiff::Timestamp>().is_ok());
+            if !backdated {
+                m.insert(
+                    "creationTimestamp".into(),
+                    Value::String(object::now_rfc3339()),
+                );
+            }
+            m.insert("generation".into(), json!(1));
+            for f in [
+                "resourceVersion",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+            ] {
+                m.remove(f);
+            }
+        }
+        if def.has_subresource("status")
+            && !opts.direct
+            && !def.is("", "nodes")
+            && let Some(m) = obj.as_object_mut()
+        {
+            m.remove("status");
+        }
+        self.defaults_on_create(def, &mut obj)?;
+        if opts.dry_run {
+            return Ok(obj);
+        }
+        if def.is("apiextensions.k8s.io", "customresourcedefinitions") {
+            self.register_crd(&obj)?;
+        }
+        let rv = self.next_rv();
+        set_meta(&mut obj, "resourceVersion", Value::String(rv.to_string()));
+        let arc = self.put(def, key, &obj);
+        self.emit(ChangeKind::Added, def, &ns, arc, None);
+        Ok(obj)
+    }
+
+    /// Type-specific defaults the API server fills in on create.
+    fn defaults_on_create(&self, def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
+        let Some(root) = obj.as_object_mut() else {
+            return Ok(());
+        };
+        if def.is("", "pods") {
+            let status = root
+                .entry("status")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Some(s) = status.as_object_mut() {
+                s.entry("phase").or_insert(json!("Pending"));
+            }
+        } else if def.is("", "namespaces") {
+            let spec = root
+                .entry("spec")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Some(s) = spec.as_object_mut() {
+                s.entry("finalizers").or_insert(json!(["kubernetes"]));
+            }
+            let status = root
+                .entry("status")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Some(s) = status.as_object_mut() {
+                s.entry("phase").or_insert(json!("Active"));
+            }
+        } else if def.is("apiextensions.k8s.io", "customresourcedefinitions") {
+            let name = object::name(obj).unwrap_or("").to_string();
+            let defs = defs_from_crd(obj)
+                .map_err(|e| ApiError::invalid(&def.group, &def.kind, &name, "spec", &e))?;
+            let first = defs.first().ok_or_else(|| {
+                ApiError::invalid(
+                    &def.group,
+                    &def.kind,
+                    &name,
+                    "spec.versions",
+                    "Invalid value: must have at least one served version",
+                )
+            })?;
+            let want = format!("{}.{}", first.plural, first.group);
+            if name != want {
+                return Err(ApiError::invalid(
+                    &def.group,
+                    &def.kind,
+                    &name,
+                    "metadata.name",
+                    &format!(
+                        "Invalid value: \"{name}\": must be spec.names.plural+\".\"+spec.group"
+                    ),
+                ));
+            }
+            let names = obj.pointer("/spec/names").cloned().unwrap_or(Value::Null);
+            let stored: Vec<Value> = obj
+                .pointer("/spec/versions")
+                .and_then(Value::as_array)
+                .map(|vs| {
+                    vs.iter()
+                        .filter(|v| v.get("storage").and_then(Value::as_bool) == Some(true))
+                        .filter_map(|v| v.get("name").cloned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let now = object::now_rfc3339();
+            object::set_field(
+                obj,
+                "status",
+                json!({
+                    "acceptedNames": names,
+                    "storedVersions": stored,
+                    "conditions": [
+                        {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+                         "message": "no conflicts found", "lastTransitionTime": now},
+                        {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+                         "message": "the initial names have been accepted", "lastTransitionTime": now},
+                    ],
+                }),
+            );
+        }
+        Ok(())
+    }
+
+    fn register_crd(&mut self, crd: &Value) -> Result<(), ApiError> {
+        let defs = defs_from_crd(crd).map_err(ApiError::bad_request)?;
+        if let Some(first) = defs.first() {
+            let (g, p) = (first.group.clone(), first.plural.clone());
+            self.registry.unregister_all(&g, &p);
+        }
+        for d in defs {
+            self.registry.register(d);
+        }
+        Ok(())
+    }
+
+    /// Replace an object (PUT), or its status (PUT .../status).
+    pub fn update(
+        &mut self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        name: &str,
+        mut body: Value,
+        part: Part,
+        opts: WriteOpts,
+    ) -> Result<Value, ApiError> {
+        let key = State::key(def, namespace, name)?;
+        let old = self
+            .stored(def, &key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+        let old_v = old.value();
+        State::check_type(def, &mut body)?;
+        if let Some(n) = object::name(&body)
+            && n != name
+        {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+        if def.namespaced
+            && let Some(n) = object::meta_str(&body, "namespace")
+            && !n.is_empty()
+            && n != key.0
+        {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        if let Some(rv) = object::meta_str(&body, "resourceVersion")
+            && !rv.is_empty()
+            && rv.parse::<u64>().ok() != Some(object::resource_version(&old_v))
+        {
+            return Err(ApiError::stale(&def.group, &def.plural, name));
+        }
+        let new = self.compose(def, &old_v, body, part, opts);
+        self.commit(def, key, (old, old_v), new, opts, part == Part::Resize)
+    }
+
+    /// Combine a written object with the stored one according to the part written.
+    fn compose(
+        &self,
+        def: &ResourceDef,
+        old: &Value,
+        written: Value,
+        part: Part,
+        opts: WriteOpts,
+    ) -> Value {
+        match part {
+            Part::Main if opts.direct || !def.has_subresource("status") => written,
+            Part::Main => {
+                let mut new = written;
+                if let Some(m) = new.as_object_mut() {
+                    match old.get("status") {
+                        Some(s) => m.insert("status".into(), s.clone()),
+                        None => m.remove("status"),
+                    };
+                }
+                new
+            }
+            Part::Status => {
+                let mut new = old.clone();
+                if let Some(m) = new.as_object_mut() {
+                    match written.get("status") {
+                        Some(s) => m.insert("status".into(), s.clone()),
+                        None => m.remove("status"),
+                    };
+                }
+                new
+            }
+            Part::Resize => {
+                let mut new = old.clone();
+                let wanted = written
+                    .pointer("/spec/containers")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                if let Some(Value::Array(cs)) = new.pointer_mut("/spec/containers") {
+                    for c in cs.iter_mut() {
+                        let w = wanted
+                            .iter()
+                            .find(|w| w.get("name").is_some() && w.get("name") == c.get("name"));
+                        if let (Some(w), Some(cm)) = (w, c.as_object_mut()) {
+                            match w.get("resources") {
+                                Some(r) => cm.insert("resources".into(), r.clone()),
+                                None => cm.remove("resources"),
+                            };
+                        }
+                    }
+                }
+                new
+            }
+        }
+    }
+
+    /// Patch an object or its status; an apply patch creates an absent object.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &mut self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        name: &str,
+        kind: PatchType,
+        patch_body: &Value,
+        part: Part,
+        opts: WriteOpts,
+    ) -> Result<(Value, bool), ApiError> {
+        let key = State::key(def, namespace, name)?;
+        let Some(old) = self.stored(def, &key).cloned() else {
+            if kind == PatchType::Apply && part == Part::Main {
+                let mut obj = patch_body.clone();
+                if let Some(n) = object::name(&obj)
+                    && n != name
+                {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object ({n}) does not match the name on the URL ({name})"
+                    )));
+                }
+                set_meta(&mut obj, "name", Value::String(name.to_string()));
+                return self.create(def, namespace, obj, opts).map(|o| (o, true));
+            }
+            return Err(ApiError::not_found(&def.group, &def.plural, name));
+        };
+        let old_v = old.value();
+        if kind == PatchType::Apply {
+            if let Some(n) = object::name(patch_body)
+                && n != name
+            {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )));
+            }
+            let mut check = patch_body.clone();
+            State::check_type(def, &mut check)?;
+        }
+        if kind != PatchType::Json
+            && let Some(rv) = patch_body
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+            && rv.parse::<u64>().ok() != Some(object::resource_version(&old_v))
+        {
+            return Err(ApiError::stale(&def.group, &def.plural, name));
+        }
+        let patched = patch::apply_patch(kind, &old_v, patch_body, def.is_builtin_type())?;
+        let new = self.compose(def, &old_v, patched, part, opts);
+        self.commit(def, key, (old, old_v), new, opts, part == Part::Resize)
+            .map(|o| (o, false))
+    }
+
+    /// Change an object in place with `f` (the store API's read-modify-write).
+    pub fn modify(
+        &mut self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) -> Result<Value, ApiError> {
+        let key = State::key(def, namespace, name)?;
+        let old = self
+            .stored(def, &key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+        let old_v = old.value();
+        let mut new = old_v.clone();
+        f(&mut new);
+        let opts = WriteOpts {
+            dry_run: false,
+            direct: true,
+        };
+        self.commit(def, key, (old, old_v), new, opts, false)
+    }
+
+    /// Store a new version of an existing object (or finish its deletion).
+    fn commit(
+        &mut self,
+        def: &ResourceDef,
+        key: ObjKey,
+        (old, old_v): (Arc<Stored>, Value),
+        mut new: Value,
+        opts: WriteOpts,
+        resize: bool,
+    ) -> Result<Value, ApiError> {
+        let name = key.1.clone();
+        object::set_field(&mut new, "apiVersion", Value::String(def.api_version()));
+        object::set_field(&mut new, "kind", Value::String(def.kind.clone()));
+        let old_meta = object::meta(&old_v).cloned().unwrap_or_default();
+        {
+            let m = meta_mut(&mut new);
+            for f in [
+                "name",
+                "namespace",
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+            ] {
+                match old_meta.get(f) {
+                    Some(v) => m.insert(f.into(), v.clone()),
+                    None => m.remove(f),
+                };
+            }
+            m.remove("selfLink");
+        }
+        if !opts.direct && !resize {
+            self.check_immutable(def, &old_v, &new, &name)?;
+        }
+        object::validate_meta(&def.group, &def.kind, &new)?;
+        let old_gen = old_meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(1);
+        let gen_now = if spec_part(&old_v) != spec_part(&new) {
+            old_gen + 1
+        } else {
+            old_gen
+        };
+        set_meta(&mut new, "generation", json!(gen_now));
+        set_meta(
+            &mut new,
+            "resourceVersion",
+            Value::String(object::resource_version(&old_v).to_string()),
+        );
+        if new == old_v {
+            return Ok(new);
+        }
+        let is_crd = def.is("apiextensions.k8s.io", "customresourcedefinitions");
+        if is_crd {
+            defs_from_crd(&new)
+                .map_err(|e| ApiError::invalid(&def.group, &def.kind, &name, "spec", &e))?;
+        }
+        let finished = object::is_terminating(&new)
+            && object::finalizers(&new).is_empty()
+            && !(def.is("", "namespaces") && self.namespace_has_objects(&name));
+        if opts.dry_run {
+            return Ok(new);
+        }
+        if finished {
+            return Ok(self.remove(def, key, new));
+        }
+        if is_crd {
+            self.register_crd(&new)?;
+        }
+        let rv = self.next_rv();
+        set_meta(&mut new, "resourceVersion", Value::String(rv.to_string()));
+        let ns = key.0.clone();
+        let arc = self.put(def, key, &new);
+        self.emit(ChangeKind::Modified, def, &ns, arc, Some(old));
+        Ok(new)
+    }
+
+    /// Store `obj` under `key`; the stored form, for the change event.
+    fn put(&mut self, def: &ResourceDef, key: ObjKey, obj: &Value) -> Arc<Stored> {
+        let arc = Arc::new(Stored::new(obj, &def.group, &def.plural));
+        self.objects
+            .entry(def.storage())
+            .or_default()
+            .insert(key, arc.clone());
+        arc
+    }
+
+    /// Fields the API server refuses to change through the API.
+    fn check_immutable(
+        &self,
+        def: &ResourceDef,
+        old: &Value,
+        new: &Value,
+        name: &str,
+    ) -> Result<(), ApiError> {
+        if def.is("", "pods") {
+            let mut allowed = old.get("spec").cloned().unwrap_or(Value::Null);
+            let new_spec = new.get("spec").cloned().unwrap_or(Value::Null);
+            for list in ["containers", "initContainers"] {
+                if let (Some(Value::Array(a)), Some(Value::Array(b))) =
+                    (allowed.get_mut(list), new_spec.get(list))
+                    && a.len() == b.len()
+                {
+                    for (x, y) in a.iter_mut().zip(b) {
+                        if let (Some(xm), Some(img)) = (x.as_object_mut(), y.get("image")) {
+                            xm.insert("image".into(), img.clone());
+                        }
+                    }
+                }
+            }
+            if let Some(m) = allowed.as_object_mut() {
+                for f in ["activeDeadlineSeconds", "tolerations"] {
+                    match new_spec.get(f) {
+                        Some(v) => m.insert(f.into(), v.clone()),
+                        None => m.remove(f),
+                    };
+                }
+            }
+            if allowed != new_spec {
+                return Err(ApiError::invalid(
+                    "",
+                    "Pod",
+                    name,
+                    "spec",
+                    "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+                ));
+            }
+        }
+        if def.group == "apps"
+            && matches!(
+                def.plural.as_str(),
+                "deployments" | "replicasets" | "statefulsets" | "daemonsets"
+            )
+            && old.pointer("/spec/selector") != new.pointer("/spec/selector")
+        {
+            return Err(ApiError::invalid(
+                &def.group,
+                &def.kind,
+                name,
+                "spec.selector",
+                "Invalid value: field is immutable",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether any namespaced object lives in namespace `ns`.
+    fn namespace_has_objects(&self, ns: &str) -> bool {
+        self.registry.namespaced_storages().iter().any(|s| {
+            self.objects.get(s).is_some_and(|m| {
+                m.range((ns.to_string(), String::new())..)
+                    .next()
+                    .is_some_and(|((n, _), _)| n == ns)
+            })
+        })
+    }
+
+    /// Remove an object for good: new resourceVersion, DELETED event, cascades.
+    fn remove(&mut self, def: &ResourceDef, key: ObjKey, mut last: Value) -> Value {
+        let rv = self.next_rv();
+        set_meta(&mut last, "resourceVersion", Value::String(rv.to_string()));
+        let old = self
+            .objects
+            .get_mut(&def.storage())
+            .and_then(|m| m.remove(&key));
+        let arc = Arc::new(Stored::new(&last, &def.group, &def.plural));
+        self.emit(ChangeKind::Deleted, def, &key.0, arc, old);
+        if def.is("apiextensions.k8s.io", "customresourcedefinitions")
+            && let Ok(defs) = defs_from_crd(&last)
+            && let Some(first) = defs.first()
+        {
+            let storage = first.storage();
+            let keys: Vec<ObjKey> = self
+                .objects
+                .get(&storage)
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            for k in keys {
+                if let Some(obj) = self.objects.get(&storage).and_then(|m| m.get(&k)).cloned() {
+                    self.remove(first, k, obj.value());
+                }
+            }
+            self.registry.unregister_all(&first.group, &first.plural);
+        }
+        if def.namespaced && !key.0.is_empty() {
+            self.maybe_finish_namespace(&key.0);
+        }
+        last
+    }
+
+    /// Remove a terminating namespace once it is empty and has no finalizers.
+    fn maybe_finish_namespace(&mut self, ns: &str) {
+        let key = (String::new(), ns.to_string());
+        let Some(obj) = self
+            .objects
+            .get(&ns_storage())
+            .and_then(|m| m.get(&key))
+            .cloned()
+        else {
+            return;
+        };
+        let obj = obj.value();
+        if !object::is_terminating(&obj)
+            || !object::finalizers(&obj).is_empty()
+            || self.namespace_has_objects(ns)
+        {
+            return;
+        }
+        if let Some(def) = self.registry.for_storage(&ns_storage()).cloned() {
+            self.remove(&def, key, obj);
+        }
+    }
+
+    /// Delete an object: immediately, or mark it terminating while finalizers remain.
+    pub fn delete(
+        &mut self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        name: &str,
+        opts: &DeleteOpts,
+    ) -> Result<Value, ApiError> {
+        let key = State::key(def, namespace, name)?;
+        let old = self
+            .stored(def, &key)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+        let old_v = old.value();
+        if let Some(uid) = &opts.precondition_uid {
+            let have = object::meta_str(&old_v, "uid").unwrap_or("");
+            if uid != have {
+                return Err(ApiError::conflict(
+                    &def.group,
+                    &def.plural,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"
+                    ),
+                ));
+            }
+        }
+        if let Some(rv) = &opts.precondition_rv {
+            let have = object::resource_version(&old_v).to_string();
+            if *rv != have {
+                return Err(ApiError::conflict(
+                    &def.group,
+                    &def.plural,
+                    name,
+                    &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {have}"
+                    ),
+                ));
+            }
+        }
+        if def.is("", "namespaces") {
+            return Ok(self.delete_namespace(def, key, old, old_v, opts));
+        }
+        Ok(self.delete_key(def, key, old, old_v, opts))
+    }
+
+    fn delete_key(
+        &mut self,
+        def: &ResourceDef,
+        key: ObjKey,
+        old: Arc<Stored>,
+        old_v: Value,
+        opts: &DeleteOpts,
+    ) -> Value {
+        let mut new = old_v;
+        if object::is_terminating(&new) && !object::finalizers(&new).is_empty() {
+            return new;
+        }
+        let grace = opts.grace_period_seconds.or_else(|| {
+            def.is("", "pods").then(|| {
+                new.pointer("/spec/terminationGracePeriodSeconds")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(30)
+            })
+        });
+        if !object::finalizers(&new).is_empty() {
+            let m = meta_mut(&mut new);
+            m.insert(
+                "deletionTimestamp".into(),
+                Value::String(object::rfc3339_in(grace.unwrap_or(0))),
+            );
+            m.insert(
+                "deletionGracePeriodSeconds".into(),
+                json!(grace.unwrap_or(0)),
+            );
+            let gen_now = m.get("generation").and_then(Value::as_i64).unwrap_or(1) + 1;
+            m.insert("generation".into(), json!(gen_now));
+            if opts.dry_run {
+                return new;
+            }
+            let rv = self.next_rv();
+            set_meta(&mut new, "resourceVersion", Value::String(rv.to_string()));
+            let ns = key.0.clone();
+            let arc = self.put(def, key, &new);
+            self.emit(ChangeKind::Modified, def, &ns, arc, Some(old));
+            return new;
+        }
+        if let Some(g) = grace {
+            let m = meta_mut(&mut new);
+            m.insert(
+                "deletionTimestamp".into(),
+                Value::String(object::now_rfc3339()),
+            );
+            m.insert("deletionGracePeriodSeconds".into(), json!(g));
+        }
+        if opts.dry_run {
+            return new;
+        }
+        self.remove(def, key, new)
+    }
+
+    fn delete_namespace(
+        &mut self,
+        def: &ResourceDef,
+        key: ObjKey,
+        old: Arc<Stored>,
+        old_v: Value,
+        opts: &DeleteOpts,
+    ) -> Value {
+        if object::is_terminating(&old_v) {
+            return old_v;
+        }
+        let mut new = old_v;
+        set_meta(
+            &mut new,
+            "deletionTimestamp",
+            Value::String(object::now_rfc3339()),
+        );
+        if let Some(root) = new.as_object_mut() {
+            let status = root
+                .entry("status")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Some(s) = status.as_object_mut() {
+                s.insert("phase".into(), json!("Terminating"));
+            }
+        }
+        if opts.dry_run {
+            return new;
+        }
+        let rv = self.next_rv();
+        set_meta(&mut new, "resourceVersion", Value::String(rv.to_string()));
+        let ns = key.1.clone();
+        let arc = self.put(def, key, &new);
+        self.emit(ChangeKind::Modified, def, "", arc, Some(old));
+        for storage in self.registry.namespaced_storages() {
+            let Some(sdef) = self.registry.for_storage(&storage).cloned() else {
+                continue;
+            };
+            for obj in self.objects_in(&storage, Some(&ns)) {
+                let v = obj.value();
+                let okey = (ns.clone(), object::name(&v).unwrap_or("").to_string());
+                self.delete_key(&sdef, okey, obj, v, &DeleteOpts::default());
+            }
+        }
+        self.maybe_finish_namespace(&ns);
+        new
+    }
+}
+
+/// A stored change as a watch with these selectors sees it: selector
+/// transitions turn MODIFIED into ADDED or DELETED, as the real API does.
+pub(crate) fn filter_change(
+    c: &Change,
+    labels: &LabelSelector,
+    fields: &FieldSelector,
+) -> Option<(ChangeKind, Arc<Stored>)> {
+    let m = |o: &Stored| o.matches(labels, fields);
+    let now = m(&c.object);
+    match c.kind {
+        ChangeKind::Added | ChangeKind::Deleted => now.then(|| (c.kind, c.object.clone())),
+        ChangeKind::Modified => {
+            let before = c.old.as_deref().is_some_and(m);
+            match (before, now) {
+                (true, true) => Some((ChangeKind::Modified, c.object.clone())),
+                (false, true) => Some((ChangeKind::Added, c.object.clone())),
+                (true, false) => Some((ChangeKind::Deleted, c.object.clone())),
+                (false, false) => None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn state() -> State {
+        State::new(100)
+    }
+
+    fn pod_def(s: &State) -> ResourceDef {
+        s.registry.find_kind("v1", "Pod").unwrap().clone()
+    }
+
+    fn api() -> WriteOpts {
+        WriteOpts::default()
+    }
+
+    #[test]
+    fn create_fills_metadata_and_counts_resource_versions() {
+        let mut s = state();
+        let d = pod_def(&s);
+        let rv0 = s.resource_version();
+        let p = s
+            .create(
+                &d,
+                Some("default"),
+                json!({"metadata": {"name": "a"}, "status": {"phase": "Running"}}),
+                api(),
+            )
+            .unwrap();
+        assert_eq!(p["apiVersion"], "v1");
+        assert_eq!(p["kind"], "Pod");
+        assert_eq!(p["metadata"]["resourceVersion"], (rv0 + 1).to_string());
+        assert_eq!(p["metadata"]["generation"], 1);
+        assert_eq!(p["status"]["phase"], "Pending", "API create drops status");
+        let err = s
+            .create(
+                &d,
+                Some("default"),
+                json!({"metadata": {"name": "a"}}),
+                api(),
+            )
+            .unwrap_err();
+        assert_eq!(err.code, 409);
+        let err = s
+            .create(&d, Some("nope"), json!({"metadata": {"name": "b"}}), api())
+            .unwrap_err();
+        assert_eq!(
+            (err.code, err.message.as_str()),
+            (404, "namespaces \"nope\" not found")
+        );
+    }
+
+    #[test]
+    fn continue_tokens_round_trip() {
+        let k = ("ns-1".to_string(), "pod.x".to_string());
+        assert_eq!(decode_continue(&encode_continue(&k)).unwrap(), k);
+        assert!(decode_continue("garbage").is_err());
+    }
+
+    #[test]
+    fn modified_events_become_added_or_deleted_across_selectors() {
+        let sel = LabelSelector::parse("app=web").unwrap();
+        let c = Change {
+            rv: 1,
+            kind: ChangeKind::Modified,
+            storage: ("".into(), "pods".into()),
+            namespace: "default".into(),
+            object: Arc::new(Stored::new(
+                &json!({"metadata": {"labels": {"app": "db"}}}),
+                "",
+                "pods",
+            )),
+            old: Some(Arc::new(Stored::new(
+                &json!({"metadata": {"labels": {"app": "web"}}}),
+                "",
+                "pods",
+            ))),
+        };
+        let (kind, _) = filter_change(&c, &sel, &FieldSelector::default()).unwrap();
+        assert_eq!(kind, ChangeKind::Deleted);
+    }
+}
