@@ -66,7 +66,7 @@ fn done(message: String) -> Result<ActionReport, K8sError> {
 
 fn prefix(dry_run: bool) -> &'static str {
     if dry_run {
-        "dry-run (server-side): would "
+        "dry run, validated by the API server and nothing changed: "
     } else {
         ""
     }

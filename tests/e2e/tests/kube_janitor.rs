@@ -596,3 +596,36 @@ async fn an_alert_about_a_pod_that_recovered_or_vanished_does_nothing() {
     assert!(c.emu.requests().iter().all(|r| r.method != "DELETE"));
     let _ = RequestMatch::any();
 }
+
+#[tokio::test]
+async fn dry_run_asks_the_api_server_and_changes_nothing() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.node("w1", "True", 600);
+    c.pod("shop", "api-1", Some(("ReplicaSet", "api-rs")), "w1", true);
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "",
+                "  - {matchers: ['alertname=\"Heal8sPodCrashLooping\"'], remediation: delete-pod}",
+            ),
+            &["--dry-run"],
+        )
+        .await;
+    let o = outcome_with(&h, |o| is(o, "dry_run", None, "api-1")).await;
+    assert!(
+        o["message"].as_str().unwrap().contains("nothing changed"),
+        "{o:#}"
+    );
+    assert!(c.exists("v1", "Pod", "shop", "api-1"));
+    let deletes: Vec<_> = c
+        .emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .collect();
+    // kube sends dryRun in the DeleteOptions body; the pod surviving the DELETE shows it was honoured
+    assert!(!deletes.is_empty(), "the API server was asked");
+    assert!(c.events("shop").is_empty(), "no Event for a dry run");
+}
