@@ -144,6 +144,9 @@ pub struct PolicyOverrides {
     /// Allow delete-node.
     #[arg(long, env = "HEAL8S_ENABLE_NODE_DELETE")]
     pub enable_node_delete: bool,
+    /// While the cluster is strained, evict broken non-test pods to free room.
+    #[arg(long, env = "HEAL8S_ENABLE_STRAIN_EVICTION")]
+    pub enable_strain_eviction: bool,
 }
 
 fn parse_profile(s: &str) -> Result<Profile, String> {
@@ -243,6 +246,9 @@ impl PolicyOverrides {
         }
         if self.enable_node_delete {
             p.features.delete_nodes = true;
+        }
+        if self.enable_strain_eviction {
+            p.features.strain_eviction = true;
         }
         Ok(p)
     }

@@ -187,6 +187,7 @@ pub async fn run_with(
                 clients,
                 &settings.policy.detectors,
                 settings.policy.guard.cooldown.get(),
+                settings.policy.features.strain_eviction,
                 state.queue.clone(),
                 stop_rx,
             )

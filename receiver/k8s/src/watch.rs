@@ -22,7 +22,7 @@ use kube::runtime::{WatchStreamExt, reflector::store::Writer};
 use kube::{Api, Resource, ResourceExt};
 use receiver_core::Signal;
 use receiver_core::detect::{
-    Detectors, Emitter, Finding, ResourceSpec, custom, kubevirt, namespace, node, pod,
+    Detectors, Emitter, Finding, ResourceSpec, custom, kubevirt, namespace, node, pod, strain,
 };
 use serde::de::DeserializeOwned;
 use tokio::sync::{mpsc, watch as stop_watch};
@@ -141,11 +141,13 @@ async fn run_one<K, D, T>(
     tracing::info!(detector = %what, "Detector stopped.");
 }
 
-/// Start every enabled detector. They stop when `stop` flips to true (or the queue closes).
+/// Start every enabled detector (and strain relief when `strain_eviction` is on).
+/// They stop when `stop` flips to true (or the queue closes).
 pub async fn start(
     clients: &Clients,
     cfg: &Detectors,
     resignal_after: Duration,
+    strain_eviction: bool,
     queue: mpsc::Sender<Signal>,
     stop: stop_watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -157,6 +159,15 @@ pub async fn start(
     if cfg.pods.enabled {
         let c = cfg.pods.clone();
         let (reader, writer) = reflector::store::<Pod>();
+        if strain_eviction && cfg.nodes.enabled {
+            tasks.push(tokio::spawn(strain_relief(
+                reader.clone(),
+                strain.clone(),
+                cfg.clone(),
+                queue.clone(),
+                stop.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(run_one(
             "pods".into(),
             Api::<Pod>::all(client.clone()),
@@ -291,6 +302,52 @@ pub async fn start(
         }
     }
     tasks
+}
+
+/// While the cluster is strained, signal a few broken non-test pods for eviction each round.
+async fn strain_relief(
+    pods: Store<Pod>,
+    strain: Arc<Strain>,
+    cfg: Detectors,
+    queue: mpsc::Sender<Signal>,
+    mut stop: stop_watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(cfg.strain_relief.every.get());
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let threshold = cfg.nodes.strain_threshold_percent;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        let percent = strain.percent();
+        if percent < threshold {
+            continue;
+        }
+        let now = Timestamp::now();
+        let state = pods.state();
+        let refs: Vec<&Pod> = state.iter().map(AsRef::as_ref).collect();
+        let picks: Vec<Finding> = strain::candidates(&refs, &cfg.namespaces.watch, &cfg.pods, now)
+            .into_iter()
+            .take(cfg.strain_relief.max_per_run as usize)
+            .collect();
+        if !picks.is_empty() {
+            tracing::warn!(
+                strain_percent = percent,
+                pods = picks.len(),
+                "The cluster is strained; signalling broken non-test pods for eviction to free room."
+            );
+        }
+        for f in picks {
+            if queue
+                .send(f.to_signal(receiver_core::AlertStatus::Firing, now))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }
 }
 
 /// New namespaces created while the cluster is strained get a log line with guidance.

@@ -629,3 +629,54 @@ async fn dry_run_asks_the_api_server_and_changes_nothing() {
     assert!(!deletes.is_empty(), "the API server was asked");
     assert!(c.events("shop").is_empty(), "no Event for a dry run");
 }
+
+#[tokio::test]
+async fn under_strain_broken_non_test_pods_are_evicted_and_test_pods_are_not() {
+    let c = Cluster::new().await;
+    for ns in ["web", "test-1"] {
+        c.namespace(ns);
+    }
+    c.emu
+        .create(
+            json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "w1"},
+            "status": {"conditions": [
+                {"type": "Ready", "status": "True", "lastTransitionTime": ago(600)},
+                {"type": "MemoryPressure", "status": "True", "lastTransitionTime": ago(60)}]}}),
+        )
+        .unwrap();
+    c.node("w2", "True", 600);
+    c.pod(
+        "web",
+        "web-crash",
+        Some(("ReplicaSet", "web-rs")),
+        "w1",
+        true,
+    );
+    c.pod("web", "web-ok", Some(("ReplicaSet", "web-rs")), "w1", false);
+    c.pod(
+        "test-1",
+        "test-crash",
+        Some(("ReplicaSet", "t-rs")),
+        "w1",
+        true,
+    );
+    let p = policy(
+        "production",
+        "features: {strainEviction: true}",
+        "  - {matchers: ['alertname=\"Heal8sStrainRelief\"'], remediation: evict-pod}",
+    )
+    .replace("  resync: 1s\n", "  resync: 1s\n  strainRelief: {every: 1s, maxPerRun: 5}\n  namespaces: {watch: ['test-*']}\n");
+    let h = c.heal8s(&p, &[]).await;
+    gone(&c, &h, "v1", "Pod", "web", "web-crash").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        c.exists("v1", "Pod", "web", "web-ok"),
+        "healthy pods are not evicted"
+    );
+    assert!(
+        c.exists("v1", "Pod", "test-1", "test-crash"),
+        "test namespaces are what strain relief protects"
+    );
+    let o = outcome_with(&h, |o| is(o, "acted", None, "web-crash")).await;
+    assert_eq!(o["remediation"], "evict-pod");
+}

@@ -135,6 +135,16 @@ pub struct NamespaceDetector {
     pub stale_age: PromDuration,
 }
 
+/// Strain relief settings (used only with `features.strainEviction`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StrainRelief {
+    /// At most this many pods are evicted per round.
+    pub max_per_run: u32,
+    /// Rounds run this often while the cluster is strained.
+    pub every: PromDuration,
+}
+
 /// All detector settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -144,6 +154,7 @@ pub struct Detectors {
     pub virtual_machines: VmDetector,
     pub custom_resources: CustomResourceDetector,
     pub namespaces: NamespaceDetector,
+    pub strain_relief: StrainRelief,
     /// How often every cached object is re-evaluated (time-based conditions need it).
     pub resync: PromDuration,
 }
@@ -211,6 +222,10 @@ impl Detectors {
                 exclude: Vec::new(),
                 stale_age: stale,
             },
+            strain_relief: StrainRelief {
+                max_per_run: 2,
+                every: PromDuration::secs(300),
+            },
             resync: PromDuration::secs(30),
         }
     }
@@ -253,6 +268,13 @@ impl Detectors {
         );
         min("namespaces.staleAge", self.namespaces.stale_age, 60);
         min("resync", self.resync, 1);
+        min("strainRelief.every", self.strain_relief.every, 1);
+        if !(1..=100).contains(&self.strain_relief.max_per_run) {
+            out.push((
+                "strainRelief.maxPerRun".into(),
+                "must be between 1 and 100".into(),
+            ));
+        }
         if self.pods.restart_threshold == 0 {
             out.push(("pods.restartThreshold".into(), "must be at least 1".into()));
         }

@@ -12,6 +12,7 @@ pub mod kubevirt;
 pub mod namespace;
 pub mod node;
 pub mod pod;
+pub mod strain;
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;

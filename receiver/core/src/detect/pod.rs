@@ -268,7 +268,8 @@ fn unhealthy(
 }
 
 /// Whether the live pod is still broken, with the reason; `None` when it is healthy.
-/// Looser than `detect` (no thresholds): used to re-check an alert before acting.
+/// Looser than `detect` (no thresholds; an OOM kill within the last hour counts):
+/// used to re-check a signal before acting.
 pub fn still_broken(pod: &Pod, now: Timestamp) -> Option<String> {
     if pod.metadata.deletion_timestamp.is_some() {
         return None;
@@ -281,10 +282,7 @@ pub fn still_broken(pod: &Pod, now: Timestamp) -> Option<String> {
         unschedulable_after: crate::duration::PromDuration::default(),
         namespaces: Vec::new(),
     };
-    if let Some(f) = detect(pod, &relaxed, now)
-        .into_iter()
-        .find(|f| f.name != "Heal8sContainerOOMKilled")
-    {
+    if let Some(f) = detect(pod, &relaxed, now).into_iter().next() {
         return Some(f.summary);
     }
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
