@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::config::CustomResourceDetector;
-use super::{Finding, age, plus};
+use super::{Finding, age, stale};
 use crate::signal::Evidence;
 use crate::target::{ResourceType, Target, TargetKind};
 
@@ -157,22 +157,16 @@ pub fn detect(
             summary: format!("{what} reports {f}"),
         });
     }
-    if let Some(c) = m.created
-        && age(now, c) >= cfg.stale_age.get()
-    {
-        out.push(Finding {
-            name: "Heal8sStaleResource",
-            detector: "custom-resources",
+    if let Some(c) = m.created {
+        out.extend(stale(
+            "Heal8sStaleResource",
+            "custom-resources",
             target,
-            reason: "Stale".into(),
-            since: plus(c, cfg.stale_age.get()),
-            evidence: Evidence {
-                reason: Some("Stale".into()),
-                details: [("createdAt".to_string(), c.to_string())].into(),
-                ..Evidence::default()
-            },
-            summary: format!("{what} is older than the stale age {}", cfg.stale_age),
-        });
+            &what,
+            c,
+            cfg.stale_age,
+            now,
+        ));
     }
     out
 }

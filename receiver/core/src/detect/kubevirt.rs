@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::config::VmDetector;
 use super::custom::{meta, target_of};
-use super::{Finding, age, plus};
+use super::{Finding, age, stale};
 use crate::signal::Evidence;
 use crate::target::ResourceType;
 
@@ -84,22 +84,16 @@ pub fn detect(obj: &Value, cfg: &VmDetector, now: Timestamp) -> Vec<Finding> {
             summary: format!("{what} is in {status}"),
         });
     }
-    if let Some(c) = m.created
-        && age(now, c) >= cfg.stale_age.get()
-    {
-        out.push(Finding {
-            name: "Heal8sStaleVirtualMachine",
-            detector: "virtual-machines",
+    if let Some(c) = m.created {
+        out.extend(stale(
+            "Heal8sStaleVirtualMachine",
+            "virtual-machines",
             target,
-            reason: "Stale".into(),
-            since: plus(c, cfg.stale_age.get()),
-            evidence: Evidence {
-                reason: Some("Stale".into()),
-                details: [("createdAt".to_string(), c.to_string())].into(),
-                ..Evidence::default()
-            },
-            summary: format!("{what} is older than the stale age {}", cfg.stale_age),
-        });
+            &what,
+            c,
+            cfg.stale_age,
+            now,
+        ));
     }
     out
 }

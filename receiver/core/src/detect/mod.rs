@@ -185,6 +185,33 @@ pub fn age(now: Timestamp, t: Timestamp) -> Duration {
     }
 }
 
+/// The finding for an object created at `created` that is older than `stale_age` at `now`.
+pub fn stale(
+    name: &'static str,
+    detector: &'static str,
+    target: Target,
+    what: &str,
+    created: Timestamp,
+    stale_age: crate::duration::PromDuration,
+    now: Timestamp,
+) -> Option<Finding> {
+    (age(now, created) >= stale_age.get()).then(|| Finding {
+        name,
+        detector,
+        target,
+        reason: "Stale".into(),
+        since: plus(created, stale_age.get()),
+        evidence: Evidence {
+            reason: Some("Stale".into()),
+            details: [("createdAt".to_string(), created.to_string())].into(),
+            ..Evidence::default()
+        },
+        summary: format!(
+            "{what} was created at {created}, longer ago than the stale age {stale_age}"
+        ),
+    })
+}
+
 /// `t + d`, saturating.
 pub fn plus(t: Timestamp, d: Duration) -> Timestamp {
     jiff::SignedDuration::try_from(d)

@@ -5,8 +5,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Namespace;
 
 use super::config::NamespaceDetector;
-use super::{Finding, age, plus};
-use crate::signal::Evidence;
+use super::{Finding, stale};
 use crate::target::{Target, TargetKind, is_dns1123_label};
 
 /// Whether `p` is a namespace name or a pattern with `*` wildcards.
@@ -75,27 +74,19 @@ pub fn detect(ns: &Namespace, cfg: &NamespaceDetector, now: Timestamp) -> Vec<Fi
     let Some(created) = ns.metadata.creation_timestamp.as_ref().map(|t| t.0) else {
         return Vec::new();
     };
-    if age(now, created) < cfg.stale_age.get() {
-        return Vec::new();
-    }
     let mut target = Target::new(TargetKind::Namespace, None, name);
     target.uid = ns.metadata.uid.clone();
-    vec![Finding {
-        name: "Heal8sStaleNamespace",
-        detector: "namespaces",
+    stale(
+        "Heal8sStaleNamespace",
+        "namespaces",
         target,
-        reason: "Stale".into(),
-        since: plus(created, cfg.stale_age.get()),
-        evidence: Evidence {
-            reason: Some("Stale".into()),
-            details: [("createdAt".to_string(), created.to_string())].into(),
-            ..Evidence::default()
-        },
-        summary: format!(
-            "namespace {name} was created at {created}, longer ago than the stale age {}",
-            cfg.stale_age
-        ),
-    }]
+        &format!("namespace {name}"),
+        created,
+        cfg.stale_age,
+        now,
+    )
+    .into_iter()
+    .collect()
 }
 
 #[cfg(test)]
