@@ -665,9 +665,20 @@ async fn under_strain_broken_non_test_pods_are_evicted_and_test_pods_are_not() {
         "features: {strainEviction: true}",
         "  - {matchers: ['alertname=\"Heal8sStrainRelief\"'], remediation: evict-pod}",
     )
-    .replace("  resync: 1s\n", "  resync: 1s\n  strainRelief: {every: 1s, maxPerRun: 5}\n  namespaces: {watch: ['test-*']}\n");
+    .replace("  resync: 1s\n", "  resync: 1s\n  strainRelief: {every: 1s, maxPerRun: 5}\n  namespaces: {enabled: true, watch: ['test-*']}\n");
     let h = c.heal8s(&p, &[]).await;
     gone(&c, &h, "v1", "Pod", "web", "web-crash").await;
+    // creating namespaces while strained is logged with guidance
+    c.namespace("test-2");
+    c.namespace("shop");
+    eventually(WAIT, "the strain log lines", || async {
+        let out = h.proc.output();
+        (out.contains("Test namespace created while the cluster is strained")
+            && out.contains("Namespace created while the cluster is strained"))
+        .then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", h.proc.output()));
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(
         c.exists("v1", "Pod", "web", "web-ok"),
