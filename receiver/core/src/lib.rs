@@ -10,6 +10,7 @@ pub mod alertmanager;
 pub mod detect;
 pub mod duration;
 pub mod guard;
+pub mod names;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;

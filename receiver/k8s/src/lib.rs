@@ -9,6 +9,7 @@ pub mod drain;
 pub mod events;
 pub mod executor;
 pub mod facts;
+pub mod record;
 pub mod resources;
 pub mod watch;
 

@@ -115,7 +115,7 @@ fn check_config_accepts_the_default_and_the_examples() {
     std::fs::write(&p, out).unwrap();
     let (code, out, err) = heal8s(&["check-config", p.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("OK (11 routes"), "{out}");
+    assert!(out.contains("OK (12 routes"), "{out}");
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies");
     let mut n = 0;
     for e in std::fs::read_dir(&examples).unwrap() {
@@ -183,4 +183,21 @@ async fn serve_stops_cleanly_on_sigterm() {
         .expect("a startup line");
     assert_eq!(serving["level"], "INFO");
     assert_eq!(serving["dry_run"], true);
+}
+
+#[test]
+fn the_crd_in_the_chart_is_what_heal8s_crd_prints() {
+    let (code, out, err) = heal8s(&["crd"]);
+    assert_eq!(code, 0, "{err}");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../charts/heal8s/crds/remediations.heal8s.io.yaml");
+    let committed = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        committed == out,
+        "{} is stale: regenerate it with `cargo run -p receiver --bin heal8s -- crd > {}`",
+        path.display(),
+        path.display()
+    );
+    assert!(out.contains("name: remediations.heal8s.io"));
+    assert!(out.contains("jsonPath: .status.phase"));
 }
