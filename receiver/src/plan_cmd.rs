@@ -56,7 +56,7 @@ pub fn render(all: &[(Signal, Vec<Outcome>)]) -> String {
         let _ = writeln!(
             s,
             "{} [{}] fingerprint {} first seen {}",
-            signal.source.name(),
+            signal.name(),
             signal.status.as_str(),
             signal.fingerprint,
             signal.first_seen

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use receiver_core::{Engine, Policy, SystemClock};
+use receiver_core::{Engine, Journal, NoJournal, Policy, SystemClock};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -19,6 +19,7 @@ use crate::executor::{OfflineFacts, SimulatingExecutor};
 use crate::http::{AppState, Token, WEBHOOK_PATH, router};
 use crate::metrics::Metrics;
 use crate::worker::{self, Acting, Recorder};
+use receiver_k8s::record::KubeJournal;
 use receiver_k8s::{Clients, KubeExecutor, KubeExecutorSettings, KubeFacts};
 
 /// Validated settings for the service.
@@ -104,6 +105,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 facts: Arc::new(OfflineFacts),
                 executor: Arc::new(SimulatingExecutor),
                 clock: Arc::new(SystemClock),
+                journal: Arc::new(NoJournal),
             },
             None,
         )
@@ -125,11 +127,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 instance: args.pod_name.clone(),
             },
         );
+        let journal: Arc<dyn Journal> =
+            match KubeJournal::connect(clients.main.clone(), &settings.namespace).await {
+                Some(j) => Arc::new(j),
+                None => Arc::new(NoJournal),
+            };
         (
             Acting {
                 facts: Arc::new(KubeFacts::new(clients.clone())),
                 executor: Arc::new(exec),
                 clock: Arc::new(SystemClock),
+                journal,
             },
             Some(clients),
         )

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use receiver_core::{Clock, Engine, Executor, FactSource, Outcome, OutcomeKind, Signal};
+use receiver_core::{Clock, Engine, Executor, FactSource, Journal, Outcome, OutcomeKind, Signal};
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
@@ -105,6 +105,8 @@ pub struct Acting {
     pub facts: Arc<dyn FactSource>,
     pub executor: Arc<dyn Executor>,
     pub clock: Arc<dyn Clock>,
+    /// The durable record (Remediation objects), or `NoJournal`.
+    pub journal: Arc<dyn Journal>,
 }
 
 impl std::fmt::Debug for Acting {
@@ -134,6 +136,9 @@ pub async fn run(
             )
             .await;
         recorder.record(&signal, &outcomes);
+        for o in &outcomes {
+            acting.journal.write(o).await;
+        }
     }
     tracing::info!("Work queue drained; worker stopped.");
 }

@@ -292,6 +292,7 @@ async fn accepted_alerts_are_processed_and_repeats_deduped() {
         facts: Arc::new(receiver::executor::OfflineFacts),
         executor: Arc::new(receiver::executor::SimulatingExecutor),
         clock: Arc::new(SystemClock),
+        journal: Arc::new(receiver_core::NoJournal),
     };
     for _ in 0..2 {
         let (status, _) = send(app.clone(), post(FIRING, bearer())).await;

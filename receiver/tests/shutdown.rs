@@ -71,6 +71,7 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
             calls: calls.clone(),
         }),
         clock: Arc::new(SystemClock),
+        journal: Arc::new(receiver_core::NoJournal),
     };
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(run_with(listener, settings, acting, None, async move {

@@ -97,3 +97,20 @@ pub trait Executor: Send + Sync {
     /// Act on `plan`; with `dry_run` change nothing and say what would happen.
     async fn execute(&self, plan: &Plan, dry_run: bool) -> Result<ActionReport, ActError>;
 }
+
+/// Writes the durable record of outcomes (the Remediation custom resource in a
+/// cluster). Failing to write is logged by the implementation, never fatal.
+#[async_trait]
+pub trait Journal: Send + Sync {
+    /// Record `outcome`.
+    async fn write(&self, outcome: &crate::pipeline::Outcome);
+}
+
+/// A journal that keeps nothing (offline, or the CRD is not installed).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoJournal;
+
+#[async_trait]
+impl Journal for NoJournal {
+    async fn write(&self, _outcome: &crate::pipeline::Outcome) {}
+}

@@ -23,7 +23,9 @@ pub mod target;
 #[cfg(test)]
 mod testutil;
 
-pub use act::{ActError, ActionReport, Executor, FactSource, Facts, ObjectMeta};
+pub use act::{
+    ActError, ActionReport, Executor, FactSource, Facts, Journal, NoJournal, ObjectMeta,
+};
 pub use alertmanager::{Alert, AlertStatus, PayloadError, WebhookPayload};
 pub use guard::{Admission, Decision, Guard, Refusal, RefusalReason, Verdict};
 pub use pipeline::{Clock, Engine, Outcome, OutcomeKind, SystemClock};

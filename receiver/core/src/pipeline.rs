@@ -124,7 +124,7 @@ impl Engine {
         let base = |result: OutcomeKind, message: String| Outcome {
             at: now,
             source: signal.source.kind().to_string(),
-            name: signal.source.name().to_string(),
+            name: signal.name().to_string(),
             fingerprint: signal.fingerprint.clone(),
             status: signal.status,
             target: signal.target.as_ref().map(ToString::to_string),

@@ -73,7 +73,7 @@ impl Plan {
             workload: None,
             trigger: Trigger {
                 source: signal.source.kind().to_string(),
-                name: signal.source.name().to_string(),
+                name: signal.name().to_string(),
                 fingerprint: signal.fingerprint.clone(),
                 first_seen: signal.first_seen,
             },

@@ -121,6 +121,14 @@ impl Signal {
             .collect()
     }
 
+    /// The signal's name: its `alertname` label (alerts, and detector signals
+    /// such as `Heal8sPodCrashLooping`), else the source's name.
+    pub fn name(&self) -> &str {
+        self.labels
+            .get("alertname")
+            .map_or_else(|| self.source.name(), String::as_str)
+    }
+
     /// The identity of one delivery of one problem occurrence: Alertmanager
     /// re-sends the same (fingerprint, startsAt) every group/repeat interval,
     /// and an HA pair sends it twice.

@@ -182,3 +182,169 @@ pub fn crd_yaml() -> Result<String, String> {
     let json = serde_json::to_value(&crd).map_err(|e| e.to_string())?;
     serde_saphyr::to_string(&json).map_err(|e| e.to_string())
 }
+
+/// How many history entries a record keeps.
+pub const HISTORY: usize = 10;
+
+/// The phase and reason an outcome gives a record. Until recovery verification
+/// exists, an action that went through is `Acting` (not yet verified), never
+/// `Succeeded`.
+pub fn phase_of(o: &receiver_core::Outcome) -> (Phase, String) {
+    use receiver_core::OutcomeKind;
+    match o.result {
+        OutcomeKind::Acted => (Phase::Acting, "Acted".into()),
+        OutcomeKind::DryRun => (Phase::Planned, "DryRun".into()),
+        OutcomeKind::Failed => (Phase::Failed, "Failed".into()),
+        OutcomeKind::Refused
+            if o.escalated || o.reason == Some(receiver_core::RefusalReason::Escalated) =>
+        {
+            (Phase::Escalated, "escalated".into())
+        }
+        _ => (
+            Phase::Refused,
+            o.reason.map(|r| r.as_str().to_string()).unwrap_or_default(),
+        ),
+    }
+}
+
+/// Writes Remediation objects: created when heal8s acts, simulates, fails or
+/// escalates; updated on every later outcome for the same target and remediation.
+#[derive(Clone)]
+pub struct KubeJournal {
+    client: kube::Client,
+    own_namespace: String,
+}
+
+impl std::fmt::Debug for KubeJournal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeJournal").finish_non_exhaustive()
+    }
+}
+
+impl KubeJournal {
+    /// A journal when the CRD is served; `None` (with one warning) when it is not,
+    /// so recording degrades to Events and logs.
+    pub async fn connect(client: kube::Client, own_namespace: &str) -> Option<KubeJournal> {
+        let resources = crate::resources::Resources::new(client.clone());
+        match resources
+            .by_kind("heal8s.io", "v1alpha1", "Remediation")
+            .await
+        {
+            Ok(Some(_)) => Some(KubeJournal {
+                client,
+                own_namespace: own_namespace.to_string(),
+            }),
+            Ok(None) => {
+                tracing::warn!(
+                    "The Remediation CRD (remediations.heal8s.io) is not installed: outcomes are recorded as Events and logs only. Install charts/heal8s/crds/ to keep records."
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not check for the Remediation CRD: outcomes are recorded as Events and logs only.");
+                None
+            }
+        }
+    }
+
+    async fn write_inner(&self, o: &receiver_core::Outcome) -> Result<(), kube::Error> {
+        use kube::Api;
+        use kube::api::{Patch, PatchParams, PostParams};
+        use receiver_core::OutcomeKind;
+
+        let (Some(plan), Some(kind)) = (&o.plan, o.remediation) else {
+            return Ok(());
+        };
+        let Some(t) = &plan.target else {
+            return Ok(());
+        };
+        let name = receiver_core::names::record_name(t, kind);
+        let ns = match &t.kind {
+            receiver_core::TargetKind::Node | receiver_core::TargetKind::Namespace => {
+                self.own_namespace.clone()
+            }
+            _ => t
+                .namespace
+                .clone()
+                .unwrap_or_else(|| self.own_namespace.clone()),
+        };
+        let api: Api<Remediation> = Api::namespaced(self.client.clone(), &ns);
+        let (phase, reason) = phase_of(o);
+        let now = o.at.to_string();
+        let existing = api.get_opt(&name).await?;
+        let creates = matches!(
+            o.result,
+            OutcomeKind::Acted | OutcomeKind::DryRun | OutcomeKind::Failed
+        ) || phase == Phase::Escalated;
+        let mut status = match existing {
+            Some(r) => r.status.unwrap_or_default(),
+            None if !creates => return Ok(()),
+            None => {
+                let spec = RemediationSpec {
+                    trigger: TriggerSpec {
+                        source: plan.trigger.source.clone(),
+                        alertname: plan.trigger.name.clone(),
+                        fingerprint: plan.trigger.fingerprint.clone(),
+                        labels: BTreeMap::new(),
+                        first_seen: plan.trigger.first_seen.to_string(),
+                    },
+                    target: TargetSpec {
+                        api_version: crate::events::api_version(&t.kind),
+                        kind: t.kind.kind_name().to_string(),
+                        namespace: t.namespace.clone(),
+                        name: t.name.clone(),
+                        container: t.container.clone(),
+                        workload: plan.workload.as_ref().map(|w| WorkloadSpec {
+                            kind: w.kind.clone(),
+                            name: w.name.clone(),
+                        }),
+                        key: t.key(),
+                    },
+                    remediation: kind.as_str().to_string(),
+                    parameters: serde_json::to_value(&plan.remediation)
+                        .ok()
+                        .and_then(|v| v.get("params").cloned())
+                        .unwrap_or(serde_json::Value::Null),
+                    mode: plan.mode.as_str().to_string(),
+                };
+                let r = Remediation::new(&name, spec);
+                match api.create(&PostParams::default(), &r).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.is_already_exists() => {}
+                    Err(e) => return Err(e),
+                }
+                RemediationStatus::default()
+            }
+        };
+        if matches!(o.result, OutcomeKind::Acted | OutcomeKind::Failed) {
+            status.attempts += 1;
+            status.started_at.get_or_insert_with(|| now.clone());
+        }
+        if matches!(phase, Phase::Failed | Phase::Escalated) {
+            status.finished_at = Some(now.clone());
+        }
+        status.phase = Some(phase);
+        status.reason = reason;
+        status.message = o.message.chars().take(1000).collect();
+        status.history.push(HistoryEntry {
+            at: now,
+            phase,
+            message: o.message.chars().take(200).collect(),
+        });
+        let excess = status.history.len().saturating_sub(HISTORY);
+        status.history.drain(..excess);
+        let patch = serde_json::json!({"status": status});
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl receiver_core::Journal for KubeJournal {
+    async fn write(&self, outcome: &receiver_core::Outcome) {
+        if let Err(e) = self.write_inner(outcome).await {
+            tracing::warn!(error = %e, "Could not write the Remediation record.");
+        }
+    }
+}

@@ -241,6 +241,27 @@ async fn crashlooping_pod_of_a_deployment_is_deleted_once_then_the_cooldown_hold
         "{refused:#}"
     );
     assert!(c.exists("v1", "Pod", "shop", "api-7d9c-bbbbb"));
+    // the action is recorded as a Remediation in the pod's namespace
+    let records = c.emu.list("heal8s.io/v1alpha1", "Remediation", "shop");
+    let rec = records
+        .iter()
+        .find(|r| r["spec"]["target"]["name"] == "api-7d9c-aaaaa")
+        .unwrap_or_else(|| panic!("no record: {records:#?}"));
+    assert!(
+        rec["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("delete-pod-pod-api-7d9c-aaaaa-"),
+        "{rec:#}"
+    );
+    assert_eq!(rec["spec"]["remediation"], "delete-pod");
+    assert_eq!(rec["spec"]["target"]["workload"]["kind"], "Deployment");
+    assert_eq!(rec["spec"]["trigger"]["alertname"], "Heal8sPodCrashLooping");
+    assert_eq!(
+        rec["status"]["phase"], "Acting",
+        "not verified yet: {rec:#}"
+    );
+    assert_eq!(rec["status"]["attempts"], 1);
     // the deletion left a Kubernetes Event on the pod
     let events = c.events("shop");
     assert!(
@@ -335,6 +356,7 @@ async fn an_eviction_blocked_by_a_pdb_retries_then_gives_up_cleanly() {
 async fn a_not_ready_node_is_cordoned_and_drained_but_daemonset_pods_stay() {
     let c = Cluster::new().await;
     c.namespace("shop");
+    c.namespace("heal8s");
     c.node("w1", "False", 600);
     for n in ["w2", "w3", "w4"] {
         c.node(n, "True", 600);
