@@ -155,7 +155,21 @@ pub async fn run_with(
     cluster: Option<Clients>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<ShutdownReport> {
-    let engine = Engine::new(settings.policy.clone(), &settings.namespace)?;
+    let mut engine = Engine::new(settings.policy.clone(), &settings.namespace)?;
+    if let Some(clients) = &cluster {
+        match receiver_k8s::record::load_history(clients.main.clone()).await {
+            Ok(past) => {
+                tracing::info!(
+                    actions = past.len(),
+                    "Guard state restored from Remediation records."
+                );
+                engine.restore(past);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not read Remediation records; the guard starts without history.")
+            }
+        }
+    }
     let metrics = Arc::new(Metrics::new());
     metrics
         .queue_capacity

@@ -165,6 +165,16 @@ impl Decision {
     }
 }
 
+/// An action taken before this process started, read back from the durable record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PastAction {
+    /// The workload key (or target key) the action counted against.
+    pub key: String,
+    pub namespace: Option<String>,
+    pub kind: RemediationKind,
+    pub at: Timestamp,
+}
+
 #[derive(Debug, Clone)]
 struct ActionRecord {
     at: Timestamp,
@@ -471,6 +481,21 @@ impl Guard {
             | RemediationKind::RollbackImage
             | RemediationKind::NotifyOnly => true,
         }
+    }
+
+    /// Take back actions recorded before this process started, so cooldowns,
+    /// budgets and escalation hold across restarts and replicas. Call before
+    /// any new action is recorded.
+    pub fn restore(&mut self, past: impl IntoIterator<Item = PastAction>) {
+        let mut all: Vec<ActionRecord> = self.actions.drain(..).collect();
+        all.extend(past.into_iter().map(|p| ActionRecord {
+            at: p.at,
+            key: p.key,
+            namespace: p.namespace,
+            kind: p.kind,
+        }));
+        all.sort_by_key(|a| a.at);
+        self.actions = all.into();
     }
 
     /// Record that `plan` was carried out (or simulated, in dry-run) at `now`.
@@ -1036,6 +1061,30 @@ mod tests {
         };
         assert_eq!(g.admit(&s, t(0)), Admission::New);
         assert_eq!(g.admit(&s, t(600)), Admission::New);
+    }
+
+    #[test]
+    fn restored_actions_keep_cooldowns_and_escalation_across_restarts() {
+        let mut c = cfg();
+        c.budgets.per_workload.max = 100;
+        let mut g = guard(&c);
+        let past = |at: i64| PastAction {
+            key: "Deployment/shop/api".into(),
+            namespace: Some("shop".into()),
+            kind: RemediationKind::DeletePod,
+            at: t(at),
+        };
+        g.restore([past(-100)]);
+        assert_eq!(
+            act(&mut g, &owned(pod_plan("shop", "new-pod"), "api"), t(0)),
+            Some(RefusalReason::Cooldown)
+        );
+        let mut g = guard(&c);
+        g.restore([past(-3000), past(-2000), past(-1000)]);
+        assert_eq!(
+            act(&mut g, &owned(pod_plan("shop", "new-pod"), "api"), t(0)),
+            Some(RefusalReason::Escalated)
+        );
     }
 
     #[test]

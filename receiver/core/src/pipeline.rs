@@ -107,6 +107,11 @@ impl Engine {
         &self.policy
     }
 
+    /// Take back actions from the durable record (see `Guard::restore`).
+    pub fn restore(&mut self, past: Vec<crate::guard::PastAction>) {
+        self.guard.restore(past);
+    }
+
     /// The guard (read-only), e.g. to list protected namespaces.
     pub fn guard(&self) -> &Guard {
         &self.guard

@@ -348,3 +348,53 @@ impl receiver_core::Journal for KubeJournal {
         }
     }
 }
+
+/// The actions recorded in every Remediation object, for the guard to take back
+/// after a restart (cooldowns, budgets, escalation). Dry runs count too, as
+/// they do in the guard.
+pub async fn load_history(
+    client: kube::Client,
+) -> Result<Vec<receiver_core::guard::PastAction>, kube::Error> {
+    use kube::Api;
+    use kube::api::ListParams;
+    let api: Api<Remediation> = Api::all(client);
+    let mut out = Vec::new();
+    for r in api.list(&ListParams::default()).await?.items {
+        out.extend(past_actions(&r));
+    }
+    Ok(out)
+}
+
+/// The actions one record stands for.
+pub fn past_actions(r: &Remediation) -> Vec<receiver_core::guard::PastAction> {
+    let Some(kind) = receiver_core::RemediationKind::parse(&r.spec.remediation) else {
+        return Vec::new();
+    };
+    let t = &r.spec.target;
+    let key = match &t.workload {
+        Some(w) => format!(
+            "{}/{}/{}",
+            w.kind,
+            t.namespace.as_deref().unwrap_or("-"),
+            w.name
+        ),
+        None => t.key.clone(),
+    };
+    let namespace = if t.kind == "Namespace" && t.api_version == "v1" {
+        Some(t.name.clone())
+    } else {
+        t.namespace.clone()
+    };
+    r.status
+        .iter()
+        .flat_map(|s| &s.history)
+        .filter(|h| matches!(h.phase, Phase::Acting | Phase::Failed | Phase::Planned))
+        .filter_map(|h| h.at.parse().ok())
+        .map(|at| receiver_core::guard::PastAction {
+            key: key.clone(),
+            namespace: namespace.clone(),
+            kind,
+            at,
+        })
+        .collect()
+}

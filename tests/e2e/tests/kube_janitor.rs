@@ -713,3 +713,59 @@ async fn under_strain_broken_non_test_pods_are_evicted_and_test_pods_are_not() {
     let o = outcome_with(&h, |o| is(o, "acted", None, "web-crash")).await;
     assert_eq!(o["remediation"], "evict-pod");
 }
+
+#[tokio::test]
+async fn after_a_restart_the_cooldown_of_a_healed_workload_still_holds() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.node("w1", "True", 600);
+    c.deployment("shop", "api", "api-7d9c");
+    c.pod(
+        "shop",
+        "api-7d9c-aaaaa",
+        Some(("ReplicaSet", "api-7d9c")),
+        "w1",
+        true,
+    );
+    let p = policy(
+        "production",
+        "",
+        "  - {matchers: ['alertname=\"Heal8sPodCrashLooping\"'], remediation: delete-pod}",
+    );
+    let mut first = c.heal8s(&p, &[]).await;
+    gone(&c, &first, "v1", "Pod", "shop", "api-7d9c-aaaaa").await;
+    first.proc.terminate();
+    assert_eq!(
+        first.proc.wait_exit(Duration::from_secs(15)),
+        Some(0),
+        "{}",
+        first.proc.output()
+    );
+    // a new heal8s process; the ReplicaSet's replacement crash loops too
+    let second = c.heal8s(&p, &[]).await;
+    c.pod(
+        "shop",
+        "api-7d9c-bbbbb",
+        Some(("ReplicaSet", "api-7d9c")),
+        "w1",
+        true,
+    );
+    let refused = outcome_with(&second, |o| {
+        is(o, "refused", Some("cooldown"), "api-7d9c-bbbbb")
+    })
+    .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("Deployment/shop/api"),
+        "{refused:#}"
+    );
+    assert!(c.exists("v1", "Pod", "shop", "api-7d9c-bbbbb"));
+    assert!(
+        second
+            .proc
+            .output()
+            .contains("Guard state restored from Remediation records.")
+    );
+}
