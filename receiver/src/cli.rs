@@ -89,6 +89,10 @@ pub struct ServeArgs {
     /// How long evict-pod keeps retrying a refused eviction.
     #[arg(long, env = "HEAL8S_EVICTION_TIMEOUT", default_value = "2m")]
     pub eviction_timeout: PromDuration,
+    /// How long to watch a target recover after an action. Default: by cluster
+    /// size, 180s up to 50 namespaces, 150s up to 200, 120s above.
+    #[arg(long, env = "HEAL8S_VERIFY_TIMEOUT")]
+    pub verify_timeout: Option<PromDuration>,
     /// This replica's name, recorded on Kubernetes Events (the pod name).
     #[arg(long, env = "HEAL8S_POD_NAME")]
     pub pod_name: Option<String>,

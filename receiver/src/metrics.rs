@@ -67,6 +67,7 @@ pub struct Metrics {
     pub outcomes: Family<ResultLabel, Counter>,
     pub escalations: Family<RemediationLabel, Counter>,
     pub actions: Family<ActionLabels, Counter>,
+    pub verifications: Family<ResultLabel, Counter>,
     pub queue_depth: Gauge,
     pub queue_capacity: Gauge,
     pub dry_run: Gauge<i64, std::sync::atomic::AtomicI64>,
@@ -113,6 +114,11 @@ impl Metrics {
             "escalations",
             "Workloads escalated after repeated remediation without recovery",
             m.escalations.clone(),
+        );
+        reg.register(
+            "verifications",
+            "Recovery checks after actions, by result (recovered, not_recovered)",
+            m.verifications.clone(),
         );
         reg.register(
             "actions",

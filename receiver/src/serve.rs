@@ -19,7 +19,9 @@ use crate::executor::{OfflineFacts, SimulatingExecutor};
 use crate::http::{AppState, Token, WEBHOOK_PATH, router};
 use crate::metrics::Metrics;
 use crate::worker::{self, Acting, Recorder};
+use receiver_core::duration::PromDuration;
 use receiver_k8s::record::KubeJournal;
+use receiver_k8s::verify::KubeVerifier;
 use receiver_k8s::{Clients, KubeExecutor, KubeExecutorSettings, KubeFacts};
 
 /// Validated settings for the service.
@@ -106,6 +108,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 executor: Arc::new(SimulatingExecutor),
                 clock: Arc::new(SystemClock),
                 journal: Arc::new(NoJournal),
+                verifier: None,
             },
             None,
         )
@@ -138,6 +141,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 executor: Arc::new(exec),
                 clock: Arc::new(SystemClock),
                 journal,
+                verifier: Some(Arc::new(KubeVerifier::new(
+                    clients.clone(),
+                    args.verify_timeout.map(PromDuration::get),
+                ))),
             },
             Some(clients),
         )

@@ -7,7 +7,10 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use receiver_core::{Clock, Engine, Executor, FactSource, Journal, Outcome, OutcomeKind, Signal};
+use receiver_core::{
+    Clock, Engine, Executor, FactSource, Journal, Outcome, OutcomeKind, Plan, Signal, Verification,
+    Verifier,
+};
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
@@ -107,6 +110,8 @@ pub struct Acting {
     pub clock: Arc<dyn Clock>,
     /// The durable record (Remediation objects), or `NoJournal`.
     pub journal: Arc<dyn Journal>,
+    /// Watches targets recover after actions; `None` offline.
+    pub verifier: Option<Arc<dyn Verifier>>,
 }
 
 impl std::fmt::Debug for Acting {
@@ -123,7 +128,34 @@ pub async fn run(
     recorder: Arc<Recorder>,
     metrics: Arc<Metrics>,
 ) {
-    while let Some(signal) = queue.recv().await {
+    let (verified_tx, mut verified) = mpsc::unbounded_channel::<(Plan, Verification)>();
+    loop {
+        let signal = tokio::select! {
+            s = queue.recv() => match s {
+                Some(s) => s,
+                None => break,
+            },
+            Some((plan, v)) = verified.recv() => {
+                if v.recovered {
+                    engine.recovered(&plan, acting.clock.now());
+                }
+                metrics
+                    .verifications
+                    .get_or_create(&crate::metrics::ResultLabel {
+                        result: if v.recovered { "recovered" } else { "not_recovered" },
+                    })
+                    .inc();
+                tracing::info!(
+                    remediation = plan.kind().as_str(),
+                    target = plan.target.as_ref().map(ToString::to_string),
+                    recovered = v.recovered,
+                    detail = %v.message,
+                    "Recovery verified."
+                );
+                acting.journal.verified(&plan, &v).await;
+                continue;
+            }
+        };
         metrics
             .queue_depth
             .set(i64::try_from(queue.len()).unwrap_or(i64::MAX));
@@ -138,7 +170,18 @@ pub async fn run(
         recorder.record(&signal, &outcomes);
         for o in &outcomes {
             acting.journal.write(o).await;
+            if let (OutcomeKind::Acted, Some(plan), Some(verifier)) =
+                (o.result, &o.plan, &acting.verifier)
+                && plan.kind().is_mutating()
+                && !plan.kind().is_declarative()
+            {
+                let (plan, verifier, tx) = (plan.clone(), verifier.clone(), verified_tx.clone());
+                tokio::spawn(async move {
+                    let v = verifier.verify(&plan).await;
+                    let _ = tx.send((plan, v));
+                });
+            }
         }
     }
-    tracing::info!("Work queue drained; worker stopped.");
+    tracing::info!("Work queue drained; worker stopped (pending recovery checks are abandoned).");
 }

@@ -293,6 +293,7 @@ async fn accepted_alerts_are_processed_and_repeats_deduped() {
         executor: Arc::new(receiver::executor::SimulatingExecutor),
         clock: Arc::new(SystemClock),
         journal: Arc::new(receiver_core::NoJournal),
+        verifier: None,
     };
     for _ in 0..2 {
         let (status, _) = send(app.clone(), post(FIRING, bearer())).await;

@@ -72,6 +72,7 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
         }),
         clock: Arc::new(SystemClock),
         journal: Arc::new(receiver_core::NoJournal),
+        verifier: None,
     };
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(run_with(listener, settings, acting, None, async move {

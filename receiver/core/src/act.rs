@@ -104,6 +104,23 @@ pub trait Executor: Send + Sync {
 pub trait Journal: Send + Sync {
     /// Record `outcome`.
     async fn write(&self, outcome: &crate::pipeline::Outcome);
+
+    /// Record whether the target of an executed `plan` recovered.
+    async fn verified(&self, _plan: &Plan, _verification: &Verification) {}
+}
+
+/// Whether a target recovered after an action, with the evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    pub recovered: bool,
+    pub message: String,
+}
+
+/// Watches a target after an action until it recovers or the budget runs out.
+#[async_trait]
+pub trait Verifier: Send + Sync {
+    /// Wait (within the verifier's budget) for `plan`'s target to recover.
+    async fn verify(&self, plan: &Plan) -> Verification;
 }
 
 /// A journal that keeps nothing (offline, or the CRD is not installed).

@@ -25,6 +25,7 @@ mod testutil;
 
 pub use act::{
     ActError, ActionReport, Executor, FactSource, Facts, Journal, NoJournal, ObjectMeta,
+    Verification, Verifier,
 };
 pub use alertmanager::{Alert, AlertStatus, PayloadError, WebhookPayload};
 pub use guard::{Admission, Decision, Guard, Refusal, RefusalReason, Verdict};

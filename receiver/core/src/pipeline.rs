@@ -112,6 +112,11 @@ impl Engine {
         self.guard.restore(past);
     }
 
+    /// A verified recovery of `plan`'s target: its escalation count starts over.
+    pub fn recovered(&mut self, plan: &Plan, now: Timestamp) {
+        self.guard.record_recovery(&plan.workload_key(), now);
+    }
+
     /// The guard (read-only), e.g. to list protected namespaces.
     pub fn guard(&self) -> &Guard {
         &self.guard

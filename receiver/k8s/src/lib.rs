@@ -11,6 +11,7 @@ pub mod executor;
 pub mod facts;
 pub mod record;
 pub mod resources;
+pub mod verify;
 pub mod watch;
 
 pub use client::Clients;

@@ -347,6 +347,12 @@ impl receiver_core::Journal for KubeJournal {
             tracing::warn!(error = %e, "Could not write the Remediation record.");
         }
     }
+
+    async fn verified(&self, plan: &receiver_core::Plan, v: &receiver_core::Verification) {
+        if let Err(e) = self.verified_inner(plan, v).await {
+            tracing::warn!(error = %e, "Could not record the verification on the Remediation.");
+        }
+    }
 }
 
 /// The actions recorded in every Remediation object, for the guard to take back
@@ -397,4 +403,55 @@ pub fn past_actions(r: &Remediation) -> Vec<receiver_core::guard::PastAction> {
             at,
         })
         .collect()
+}
+
+impl KubeJournal {
+    async fn verified_inner(
+        &self,
+        plan: &receiver_core::Plan,
+        v: &receiver_core::Verification,
+    ) -> Result<(), kube::Error> {
+        use kube::Api;
+        use kube::api::{Patch, PatchParams};
+        let Some(t) = &plan.target else { return Ok(()) };
+        let name = receiver_core::names::record_name(t, plan.kind());
+        let ns = match &t.kind {
+            receiver_core::TargetKind::Node | receiver_core::TargetKind::Namespace => {
+                self.own_namespace.clone()
+            }
+            _ => t
+                .namespace
+                .clone()
+                .unwrap_or_else(|| self.own_namespace.clone()),
+        };
+        let api: Api<Remediation> = Api::namespaced(self.client.clone(), &ns);
+        let Some(r) = api.get_opt(&name).await? else {
+            return Ok(());
+        };
+        let mut status = r.status.unwrap_or_default();
+        let (phase, reason) = if v.recovered {
+            (Phase::Succeeded, "Recovered")
+        } else {
+            (Phase::Failed, "NotRecovered")
+        };
+        let now = jiff::Timestamp::now().to_string();
+        status.phase = Some(phase);
+        status.reason = reason.into();
+        status.message = v.message.chars().take(1000).collect();
+        status.finished_at = Some(now.clone());
+        status.history.push(HistoryEntry {
+            at: now,
+            phase,
+            message: v.message.chars().take(200).collect(),
+        });
+        let excess = status.history.len().saturating_sub(HISTORY);
+        status.history.drain(..excess);
+        api.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"status": status})),
+        )
+        .await?;
+        Ok(())
+    }
 }

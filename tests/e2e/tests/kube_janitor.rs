@@ -769,3 +769,73 @@ async fn after_a_restart_the_cooldown_of_a_healed_workload_still_holds() {
             .contains("Guard state restored from Remediation records.")
     );
 }
+
+#[tokio::test]
+async fn recovery_is_verified_and_recorded_or_reported_as_not_recovered() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.node("w1", "True", 600);
+    c.deployment("shop", "api", "api-7d9c");
+    c.deployment("shop", "web", "web-5f5f");
+    c.pod(
+        "shop",
+        "api-7d9c-aaaaa",
+        Some(("ReplicaSet", "api-7d9c")),
+        "w1",
+        true,
+    );
+    c.pod(
+        "shop",
+        "web-5f5f-aaaaa",
+        Some(("ReplicaSet", "web-5f5f")),
+        "w1",
+        true,
+    );
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "",
+                "  - {matchers: ['alertname=\"Heal8sPodCrashLooping\"'], remediation: delete-pod}",
+            ),
+            &["--verify-timeout", "4s"],
+        )
+        .await;
+    gone(&c, &h, "v1", "Pod", "shop", "api-7d9c-aaaaa").await;
+    gone(&c, &h, "v1", "Pod", "shop", "web-5f5f-aaaaa").await;
+    // the Deployment controller brings api back to 1/1 ready; web never recovers
+    c.emu
+        .modify("apps/v1", "Deployment", "shop", "api", |d| {
+            d["status"] = json!({"replicas": 1, "readyReplicas": 1});
+        })
+        .unwrap();
+    let phase_of = |target: &'static str| {
+        let emu = &c.emu;
+        move || async move {
+            emu.list("heal8s.io/v1alpha1", "Remediation", "shop")
+                .into_iter()
+                .find(|r| r["spec"]["target"]["name"] == target)
+                .and_then(|r| r["status"]["phase"].as_str().map(str::to_string))
+                .filter(|p| p != "Acting")
+        }
+    };
+    let api = eventually(WAIT, "api's verification", phase_of("api-7d9c-aaaaa"))
+        .await
+        .unwrap();
+    assert_eq!(api, "Succeeded");
+    let web = eventually(WAIT, "web's verification", phase_of("web-5f5f-aaaaa"))
+        .await
+        .unwrap();
+    assert_eq!(web, "Failed");
+    let m = h.metrics().await;
+    assert_eq!(
+        testkit::metric_value(&m, "heal8s_verifications_total{result=\"recovered\"}"),
+        1.0,
+        "{m}"
+    );
+    assert_eq!(
+        testkit::metric_value(&m, "heal8s_verifications_total{result=\"not_recovered\"}"),
+        1.0,
+        "{m}"
+    );
+}
