@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// size, 180s up to 50 namespaces, 150s up to 200, 120s above.
     #[arg(long, env = "HEAL8S_VERIFY_TIMEOUT")]
     pub verify_timeout: Option<PromDuration>,
+    /// Succeeded Remediation records are deleted this long after they finished.
+    /// Must be longer than the guard's cooldown, budget and escalation windows.
+    #[arg(long, env = "HEAL8S_RECORD_TTL", default_value = "7d")]
+    pub record_ttl: PromDuration,
     /// This replica's name, recorded on Kubernetes Events (the pod name).
     #[arg(long, env = "HEAL8S_POD_NAME")]
     pub pod_name: Option<String>,

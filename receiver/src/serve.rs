@@ -33,6 +33,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub queue_capacity: usize,
     pub shutdown_timeout: Duration,
+    /// Succeeded records are deleted this long after they finished.
+    pub record_ttl: Duration,
 }
 
 /// Turn flags into settings, failing with a clear message on anything unusable.
@@ -75,6 +77,23 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     if args.dry_run {
         policy.guard.dry_run = true;
     }
+    let g = &policy.guard;
+    let longest = [
+        g.cooldown,
+        g.escalation.within,
+        g.budgets.global.per,
+        g.budgets.per_namespace.per,
+        g.budgets.per_workload.per,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or_default();
+    if args.record_ttl <= longest {
+        bail!(
+            "--record-ttl {} must be longer than the guard's longest window ({longest}): the guard reads its history from the records",
+            args.record_ttl
+        );
+    }
     Ok(Settings {
         token,
         policy,
@@ -82,6 +101,7 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         max_body_bytes: args.max_body_bytes,
         queue_capacity: args.queue_capacity,
         shutdown_timeout: args.shutdown_timeout.get(),
+        record_ttl: args.record_ttl.get(),
     })
 }
 
@@ -165,12 +185,13 @@ pub async fn run_with(
     let mut engine = Engine::new(settings.policy.clone(), &settings.namespace)?;
     if let Some(clients) = &cluster {
         match receiver_k8s::record::load_history(clients.main.clone()).await {
-            Ok(past) => {
+            Ok(h) => {
                 tracing::info!(
-                    actions = past.len(),
+                    actions = h.actions.len(),
+                    alerts = h.alerts.len(),
                     "Guard state restored from Remediation records."
                 );
-                engine.restore(past);
+                engine.restore(h.actions, h.alerts, jiff::Timestamp::now());
             }
             Err(e) => {
                 tracing::warn!(error = %e, "Could not read Remediation records; the guard starts without history.")
@@ -224,6 +245,30 @@ pub async fn run_with(
         }
         None => Vec::new(),
     };
+    let gc = cluster.as_ref().map(|clients| {
+        let client = clients.main.clone();
+        let ttl = settings.record_ttl;
+        let mut stop = stop_detectors.subscribe();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = tick.tick() => {}
+                }
+                match receiver_k8s::record::collect_garbage(client.clone(), ttl).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        deleted = n,
+                        "Deleted Succeeded Remediation records past their TTL."
+                    ),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "Could not collect old Remediation records.")
+                    }
+                }
+            }
+        })
+    });
     let mut worker = tokio::spawn(worker::run(engine, rx, acting, recorder, metrics.clone()));
     let queue = state.queue.clone();
     let app = router(state);
@@ -238,6 +283,9 @@ pub async fn run_with(
         .context("the HTTP server failed")?;
     accepting.store(false, Ordering::SeqCst);
     let _ = stop_detectors.send(true);
+    if let Some(gc) = gc {
+        gc.abort();
+    }
     for d in detectors {
         if tokio::time::timeout(Duration::from_secs(2), d)
             .await

@@ -62,6 +62,7 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
         max_body_bytes: 1 << 20,
         queue_capacity: 64,
         shutdown_timeout: timeout,
+        record_ttl: Duration::from_secs(7 * 86400),
     };
     let calls = Arc::new(AtomicUsize::new(0));
     let acting = Acting {

@@ -483,6 +483,21 @@ impl Guard {
         }
     }
 
+    /// Take back alert occurrences delivered before this process started
+    /// (fingerprint and startsAt), so a restarted replica dedupes them too.
+    pub fn restore_seen(
+        &mut self,
+        occurrences: impl IntoIterator<Item = (String, Timestamp)>,
+        now: Timestamp,
+    ) {
+        for (fingerprint, starts_at) in occurrences {
+            let occ = (fingerprint, starts_at, AlertStatus::Firing);
+            if self.seen.insert(occ.clone()) {
+                self.seen_order.push_back((now, occ));
+            }
+        }
+    }
+
     /// Take back actions recorded before this process started, so cooldowns,
     /// budgets and escalation hold across restarts and replicas. Call before
     /// any new action is recorded.
@@ -1085,6 +1100,14 @@ mod tests {
             act(&mut g, &owned(pod_plan("shop", "new-pod"), "api"), t(0)),
             Some(RefusalReason::Escalated)
         );
+    }
+
+    #[test]
+    fn restored_occurrences_are_deduped() {
+        let mut g = guard(&cfg());
+        let s = signal(&[("alertname", "A"), ("namespace", "shop"), ("pod", "p")]);
+        g.restore_seen([(s.fingerprint.clone(), s.first_seen)], t(0));
+        assert_eq!(g.admit(&s, t(1)), Admission::Duplicate);
     }
 
     #[test]

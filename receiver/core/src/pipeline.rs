@@ -107,9 +107,16 @@ impl Engine {
         &self.policy
     }
 
-    /// Take back actions from the durable record (see `Guard::restore`).
-    pub fn restore(&mut self, past: Vec<crate::guard::PastAction>) {
+    /// Take back actions and alert occurrences from the durable record
+    /// (see `Guard::restore` and `Guard::restore_seen`).
+    pub fn restore(
+        &mut self,
+        past: Vec<crate::guard::PastAction>,
+        seen: Vec<(String, Timestamp)>,
+        now: Timestamp,
+    ) {
         self.guard.restore(past);
+        self.guard.restore_seen(seen, now);
     }
 
     /// A verified recovery of `plan`'s target: its escalation count starts over.

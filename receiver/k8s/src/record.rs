@@ -355,18 +355,29 @@ impl receiver_core::Journal for KubeJournal {
     }
 }
 
-/// The actions recorded in every Remediation object, for the guard to take back
-/// after a restart (cooldowns, budgets, escalation). Dry runs count too, as
-/// they do in the guard.
-pub async fn load_history(
-    client: kube::Client,
-) -> Result<Vec<receiver_core::guard::PastAction>, kube::Error> {
+/// What the records tell a restarted replica.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    /// Every recorded action (dry runs count too, as they do in the guard).
+    pub actions: Vec<receiver_core::guard::PastAction>,
+    /// Alert occurrences (fingerprint, startsAt) that led to a record.
+    pub alerts: Vec<(String, jiff::Timestamp)>,
+}
+
+/// Read every Remediation object back, for the guard (cooldowns, budgets,
+/// escalation, alert dedupe) after a restart.
+pub async fn load_history(client: kube::Client) -> Result<History, kube::Error> {
     use kube::Api;
     use kube::api::ListParams;
     let api: Api<Remediation> = Api::all(client);
-    let mut out = Vec::new();
+    let mut out = History::default();
     for r in api.list(&ListParams::default()).await?.items {
-        out.extend(past_actions(&r));
+        out.actions.extend(past_actions(&r));
+        if r.spec.trigger.source == "alert"
+            && let Ok(at) = r.spec.trigger.first_seen.parse()
+        {
+            out.alerts.push((r.spec.trigger.fingerprint.clone(), at));
+        }
     }
     Ok(out)
 }
@@ -454,4 +465,40 @@ impl KubeJournal {
         .await?;
         Ok(())
     }
+}
+
+/// Delete `Succeeded` records that finished more than `ttl` ago; returns how many.
+/// Failed, refused and escalated records are kept for people to read.
+pub async fn collect_garbage(
+    client: kube::Client,
+    ttl: std::time::Duration,
+) -> Result<usize, kube::Error> {
+    use kube::Api;
+    use kube::api::{DeleteParams, ListParams};
+    let all: Api<Remediation> = Api::all(client.clone());
+    let now = jiff::Timestamp::now();
+    let mut deleted = 0;
+    for r in all.list(&ListParams::default()).await?.items {
+        let Some(status) = &r.status else { continue };
+        let finished = status
+            .finished_at
+            .as_deref()
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        let expired = status.phase == Some(Phase::Succeeded)
+            && finished.is_some_and(|f| receiver_core::detect::age(now, f) > ttl);
+        if !expired {
+            continue;
+        }
+        let (Some(ns), Some(name)) = (r.metadata.namespace.as_deref(), r.metadata.name.as_deref())
+        else {
+            continue;
+        };
+        let api: Api<Remediation> = Api::namespaced(client.clone(), ns);
+        match api.delete(name, &DeleteParams::default()).await {
+            Ok(_) => deleted += 1,
+            Err(e) if crate::is_not_found(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(deleted)
 }

@@ -201,3 +201,18 @@ fn the_crd_in_the_chart_is_what_heal8s_crd_prints() {
     assert!(out.contains("name: remediations.heal8s.io"));
     assert!(out.contains("jsonPath: .status.phase"));
 }
+
+#[test]
+fn serve_refuses_a_record_ttl_shorter_than_the_guard_windows() {
+    let (code, _, err) = heal8s(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--insecure-no-auth",
+        "--no-cluster",
+        "--record-ttl",
+        "30m",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--record-ttl 30m must be longer"), "{err}");
+}

@@ -839,3 +839,40 @@ async fn recovery_is_verified_and_recorded_or_reported_as_not_recovered() {
         "{m}"
     );
 }
+
+#[tokio::test]
+async fn succeeded_records_past_their_ttl_are_collected_and_others_are_kept() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    let record = |name: &str, phase: &str, finished_secs_ago: i64| {
+        c.emu
+            .create(json!({
+                "apiVersion": "heal8s.io/v1alpha1", "kind": "Remediation",
+                "metadata": {"name": name, "namespace": "shop"},
+                "spec": {"trigger": {"source": "detector", "alertname": "Heal8sPodCrashLooping", "fingerprint": "f",
+                                     "firstSeen": ago(finished_secs_ago + 60)},
+                         "target": {"apiVersion": "v1", "kind": "Pod", "namespace": "shop", "name": name, "key": format!("Pod/shop/{name}")},
+                         "remediation": "delete-pod", "parameters": {}, "mode": "direct"},
+                "status": {"phase": phase, "finishedAt": ago(finished_secs_ago), "attempts": 1}
+            }))
+            .unwrap();
+    };
+    record("old-succeeded", "Succeeded", 8 * 86400);
+    record("new-succeeded", "Succeeded", 3600);
+    record("old-failed", "Failed", 8 * 86400);
+    let h = c
+        .heal8s(
+            &policy("production", "", "  - {remediation: notify-only}"),
+            &["--record-ttl", "7d"],
+        )
+        .await;
+    let r = eventually(WAIT, "the old record to be collected", || async {
+        (!c.exists("heal8s.io/v1alpha1", "Remediation", "shop", "old-succeeded")).then_some(())
+    })
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n{}", h.proc.output());
+    }
+    assert!(c.exists("heal8s.io/v1alpha1", "Remediation", "shop", "new-succeeded"));
+    assert!(c.exists("heal8s.io/v1alpha1", "Remediation", "shop", "old-failed"));
+}
