@@ -48,6 +48,7 @@ fn main() {
             policy: Arc::new(Policy::default_policy().unwrap().to_json()),
             max_body_bytes: 8 << 20,
             accepting: Arc::new(AtomicBool::new(true)),
+            leadership: receiver::leader::Leadership::always(),
         });
         for n in [1usize, 100] {
             let body = payload(n);

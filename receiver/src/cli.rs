@@ -97,6 +97,13 @@ pub struct ServeArgs {
     /// Must be longer than the guard's cooldown, budget and escalation windows.
     #[arg(long, env = "HEAL8S_RECORD_TTL", default_value = "7d")]
     pub record_ttl: PromDuration,
+    /// Elect a leader through a Lease in --namespace: only the leader acts.
+    /// Required when running more than one replica.
+    #[arg(long, env = "HEAL8S_LEADER_ELECT")]
+    pub leader_elect: bool,
+    /// How long the lease is held without renewal (seconds).
+    #[arg(long, env = "HEAL8S_LEASE_DURATION", default_value_t = 15)]
+    pub lease_duration: u64,
     /// This replica's name, recorded on Kubernetes Events (the pod name).
     #[arg(long, env = "HEAL8S_POD_NAME")]
     pub pod_name: Option<String>,

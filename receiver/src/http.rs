@@ -61,6 +61,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Cleared when shutdown starts: readiness fails and new webhooks get 503.
     pub accepting: Arc<AtomicBool>,
+    /// Followers answer webhooks with 503 `not_leader`.
+    pub leadership: crate::leader::Leadership,
 }
 
 /// The one error shape: a status and a JSON body `{"error": ..., "code": ...}`.
@@ -156,6 +158,13 @@ async fn accept(s: &AppState, req: Request) -> Result<usize, ApiError> {
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
             "heal8s is shutting down; retry against another replica",
+        ));
+    }
+    if !s.leadership.is_leader() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_leader",
+            "this replica is not the leader; Alertmanager will retry and reach the leader",
         ));
     }
     let too_large = || {

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod executor;
 pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod plan_cmd;
 pub mod serve;

@@ -68,6 +68,7 @@ pub struct Metrics {
     pub escalations: Family<RemediationLabel, Counter>,
     pub actions: Family<ActionLabels, Counter>,
     pub verifications: Family<ResultLabel, Counter>,
+    pub signals_skipped_not_leader: Counter,
     pub queue_depth: Gauge,
     pub queue_capacity: Gauge,
     pub dry_run: Gauge<i64, std::sync::atomic::AtomicI64>,
@@ -114,6 +115,11 @@ impl Metrics {
             "escalations",
             "Workloads escalated after repeated remediation without recovery",
             m.escalations.clone(),
+        );
+        reg.register(
+            "signals_skipped_not_leader",
+            "Detector signals a follower left to the leader",
+            m.signals_skipped_not_leader.clone(),
         );
         reg.register(
             "verifications",

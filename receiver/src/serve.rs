@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use crate::cli::ServeArgs;
 use crate::executor::{OfflineFacts, SimulatingExecutor};
 use crate::http::{AppState, Token, WEBHOOK_PATH, router};
+use crate::leader::{LeaderGated, Leadership};
 use crate::metrics::Metrics;
 use crate::worker::{self, Acting, Recorder};
 use receiver_core::duration::PromDuration;
@@ -118,6 +119,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    if args.no_cluster && args.leader_elect {
+        bail!("--leader-elect needs a cluster (it holds a Lease); drop --no-cluster");
+    }
+    let mut lease = None;
     let (acting, cluster) = if args.no_cluster {
         tracing::warn!(
             "--no-cluster: no detectors run and every allowed remediation is simulated."
@@ -129,6 +134,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 clock: Arc::new(SystemClock),
                 journal: Arc::new(NoJournal),
                 verifier: None,
+                leadership: Leadership::always(),
             },
             None,
         )
@@ -155,11 +161,42 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 Some(j) => Arc::new(j),
                 None => Arc::new(NoJournal),
             };
+        let leadership = if args.leader_elect {
+            let identity = args
+                .pod_name
+                .clone()
+                .or_else(|| std::env::var("HOSTNAME").ok())
+                .unwrap_or_else(|| format!("heal8s-{}", std::process::id()));
+            let manager =
+                kube_lease_manager::LeaseManagerBuilder::new(clients.main.clone(), "heal8s-leader")
+                    .with_namespace(settings.namespace.clone())
+                    .with_identity(identity.clone())
+                    .with_duration(args.lease_duration.max(2))
+                    .with_grace(1)
+                    .build()
+                    .await
+                    .context("cannot set up leader election (Lease heal8s-leader)")?;
+            let (rx, handle) = manager.watch().await;
+            lease = Some(handle);
+            tracing::info!(identity = %identity, namespace = %settings.namespace, "Leader election on: only the holder of Lease heal8s-leader acts.");
+            Leadership::following(rx)
+        } else {
+            Leadership::always()
+        };
+        let executor: Arc<dyn receiver_core::Executor> = if args.leader_elect {
+            Arc::new(LeaderGated {
+                inner: Arc::new(exec),
+                leadership: leadership.clone(),
+            })
+        } else {
+            Arc::new(exec)
+        };
         (
             Acting {
                 facts: Arc::new(KubeFacts::new(clients.clone())),
-                executor: Arc::new(exec),
+                executor,
                 clock: Arc::new(SystemClock),
+                leadership,
                 journal,
                 verifier: Some(Arc::new(KubeVerifier::new(
                     clients.clone(),
@@ -169,9 +206,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(clients),
         )
     };
-    run_with(listener, settings, acting, cluster, shutdown_signal())
-        .await
-        .map(|_| ())
+    let result = run_with(listener, settings, acting, cluster, shutdown_signal()).await;
+    if let Some(handle) = lease {
+        // every receiver is gone now: the manager releases the lease and ends
+        match tokio::time::timeout(Duration::from_secs(3), handle).await {
+            Ok(_) => tracing::info!("Lease released."),
+            Err(_) => {
+                tracing::warn!("The lease was not released within 3s; it expires on its own.")
+            }
+        }
+    }
+    result.map(|_| ())
 }
 
 /// Run the service on `listener` until `shutdown` completes.
@@ -215,6 +260,7 @@ pub async fn run_with(
         policy: Arc::new(settings.policy.to_json()),
         max_body_bytes: settings.max_body_bytes,
         accepting: accepting.clone(),
+        leadership: acting.leadership.clone(),
     };
     if state.token.is_none() {
         tracing::warn!(
@@ -240,6 +286,7 @@ pub async fn run_with(
                 settings.policy.features.strain_eviction,
                 state.queue.clone(),
                 stop_rx,
+                state.leadership.receiver(),
             )
             .await
         }

@@ -112,6 +112,8 @@ pub struct Acting {
     pub journal: Arc<dyn Journal>,
     /// Watches targets recover after actions; `None` offline.
     pub verifier: Option<Arc<dyn Verifier>>,
+    /// Only the leader processes detector signals.
+    pub leadership: crate::leader::Leadership,
 }
 
 impl std::fmt::Debug for Acting {
@@ -159,6 +161,11 @@ pub async fn run(
         metrics
             .queue_depth
             .set(i64::try_from(queue.len()).unwrap_or(i64::MAX));
+        if signal.source.kind() == "detector" && !acting.leadership.is_leader() {
+            // queued just before the lease was lost; the new leader's detectors signal it again
+            metrics.signals_skipped_not_leader.inc();
+            continue;
+        }
         let outcomes = engine
             .process(
                 &signal,

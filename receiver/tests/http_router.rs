@@ -36,6 +36,7 @@ fn harness(capacity: usize, max_body: usize) -> Harness {
         policy: Arc::new(Policy::default_policy().unwrap().to_json()),
         max_body_bytes: max_body,
         accepting: Arc::new(AtomicBool::new(true)),
+        leadership: receiver::leader::Leadership::always(),
     };
     Harness { state, rx }
 }
@@ -294,6 +295,7 @@ async fn accepted_alerts_are_processed_and_repeats_deduped() {
         clock: Arc::new(SystemClock),
         journal: Arc::new(receiver_core::NoJournal),
         verifier: None,
+        leadership: receiver::leader::Leadership::always(),
     };
     for _ in 0..2 {
         let (status, _) = send(app.clone(), post(FIRING, bearer())).await;

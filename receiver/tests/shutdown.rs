@@ -74,6 +74,7 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
         clock: Arc::new(SystemClock),
         journal: Arc::new(receiver_core::NoJournal),
         verifier: None,
+        leadership: receiver::leader::Leadership::always(),
     };
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(run_with(listener, settings, acting, None, async move {

@@ -91,6 +91,7 @@ async fn run_one<K, D, T>(
     resignal_after: Duration,
     queue: mpsc::Sender<Signal>,
     mut stop: stop_watch::Receiver<bool>,
+    leader: stop_watch::Receiver<bool>,
 ) where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
@@ -113,6 +114,12 @@ async fn run_one<K, D, T>(
             _ = stop.changed() => break,
             ev = stream.next() => match ev {
                 None => break,
+                // a follower keeps its cache warm but signals nothing; when it becomes
+                // leader its emitter is empty, so the next resync signals everything
+                Some(Ok(_)) if !*leader.borrow() => {
+                    emitter = Emitter::new(resignal_after);
+                    Vec::new()
+                }
                 Some(Ok(Event::Apply(o) | Event::InitApply(o))) => {
                     emitter.observe(&key(&o), detect(&o, Timestamp::now()), Timestamp::now())
                 }
@@ -124,6 +131,9 @@ async fn run_one<K, D, T>(
                 }
             },
             _ = tick.tick() => {
+                if !*leader.borrow() {
+                    continue;
+                }
                 let now = Timestamp::now();
                 let mut out = Vec::new();
                 for o in store.state() {
@@ -150,6 +160,7 @@ pub async fn start(
     strain_eviction: bool,
     queue: mpsc::Sender<Signal>,
     stop: stop_watch::Receiver<bool>,
+    leader: stop_watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
     let resync = cfg.resync.get();
@@ -166,6 +177,7 @@ pub async fn start(
                 cfg.clone(),
                 queue.clone(),
                 stop.clone(),
+                leader.clone(),
             )));
         }
         tasks.push(tokio::spawn(run_one(
@@ -179,6 +191,7 @@ pub async fn start(
             resignal_after,
             queue.clone(),
             stop.clone(),
+            leader.clone(),
         )));
     }
     if cfg.nodes.enabled {
@@ -203,6 +216,7 @@ pub async fn start(
             resignal_after,
             queue.clone(),
             stop.clone(),
+            leader.clone(),
         )));
     }
     if cfg.namespaces.enabled {
@@ -224,6 +238,7 @@ pub async fn start(
             resignal_after,
             queue.clone(),
             stop.clone(),
+            leader.clone(),
         )));
     }
     let resources = Resources::new(client.clone());
@@ -251,6 +266,7 @@ pub async fn start(
                     resignal_after,
                     queue.clone(),
                     stop.clone(),
+                    leader.clone(),
                 )));
             }
             Ok(None) => tracing::info!(
@@ -290,6 +306,7 @@ pub async fn start(
                         resignal_after,
                         queue.clone(),
                         stop.clone(),
+                        leader.clone(),
                     )));
                 }
                 Ok(None) => {
@@ -311,6 +328,7 @@ async fn strain_relief(
     cfg: Detectors,
     queue: mpsc::Sender<Signal>,
     mut stop: stop_watch::Receiver<bool>,
+    leader: stop_watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(cfg.strain_relief.every.get());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -321,7 +339,7 @@ async fn strain_relief(
             _ = tick.tick() => {}
         }
         let percent = strain.percent();
-        if percent < threshold {
+        if percent < threshold || !*leader.borrow() {
             continue;
         }
         let now = Timestamp::now();

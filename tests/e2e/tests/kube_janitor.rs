@@ -876,3 +876,87 @@ async fn succeeded_records_past_their_ttl_are_collected_and_others_are_kept() {
     assert!(c.exists("heal8s.io/v1alpha1", "Remediation", "shop", "new-succeeded"));
     assert!(c.exists("heal8s.io/v1alpha1", "Remediation", "shop", "old-failed"));
 }
+
+#[tokio::test]
+async fn with_two_replicas_exactly_one_acts_and_the_other_takes_over() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.namespace("heal8s");
+    c.node("w1", "True", 600);
+    c.pod("shop", "a-1", Some(("ReplicaSet", "a-rs")), "w1", true);
+    let p = policy(
+        "production",
+        "",
+        "  - {matchers: ['alertname=\"Heal8sPodCrashLooping\"'], remediation: delete-pod}",
+    );
+    let args = ["--leader-elect", "--lease-duration", "3"];
+    let one = c
+        .heal8s(&p, &[&args[..], &["--pod-name", "one"]].concat())
+        .await;
+    let two = c
+        .heal8s(&p, &[&args[..], &["--pod-name", "two"]].concat())
+        .await;
+    gone(&c, &one, "v1", "Pod", "shop", "a-1").await;
+    assert!(one.proc.output().contains("Leader election on"));
+    let deletes = |name: &str| {
+        c.emu
+            .requests()
+            .iter()
+            .filter(|r| r.method == "DELETE" && r.path.ends_with(&format!("/pods/{name}")))
+            .count()
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(deletes("a-1"), 1, "exactly one replica acted");
+    let lease = c
+        .emu
+        .get("coordination.k8s.io/v1", "Lease", "heal8s", "heal8s-leader")
+        .unwrap();
+    let holder = lease["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (mut leader, follower) = if holder == "one" {
+        (one, two)
+    } else {
+        (two, one)
+    };
+    // the follower refuses webhooks so that Alertmanager retries against the leader
+    let alert = json!({"version": "4", "alerts": [{"status": "firing", "startsAt": ago(5),
+        "labels": {"alertname": "Watchdog"}, "fingerprint": "w"}]});
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for h in [&leader, &follower] {
+        let r = client
+            .post(format!("{}/webhook/alertmanager", h.url))
+            .bearer_auth(TOKEN)
+            .json(&alert)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(
+        statuses,
+        [200, 503],
+        "the leader ({holder}) accepts, the follower refuses"
+    );
+    // the leader stops and releases the lease; the other takes over and acts
+    leader.proc.terminate();
+    assert_eq!(
+        leader.proc.wait_exit(Duration::from_secs(15)),
+        Some(0),
+        "{}",
+        leader.proc.output()
+    );
+    c.pod("shop", "a-2", Some(("ReplicaSet", "a-rs2")), "w1", true);
+    let r = eventually(
+        Duration::from_secs(20),
+        "the other replica to take over and act",
+        || async { (!c.exists("v1", "Pod", "shop", "a-2")).then_some(()) },
+    )
+    .await;
+    if let Err(e) = r {
+        panic!("{e}\n--- follower ---\n{}", follower.proc.output());
+    }
+    assert_eq!(deletes("a-2"), 1);
+}
