@@ -42,6 +42,16 @@ impl Leadership {
         *self.rx.borrow()
     }
 
+    /// Completes when this replica is the leader (at once without election).
+    pub async fn acquired(&self) {
+        let mut rx = self.rx.clone();
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
     /// Completes when this replica is no longer the leader (or never was).
     pub async fn lost(&self) {
         let mut rx = self.rx.clone();

@@ -36,6 +36,8 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// Succeeded records are deleted this long after they finished.
     pub record_ttl: Duration,
+    /// This replica's name (lease holder, author of record history).
+    pub identity: String,
 }
 
 /// Turn flags into settings, failing with a clear message on anything unusable.
@@ -103,6 +105,11 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         queue_capacity: args.queue_capacity,
         shutdown_timeout: args.shutdown_timeout.get(),
         record_ttl: args.record_ttl.get(),
+        identity: args
+            .pod_name
+            .clone()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .unwrap_or_else(|| format!("heal8s-{}", std::process::id())),
     })
 }
 
@@ -156,17 +163,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 instance: args.pod_name.clone(),
             },
         );
-        let journal: Arc<dyn Journal> =
-            match KubeJournal::connect(clients.main.clone(), &settings.namespace).await {
-                Some(j) => Arc::new(j),
-                None => Arc::new(NoJournal),
-            };
+        let journal: Arc<dyn Journal> = match KubeJournal::connect(
+            clients.main.clone(),
+            &settings.namespace,
+            &settings.identity,
+        )
+        .await
+        {
+            Some(j) => Arc::new(j),
+            None => Arc::new(NoJournal),
+        };
         let leadership = if args.leader_elect {
-            let identity = args
-                .pod_name
-                .clone()
-                .or_else(|| std::env::var("HOSTNAME").ok())
-                .unwrap_or_else(|| format!("heal8s-{}", std::process::id()));
+            let identity = settings.identity.clone();
             let manager =
                 kube_lease_manager::LeaseManagerBuilder::new(clients.main.clone(), "heal8s-leader")
                     .with_namespace(settings.namespace.clone())
@@ -292,6 +300,24 @@ pub async fn run_with(
         }
         None => Vec::new(),
     };
+    if let Some(clients) = &cluster {
+        let client = clients.main.clone();
+        let leadership = acting.leadership.clone();
+        let me = settings.identity.clone();
+        tokio::spawn(async move {
+            leadership.acquired().await;
+            match receiver_k8s::record::mark_interrupted(client, &me).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    records = n,
+                    "Remediations left in flight by another heal8s process were marked Failed (Interrupted)."
+                ),
+                Err(e) => {
+                    tracing::debug!(error = %e, "Could not check for interrupted Remediations.")
+                }
+            }
+        });
+    }
     let gc = cluster.as_ref().map(|clients| {
         let client = clients.main.clone();
         let ttl = settings.record_ttl;

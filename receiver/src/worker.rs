@@ -167,10 +167,11 @@ pub async fn run(
             continue;
         }
         let outcomes = engine
-            .process(
+            .process_with(
                 &signal,
                 acting.facts.as_ref(),
                 acting.executor.as_ref(),
+                acting.journal.as_ref(),
                 acting.clock.as_ref(),
             )
             .await;

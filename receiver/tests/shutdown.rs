@@ -63,6 +63,7 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
         queue_capacity: 64,
         shutdown_timeout: timeout,
         record_ttl: Duration::from_secs(7 * 86400),
+        identity: "test".into(),
     };
     let calls = Arc::new(AtomicUsize::new(0));
     let acting = Acting {

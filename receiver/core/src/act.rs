@@ -105,6 +105,10 @@ pub trait Journal: Send + Sync {
     /// Record `outcome`.
     async fn write(&self, outcome: &crate::pipeline::Outcome);
 
+    /// Record that `plan` is about to be carried out for real, before it is:
+    /// a crash in the middle then leaves a trace the next process honours.
+    async fn begin(&self, _plan: &Plan) {}
+
     /// Record whether the target of an executed `plan` recovered.
     async fn verified(&self, _plan: &Plan, _verification: &Verification) {}
 }

@@ -137,6 +137,19 @@ impl Engine {
         executor: &dyn Executor,
         clock: &dyn Clock,
     ) -> Vec<Outcome> {
+        self.process_with(signal, facts, executor, &crate::act::NoJournal, clock)
+            .await
+    }
+
+    /// `process`, telling `journal` before each real (not dry-run) action.
+    pub async fn process_with(
+        &mut self,
+        signal: &Signal,
+        facts: &dyn FactSource,
+        executor: &dyn Executor,
+        journal: &dyn crate::act::Journal,
+        clock: &dyn Clock,
+    ) -> Vec<Outcome> {
         let now = clock.now();
         let base = |result: OutcomeKind, message: String| Outcome {
             at: now,
@@ -232,6 +245,9 @@ impl Engine {
                 }
                 Verdict::Allow { dry_run, .. } => dry_run,
             };
+            if !dry_run && plan.kind().is_mutating() {
+                journal.begin(&plan).await;
+            }
             let result = executor.execute(&plan, dry_run).await;
             self.guard.record(&plan, clock.now());
             match result {

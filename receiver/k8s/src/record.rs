@@ -129,6 +129,9 @@ pub struct HistoryEntry {
     /// RFC 3339.
     pub at: String,
     pub phase: Phase,
+    /// The heal8s replica that wrote the entry.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub by: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
 }
@@ -186,6 +189,94 @@ pub fn crd_yaml() -> Result<String, String> {
 /// How many history entries a record keeps.
 pub const HISTORY: usize = 10;
 
+/// The history message of an action that has started and not yet ended.
+pub const STARTED: &str = "started";
+
+fn spec_for(
+    plan: &receiver_core::Plan,
+    t: &receiver_core::Target,
+    kind: receiver_core::RemediationKind,
+) -> RemediationSpec {
+    RemediationSpec {
+        trigger: TriggerSpec {
+            source: plan.trigger.source.clone(),
+            alertname: plan.trigger.name.clone(),
+            fingerprint: plan.trigger.fingerprint.clone(),
+            labels: BTreeMap::new(),
+            first_seen: plan.trigger.first_seen.to_string(),
+        },
+        target: TargetSpec {
+            api_version: crate::events::api_version(&t.kind),
+            kind: t.kind.kind_name().to_string(),
+            namespace: t.namespace.clone(),
+            name: t.name.clone(),
+            container: t.container.clone(),
+            workload: plan.workload.as_ref().map(|w| WorkloadSpec {
+                kind: w.kind.clone(),
+                name: w.name.clone(),
+            }),
+            key: t.key(),
+        },
+        remediation: kind.as_str().to_string(),
+        parameters: serde_json::to_value(&plan.remediation)
+            .ok()
+            .and_then(|v| v.get("params").cloned())
+            .unwrap_or(serde_json::Value::Null),
+        mode: plan.mode.as_str().to_string(),
+    }
+}
+
+/// Mark records left `Acting` by another process (an earlier run, or a
+/// leader that lost its lease) as `Failed`, reason `Interrupted`; returns how many.
+pub async fn mark_interrupted(client: kube::Client, me: &str) -> Result<usize, kube::Error> {
+    use kube::Api;
+    use kube::api::{ListParams, Patch, PatchParams};
+    let all: Api<Remediation> = Api::all(client.clone());
+    let now = jiff::Timestamp::now().to_string();
+    let mut n = 0;
+    for r in all.list(&ListParams::default()).await?.items {
+        let Some(mut status) = r.status.clone() else {
+            continue;
+        };
+        let last = status.history.last().cloned();
+        let stale =
+            status.phase == Some(Phase::Acting) && last.as_ref().is_some_and(|h| h.by != me);
+        let (Some(ns), Some(name), true) = (
+            r.metadata.namespace.as_deref(),
+            r.metadata.name.as_deref(),
+            stale,
+        ) else {
+            continue;
+        };
+        let message = if last.is_some_and(|h| h.message == STARTED) {
+            "heal8s stopped while acting; the action may be incomplete and is not repeated blindly (the problem is signalled again if it persists)"
+        } else {
+            "heal8s stopped before recovery was verified"
+        };
+        status.phase = Some(Phase::Failed);
+        status.reason = "Interrupted".into();
+        status.message = message.into();
+        status.finished_at = Some(now.clone());
+        status.history.push(HistoryEntry {
+            at: now.clone(),
+            phase: Phase::Failed,
+            by: me.to_string(),
+            message: "interrupted".into(),
+        });
+        let excess = status.history.len().saturating_sub(HISTORY);
+        status.history.drain(..excess);
+        let api: Api<Remediation> = Api::namespaced(client.clone(), ns);
+        api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"status": status})),
+        )
+        .await?;
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// The phase and reason an outcome gives a record. Until recovery verification
 /// exists, an action that went through is `Acting` (not yet verified), never
 /// `Succeeded`.
@@ -213,6 +304,7 @@ pub fn phase_of(o: &receiver_core::Outcome) -> (Phase, String) {
 pub struct KubeJournal {
     client: kube::Client,
     own_namespace: String,
+    identity: String,
 }
 
 impl std::fmt::Debug for KubeJournal {
@@ -224,7 +316,11 @@ impl std::fmt::Debug for KubeJournal {
 impl KubeJournal {
     /// A journal when the CRD is served; `None` (with one warning) when it is not,
     /// so recording degrades to Events and logs.
-    pub async fn connect(client: kube::Client, own_namespace: &str) -> Option<KubeJournal> {
+    pub async fn connect(
+        client: kube::Client,
+        own_namespace: &str,
+        identity: &str,
+    ) -> Option<KubeJournal> {
         let resources = crate::resources::Resources::new(client.clone());
         match resources
             .by_kind("heal8s.io", "v1alpha1", "Remediation")
@@ -233,6 +329,7 @@ impl KubeJournal {
             Ok(Some(_)) => Some(KubeJournal {
                 client,
                 own_namespace: own_namespace.to_string(),
+                identity: identity.to_string(),
             }),
             Ok(None) => {
                 tracing::warn!(
@@ -280,33 +377,7 @@ impl KubeJournal {
             Some(r) => r.status.unwrap_or_default(),
             None if !creates => return Ok(()),
             None => {
-                let spec = RemediationSpec {
-                    trigger: TriggerSpec {
-                        source: plan.trigger.source.clone(),
-                        alertname: plan.trigger.name.clone(),
-                        fingerprint: plan.trigger.fingerprint.clone(),
-                        labels: BTreeMap::new(),
-                        first_seen: plan.trigger.first_seen.to_string(),
-                    },
-                    target: TargetSpec {
-                        api_version: crate::events::api_version(&t.kind),
-                        kind: t.kind.kind_name().to_string(),
-                        namespace: t.namespace.clone(),
-                        name: t.name.clone(),
-                        container: t.container.clone(),
-                        workload: plan.workload.as_ref().map(|w| WorkloadSpec {
-                            kind: w.kind.clone(),
-                            name: w.name.clone(),
-                        }),
-                        key: t.key(),
-                    },
-                    remediation: kind.as_str().to_string(),
-                    parameters: serde_json::to_value(&plan.remediation)
-                        .ok()
-                        .and_then(|v| v.get("params").cloned())
-                        .unwrap_or(serde_json::Value::Null),
-                    mode: plan.mode.as_str().to_string(),
-                };
+                let spec = spec_for(plan, t, kind);
                 let r = Remediation::new(&name, spec);
                 match api.create(&PostParams::default(), &r).await {
                     Ok(_) => {}
@@ -317,6 +388,14 @@ impl KubeJournal {
             }
         };
         if matches!(o.result, OutcomeKind::Acted | OutcomeKind::Failed) {
+            // the outcome replaces the "started" entry `begin` wrote for this action
+            if status
+                .history
+                .last()
+                .is_some_and(|h| h.phase == Phase::Acting && h.message == STARTED)
+            {
+                status.history.pop();
+            }
             status.attempts += 1;
             status.started_at.get_or_insert_with(|| now.clone());
         }
@@ -329,6 +408,7 @@ impl KubeJournal {
         status.history.push(HistoryEntry {
             at: now,
             phase,
+            by: self.identity.clone(),
             message: o.message.chars().take(200).collect(),
         });
         let excess = status.history.len().saturating_sub(HISTORY);
@@ -345,6 +425,12 @@ impl receiver_core::Journal for KubeJournal {
     async fn write(&self, outcome: &receiver_core::Outcome) {
         if let Err(e) = self.write_inner(outcome).await {
             tracing::warn!(error = %e, "Could not write the Remediation record.");
+        }
+    }
+
+    async fn begin(&self, plan: &receiver_core::Plan) {
+        if let Err(e) = self.begin_inner(plan).await {
+            tracing::warn!(error = %e, "Could not record the start of an action on the Remediation.");
         }
     }
 
@@ -453,6 +539,7 @@ impl KubeJournal {
         status.history.push(HistoryEntry {
             at: now,
             phase,
+            by: self.identity.clone(),
             message: v.message.chars().take(200).collect(),
         });
         let excess = status.history.len().saturating_sub(HISTORY);
@@ -501,4 +588,57 @@ pub async fn collect_garbage(
         }
     }
     Ok(deleted)
+}
+
+impl KubeJournal {
+    async fn begin_inner(&self, plan: &receiver_core::Plan) -> Result<(), kube::Error> {
+        use kube::Api;
+        use kube::api::{Patch, PatchParams, PostParams};
+        let Some(t) = &plan.target else { return Ok(()) };
+        let kind = plan.kind();
+        let name = receiver_core::names::record_name(t, kind);
+        let ns = match &t.kind {
+            receiver_core::TargetKind::Node | receiver_core::TargetKind::Namespace => {
+                self.own_namespace.clone()
+            }
+            _ => t
+                .namespace
+                .clone()
+                .unwrap_or_else(|| self.own_namespace.clone()),
+        };
+        let api: Api<Remediation> = Api::namespaced(self.client.clone(), &ns);
+        let mut status = match api.get_opt(&name).await? {
+            Some(r) => r.status.unwrap_or_default(),
+            None => {
+                let r = Remediation::new(&name, spec_for(plan, t, kind));
+                match api.create(&PostParams::default(), &r).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.is_already_exists() => {}
+                    Err(e) => return Err(e),
+                }
+                RemediationStatus::default()
+            }
+        };
+        let now = jiff::Timestamp::now().to_string();
+        status.phase = Some(Phase::Acting);
+        status.reason = "Started".into();
+        status.message = format!("started: {}", plan.describe());
+        status.started_at.get_or_insert_with(|| now.clone());
+        status.finished_at = None;
+        status.history.push(HistoryEntry {
+            at: now,
+            phase: Phase::Acting,
+            by: self.identity.clone(),
+            message: STARTED.into(),
+        });
+        let excess = status.history.len().saturating_sub(HISTORY);
+        status.history.drain(..excess);
+        api.patch_status(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(&serde_json::json!({"status": status})),
+        )
+        .await?;
+        Ok(())
+    }
 }

@@ -960,3 +960,74 @@ async fn with_two_replicas_exactly_one_acts_and_the_other_takes_over() {
     }
     assert_eq!(deletes("a-2"), 1);
 }
+
+#[tokio::test]
+async fn a_drain_cut_off_by_a_crash_is_marked_interrupted_and_not_repeated() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.namespace("heal8s");
+    c.node("w1", "False", 600);
+    for n in ["w2", "w3", "w4"] {
+        c.node(n, "True", 600);
+    }
+    c.pod("shop", "api-1", Some(("ReplicaSet", "api-rs")), "w1", false);
+    c.emu
+        .create(
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                       "metadata": {"name": "api", "namespace": "shop"},
+                       "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "api"}}}}),
+        )
+        .unwrap();
+    let p = policy(
+        "production",
+        "",
+        "  - {matchers: ['alertname=\"Heal8sNodeNotReady\"'], remediation: drain-node, params: {timeout: 60s}}",
+    );
+    let first = c.heal8s(&p, &["--pod-name", "first"]).await;
+    let record_phase = || {
+        c.emu
+            .list("heal8s.io/v1alpha1", "Remediation", "heal8s")
+            .into_iter()
+            .next()
+            .map(|r| (r["status"]["phase"].clone(), r["status"]["reason"].clone()))
+    };
+    eventually(WAIT, "the drain to start", || async {
+        (record_phase() == Some((json!("Acting"), json!("Started")))).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", first.proc.output()));
+    // the process dies in the middle of the drain (SIGKILL)
+    drop(first);
+    let node_patches = || {
+        c.emu
+            .requests()
+            .iter()
+            .filter(|r| r.method == "PATCH" && r.path == "/api/v1/nodes/w1")
+            .count()
+    };
+    let patches_before = node_patches();
+    let second = c.heal8s(&p, &["--pod-name", "second"]).await;
+    // (later outcomes update the phase; the history keeps the interruption)
+    eventually(WAIT, "the record to be marked interrupted", || async {
+        c.emu
+            .list("heal8s.io/v1alpha1", "Remediation", "heal8s")
+            .into_iter()
+            .flat_map(|r| {
+                r["status"]["history"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .any(|h| h["phase"] == "Failed" && h["message"] == "interrupted" && h["by"] == "second")
+            .then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", second.proc.output()));
+    // the node is signalled again, and the restored cooldown holds: no second drain
+    outcome_with(&second, |o| is(o, "refused", Some("cooldown"), "Node w1")).await;
+    assert_eq!(
+        node_patches(),
+        patches_before,
+        "the node was not cordoned again"
+    );
+}
