@@ -51,7 +51,7 @@ use serde_json::Value;
 pub use error::ApiError;
 pub use eviction::PDB_VIOLATION;
 pub use faults::{FaultId, Faults, RequestMatch, RequestRecord};
-pub use resources::{ResourceDef, builtin_resources};
+pub use resources::{PrinterColumn, ResourceDef, builtin_resources};
 
 use faults::FaultState;
 use store::{DeleteOpts, State, WriteOpts};

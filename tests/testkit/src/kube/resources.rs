@@ -27,6 +27,19 @@ pub struct ResourceDef {
     pub short_names: Vec<String>,
     /// Categories for kubectl (`all`).
     pub categories: Vec<String>,
+    /// A CRD's additionalPrinterColumns, for `kubectl get` tables.
+    pub printer_columns: Vec<PrinterColumn>,
+}
+
+/// One additionalPrinterColumn of a CRD version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrinterColumn {
+    pub name: String,
+    /// `string`, `integer`, `number`, `boolean` or `date`.
+    pub type_: String,
+    /// A simple JSONPath such as `.spec.target.key`.
+    pub json_path: String,
+    pub priority: i64,
 }
 
 impl ResourceDef {
@@ -42,6 +55,7 @@ impl ResourceDef {
             subresources: Vec::new(),
             short_names: Vec::new(),
             categories: Vec::new(),
+            printer_columns: Vec::new(),
         }
     }
 
@@ -434,6 +448,20 @@ pub fn defs_from_crd(crd: &Value) -> Result<Vec<ResourceDef>, String> {
                 }
             }
         }
+        let printer_columns = v
+            .get("additionalPrinterColumns")
+            .and_then(Value::as_array)
+            .map(|cols| {
+                cols.iter()
+                    .map(|c| PrinterColumn {
+                        name: s(c.get("name")),
+                        type_: s(c.get("type")),
+                        json_path: s(c.get("jsonPath")),
+                        priority: c.get("priority").and_then(Value::as_i64).unwrap_or(0),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         out.push(ResourceDef {
             group: group.clone(),
             version,
@@ -444,6 +472,7 @@ pub fn defs_from_crd(crd: &Value) -> Result<Vec<ResourceDef>, String> {
             subresources,
             short_names: strings(names.get("shortNames")),
             categories: strings(names.get("categories")),
+            printer_columns,
         });
     }
     Ok(out)

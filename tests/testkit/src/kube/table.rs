@@ -224,16 +224,42 @@ pub fn render(
     let (cols, cells) = columns_and_cells(def);
     let mut defs = vec![json!({"name": "Name", "type": "string", "format": "name",
         "description": "Name must be unique within a namespace.", "priority": 0})];
-    for (name, ty) in &cols {
-        // Like the real printers, these only show with `-o wide`.
-        let priority = i32::from(matches!(*name, "IP" | "Node"));
-        defs.push(json!({"name": name, "type": ty, "format": "", "description": "", "priority": priority}));
+    if def.printer_columns.is_empty() {
+        for (name, ty) in &cols {
+            // Like the real printers, these only show with `-o wide`.
+            let priority = i32::from(matches!(*name, "IP" | "Node"));
+            defs.push(json!({"name": name, "type": ty, "format": "", "description": "", "priority": priority}));
+        }
+    } else {
+        // a CRD's additionalPrinterColumns (dates print as ages, as kubectl shows them)
+        for c in &def.printer_columns {
+            let ty = if c.type_ == "date" {
+                "string"
+            } else {
+                c.type_.as_str()
+            };
+            defs.push(json!({"name": c.name, "type": ty, "format": "", "description": "", "priority": c.priority}));
+        }
     }
     let rows: Vec<Value> = items
         .iter()
         .map(|o| {
             let mut c = vec![json!(object::name(o).unwrap_or(""))];
-            c.extend(cells(o));
+            if def.printer_columns.is_empty() {
+                c.extend(cells(o));
+            } else {
+                for col in &def.printer_columns {
+                    let pointer = col.json_path.replace('.', "/");
+                    let v = o.pointer(&pointer).cloned().unwrap_or(Value::Null);
+                    c.push(match (col.type_.as_str(), &v) {
+                        ("date", Value::String(t)) => {
+                            json!(age(&json!({"metadata": {"creationTimestamp": t}})))
+                        }
+                        (_, Value::Null) => json!("<none>"),
+                        _ => v,
+                    });
+                }
+            }
             json!({
                 "cells": c,
                 "object": {
