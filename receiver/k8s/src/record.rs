@@ -189,6 +189,13 @@ pub fn crd_yaml() -> Result<String, String> {
 /// How many history entries a record keeps.
 pub const HISTORY: usize = 10;
 
+/// Append `entry`, keeping the last `HISTORY` entries.
+fn push_history(status: &mut RemediationStatus, entry: HistoryEntry) {
+    status.history.push(entry);
+    let excess = status.history.len().saturating_sub(HISTORY);
+    status.history.drain(..excess);
+}
+
 /// The history message of an action that has started and not yet ended.
 pub const STARTED: &str = "started";
 
@@ -257,14 +264,15 @@ pub async fn mark_interrupted(client: kube::Client, me: &str) -> Result<usize, k
         status.reason = "Interrupted".into();
         status.message = message.into();
         status.finished_at = Some(now.clone());
-        status.history.push(HistoryEntry {
-            at: now.clone(),
-            phase: Phase::Failed,
-            by: me.to_string(),
-            message: "interrupted".into(),
-        });
-        let excess = status.history.len().saturating_sub(HISTORY);
-        status.history.drain(..excess);
+        push_history(
+            &mut status,
+            HistoryEntry {
+                at: now.clone(),
+                phase: Phase::Failed,
+                by: me.to_string(),
+                message: "interrupted".into(),
+            },
+        );
         let api: Api<Remediation> = Api::namespaced(client.clone(), ns);
         api.patch_status(
             name,
@@ -314,6 +322,20 @@ impl std::fmt::Debug for KubeJournal {
 }
 
 impl KubeJournal {
+    /// Where the record of a target lives: its namespace, or heal8s's own for
+    /// cluster-scoped targets (nodes, namespaces).
+    fn namespace_for(&self, t: &receiver_core::Target) -> String {
+        match &t.kind {
+            receiver_core::TargetKind::Node | receiver_core::TargetKind::Namespace => {
+                self.own_namespace.clone()
+            }
+            _ => t
+                .namespace
+                .clone()
+                .unwrap_or_else(|| self.own_namespace.clone()),
+        }
+    }
+
     /// A journal when the CRD is served; `None` (with one warning) when it is not,
     /// so recording degrades to Events and logs.
     pub async fn connect(
@@ -356,15 +378,7 @@ impl KubeJournal {
             return Ok(());
         };
         let name = receiver_core::names::record_name(t, kind);
-        let ns = match &t.kind {
-            receiver_core::TargetKind::Node | receiver_core::TargetKind::Namespace => {
-                self.own_namespace.clone()
-            }
-            _ => t
-                .namespace
-                .clone()
-                .unwrap_or_else(|| self.own_namespace.clone()),
-        };
+        let ns = self.namespace_for(t);
         let api: Api<Remediation> = Api::namespaced(self.client.clone(), &ns);
         let (phase, reason) = phase_of(o);
         let now = o.at.to_string();
@@ -405,14 +419,15 @@ impl KubeJournal {
         status.phase = Some(phase);
         status.reason = reason;
         status.message = o.message.chars().take(1000).collect();
-        status.history.push(HistoryEntry {
-            at: now,
-            phase,
-            by: self.identity.clone(),
-            message: o.message.chars().take(200).collect(),
-        });
-        let excess = status.history.len().saturating_sub(HISTORY);
-        status.history.drain(..excess);
+        push_history(
+            &mut status,
+            HistoryEntry {
+                at: now,
+                phase,
+                by: self.identity.clone(),
+                message: o.message.chars().take(200).collect(),
+            },
+        );
         let patch = serde_json::json!({"status": status});
         api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
@@ -512,15 +527,7 @@ impl KubeJournal {
         use kube::api::{Patch, PatchParams};
         let Some(t) = &plan.target else { return Ok(()) };
         let name = receiver_core::names::record_name(t, plan.kind());
-        let ns = match &t.kind {
-            receiver_core::TargetKind::Node | receiver_core::TargetKind::Namespace => {
-                self.own_namespace.clone()
-            }
-            _ => t
-                .namespace
-                .clone()
-                .unwrap_or_else(|| self.own_namespace.clone()),
-        };
+        let ns = self.namespace_for(t);
         let api: Api<Remediation> = Api::namespaced(self.client.clone(), &ns);
         let Some(r) = api.get_opt(&name).await? else {
             return Ok(());
@@ -536,14 +543,15 @@ impl KubeJournal {
         status.reason = reason.into();
         status.message = v.message.chars().take(1000).collect();
         status.finished_at = Some(now.clone());
-        status.history.push(HistoryEntry {
-            at: now,
-            phase,
-            by: self.identity.clone(),
-            message: v.message.chars().take(200).collect(),
-        });
-        let excess = status.history.len().saturating_sub(HISTORY);
-        status.history.drain(..excess);
+        push_history(
+            &mut status,
+            HistoryEntry {
+                at: now,
+                phase,
+                by: self.identity.clone(),
+                message: v.message.chars().take(200).collect(),
+            },
+        );
         api.patch_status(
             &name,
             &PatchParams::default(),
@@ -597,15 +605,7 @@ impl KubeJournal {
         let Some(t) = &plan.target else { return Ok(()) };
         let kind = plan.kind();
         let name = receiver_core::names::record_name(t, kind);
-        let ns = match &t.kind {
-            receiver_core::TargetKind::Node | receiver_core::TargetKind::Namespace => {
-                self.own_namespace.clone()
-            }
-            _ => t
-                .namespace
-                .clone()
-                .unwrap_or_else(|| self.own_namespace.clone()),
-        };
+        let ns = self.namespace_for(t);
         let api: Api<Remediation> = Api::namespaced(self.client.clone(), &ns);
         let mut status = match api.get_opt(&name).await? {
             Some(r) => r.status.unwrap_or_default(),
@@ -625,14 +625,15 @@ impl KubeJournal {
         status.message = format!("started: {}", plan.describe());
         status.started_at.get_or_insert_with(|| now.clone());
         status.finished_at = None;
-        status.history.push(HistoryEntry {
-            at: now,
-            phase: Phase::Acting,
-            by: self.identity.clone(),
-            message: STARTED.into(),
-        });
-        let excess = status.history.len().saturating_sub(HISTORY);
-        status.history.drain(..excess);
+        push_history(
+            &mut status,
+            HistoryEntry {
+                at: now,
+                phase: Phase::Acting,
+                by: self.identity.clone(),
+                message: STARTED.into(),
+            },
+        );
         api.patch_status(
             &name,
             &PatchParams::default(),
