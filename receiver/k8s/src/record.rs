@@ -189,6 +189,35 @@ pub fn crd_yaml() -> Result<String, String> {
 /// How many history entries a record keeps.
 pub const HISTORY: usize = 10;
 
+/// Set condition `type_`; its transition time changes only when its status does.
+fn set_condition(
+    status: &mut RemediationStatus,
+    type_: &str,
+    value: &str,
+    reason: &str,
+    message: &str,
+    now: &str,
+) {
+    let message: String = message.chars().take(300).collect();
+    match status.conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) => {
+            if c.status != value {
+                c.status = value.to_string();
+                c.last_transition_time = now.to_string();
+            }
+            c.reason = reason.to_string();
+            c.message = message;
+        }
+        None => status.conditions.push(Condition {
+            type_: type_.to_string(),
+            status: value.to_string(),
+            last_transition_time: now.to_string(),
+            reason: reason.to_string(),
+            message,
+        }),
+    }
+}
+
 /// Append `entry`, keeping the last `HISTORY` entries.
 fn push_history(status: &mut RemediationStatus, entry: HistoryEntry) {
     status.history.push(entry);
@@ -387,6 +416,10 @@ impl KubeJournal {
             o.result,
             OutcomeKind::Acted | OutcomeKind::DryRun | OutcomeKind::Failed
         ) || phase == Phase::Escalated;
+        let generation = existing
+            .as_ref()
+            .and_then(|r| r.metadata.generation)
+            .unwrap_or(1);
         let mut status = match existing {
             Some(r) => r.status.unwrap_or_default(),
             None if !creates => return Ok(()),
@@ -415,6 +448,29 @@ impl KubeJournal {
         }
         if matches!(phase, Phase::Failed | Phase::Escalated) {
             status.finished_at = Some(now.clone());
+        }
+        status.observed_generation = Some(generation);
+        match o.result {
+            OutcomeKind::Acted => {
+                set_condition(&mut status, "Acted", "True", "Acted", &o.message, &now);
+                set_condition(
+                    &mut status,
+                    "Recovered",
+                    "Unknown",
+                    "Verifying",
+                    "watching the target recover",
+                    &now,
+                );
+            }
+            OutcomeKind::Failed => set_condition(
+                &mut status,
+                "Acted",
+                "False",
+                "ActionFailed",
+                &o.message,
+                &now,
+            ),
+            _ => {}
         }
         status.phase = Some(phase);
         status.reason = reason;
@@ -532,6 +588,7 @@ impl KubeJournal {
         let Some(r) = api.get_opt(&name).await? else {
             return Ok(());
         };
+        let generation = r.metadata.generation.unwrap_or(1);
         let mut status = r.status.unwrap_or_default();
         let (phase, reason) = if v.recovered {
             (Phase::Succeeded, "Recovered")
@@ -539,6 +596,15 @@ impl KubeJournal {
             (Phase::Failed, "NotRecovered")
         };
         let now = jiff::Timestamp::now().to_string();
+        status.observed_generation = Some(generation);
+        set_condition(
+            &mut status,
+            "Recovered",
+            if v.recovered { "True" } else { "False" },
+            reason,
+            &v.message,
+            &now,
+        );
         status.phase = Some(phase);
         status.reason = reason.into();
         status.message = v.message.chars().take(1000).collect();

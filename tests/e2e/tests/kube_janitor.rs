@@ -827,6 +827,17 @@ async fn recovery_is_verified_and_recorded_or_reported_as_not_recovered() {
         .await
         .unwrap();
     assert_eq!(web, "Failed");
+    let api_record = c
+        .emu
+        .list("heal8s.io/v1alpha1", "Remediation", "shop")
+        .into_iter()
+        .find(|r| r["spec"]["target"]["name"] == "api-7d9c-aaaaa")
+        .unwrap();
+    let conditions = api_record["status"]["conditions"].as_array().unwrap();
+    let cond = |t: &str| conditions.iter().find(|c| c["type"] == t).unwrap()["status"].clone();
+    assert_eq!(cond("Acted"), "True", "{api_record:#}");
+    assert_eq!(cond("Recovered"), "True", "{api_record:#}");
+    assert_eq!(api_record["status"]["observedGeneration"], 1);
     let m = h.metrics().await;
     assert_eq!(
         testkit::metric_value(&m, "heal8s_verifications_total{result=\"recovered\"}"),
