@@ -1,7 +1,9 @@
 //! End to end against the Kubernetes API emulation: a real `heal8s serve`
 //! process with a real `kube::Client` (from a kubeconfig) watches and acts on
 //! the emulated cluster. The emulation runs no controllers; tests script what
-//! a ReplicaSet or kubelet would do.
+//! a ReplicaSet or kubelet would do. The emulation serves from the test's own
+//! runtime, so the tests run multi-threaded: waiting for a process to exit
+//! blocks a thread, never the emulation.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -197,7 +199,7 @@ fn is(o: &Value, result: &str, reason: Option<&str>, target_has: &str) -> bool {
         && o["target"].as_str().is_some_and(|t| t.contains(target_has))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crashlooping_pod_of_a_deployment_is_deleted_once_then_the_cooldown_holds() {
     let c = Cluster::new().await;
     c.namespace("shop");
@@ -272,7 +274,7 @@ async fn crashlooping_pod_of_a_deployment_is_deleted_once_then_the_cooldown_hold
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pod_in_kube_system_is_never_touched() {
     let c = Cluster::new().await;
     c.namespace("kube-system");
@@ -311,7 +313,7 @@ async fn a_pod_in_kube_system_is_never_touched() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_eviction_blocked_by_a_pdb_retries_then_gives_up_cleanly() {
     let c = Cluster::new().await;
     c.namespace("shop");
@@ -352,7 +354,7 @@ async fn an_eviction_blocked_by_a_pdb_retries_then_gives_up_cleanly() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_not_ready_node_is_cordoned_and_drained_but_daemonset_pods_stay() {
     let c = Cluster::new().await;
     c.namespace("shop");
@@ -393,7 +395,7 @@ async fn a_not_ready_node_is_cordoned_and_drained_but_daemonset_pods_stay() {
     assert!(c.emu.get("v1", "Node", "", "w2").unwrap()["spec"]["unschedulable"].is_null());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_whose_drain_fails_is_not_deleted() {
     let c = Cluster::new().await;
     c.namespace("shop");
@@ -435,7 +437,7 @@ async fn a_node_whose_drain_fails_is_not_deleted() {
     assert!(c.exists("v1", "Pod", "shop", "api-1"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_half_the_nodes_not_ready_nothing_is_drained() {
     let c = Cluster::new().await;
     c.namespace("shop");
@@ -485,7 +487,7 @@ fn vm_and_datavolume(c: &Cluster) {
 const CLEANUP_ROUTES: &str = "  - {matchers: ['alertname=\"Heal8sStaleVirtualMachine\"'], remediation: cleanup-resource, params: {apiVersion: kubevirt.io/v1, kind: VirtualMachine}}
   - {matchers: ['alertname=\"Heal8sResourceStuckTerminating\"'], remediation: cleanup-resource, params: {removeFinalizers: true}}";
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn test_cluster_profile_cleans_a_stale_vm_and_a_stuck_terminating_datavolume() {
     let c = Cluster::new().await;
     vm_and_datavolume(&c);
@@ -517,7 +519,7 @@ async fn test_cluster_profile_cleans_a_stale_vm_and_a_stuck_terminating_datavolu
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_profile_removes_no_finalizers_and_deletes_no_vms() {
     let c = Cluster::new().await;
     vm_and_datavolume(&c);
@@ -540,7 +542,7 @@ async fn production_profile_removes_no_finalizers_and_deletes_no_vms() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_test_namespace_is_deleted_and_an_excluded_one_is_not() {
     let c = Cluster::new().await;
     for ns in ["test-1", "test-keep-2"] {
@@ -571,7 +573,7 @@ async fn a_stale_test_namespace_is_deleted_and_an_excluded_one_is_not() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_about_a_pod_that_recovered_or_vanished_does_nothing() {
     let c = Cluster::new().await;
     c.namespace("shop");
@@ -619,7 +621,7 @@ async fn an_alert_about_a_pod_that_recovered_or_vanished_does_nothing() {
     let _ = RequestMatch::any();
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_asks_the_api_server_and_changes_nothing() {
     let c = Cluster::new().await;
     c.namespace("shop");
@@ -652,7 +654,7 @@ async fn dry_run_asks_the_api_server_and_changes_nothing() {
     assert!(c.events("shop").is_empty(), "no Event for a dry run");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_strain_broken_non_test_pods_are_evicted_and_test_pods_are_not() {
     let c = Cluster::new().await;
     for ns in ["web", "test-1"] {
@@ -714,7 +716,7 @@ async fn under_strain_broken_non_test_pods_are_evicted_and_test_pods_are_not() {
     assert_eq!(o["remediation"], "evict-pod");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_restart_the_cooldown_of_a_healed_workload_still_holds() {
     let c = Cluster::new().await;
     c.namespace("shop");
@@ -770,7 +772,7 @@ async fn after_a_restart_the_cooldown_of_a_healed_workload_still_holds() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovery_is_verified_and_recorded_or_reported_as_not_recovered() {
     let c = Cluster::new().await;
     c.namespace("shop");
@@ -851,7 +853,7 @@ async fn recovery_is_verified_and_recorded_or_reported_as_not_recovered() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn succeeded_records_past_their_ttl_are_collected_and_others_are_kept() {
     let c = Cluster::new().await;
     c.namespace("shop");
@@ -888,7 +890,7 @@ async fn succeeded_records_past_their_ttl_are_collected_and_others_are_kept() {
     assert!(c.exists("heal8s.io/v1alpha1", "Remediation", "shop", "old-failed"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_two_replicas_exactly_one_acts_and_the_other_takes_over() {
     let c = Cluster::new().await;
     c.namespace("shop");
@@ -972,7 +974,7 @@ async fn with_two_replicas_exactly_one_acts_and_the_other_takes_over() {
     assert_eq!(deletes("a-2"), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_drain_cut_off_by_a_crash_is_marked_interrupted_and_not_repeated() {
     let c = Cluster::new().await;
     c.namespace("shop");

@@ -13,7 +13,7 @@ use receiver_k8s::record::{
 use serde_json::json;
 use testkit::kube::Emulator;
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_crd_is_served_and_a_remediation_round_trips() {
     let emu = Emulator::start().await.unwrap();
     let yaml = receiver_k8s::record::crd_yaml().unwrap();
