@@ -177,6 +177,9 @@ pub async fn run(
             .await;
         recorder.record(&signal, &outcomes);
         for o in &outcomes {
+            if o.result == OutcomeKind::Resolved && o.source == "alert" {
+                acting.journal.resolved(&o.fingerprint).await;
+            }
             acting.journal.write(o).await;
             if let (OutcomeKind::Acted, Some(plan), Some(verifier)) =
                 (o.result, &o.plan, &acting.verifier)

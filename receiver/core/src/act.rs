@@ -111,6 +111,10 @@ pub trait Journal: Send + Sync {
 
     /// Record whether the target of an executed `plan` recovered.
     async fn verified(&self, _plan: &Plan, _verification: &Verification) {}
+
+    /// The alert with `fingerprint` resolved: records of actions it triggered
+    /// that are still being verified count as recovered.
+    async fn resolved(&self, _fingerprint: &str) {}
 }
 
 /// Whether a target recovered after an action, with the evidence.

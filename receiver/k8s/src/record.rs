@@ -505,6 +505,12 @@ impl receiver_core::Journal for KubeJournal {
         }
     }
 
+    async fn resolved(&self, fingerprint: &str) {
+        if let Err(e) = self.resolved_inner(fingerprint).await {
+            tracing::warn!(error = %e, "Could not record the resolved alert on its Remediations.");
+        }
+    }
+
     async fn verified(&self, plan: &receiver_core::Plan, v: &receiver_core::Verification) {
         if let Err(e) = self.verified_inner(plan, v).await {
             tracing::warn!(error = %e, "Could not record the verification on the Remediation.");
@@ -590,6 +596,10 @@ impl KubeJournal {
         };
         let generation = r.metadata.generation.unwrap_or(1);
         let mut status = r.status.unwrap_or_default();
+        if status.phase != Some(Phase::Acting) {
+            // already settled (e.g. its alert resolved first): the first settlement stands
+            return Ok(());
+        }
         let (phase, reason) = if v.recovered {
             (Phase::Succeeded, "Recovered")
         } else {
@@ -706,6 +716,64 @@ impl KubeJournal {
             &Patch::Merge(&serde_json::json!({"status": status})),
         )
         .await?;
+        Ok(())
+    }
+}
+
+impl KubeJournal {
+    async fn resolved_inner(&self, fingerprint: &str) -> Result<(), kube::Error> {
+        use kube::Api;
+        use kube::api::{ListParams, Patch, PatchParams};
+        let all: Api<Remediation> = Api::all(self.client.clone());
+        for r in all.list(&ListParams::default()).await?.items {
+            let Some(mut status) = r.status.clone() else {
+                continue;
+            };
+            if r.spec.trigger.source != "alert"
+                || r.spec.trigger.fingerprint != fingerprint
+                || status.phase != Some(Phase::Acting)
+            {
+                continue;
+            }
+            let (Some(ns), Some(name)) =
+                (r.metadata.namespace.as_deref(), r.metadata.name.as_deref())
+            else {
+                continue;
+            };
+            let now = jiff::Timestamp::now().to_string();
+            let message = format!(
+                "alert {} ({fingerprint}) resolved",
+                r.spec.trigger.alertname
+            );
+            status.phase = Some(Phase::Succeeded);
+            status.reason = "AlertResolved".into();
+            status.message = message.clone();
+            status.finished_at = Some(now.clone());
+            set_condition(
+                &mut status,
+                "Recovered",
+                "True",
+                "AlertResolved",
+                &message,
+                &now,
+            );
+            push_history(
+                &mut status,
+                HistoryEntry {
+                    at: now,
+                    phase: Phase::Succeeded,
+                    by: self.identity.clone(),
+                    message,
+                },
+            );
+            let api: Api<Remediation> = Api::namespaced(self.client.clone(), ns);
+            api.patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(&serde_json::json!({"status": status})),
+            )
+            .await?;
+        }
         Ok(())
     }
 }

@@ -1044,3 +1044,93 @@ async fn a_drain_cut_off_by_a_crash_is_marked_interrupted_and_not_repeated() {
         "the node was not cordoned again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resolved_alert_counts_as_recovery_of_what_it_triggered() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.node("w1", "True", 600);
+    c.deployment("shop", "api", "api-7d9c");
+    c.pod(
+        "shop",
+        "api-7d9c-aaaaa",
+        Some(("ReplicaSet", "api-7d9c")),
+        "w1",
+        true,
+    );
+    let p = policy(
+        "production",
+        "",
+        "  - {matchers: ['alertname=\"KubePodCrashLooping\"'], remediation: delete-pod}",
+    )
+    .replace("  pods: {", "  pods: {enabled: false, ");
+    let h = c.heal8s(&p, &[]).await;
+    let starts = ago(120);
+    let delivery = |status: &str, ends: &str| {
+        json!({"version": "4", "status": status, "receiver": "heal8s", "groupKey": "{}", "alerts": [{
+            "status": status, "startsAt": starts, "endsAt": ends, "fingerprint": "fp-crash",
+            "labels": {"alertname": "KubePodCrashLooping", "namespace": "shop", "pod": "api-7d9c-aaaaa", "container": "api"}}]})
+    };
+    let client = reqwest::Client::new();
+    let post = |body: Value| {
+        let client = client.clone();
+        let url = format!("{}/webhook/alertmanager", h.url);
+        async move {
+            let r = client
+                .post(url)
+                .bearer_auth(TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    post(delivery("firing", "0001-01-01T00:00:00Z")).await;
+    gone(&c, &h, "v1", "Pod", "shop", "api-7d9c-aaaaa").await;
+    post(delivery("resolved", &ago(0))).await;
+    let phase = eventually(WAIT, "the record to settle", || async {
+        c.emu
+            .list("heal8s.io/v1alpha1", "Remediation", "shop")
+            .into_iter()
+            .next()
+            .filter(|r| r["status"]["phase"] != "Acting")
+            .map(|r| (r["status"]["phase"].clone(), r["status"]["reason"].clone()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", h.proc.output()));
+    assert_eq!(phase, (json!("Succeeded"), json!("AlertResolved")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_crd_heal8s_still_acts_and_records_events_and_logs() {
+    let c = Cluster::new().await;
+    c.emu.unregister("heal8s.io", "remediations");
+    c.namespace("shop");
+    c.node("w1", "True", 600);
+    c.pod("shop", "api-1", Some(("ReplicaSet", "api-rs")), "w1", true);
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "",
+                "  - {matchers: ['alertname=\"Heal8sPodCrashLooping\"'], remediation: delete-pod}",
+            ),
+            &[],
+        )
+        .await;
+    gone(&c, &h, "v1", "Pod", "shop", "api-1").await;
+    outcome_with(&h, |o| is(o, "acted", None, "api-1")).await;
+    assert!(c.events("shop").iter().any(|e| e["reason"] == "PodDeleted"));
+    let log = h.proc.output();
+    assert_eq!(
+        log.matches("The Remediation CRD (remediations.heal8s.io) is not installed")
+            .count(),
+        1,
+        "one startup warning: {log}"
+    );
+    assert!(
+        !log.contains("Could not write the Remediation record"),
+        "{log}"
+    );
+}

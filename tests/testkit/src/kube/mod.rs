@@ -230,6 +230,12 @@ impl Emulator {
         self.shared.lock().registry.register(def)
     }
 
+    /// Stop serving a resource type (every version), as if its CRD were not
+    /// installed: discovery no longer lists it and its paths answer 404.
+    pub fn unregister(&self, group: &str, plural: &str) {
+        self.shared.lock().registry.unregister_all(group, plural)
+    }
+
     fn def(&self, api_version: &str, kind: &str) -> Result<ResourceDef, ApiError> {
         self.shared
             .lock()
