@@ -142,6 +142,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 journal: Arc::new(NoJournal),
                 verifier: None,
                 leadership: Leadership::always(),
+                history: None,
             },
             None,
         )
@@ -205,6 +206,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 executor,
                 clock: Arc::new(SystemClock),
                 leadership,
+                history: Some(Arc::new(receiver_k8s::record::KubeHistory::new(
+                    clients.main.clone(),
+                ))),
                 journal,
                 verifier: Some(Arc::new(KubeVerifier::new(
                     clients.clone(),
@@ -235,22 +239,7 @@ pub async fn run_with(
     cluster: Option<Clients>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<ShutdownReport> {
-    let mut engine = Engine::new(settings.policy.clone(), &settings.namespace)?;
-    if let Some(clients) = &cluster {
-        match receiver_k8s::record::load_history(clients.main.clone()).await {
-            Ok(h) => {
-                tracing::info!(
-                    actions = h.actions.len(),
-                    alerts = h.alerts.len(),
-                    "Guard state restored from Remediation records."
-                );
-                engine.restore(h.actions, h.alerts, jiff::Timestamp::now());
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "Could not read Remediation records; the guard starts without history.")
-            }
-        }
-    }
+    let engine = Engine::new(settings.policy.clone(), &settings.namespace)?;
     let metrics = Arc::new(Metrics::new());
     metrics
         .queue_capacity

@@ -8,8 +8,8 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use receiver_core::{
-    Clock, Engine, Executor, FactSource, Journal, Outcome, OutcomeKind, Plan, Signal, Verification,
-    Verifier,
+    Clock, Engine, Executor, FactSource, History, Journal, Outcome, OutcomeKind, Plan, Signal,
+    Verification, Verifier,
 };
 use tokio::sync::mpsc;
 
@@ -114,6 +114,9 @@ pub struct Acting {
     pub verifier: Option<Arc<dyn Verifier>>,
     /// Only the leader processes detector signals.
     pub leadership: crate::leader::Leadership,
+    /// The durable history the guard is restored from whenever this replica
+    /// becomes leader (at once without election); `None` offline.
+    pub history: Option<Arc<dyn History>>,
 }
 
 impl std::fmt::Debug for Acting {
@@ -131,6 +134,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
 ) {
     let (verified_tx, mut verified) = mpsc::unbounded_channel::<(Plan, Verification)>();
+    let mut was_leader = false;
     loop {
         let signal = tokio::select! {
             s = queue.recv() => match s {
@@ -161,7 +165,17 @@ pub async fn run(
         metrics
             .queue_depth
             .set(i64::try_from(queue.len()).unwrap_or(i64::MAX));
-        if signal.source.kind() == "detector" && !acting.leadership.is_leader() {
+        let leader = acting.leadership.is_leader();
+        if leader && !was_leader {
+            // what other processes did is the truth; read it before deciding anything
+            if let Some(h) = &acting.history
+                && let Some((actions, alerts)) = h.load().await
+            {
+                engine.restore(actions, alerts, acting.clock.now());
+            }
+        }
+        was_leader = leader;
+        if signal.source.kind() == "detector" && !leader {
             // queued just before the lease was lost; the new leader's detectors signal it again
             metrics.signals_skipped_not_leader.inc();
             continue;

@@ -296,6 +296,7 @@ async fn accepted_alerts_are_processed_and_repeats_deduped() {
         journal: Arc::new(receiver_core::NoJournal),
         verifier: None,
         leadership: receiver::leader::Leadership::always(),
+        history: None,
     };
     for _ in 0..2 {
         let (status, _) = send(app.clone(), post(FIRING, bearer())).await;

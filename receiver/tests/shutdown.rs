@@ -76,6 +76,7 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
         journal: Arc::new(receiver_core::NoJournal),
         verifier: None,
         leadership: receiver::leader::Leadership::always(),
+        history: None,
     };
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(run_with(listener, settings, acting, None, async move {

@@ -139,3 +139,16 @@ pub struct NoJournal;
 impl Journal for NoJournal {
     async fn write(&self, _outcome: &crate::pipeline::Outcome) {}
 }
+
+/// Reads back what the durable record says was done, for a replica that starts
+/// or becomes leader.
+#[async_trait]
+pub trait History: Send + Sync {
+    /// Past actions and alert occurrences (fingerprint, startsAt); `None` when unreadable.
+    async fn load(
+        &self,
+    ) -> Option<(
+        Vec<crate::guard::PastAction>,
+        Vec<(String, jiff::Timestamp)>,
+    )>;
+}

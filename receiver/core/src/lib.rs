@@ -24,7 +24,7 @@ pub mod target;
 mod testutil;
 
 pub use act::{
-    ActError, ActionReport, Executor, FactSource, Facts, Journal, NoJournal, ObjectMeta,
+    ActError, ActionReport, Executor, FactSource, Facts, History, Journal, NoJournal, ObjectMeta,
     Verification, Verifier,
 };
 pub use alertmanager::{Alert, AlertStatus, PayloadError, WebhookPayload};

@@ -21,6 +21,9 @@ pub struct Trigger {
     pub name: String,
     pub fingerprint: String,
     pub first_seen: Timestamp,
+    /// The signal's labels.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// The workload that owns a target (a pod's Deployment, StatefulSet, ...).
@@ -76,6 +79,7 @@ impl Plan {
                 name: signal.name().to_string(),
                 fingerprint: signal.fingerprint.clone(),
                 first_seen: signal.first_seen,
+                labels: signal.labels.clone(),
             },
             evidence: signal.evidence.clone(),
         })

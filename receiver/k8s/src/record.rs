@@ -238,7 +238,7 @@ fn spec_for(
             source: plan.trigger.source.clone(),
             alertname: plan.trigger.name.clone(),
             fingerprint: plan.trigger.fingerprint.clone(),
-            labels: BTreeMap::new(),
+            labels: plan.trigger.labels.clone(),
             first_seen: plan.trigger.first_seen.to_string(),
         },
         target: TargetSpec {
@@ -775,5 +775,49 @@ impl KubeJournal {
             .await?;
         }
         Ok(())
+    }
+}
+
+/// The guard's history, read from Remediation records.
+#[derive(Clone)]
+pub struct KubeHistory {
+    client: kube::Client,
+}
+
+impl std::fmt::Debug for KubeHistory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeHistory").finish_non_exhaustive()
+    }
+}
+
+impl KubeHistory {
+    /// History through `client`.
+    pub fn new(client: kube::Client) -> KubeHistory {
+        KubeHistory { client }
+    }
+}
+
+#[async_trait::async_trait]
+impl receiver_core::History for KubeHistory {
+    async fn load(
+        &self,
+    ) -> Option<(
+        Vec<receiver_core::guard::PastAction>,
+        Vec<(String, jiff::Timestamp)>,
+    )> {
+        match load_history(self.client.clone()).await {
+            Ok(h) => {
+                tracing::info!(
+                    actions = h.actions.len(),
+                    alerts = h.alerts.len(),
+                    "Guard state restored from Remediation records."
+                );
+                Some((h.actions, h.alerts))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not read Remediation records; the guard goes on without history.");
+                None
+            }
+        }
     }
 }

@@ -259,6 +259,7 @@ async fn crashlooping_pod_of_a_deployment_is_deleted_once_then_the_cooldown_hold
     assert_eq!(rec["spec"]["remediation"], "delete-pod");
     assert_eq!(rec["spec"]["target"]["workload"]["kind"], "Deployment");
     assert_eq!(rec["spec"]["trigger"]["alertname"], "Heal8sPodCrashLooping");
+    assert_eq!(rec["spec"]["trigger"]["labels"]["heal8s_detector"], "pods");
     assert_eq!(
         rec["status"]["phase"], "Acting",
         "not verified yet: {rec:#}"
