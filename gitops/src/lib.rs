@@ -1,1 +1,6 @@
-//! Manifest patching and the pull-request workflow. Nothing here yet: issues 5 and 6.
+//! Manifest patching and the pull-request workflow for heal8s's declarative
+//! fixes. So far: exact memory quantities and the remediation arithmetic
+//! (issue 5); minimal-diff editing, source location and pull requests follow.
+
+pub mod arith;
+pub mod quantity;
