@@ -64,6 +64,14 @@ fn done(message: String) -> Result<ActionReport, K8sError> {
     })
 }
 
+/// Delete only the object the signal was about, not a namesake created since.
+fn same_object(t: &Target) -> Option<Preconditions> {
+    t.uid.clone().map(|uid| Preconditions {
+        uid: Some(uid),
+        resource_version: None,
+    })
+}
+
 fn prefix(dry_run: bool) -> &'static str {
     if dry_run {
         "dry run, validated by the API server and nothing changed: "
@@ -102,10 +110,7 @@ impl KubeExecutor {
         let dp = DeleteParams {
             grace_period_seconds: grace,
             dry_run,
-            preconditions: t.uid.clone().map(|uid| Preconditions {
-                uid: Some(uid),
-                resource_version: None,
-            }),
+            preconditions: same_object(t),
             ..DeleteParams::default()
         };
         match api.delete(&t.name, &dp).await {
@@ -347,10 +352,7 @@ impl KubeExecutor {
         let api: Api<Namespace> = Api::all(self.clients.main.clone());
         let dp = DeleteParams {
             dry_run,
-            preconditions: t.uid.clone().map(|uid| Preconditions {
-                uid: Some(uid),
-                resource_version: None,
-            }),
+            preconditions: same_object(t),
             ..DeleteParams::background()
         };
         match api.delete(&t.name, &dp).await {

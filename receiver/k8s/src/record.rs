@@ -218,6 +218,22 @@ fn set_condition(
     }
 }
 
+/// Replace a record's status (merge patch on the status subresource).
+async fn write_status(
+    api: &kube::Api<Remediation>,
+    name: &str,
+    status: &RemediationStatus,
+) -> Result<(), kube::Error> {
+    use kube::api::{Patch, PatchParams};
+    api.patch_status(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(&serde_json::json!({"status": status})),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Append `entry`, keeping the last `HISTORY` entries.
 fn push_history(status: &mut RemediationStatus, entry: HistoryEntry) {
     status.history.push(entry);
@@ -266,7 +282,7 @@ fn spec_for(
 /// leader that lost its lease) as `Failed`, reason `Interrupted`; returns how many.
 pub async fn mark_interrupted(client: kube::Client, me: &str) -> Result<usize, kube::Error> {
     use kube::Api;
-    use kube::api::{ListParams, Patch, PatchParams};
+    use kube::api::ListParams;
     let all: Api<Remediation> = Api::all(client.clone());
     let now = jiff::Timestamp::now().to_string();
     let mut n = 0;
@@ -303,12 +319,7 @@ pub async fn mark_interrupted(client: kube::Client, me: &str) -> Result<usize, k
             },
         );
         let api: Api<Remediation> = Api::namespaced(client.clone(), ns);
-        api.patch_status(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(&serde_json::json!({"status": status})),
-        )
-        .await?;
+        write_status(&api, name, &status).await?;
         n += 1;
     }
     Ok(n)
@@ -351,10 +362,14 @@ impl std::fmt::Debug for KubeJournal {
 }
 
 impl KubeJournal {
-    /// Where the record of a target lives: its namespace, or heal8s's own for
-    /// cluster-scoped targets (nodes, namespaces).
-    fn namespace_for(&self, t: &receiver_core::Target) -> String {
-        match &t.kind {
+    /// The record of `kind` on `t`: its API (in the target's namespace, or
+    /// heal8s's own for cluster-scoped targets such as nodes) and its name.
+    fn locate(
+        &self,
+        t: &receiver_core::Target,
+        kind: receiver_core::RemediationKind,
+    ) -> (kube::Api<Remediation>, String) {
+        let ns = match &t.kind {
             receiver_core::TargetKind::Node | receiver_core::TargetKind::Namespace => {
                 self.own_namespace.clone()
             }
@@ -362,7 +377,11 @@ impl KubeJournal {
                 .namespace
                 .clone()
                 .unwrap_or_else(|| self.own_namespace.clone()),
-        }
+        };
+        (
+            kube::Api::namespaced(self.client.clone(), &ns),
+            receiver_core::names::record_name(t, kind),
+        )
     }
 
     /// A journal when the CRD is served; `None` (with one warning) when it is not,
@@ -396,8 +415,7 @@ impl KubeJournal {
     }
 
     async fn write_inner(&self, o: &receiver_core::Outcome) -> Result<(), kube::Error> {
-        use kube::Api;
-        use kube::api::{Patch, PatchParams, PostParams};
+        use kube::api::PostParams;
         use receiver_core::OutcomeKind;
 
         let (Some(plan), Some(kind)) = (&o.plan, o.remediation) else {
@@ -406,9 +424,7 @@ impl KubeJournal {
         let Some(t) = &plan.target else {
             return Ok(());
         };
-        let name = receiver_core::names::record_name(t, kind);
-        let ns = self.namespace_for(t);
-        let api: Api<Remediation> = Api::namespaced(self.client.clone(), &ns);
+        let (api, name) = self.locate(t, kind);
         let (phase, reason) = phase_of(o);
         let now = o.at.to_string();
         let existing = api.get_opt(&name).await?;
@@ -484,9 +500,7 @@ impl KubeJournal {
                 message: o.message.chars().take(200).collect(),
             },
         );
-        let patch = serde_json::json!({"status": status});
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        write_status(&api, &name, &status).await?;
         Ok(())
     }
 }
@@ -585,12 +599,8 @@ impl KubeJournal {
         plan: &receiver_core::Plan,
         v: &receiver_core::Verification,
     ) -> Result<(), kube::Error> {
-        use kube::Api;
-        use kube::api::{Patch, PatchParams};
         let Some(t) = &plan.target else { return Ok(()) };
-        let name = receiver_core::names::record_name(t, plan.kind());
-        let ns = self.namespace_for(t);
-        let api: Api<Remediation> = Api::namespaced(self.client.clone(), &ns);
+        let (api, name) = self.locate(t, plan.kind());
         let Some(r) = api.get_opt(&name).await? else {
             return Ok(());
         };
@@ -628,12 +638,7 @@ impl KubeJournal {
                 message: v.message.chars().take(200).collect(),
             },
         );
-        api.patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(&serde_json::json!({"status": status})),
-        )
-        .await?;
+        write_status(&api, &name, &status).await?;
         Ok(())
     }
 }
@@ -676,13 +681,10 @@ pub async fn collect_garbage(
 
 impl KubeJournal {
     async fn begin_inner(&self, plan: &receiver_core::Plan) -> Result<(), kube::Error> {
-        use kube::Api;
-        use kube::api::{Patch, PatchParams, PostParams};
+        use kube::api::PostParams;
         let Some(t) = &plan.target else { return Ok(()) };
         let kind = plan.kind();
-        let name = receiver_core::names::record_name(t, kind);
-        let ns = self.namespace_for(t);
-        let api: Api<Remediation> = Api::namespaced(self.client.clone(), &ns);
+        let (api, name) = self.locate(t, kind);
         let mut status = match api.get_opt(&name).await? {
             Some(r) => r.status.unwrap_or_default(),
             None => {
@@ -710,12 +712,7 @@ impl KubeJournal {
                 message: STARTED.into(),
             },
         );
-        api.patch_status(
-            &name,
-            &PatchParams::default(),
-            &Patch::Merge(&serde_json::json!({"status": status})),
-        )
-        .await?;
+        write_status(&api, &name, &status).await?;
         Ok(())
     }
 }
@@ -723,7 +720,7 @@ impl KubeJournal {
 impl KubeJournal {
     async fn resolved_inner(&self, fingerprint: &str) -> Result<(), kube::Error> {
         use kube::Api;
-        use kube::api::{ListParams, Patch, PatchParams};
+        use kube::api::ListParams;
         let all: Api<Remediation> = Api::all(self.client.clone());
         for r in all.list(&ListParams::default()).await?.items {
             let Some(mut status) = r.status.clone() else {
@@ -767,12 +764,7 @@ impl KubeJournal {
                 },
             );
             let api: Api<Remediation> = Api::namespaced(self.client.clone(), ns);
-            api.patch_status(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(&serde_json::json!({"status": status})),
-            )
-            .await?;
+            write_status(&api, name, &status).await?;
         }
         Ok(())
     }

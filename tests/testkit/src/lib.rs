@@ -74,51 +74,41 @@ fn nested_cargo(cargo: String) -> Command {
     cmd
 }
 
+/// Build `bin` of `package` in the same profile as the running test and return
+/// its path (target/<profile>/deps/<test-exe> -> target/<profile>/<bin>).
+fn workspace_bin(package: &str, bin: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = nested_cargo(cargo);
+    cmd.args(["build", "--quiet", "-p", package, "--bin", bin]);
+    if release {
+        cmd.arg("--release");
+    }
+    let status = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build {bin}: {e}"));
+    assert!(status.success(), "building {bin} failed");
+    let path = profile_dir.join(bin);
+    assert!(path.exists(), "{} missing after build", path.display());
+    path
+}
+
 /// The `heal8s` binary of this workspace, built once per test process
 /// (`cargo build -p receiver --bin heal8s` in the same profile as the tests).
 pub fn heal8s_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        // target/<profile>/deps/<test-exe> -> target/<profile>/heal8s
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = nested_cargo(cargo);
-        cmd.args(["build", "--quiet", "-p", "receiver", "--bin", "heal8s"]);
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("cannot run cargo to build heal8s");
-        assert!(status.success(), "building heal8s failed");
-        let bin = profile_dir.join("heal8s");
-        assert!(bin.exists(), "{} missing after build", bin.display());
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| workspace_bin("receiver", "heal8s"))
+        .clone()
 }
 
 /// The `testkit` binary of this workspace, built once per test process
 /// (`cargo build -p testkit --bin testkit` in the same profile as the tests).
 pub fn testkit_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = nested_cargo(cargo);
-        cmd.args(["build", "--quiet", "-p", "testkit", "--bin", "testkit"]);
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("cannot run cargo to build testkit");
-        assert!(status.success(), "building testkit failed");
-        let bin = profile_dir.join("testkit");
-        assert!(bin.exists(), "{} missing after build", bin.display());
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| workspace_bin("testkit", "testkit"))
+        .clone()
 }
 
 /// `kubectl`: `$KUBECTL` if set, else the first `kubectl` on `PATH`.
