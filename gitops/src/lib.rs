@@ -3,4 +3,7 @@
 //! (issue 5); minimal-diff editing, source location and pull requests follow.
 
 pub mod arith;
+pub mod edit;
+pub mod patch;
 pub mod quantity;
+pub mod yaml;

@@ -1,0 +1,674 @@
+//! A YAML stream as a tree of nodes that remember where they are in the text,
+//! the plain values they mean, and how to write a new scalar so it means what
+//! we intend under both YAML 1.1 (PyYAML, kubectl's older paths) and 1.2.
+//!
+//! Owns: parsing with byte spans (granit-parser, the parser serde-saphyr uses),
+//! alias bookkeeping, value comparison. No editing policy: see `edit`.
+
+use std::collections::HashMap;
+
+use granit_parser::{Event, Parser, ScalarStyle, StructureStyle};
+
+/// Index of a node in [`Tree::nodes`].
+pub type NodeId = usize;
+
+/// Most nodes a value may expand to through aliases (a "billion laughs" file
+/// is refused, not expanded).
+const MAX_EXPANDED_NODES: usize = 1_000_000;
+
+/// Deepest nesting accepted.
+const MAX_DEPTH: usize = 256;
+
+/// Why text could not be read as YAML.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}, column {col}: {message}")]
+pub struct ParseError {
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Plain,
+    Single,
+    Double,
+    Literal,
+    Folded,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Scalar {
+        value: String,
+        style: Style,
+        tagged: Option<String>,
+    },
+    Map {
+        flow: bool,
+        entries: Vec<(NodeId, NodeId)>,
+    },
+    Seq {
+        flow: bool,
+        items: Vec<NodeId>,
+    },
+    /// An alias to the node that defined the anchor.
+    Alias(NodeId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub kind: Kind,
+    /// Byte offset where the node's content starts (after any anchor or tag).
+    pub start: usize,
+    /// Byte offset just past the node's content (a block collection ends
+    /// where its last descendant ends).
+    pub end: usize,
+    /// The anchor this node defines (0: none).
+    pub anchor: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Doc {
+    pub root: NodeId,
+}
+
+/// A parsed YAML stream.
+#[derive(Debug, Clone)]
+pub struct Tree<'t> {
+    pub text: &'t str,
+    pub nodes: Vec<Node>,
+    pub docs: Vec<Doc>,
+    /// How many aliases point at each node.
+    pub alias_uses: HashMap<NodeId, usize>,
+    /// Anchor names by the node that defines them.
+    pub anchor_names: HashMap<NodeId, String>,
+    /// Byte offset of each line's start.
+    line_starts: Vec<usize>,
+}
+
+enum Frame {
+    Map(NodeId, Option<NodeId>),
+    Seq(NodeId),
+}
+
+impl<'t> Tree<'t> {
+    pub fn parse(text: &'t str) -> Result<Tree<'t>, ParseError> {
+        let mut tree = Tree {
+            text,
+            nodes: Vec::new(),
+            docs: Vec::new(),
+            alias_uses: HashMap::new(),
+            anchor_names: HashMap::new(),
+            line_starts: std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
+        };
+        let mut options = granit_parser::Options::default();
+        options.emit_anchor_events = true;
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut anchors: HashMap<usize, NodeId> = HashMap::new();
+        let mut doc_root: Option<NodeId> = None;
+        for item in Parser::new_from_str_with_options(text, options) {
+            let (event, span) = item.map_err(|e| ParseError {
+                line: e.marker().line(),
+                col: e.marker().col() + 1,
+                message: e.info().to_string(),
+            })?;
+            let at = |m: &granit_parser::Marker| -> Result<usize, ParseError> {
+                m.byte_offset().ok_or_else(|| ParseError {
+                    line: m.line(),
+                    col: m.col() + 1,
+                    message: "the parser gave no byte offset".to_string(),
+                })
+            };
+            let (start, end) = (at(&span.start)?, at(&span.end)?);
+            let new_node = match event {
+                Event::DocumentStart(..) => {
+                    anchors.clear();
+                    doc_root = None;
+                    None
+                }
+                Event::Anchor(id, name) => {
+                    if let Some(&node) = anchors.get(&id) {
+                        tree.anchor_names.insert(node, name.into_owned());
+                    }
+                    None
+                }
+                Event::DocumentEnd => {
+                    let root = match doc_root.take() {
+                        Some(root) => root,
+                        // an empty document holds a null
+                        None => tree.push(Node {
+                            kind: Kind::Scalar {
+                                value: String::new(),
+                                style: Style::Plain,
+                                tagged: None,
+                            },
+                            start,
+                            end: start,
+                            anchor: 0,
+                        }),
+                    };
+                    tree.docs.push(Doc { root });
+                    None
+                }
+                Event::Scalar(value, style, anchor, tag) => Some(Node {
+                    kind: Kind::Scalar {
+                        value: value.into_owned(),
+                        style: match style {
+                            ScalarStyle::Plain => Style::Plain,
+                            ScalarStyle::SingleQuoted => Style::Single,
+                            ScalarStyle::DoubleQuoted => Style::Double,
+                            ScalarStyle::Literal => Style::Literal,
+                            _ => Style::Folded,
+                        },
+                        tagged: tag.map(|t| t.to_string()),
+                    },
+                    start,
+                    end,
+                    anchor,
+                }),
+                Event::Alias(id) => {
+                    let target = anchors.get(&id).copied().ok_or_else(|| ParseError {
+                        line: span.start.line(),
+                        col: span.start.col() + 1,
+                        message: "alias to an unknown anchor".to_string(),
+                    })?;
+                    *tree.alias_uses.entry(target).or_insert(0) += 1;
+                    Some(Node {
+                        kind: Kind::Alias(target),
+                        start,
+                        end,
+                        anchor: 0,
+                    })
+                }
+                Event::MappingStart(style, anchor, _) | Event::SequenceStart(style, anchor, _) => {
+                    if stack.len() >= MAX_DEPTH {
+                        return Err(ParseError {
+                            line: span.start.line(),
+                            col: span.start.col() + 1,
+                            message: format!("nested deeper than {MAX_DEPTH} levels"),
+                        });
+                    }
+                    let flow = style == StructureStyle::Flow;
+                    let is_map = matches!(event, Event::MappingStart(..));
+                    let id = tree.push(Node {
+                        kind: if is_map {
+                            Kind::Map {
+                                flow,
+                                entries: Vec::new(),
+                            }
+                        } else {
+                            Kind::Seq {
+                                flow,
+                                items: Vec::new(),
+                            }
+                        },
+                        start,
+                        end: start,
+                        anchor,
+                    });
+                    if anchor != 0 {
+                        anchors.insert(anchor, id);
+                    }
+                    tree.attach(&mut stack, &mut doc_root, id);
+                    stack.push(if is_map {
+                        Frame::Map(id, None)
+                    } else {
+                        Frame::Seq(id)
+                    });
+                    None
+                }
+                Event::MappingEnd | Event::SequenceEnd => {
+                    let id = match stack.pop() {
+                        Some(Frame::Map(id, _)) | Some(Frame::Seq(id)) => id,
+                        None => continue,
+                    };
+                    let flow = matches!(
+                        tree.nodes[id].kind,
+                        Kind::Map { flow: true, .. } | Kind::Seq { flow: true, .. }
+                    );
+                    let last = match &tree.nodes[id].kind {
+                        Kind::Map { entries, .. } => entries.last().map(|&(_, v)| v),
+                        Kind::Seq { items, .. } => items.last().copied(),
+                        _ => None,
+                    };
+                    tree.nodes[id].end = if flow {
+                        end
+                    } else {
+                        last.map_or(tree.nodes[id].start, |l| tree.nodes[l].end)
+                    };
+                    None
+                }
+                _ => None,
+            };
+            if let Some(node) = new_node {
+                let anchor = node.anchor;
+                let id = tree.push(node);
+                if anchor != 0 {
+                    anchors.insert(anchor, id);
+                }
+                tree.attach(&mut stack, &mut doc_root, id);
+            }
+        }
+        Ok(tree)
+    }
+
+    fn push(&mut self, node: Node) -> NodeId {
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    fn attach(&mut self, stack: &mut [Frame], doc_root: &mut Option<NodeId>, id: NodeId) {
+        match stack.last_mut() {
+            None => *doc_root = Some(id),
+            Some(Frame::Seq(seq)) => {
+                if let Kind::Seq { items, .. } = &mut self.nodes[*seq].kind {
+                    items.push(id);
+                }
+            }
+            Some(Frame::Map(map, pending)) => match pending.take() {
+                None => *pending = Some(id),
+                Some(key) => {
+                    if let Kind::Map { entries, .. } = &mut self.nodes[*map].kind {
+                        entries.push((key, id));
+                    }
+                }
+            },
+        }
+    }
+
+    /// The node an alias points at, or the node itself.
+    pub fn resolve(&self, id: NodeId) -> NodeId {
+        match self.nodes[id].kind {
+            Kind::Alias(target) => target,
+            _ => id,
+        }
+    }
+
+    /// The value of `key` in a mapping (the last one when a key repeats, as
+    /// loaders do), with the key node.
+    pub fn get(&self, map: NodeId, key: &str) -> Option<(NodeId, NodeId)> {
+        match &self.nodes[self.resolve(map)].kind {
+            Kind::Map { entries, .. } => entries
+                .iter()
+                .rev()
+                .find(|&&(k, _)| self.scalar(k) == Some(key))
+                .copied(),
+            _ => None,
+        }
+    }
+
+    /// The text of a scalar node (through an alias).
+    pub fn scalar(&self, id: NodeId) -> Option<&str> {
+        match &self.nodes[self.resolve(id)].kind {
+            Kind::Scalar { value, .. } => Some(value),
+            _ => None,
+        }
+    }
+
+    /// A scalar that means null: empty, `~` or `null`, plain and untagged.
+    pub fn is_null(&self, id: NodeId) -> bool {
+        matches!(&self.nodes[self.resolve(id)].kind,
+            Kind::Scalar { value, style: Style::Plain, tagged: None }
+                if matches!(value.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+    }
+
+    /// The value a node means, aliases expanded.
+    pub fn value(&self, id: NodeId) -> Result<Value, ParseError> {
+        let mut budget = MAX_EXPANDED_NODES;
+        self.value_within(id, &mut budget, 0)
+    }
+
+    fn value_within(
+        &self,
+        id: NodeId,
+        budget: &mut usize,
+        depth: usize,
+    ) -> Result<Value, ParseError> {
+        if *budget == 0 || depth > MAX_DEPTH {
+            return Err(ParseError {
+                line: self.line_of(self.nodes[id].start) + 1,
+                col: 1,
+                message: "aliases expand to too large a document".to_string(),
+            });
+        }
+        *budget -= 1;
+        Ok(match &self.nodes[id].kind {
+            Kind::Scalar {
+                value,
+                style,
+                tagged,
+            } => Value::scalar(value, *style, tagged.as_deref()),
+            Kind::Alias(target) => self.value_within(*target, budget, depth + 1)?,
+            Kind::Seq { items, .. } => Value::Seq(
+                items
+                    .iter()
+                    .map(|&i| self.value_within(i, budget, depth + 1))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Kind::Map { entries, .. } => Value::Map(
+                entries
+                    .iter()
+                    .map(|&(k, v)| {
+                        Ok((
+                            self.value_within(k, budget, depth + 1)?,
+                            self.value_within(v, budget, depth + 1)?,
+                        ))
+                    })
+                    .collect::<Result<_, ParseError>>()?,
+            ),
+        })
+    }
+
+    /// Every document's value.
+    pub fn values(&self) -> Result<Vec<Value>, ParseError> {
+        self.docs.iter().map(|d| self.value(d.root)).collect()
+    }
+
+    /// 0-based line of a byte offset.
+    pub fn line_of(&self, at: usize) -> usize {
+        self.line_starts
+            .partition_point(|&s| s <= at)
+            .saturating_sub(1)
+    }
+
+    /// Byte offset where the line holding `at` starts.
+    pub fn line_start(&self, at: usize) -> usize {
+        self.line_starts.get(self.line_of(at)).copied().unwrap_or(0)
+    }
+
+    /// Column (in bytes) of an offset.
+    pub fn col(&self, at: usize) -> usize {
+        at - self.line_start(at)
+    }
+
+    /// Whether a node is an anchor some alias uses, or lies inside one.
+    pub fn is_shared(&self, id: NodeId) -> bool {
+        self.alias_uses.get(&id).is_some_and(|&n| n > 0)
+    }
+}
+
+/// What a node means: the data, not the presentation.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Int(i128),
+    /// Kept as text: compared by spelling, which is all an edit needs.
+    Float(String),
+    Str(String),
+    /// An explicitly tagged scalar.
+    Tagged(String, String),
+    Seq(Vec<Value>),
+    Map(Vec<(Value, Value)>),
+}
+
+impl Value {
+    /// Resolve a scalar the way YAML 1.1 loaders (PyYAML) do, which is also
+    /// a superset of what YAML 1.2's core schema treats as non-strings.
+    pub fn scalar(text: &str, style: Style, tag: Option<&str>) -> Value {
+        if let Some(tag) = tag {
+            return Value::Tagged(tag.to_string(), text.to_string());
+        }
+        if style != Style::Plain {
+            return Value::Str(text.to_string());
+        }
+        match text {
+            "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+            "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+                return Value::Bool(true);
+            }
+            "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off"
+            | "OFF" => {
+                return Value::Bool(false);
+            }
+            _ => {}
+        }
+        if let Some(i) = parse_int(text) {
+            return Value::Int(i);
+        }
+        if looks_numeric(text) {
+            return Value::Float(text.to_string());
+        }
+        Value::Str(text.to_string())
+    }
+
+    /// The value at a path of mapping keys and sequence indexes.
+    pub fn at(&self, path: &[Seg]) -> Option<&Value> {
+        let Some((first, rest)) = path.split_first() else {
+            return Some(self);
+        };
+        let child = match (self, first) {
+            (Value::Map(entries), Seg::Key(k)) => entries
+                .iter()
+                .rev()
+                .find(|(key, _)| key.as_str() == Some(k))
+                .map(|(_, v)| v),
+            (Value::Seq(items), Seg::Index(i)) => items.get(*i),
+            _ => None,
+        }?;
+        child.at(rest)
+    }
+
+    /// Set the value at a path, creating mappings where keys are missing or
+    /// null (new keys go last).
+    pub fn set(&mut self, path: &[Seg], new: Value) -> bool {
+        let Some((first, rest)) = path.split_first() else {
+            *self = new;
+            return true;
+        };
+        if matches!(self, Value::Null) && matches!(first, Seg::Key(_)) {
+            *self = Value::Map(Vec::new());
+        }
+        match (self, first) {
+            (Value::Map(entries), Seg::Key(k)) => {
+                match entries.iter().rposition(|(key, _)| key.as_str() == Some(k)) {
+                    Some(i) => entries[i].1.set(rest, new),
+                    None => {
+                        let mut child = Value::Null;
+                        let ok = child.set(rest, new);
+                        entries.push((Value::Str(k.clone()), child));
+                        ok
+                    }
+                }
+            }
+            (Value::Seq(items), Seg::Index(i)) => match items.get_mut(*i) {
+                Some(item) => item.set(rest, new),
+                None => false,
+            },
+            _ => false,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq for Value {
+    /// Data equality: scalar types must match; mapping key order is ignored
+    /// here (see [`order_violations`]).
+    fn eq(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Null, Value::Null) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Float(a), Value::Float(b)) | (Value::Str(a), Value::Str(b)) => a == b,
+            (Value::Tagged(t, a), Value::Tagged(u, b)) => t == u && a == b,
+            (Value::Seq(a), Value::Seq(b)) => a == b,
+            (Value::Map(a), Value::Map(b)) => {
+                a.len() == b.len()
+                    && a.iter().all(|(k, v)| {
+                        b.iter()
+                            .rev()
+                            .find(|(bk, _)| bk == k)
+                            .is_some_and(|(_, bv)| bv == v)
+                    })
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Paths (as text) of mappings whose common keys changed relative order.
+pub fn order_violations(
+    before: &Value,
+    after: &Value,
+    path: &mut Vec<String>,
+    out: &mut Vec<String>,
+) {
+    match (before, after) {
+        (Value::Map(a), Value::Map(b)) => {
+            let common_a: Vec<&Value> = a
+                .iter()
+                .map(|(k, _)| k)
+                .filter(|k| b.iter().any(|(bk, _)| bk == *k))
+                .collect();
+            let common_b: Vec<&Value> = b
+                .iter()
+                .map(|(k, _)| k)
+                .filter(|k| a.iter().any(|(ak, _)| ak == *k))
+                .collect();
+            if common_a != common_b {
+                out.push(path.join("."));
+            }
+            for (k, v) in a {
+                if let Some((_, bv)) = b.iter().rev().find(|(bk, _)| bk == k) {
+                    path.push(k.as_str().unwrap_or("?").to_string());
+                    order_violations(v, bv, path, out);
+                    path.pop();
+                }
+            }
+        }
+        (Value::Seq(a), Value::Seq(b)) => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                path.push(i.to_string());
+                order_violations(x, y, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// One step of a path into a document.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+impl Seg {
+    pub fn key(k: &str) -> Seg {
+        Seg::Key(k.to_string())
+    }
+}
+
+impl std::fmt::Display for Seg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Seg::Key(k) => f.write_str(k),
+            Seg::Index(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+/// A path as `a.b.0.c`.
+pub fn show_path(path: &[Seg]) -> String {
+    path.iter()
+        .map(Seg::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// An integer as YAML 1.1 or 1.2 would read it (decimal, 0x, 0o, 0b, old
+/// octal, underscores).
+fn parse_int(text: &str) -> Option<i128> {
+    let (neg, body) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if body.is_empty() {
+        return None;
+    }
+    let clean: String = body.chars().filter(|&c| c != '_').collect();
+    let parsed = if let Some(hex) = clean.strip_prefix("0x") {
+        i128::from_str_radix(hex, 16).ok()
+    } else if let Some(oct) = clean.strip_prefix("0o") {
+        i128::from_str_radix(oct, 8).ok()
+    } else if let Some(bin) = clean.strip_prefix("0b") {
+        i128::from_str_radix(bin, 2).ok()
+    } else if clean.len() > 1 && clean.starts_with('0') {
+        i128::from_str_radix(&clean, 8).ok()
+    } else if clean.bytes().all(|b| b.is_ascii_digit()) {
+        clean.parse::<i128>().ok()
+    } else {
+        None
+    }?;
+    Some(if neg { -parsed } else { parsed })
+}
+
+/// Text some YAML loader might read as a number, date or special float.
+fn looks_numeric(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    let body = lower.trim_start_matches(['-', '+']);
+    if matches!(body, ".inf" | ".nan") {
+        return true;
+    }
+    let first = body.chars().next();
+    matches!(first, Some('0'..='9') | Some('.'))
+        && body.chars().any(|c| c.is_ascii_digit())
+        && body
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || "._:+-xobt ".contains(c))
+}
+
+/// Whether `s` can be written as a plain scalar and still be read back as
+/// this very string by YAML 1.1 and 1.2 loaders, in block or flow context.
+pub fn plain_safe(s: &str, flow: bool) -> bool {
+    let Some(first) = s.chars().next() else {
+        return false;
+    };
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._/:@+-".contains(c);
+    (first.is_ascii_alphanumeric() || first == '/' || first == '.')
+        && s.chars().all(allowed)
+        && !(flow && s.contains(':'))
+        && !s.ends_with(':')
+        && matches!(Value::scalar(s, Style::Plain, None), Value::Str(_))
+        && !looks_numeric(s)
+}
+
+/// Write a string as a YAML scalar: in `style` when given and possible,
+/// plain when that reads back as the same string, else double-quoted.
+pub fn render_str(s: &str, style: Option<Style>, flow: bool) -> String {
+    match style {
+        Some(Style::Single) if !s.contains(['\n', '\r']) => format!("'{}'", s.replace('\'', "''")),
+        Some(Style::Double) => double_quoted(s),
+        _ if plain_safe(s, flow) => s.to_string(),
+        _ => double_quoted(s),
+    }
+}
+
+fn double_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
