@@ -124,6 +124,29 @@ pub fn bump_memory(now: MemoryNow, rule: BumpRule) -> MemoryBump {
     }
 }
 
+impl BumpRule {
+    /// The rule from a policy's `bump-memory` parameters (already validated
+    /// by the policy; a quantity that still fails to parse is an error).
+    pub fn from_params(p: &receiver_core::remediation::BumpMemory) -> Result<BumpRule, String> {
+        let q = |field: &str, v: &str| {
+            Quantity::parse(v)
+                .map(|q| q.bytes)
+                .map_err(|e| format!("bump-memory {field}: {e}"))
+        };
+        Ok(BumpRule {
+            factor: p.factor,
+            step: q("step", &p.step)?,
+            max: q("max", &p.max)?,
+            default: q("default", &p.default)?,
+            requests: match p.requests {
+                receiver_core::remediation::RequestsRule::Keep => Requests::Keep,
+                receiver_core::remediation::RequestsRule::Scale => Requests::Scale,
+                receiver_core::remediation::RequestsRule::MatchLimit => Requests::MatchLimit,
+            },
+        })
+    }
+}
+
 /// The outcome of scale-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScaleUp {

@@ -178,7 +178,17 @@ fn walk(tree: &Tree<'_>, root: NodeId, path: &[Seg]) -> Result<Walk, EditError> 
         let next = match (&tree.nodes[w.node].kind, seg) {
             (Kind::Map { flow, .. }, Seg::Key(k)) => {
                 w.flow |= *flow;
-                tree.get(w.node, k)
+                let found = tree.get(w.node, k);
+                if found.is_none() && tree.get(w.node, "<<").is_some() {
+                    return Err(EditError::Unsupported {
+                        path: shown(),
+                        why: format!(
+                            "the mapping takes keys from a merge (<<); {k} may come from there, \
+                             edit the merged source by hand"
+                        ),
+                    });
+                }
+                found
             }
             (Kind::Seq { items, flow }, Seg::Index(i)) => {
                 w.flow |= *flow;

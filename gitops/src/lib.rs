@@ -5,5 +5,5 @@
 pub mod arith;
 pub mod edit;
 pub mod patch;
-pub mod quantity;
+pub use receiver_core::quantity;
 pub mod yaml;

@@ -39,6 +39,9 @@ pub enum Command {
     DefaultPolicy,
     /// Print the Remediation CustomResourceDefinition (YAML).
     Crd,
+    /// Patch a manifest or Helm values file with the smallest diff, as a
+    /// declarative fix would: print the new text (or the diff), or write it back.
+    Patch(Box<crate::patch_cmd::PatchArgs>),
 }
 
 /// Flags of `heal8s serve`.
@@ -388,5 +391,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", crd_file()?);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Patch(args) => crate::patch_cmd::run(&args),
     }
 }

@@ -6,6 +6,7 @@ pub mod executor;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod patch_cmd;
 pub mod plan_cmd;
 pub mod serve;
 pub mod telemetry;
