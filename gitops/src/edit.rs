@@ -67,63 +67,80 @@ pub enum EditError {
 /// Apply `changes` to document `doc` of `text`, one after the other, and
 /// prove the result.
 pub fn apply(text: &str, doc: usize, changes: &[Change]) -> Result<String, EditError> {
-    let before = Tree::parse(text)?;
+    apply_parsed(&Tree::parse(text)?, doc, changes)
+}
+
+/// [`apply`] on a file already parsed.
+pub fn apply_parsed(
+    before: &Tree<'_>,
+    doc: usize,
+    changes: &[Change],
+) -> Result<String, EditError> {
     let docs = before.docs.len();
     let root = before
         .docs
         .get(doc)
         .ok_or(EditError::NoDocument { index: doc, docs })?
         .root;
-    let original = before.values()?;
+    let original = before.value(root)?;
     let mut expected = original.clone();
     for change in changes {
-        expected[doc].set(&change.path, change.value.value());
+        expected.set(&change.path, change.value.value());
     }
-    let mut current = text.to_string();
+    let mut current = before.text.to_string();
     for (i, change) in changes.iter().enumerate() {
-        let tree = if i == 0 {
-            before.clone()
+        let splices = if i == 0 {
+            plan(before, root, change)?
         } else {
-            Tree::parse(&current).map_err(|e| EditError::Verify(format!("re-parse: {e}")))?
+            let tree =
+                Tree::parse(&current).map_err(|e| EditError::Verify(format!("re-parse: {e}")))?;
+            let root = tree.docs.get(doc).map_or(root, |d| d.root);
+            plan(&tree, root, change)?
         };
-        let root = if i == 0 {
-            root
-        } else {
-            tree.docs.get(doc).map_or(root, |d| d.root)
-        };
-        let splices = plan(&tree, root, change)?;
         current = splice(&current, splices);
     }
-    verify(&current, &original, &expected)?;
+    verify(before, &current, doc, &original, &expected)?;
     Ok(current)
 }
 
-fn verify(text: &str, original: &[Value], expected: &[Value]) -> Result<(), EditError> {
+/// The new text must hold as many documents, every other document byte for
+/// byte, and the edited one must mean exactly the intended object with no key
+/// moved.
+fn verify(
+    before: &Tree<'_>,
+    text: &str,
+    doc: usize,
+    original: &Value,
+    expected: &Value,
+) -> Result<(), EditError> {
     let after = Tree::parse(text).map_err(|e| EditError::Verify(format!("re-parse: {e}")))?;
-    let got = after
-        .values()
-        .map_err(|e| EditError::Verify(format!("re-parse: {e}")))?;
-    if got.len() != expected.len() {
+    if after.docs.len() != before.docs.len() {
         return Err(EditError::Verify(format!(
             "{} documents became {}",
-            expected.len(),
-            got.len()
+            before.docs.len(),
+            after.docs.len()
         )));
     }
-    for (i, (want, have)) in expected.iter().zip(&got).enumerate() {
-        if want != have {
-            return Err(EditError::Verify(format!(
-                "document {i} differs from the intended object"
-            )));
+    for i in (0..after.docs.len()).filter(|&i| i != doc) {
+        if after.doc_text(i) != before.doc_text(i) {
+            return Err(EditError::Verify(format!("document {} changed", i + 1)));
         }
-        let mut bad = Vec::new();
-        yaml::order_violations(&original[i], have, &mut Vec::new(), &mut bad);
-        if !bad.is_empty() {
-            return Err(EditError::Verify(format!(
-                "keys moved in document {i} at {}",
-                bad.join(", ")
-            )));
-        }
+    }
+    let have = after
+        .value(after.docs[doc].root)
+        .map_err(|e| EditError::Verify(format!("re-parse: {e}")))?;
+    if &have != expected {
+        return Err(EditError::Verify(
+            "the edited document differs from the intended object".to_string(),
+        ));
+    }
+    let mut bad = Vec::new();
+    yaml::order_violations(original, &have, &mut Vec::new(), &mut bad);
+    if !bad.is_empty() {
+        return Err(EditError::Verify(format!(
+            "keys moved at {}",
+            bad.join(", ")
+        )));
     }
     Ok(())
 }
@@ -554,4 +571,59 @@ fn indent_step(tree: &Tree<'_>, _near: NodeId) -> usize {
         .max_by_key(|&(step, &n)| (n, std::cmp::Reverse(step)))
         .filter(|&(_, &n)| n > 0)
         .map_or(2, |(step, _)| step)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    const TEXT: &str = "a: 1\n---\nkind: X\nspec:\n  b: 1\n  c: 2\n---\nz: 3\n";
+
+    fn check(after: &str) -> Result<(), EditError> {
+        let before = Tree::parse(TEXT).unwrap();
+        let root = before.docs[1].root;
+        let original = before.value(root).unwrap();
+        let mut expected = original.clone();
+        expected.set(&[Seg::key("spec"), Seg::key("b")], Value::Int(5));
+        verify(&before, after, 1, &original, &expected)
+    }
+
+    #[test]
+    fn the_proof_accepts_exactly_the_intended_result() {
+        check(&TEXT.replace("b: 1", "b: 5")).unwrap();
+        // same data, other spelling in the edited document: still the object
+        check(
+            &TEXT
+                .replace("  b: 1\n  c: 2", "  {b: 5, c: 2}")
+                .replace("spec:\n  {", "spec: {"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn the_proof_refuses_anything_else() {
+        for (bad, why) in [
+            (TEXT.replace("b: 1", "b: 4"), "intended"),
+            (TEXT.replace("b: 1", "b: \"5\""), "intended"),
+            (TEXT.replace("b: 1\n  c: 2", "b: 5\n  c: 3"), "intended"),
+            (TEXT.replace("b: 1\n  c: 2", "c: 2\n  b: 5"), "moved"),
+            (
+                TEXT.replace("b: 1", "b: 5")
+                    .replace("a: 1\n", "a: 1 # new\n"),
+                "document 1 changed",
+            ),
+            (
+                TEXT.replace("b: 1", "b: 5")
+                    .replace("z: 3\n", "z: 3\n---\n"),
+                "documents became",
+            ),
+            (TEXT.replace("b: 1", "b: [5"), "re-parse"),
+        ] {
+            match check(&bad) {
+                Err(EditError::Verify(msg)) => assert!(msg.contains(why), "{msg} for {bad:?}"),
+                other => panic!("{other:?} for {bad:?}"),
+            }
+        }
+    }
 }

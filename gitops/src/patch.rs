@@ -159,7 +159,7 @@ pub fn patch(text: &str, target: &Target, edit: &Edit) -> Result<Patched, PatchE
             "every field already has the new value".to_string(),
         ));
     }
-    let text = edit::apply(text, doc, &changes)?;
+    let text = edit::apply_parsed(&tree, doc, &changes)?;
     Ok(Patched {
         text,
         doc,

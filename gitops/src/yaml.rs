@@ -71,6 +71,9 @@ pub struct Node {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Doc {
     pub root: NodeId,
+    /// Byte offset where the document starts (its `---`, or its first
+    /// token); it runs to the next document's start or the end of the text.
+    pub start: usize,
 }
 
 /// A parsed YAML stream.
@@ -109,6 +112,7 @@ impl<'t> Tree<'t> {
         let mut stack: Vec<Frame> = Vec::new();
         let mut anchors: HashMap<usize, NodeId> = HashMap::new();
         let mut doc_root: Option<NodeId> = None;
+        let mut doc_start = 0;
         for item in Parser::new_from_str_with_options(text, options) {
             let (event, span) = item.map_err(|e| ParseError {
                 line: e.marker().line(),
@@ -127,6 +131,7 @@ impl<'t> Tree<'t> {
                 Event::DocumentStart(..) => {
                     anchors.clear();
                     doc_root = None;
+                    doc_start = start;
                     None
                 }
                 Event::Anchor(id, name) => {
@@ -150,7 +155,10 @@ impl<'t> Tree<'t> {
                             anchor: 0,
                         }),
                     };
-                    tree.docs.push(Doc { root });
+                    tree.docs.push(Doc {
+                        root,
+                        start: doc_start,
+                    });
                     None
                 }
                 Event::Scalar(value, style, anchor, tag) => Some(Node {
@@ -360,6 +368,13 @@ impl<'t> Tree<'t> {
                     .collect::<Result<_, ParseError>>()?,
             ),
         })
+    }
+
+    /// The text of document `i`, from its start to the next one's.
+    pub fn doc_text(&self, i: usize) -> &'t str {
+        let start = self.docs.get(i).map_or(self.text.len(), |d| d.start);
+        let end = self.docs.get(i + 1).map_or(self.text.len(), |d| d.start);
+        self.text.get(start..end.max(start)).unwrap_or("")
     }
 
     /// Every document's value.
