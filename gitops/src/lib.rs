@@ -1,9 +1,13 @@
-//! Manifest patching and the pull-request workflow for heal8s's declarative
-//! fixes. So far: exact memory quantities and the remediation arithmetic
-//! (issue 5); minimal-diff editing, source location and pull requests follow.
+//! Manifest patching for heal8s's declarative fixes: the remediation
+//! arithmetic (`arith`), YAML with spans (`yaml`), minimal-diff edits proven
+//! by re-parsing (`edit`), workload documents, containers and Helm values
+//! components (`patch`), and where a workload is declared in a repository,
+//! kustomize included (`locate`). Pure: text in, text out. Pull requests
+//! build on this.
 
 pub mod arith;
 pub mod edit;
+pub mod locate;
 pub mod patch;
 pub use receiver_core::quantity;
 pub mod yaml;

@@ -611,13 +611,13 @@ fn check_image(image: &str) -> Result<&str, PatchError> {
 }
 
 /// An image reference split: name (registry/path), tag, digest.
-struct ImageRef<'a> {
-    name: &'a str,
-    tag: Option<&'a str>,
-    digest: Option<&'a str>,
+pub(crate) struct ImageRef<'a> {
+    pub(crate) name: &'a str,
+    pub(crate) tag: Option<&'a str>,
+    pub(crate) digest: Option<&'a str>,
 }
 
-fn split_image(image: &str) -> ImageRef<'_> {
+pub(crate) fn split_image(image: &str) -> ImageRef<'_> {
     let (rest, digest) = match image.split_once('@') {
         Some((r, d)) => (r, Some(d)),
         None => (image, None),
