@@ -90,7 +90,8 @@ pub struct Workload {
 
 /// A configured rule: workloads it matches (`*` globs; absent matches all)
 /// and where their source is (`{namespace}`, `{name}`, `{kind}` substituted).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SourceRule {
     pub namespace: Option<String>,
     pub name: Option<String>,
@@ -99,6 +100,29 @@ pub struct SourceRule {
     pub path: String,
     /// With a values file: the component's values path (templated too).
     pub values_path: Option<String>,
+}
+
+/// A sources file: `sources:`, a list of rules, first match wins.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesFile {
+    #[serde(default)]
+    pub sources: Vec<SourceRule>,
+}
+
+/// Parse a sources file; an error names the field.
+pub fn parse_rules(text: &str) -> Result<Vec<SourceRule>, String> {
+    let doc: serde_json::Value =
+        serde_saphyr::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
+    let file: SourcesFile = serde_path_to_error::deserialize(&doc)
+        .map_err(|e| format!("{}: {}", e.path(), e.inner()))?;
+    for (i, rule) in file.sources.iter().enumerate() {
+        if rule.path.trim().is_empty() {
+            return Err(format!("sources[{i}].path: must not be empty"));
+        }
+        clean_path(&rule.path).map_err(|e| format!("sources[{i}].path: {e}"))?;
+    }
+    Ok(file.sources)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,14 +12,33 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 use gitops::arith::BumpRule;
-use gitops::patch::{Edit, PatchError, Patched, Target, patch};
+use gitops::locate::{self, SourceEditError, Workload};
+use gitops::patch::{Edit, FieldChange, PatchError, Target, patch};
 use receiver_core::remediation::{BumpMemory, Remediation, ScaleUp};
 
 /// Flags of `heal8s patch`.
 #[derive(Debug, Clone, Args)]
 pub struct PatchArgs {
     /// The manifest or Helm values file (`-`: standard input).
-    pub file: PathBuf,
+    #[arg(required_unless_present = "repo")]
+    pub file: Option<PathBuf>,
+    /// Instead of FILE: a manifest repository checkout. heal8s finds where the
+    /// workload (--kind/--name/--namespace) is declared (rules from --sources,
+    /// then --source-annotation, then a search, kustomize included), edits the
+    /// file the field belongs in, and prints the diff (or writes it with --in-place).
+    #[arg(long, conflicts_with_all = ["file", "values_path"], requires = "kind")]
+    pub repo: Option<PathBuf>,
+    /// With --repo: a sources file (`sources:` rules: namespace, name, kind
+    /// globs; path and valuesPath templates with {namespace}, {name}, {kind}).
+    #[arg(long, requires = "repo")]
+    pub sources: Option<PathBuf>,
+    /// With --repo: the live object's `heal8s.io/source` annotation
+    /// (`<repo>//<path>`, `#<values path>` for a Helm values file).
+    #[arg(long, requires = "repo")]
+    pub source_annotation: Option<String>,
+    /// With --repo: this repository's name, checked against the annotation's.
+    #[arg(long, requires = "repo")]
+    pub repo_name: Option<String>,
     /// Kind of the manifest document to edit (Deployment, StatefulSet,
     /// DaemonSet, CronJob, Pod, HorizontalPodAutoscaler, ...).
     #[arg(long, requires = "name")]
@@ -75,6 +94,12 @@ pub struct EditArgs {
 
 /// Run `heal8s patch`.
 pub fn run(args: &PatchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(repo) = &args.repo {
+        return run_repo(args, repo);
+    }
+    let Some(file) = args.file.as_deref() else {
+        return Ok(usage("give FILE or --repo DIR"));
+    };
     let target = match (&args.values_path, &args.kind, &args.name) {
         (Some(path), _, _) => Target::HelmValues {
             path: match path.trim() {
@@ -98,37 +123,103 @@ pub fn run(args: &PatchArgs) -> anyhow::Result<ExitCode> {
         Ok(edit) => edit,
         Err(e) => return Ok(usage(&format!("{e:#}"))),
     };
-    let text = read(&args.file)?;
+    let text = read(file)?;
     let patched = match patch(&text, &target, &edit) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("heal8s patch: {}: {e}", args.file.display());
-            return Ok(ExitCode::from(match e {
-                PatchError::NoChange(_) => 3,
-                PatchError::AtCap { .. } => 4,
-                _ => 1,
-            }));
+            eprintln!("heal8s patch: {}: {e}", file.display());
+            return Ok(refused(&e));
         }
     };
-    summarize(&args.file, &patched);
+    summarize(file, &patched.changes, patched.why.as_deref());
     if args.in_place {
-        write_in_place(&args.file, &patched.text)?;
+        write_in_place(file, &patched.text)?;
     } else if args.diff {
-        let name = args.file.display().to_string();
-        let (a, b) = if args.file.is_relative() {
-            (format!("a/{name}"), format!("b/{name}"))
-        } else {
-            (name.clone(), name)
-        };
-        print!(
-            "{}",
-            similar::TextDiff::from_lines(&text, &patched.text)
-                .unified_diff()
-                .context_radius(3)
-                .header(&a, &b)
-        );
+        print!("{}", diff(file, &text, &patched.text));
     } else {
         print!("{}", patched.text);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn refused(e: &PatchError) -> ExitCode {
+    ExitCode::from(match e {
+        PatchError::NoChange(_) => 3,
+        PatchError::AtCap { .. } => 4,
+        _ => 1,
+    })
+}
+
+fn diff(file: &Path, before: &str, after: &str) -> String {
+    let name = file.display().to_string();
+    let (a, b) = if file.is_relative() {
+        (format!("a/{name}"), format!("b/{name}"))
+    } else {
+        (name.clone(), name)
+    };
+    similar::TextDiff::from_lines(before, after)
+        .unified_diff()
+        .context_radius(3)
+        .header(&a, &b)
+        .to_string()
+}
+
+/// `--repo DIR`: locate, edit the right file, print the diff or write it.
+fn run_repo(args: &PatchArgs, repo: &Path) -> anyhow::Result<ExitCode> {
+    let (Some(kind), Some(name)) = (&args.kind, &args.name) else {
+        return Ok(usage("--repo needs --kind and --name"));
+    };
+    let edit = match edit(args) {
+        Ok(edit) => edit,
+        Err(e) => return Ok(usage(&format!("{e:#}"))),
+    };
+    let rules = match &args.sources {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            match locate::parse_rules(&text) {
+                Ok(rules) => rules,
+                Err(e) => return Ok(usage(&format!("--sources {}: {e}", path.display()))),
+            }
+        }
+        None => Vec::new(),
+    };
+    let files = locate::load_dir(repo)
+        .with_context(|| format!("cannot read the repository {}", repo.display()))?;
+    let workload = Workload {
+        kind: kind.clone(),
+        namespace: args.namespace.clone(),
+        name: name.clone(),
+        source_annotation: args.source_annotation.clone(),
+    };
+    let source = match locate::locate(&files, &workload, &rules, args.repo_name.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("heal8s patch: {}: {e}", repo.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let edited = match locate::edit_source(&files, &source, args.container.as_deref(), &edit) {
+        Ok(e) => e,
+        Err(SourceEditError::Patch { file, error }) => {
+            eprintln!("heal8s patch: {file}: {error}");
+            return Ok(refused(&error));
+        }
+        Err(e) => {
+            eprintln!("heal8s patch: {}: {e}", repo.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let rel = Path::new(&edited.file);
+    summarize(rel, &edited.changes, edited.why.as_deref());
+    for note in &edited.notes {
+        eprintln!("{}: note: {note}", edited.file);
+    }
+    if args.in_place {
+        write_in_place(&repo.join(rel), &edited.text)?;
+    } else {
+        let before = files.get(&edited.file).map(String::as_str).unwrap_or("");
+        print!("{}", diff(rel, before, &edited.text));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -192,8 +283,8 @@ fn read(file: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
 }
 
-fn summarize(file: &Path, patched: &Patched) {
-    for c in &patched.changes {
+fn summarize(file: &Path, changes: &[FieldChange], why: Option<&str>) {
+    for c in changes {
         eprintln!(
             "{}: {} {} -> {}",
             file.display(),
@@ -202,7 +293,7 @@ fn summarize(file: &Path, patched: &Patched) {
             c.after
         );
     }
-    if let Some(why) = &patched.why {
+    if let Some(why) = why {
         eprintln!("{}: {why}", file.display());
     }
 }

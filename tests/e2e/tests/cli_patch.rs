@@ -302,3 +302,151 @@ fn helm_values_by_values_path() {
         "{out}"
     );
 }
+
+fn fixture_repo() -> TempDir {
+    let dir = TempDir::new("patch-repo");
+    let src =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../gitops/tests/fixtures/repo");
+    for (rel, text) in gitops::locate::load_dir(&src).unwrap() {
+        let path = dir.path().join(&rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn a_repository_checkout_is_searched_and_the_right_file_edited() {
+    let dir = fixture_repo();
+    let repo = dir.path().to_str().unwrap();
+    let (code, out, err) = heal8s(
+        &[
+            "patch",
+            "--repo",
+            repo,
+            "--kind",
+            "Deployment",
+            "--name",
+            "prod-api",
+            "--namespace",
+            "prod",
+            "--container",
+            "app",
+            "--image",
+            "registry.example/api:1.0.9",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(
+            "--- a/overlays/prod/kustomization.yaml\n+++ b/overlays/prod/kustomization.yaml\n"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("-    newTag: \"1.1.0\" # promoted on Monday\n+    newTag: \"1.0.9\" # promoted on Monday\n"), "{out}");
+    // --in-place writes that file and nothing else
+    let before = gitops::locate::load_dir(dir.path()).unwrap();
+    let (code, _, err) = heal8s(
+        &[
+            "patch",
+            "--repo",
+            repo,
+            "--kind",
+            "Deployment",
+            "--name",
+            "api",
+            "--namespace",
+            "staging",
+            "--container",
+            "app",
+            "--memory",
+            "1Gi",
+            "--in-place",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(
+            "note: base/deployment.yaml is a base that overlays/prod/kustomization.yaml also builds"
+        ),
+        "{err}"
+    );
+    let after = gitops::locate::load_dir(dir.path()).unwrap();
+    let changed: Vec<&String> = after.keys().filter(|k| after[*k] != before[*k]).collect();
+    assert_eq!(changed, vec!["base/deployment.yaml"]);
+}
+
+#[test]
+fn a_sources_file_maps_workloads_and_bad_ones_are_named() {
+    let dir = fixture_repo();
+    let repo = dir.path().to_str().unwrap();
+    let sources = file(
+        &dir,
+        "sources.yaml",
+        "sources:\n  - namespace: cache\n    name: redis*\n    path: charts/redis/values.yaml\n    valuesPath: .\n",
+    );
+    let (code, out, err) = heal8s(
+        &[
+            "patch",
+            "--repo",
+            repo,
+            "--sources",
+            &sources,
+            "--kind",
+            "StatefulSet",
+            "--name",
+            "redis-master",
+            "--namespace",
+            "cache",
+            "--replicas",
+            "3",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("-replicaCount: 1\n+replicaCount: 3\n"),
+        "{out}"
+    );
+    let bad = file(
+        &dir,
+        "bad.yaml",
+        "sources:\n  - namespace: cache\n    pth: x\n",
+    );
+    let (code, _, err) = heal8s(
+        &[
+            "patch",
+            "--repo",
+            repo,
+            "--sources",
+            &bad,
+            "--kind",
+            "StatefulSet",
+            "--name",
+            "redis",
+            "--replicas",
+            "3",
+        ],
+        None,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("sources[0].pth: unknown field"), "{err}");
+    let (code, _, err) = heal8s(
+        &[
+            "patch",
+            "--repo",
+            repo,
+            "--kind",
+            "Deployment",
+            "--name",
+            "nope",
+            "--replicas",
+            "3",
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("Deployment nope is declared nowhere"), "{err}");
+}
