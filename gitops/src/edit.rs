@@ -389,14 +389,26 @@ fn replace_scalar(
         Scalar::Str(s) => yaml::render_str(s, keep, flow),
     };
     if matches!(style, Style::Literal | Style::Folded) {
-        // a block scalar's span runs to its last line break; keep the breaks
-        let body = &tree.text[node.start..node.end];
-        let trail = body.len() - body.trim_end_matches(['\n', '\r']).len();
-        return Ok(vec![Splice {
-            start: node.start,
-            end: node.end - trail,
-            with: text,
-        }]);
+        // the indicator becomes the value, the content lines go; a comment on
+        // the header line and what follows the content stay
+        let Some(b) = block_scalar(tree.text, node.start, node.end) else {
+            return Err(EditError::Unsupported {
+                path: yaml::show_path(&change.path),
+                why: "cannot find the block scalar's header".to_string(),
+            });
+        };
+        return Ok(vec![
+            Splice {
+                start: b.header.0,
+                end: b.header.1,
+                with: text,
+            },
+            Splice {
+                start: b.header_line_end,
+                end: b.end,
+                with: String::new(),
+            },
+        ]);
     }
     let lead = if node.start == node.end { " " } else { "" };
     Ok(vec![Splice {
@@ -519,10 +531,7 @@ fn value_end(tree: &Tree<'_>, id: NodeId) -> usize {
         Kind::Scalar {
             style: Style::Literal | Style::Folded,
             ..
-        } => {
-            let body = &tree.text[node.start..node.end];
-            node.start + body.trim_end_matches(['\n', '\r']).len()
-        }
+        } => block_scalar(tree.text, node.start, node.end).map_or(node.end, |b| b.end),
         Kind::Map {
             flow: false,
             entries,
@@ -532,6 +541,57 @@ fn value_end(tree: &Tree<'_>, id: NodeId) -> usize {
         Kind::Seq { flow: false, items } => items.last().map_or(node.end, |&v| value_end(tree, v)),
         _ => node.end,
     }
+}
+
+/// Where a block scalar (`|`, `>-`, ...) sits: the parser's span starts at
+/// its content, so the header is found on the line before.
+struct BlockScalar {
+    /// The indicator token (`>-`): start and end.
+    header: (usize, usize),
+    /// End of the header line (before its line break).
+    header_line_end: usize,
+    /// End of the last content line (before its line break).
+    end: usize,
+}
+
+/// Content lines are indented at least as deep as the first non-blank one;
+/// anything after (blank lines, a less indented comment) is not part of it.
+fn block_scalar(text: &str, start: usize, end: usize) -> Option<BlockScalar> {
+    let before = text[..start].trim_end_matches([' ', '\t', '\n', '\r']);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = &before[line_start..];
+    let code = match line.find(" #") {
+        Some(c) => &line[..c],
+        None => line,
+    };
+    let at = line_start + code.rfind(['|', '>'])?;
+    let token = text[at + 1..]
+        .find(|c: char| !(c == '-' || c == '+' || c.is_ascii_digit()))
+        .map_or(text.len(), |n| at + 1 + n);
+    let header_line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let header_line_end = header_line_end - usize::from(text[..header_line_end].ends_with('\r'));
+    let mut last = header_line_end;
+    let mut indent = None;
+    let mut pos = text[at..].find('\n').map_or(text.len(), |i| at + i + 1);
+    while pos < end.max(start) && pos < text.len() {
+        let line_end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
+        let line = text[pos..line_end].trim_end_matches('\r');
+        if !line.trim().is_empty() {
+            let ind = line.len() - line.trim_start_matches(' ').len();
+            match indent {
+                None => indent = Some(ind),
+                Some(i) if ind < i => break,
+                Some(_) => {}
+            }
+            last = pos + line.len();
+        }
+        pos = line_end + 1;
+    }
+    Some(BlockScalar {
+        header: (at, token),
+        header_line_end,
+        end: last,
+    })
 }
 
 /// The file's indentation step: how much deeper a nested block mapping's keys

@@ -476,3 +476,24 @@ fn helm_values_components() {
     );
     assert!(out.contains("digest: \"sha256:def\""), "{out}");
 }
+
+#[test]
+fn block_scalars_end_where_their_indentation_does() {
+    let text = "kind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers:\n      - name: app\n        image: >-\n          app:1\n        command: |\n          run\n          # not a comment: part of the script\n\n        # a comment after the container\n      volumes: []\n";
+    let out = ok(text, &deploy("web"), Edit::Memory("1Gi".into()));
+    assert!(
+        out.contains("          # not a comment: part of the script\n        resources:\n          limits:\n            memory: 1Gi\n          requests:\n            memory: 1Gi\n\n        # a comment after"),
+        "{out}"
+    );
+    let out = ok(text, &deploy("web"), Edit::Image("app:2".into()));
+    assert!(
+        out.contains("        image: app:2\n        command: |\n"),
+        "{out}"
+    );
+    let commented = text.replace("image: >-\n", "image: >- # pinned\n");
+    let out = ok(&commented, &deploy("web"), Edit::Image("app:2".into()));
+    assert!(
+        out.contains("        image: app:2 # pinned\n        command: |\n"),
+        "{out}"
+    );
+}
