@@ -10,14 +10,14 @@ ci: fmt-check clippy test corpus
 # scripts/corpus-gate.py fails below issue 5's thresholds.
 CORPUS ?= $(firstword $(wildcard ../shared/corpus /work/shared/corpus))
 CORPUS_CASES ?= $(CORPUS)/cases-dev.jsonl
-CORPUS_OUT ?= target/corpus-out
+CORPUS_WORK ?= target/corpus
 corpus:
 	@test -n "$(CORPUS)" || { echo "no manifest-edit corpus found: set CORPUS=DIR"; exit 1; }
-	rm -rf $(CORPUS_OUT)
-	$(CARGO) run --locked -q -p gitops --example corpus -- $(CORPUS_CASES) $(CORPUS_OUT) 2> target/corpus-refusals.txt || { cat target/corpus-refusals.txt; exit 1; }
-	tail -1 target/corpus-refusals.txt
-	python3 $(CORPUS)/score.py $(CORPUS_CASES) $(CORPUS_OUT) --summary target/corpus-summary.json --results target/corpus-results.jsonl > /dev/null
-	python3 scripts/corpus-gate.py target/corpus-summary.json
+	rm -rf $(CORPUS_WORK) && mkdir -p $(CORPUS_WORK)
+	$(CARGO) run --locked -q -p gitops --example corpus -- $(CORPUS_CASES) $(CORPUS_WORK)/out 2> $(CORPUS_WORK)/refusals.txt || { cat $(CORPUS_WORK)/refusals.txt; exit 1; }
+	tail -1 $(CORPUS_WORK)/refusals.txt
+	python3 $(CORPUS)/score.py $(CORPUS_CASES) $(CORPUS_WORK)/out --summary $(CORPUS_WORK)/summary.json --results $(CORPUS_WORK)/results.jsonl > /dev/null
+	python3 scripts/corpus-gate.py $(CORPUS_WORK)/summary.json
 
 fmt-check:
 	$(CARGO) fmt --all --check
