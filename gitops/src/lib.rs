@@ -7,6 +7,7 @@
 
 pub mod arith;
 pub mod edit;
+pub mod github;
 pub mod locate;
 pub mod patch;
 pub use receiver_core::quantity;

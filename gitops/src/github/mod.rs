@@ -1,0 +1,10 @@
+//! GitHub: the client (App or token authentication, rate-limit-aware retries,
+//! paced writes) and the pull request lifecycle built on it.
+
+pub mod client;
+pub mod policy;
+pub mod pr;
+pub mod text;
+
+pub use client::{Auth, CallKind, Github, GithubConfig, GithubError, Repo};
+pub use pr::{NewFile, PrAction, PrOutcome, PrRequest, PrState};
