@@ -4,7 +4,9 @@
 pub mod client;
 pub mod policy;
 pub mod pr;
+pub mod propose;
 pub mod text;
 
 pub use client::{Auth, CallKind, Github, GithubConfig, GithubError, Repo};
 pub use pr::{NewFile, PrAction, PrOutcome, PrRequest, PrState};
+pub use propose::{Prepared, Proposal, ProposeError, PullRequestSettings, prepare, propose};

@@ -218,7 +218,8 @@ mod tests {
             Decision::RetryAfter(Duration::from_secs(11))
         );
         // a reset an hour away is longer than heal8s holds a call
-        assert_eq!(p.decide(&primary, 1, true, 1000 - 3600), Decision::GiveUp);
+        primary.ratelimit_reset = Some("3700");
+        assert_eq!(p.decide(&primary, 1, true, 0), Decision::GiveUp);
     }
 
     #[test]

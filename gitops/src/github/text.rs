@@ -126,11 +126,16 @@ pub fn title(remediation: &str, evidence: &Evidence, files: &[FileChanges]) -> S
 /// The body: what happened, what changes, why this value, links, how to
 /// revert. Markdown; every value comes from heal8s's own evidence, and text
 /// from alerts is shown as code so it cannot format the page.
+///
+/// Machine-readable markers for the apply-on-merge workflow close the body:
+/// `<!-- heal8s-apply: -f FILE -->` or `-k DIR` per target (`apply`, checked
+/// again by the workflow), and `<!-- heal8s-record: NAME -->`.
 pub fn body(
     remediation: &str,
     evidence: &Evidence,
     files: &[FileChanges],
     why: Option<&str>,
+    apply: &[String],
 ) -> String {
     let mut b = String::new();
     let code = |s: &str| format!("`{}`", s.replace('`', "'"));
@@ -213,6 +218,31 @@ pub fn body(
         b,
         "\n<sub>Opened by heal8s. Edit nothing on this branch by hand: heal8s updates it in place while the problem persists.</sub>\n"
     );
+    let safe = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c))
+            && !s.contains("..")
+            && !s.starts_with('/')
+    };
+    for target in apply {
+        if let Some((flag, path)) = target.split_once(' ')
+            && matches!(flag, "-f" | "-k")
+            && safe(path)
+        {
+            let _ = write!(b, "\n<!-- heal8s-apply: {flag} {path} -->");
+        }
+    }
+    if let Some(record) = evidence
+        .record
+        .as_deref()
+        .filter(|r| safe(r) && !r.contains('/'))
+    {
+        let _ = write!(b, "\n<!-- heal8s-record: {record} -->");
+    }
+    if !apply.is_empty() || evidence.record.is_some() {
+        b.push('\n');
+    }
     b
 }
 
@@ -330,6 +360,10 @@ mod tests {
             &evidence,
             &files,
             Some("from the current limit 1Gi: max(×1.2, +100Mi) rounded up to 64Mi"),
+            &[
+                "-k overlays/prod".to_string(),
+                "-f ../../etc/passwd".to_string(),
+            ],
         );
         for needle in [
             "`KubeContainerOOMKilled` fired for `Deployment shop/web`, container `app`.",
@@ -339,6 +373,7 @@ mod tests {
             "[alert source](http://prometheus:9090/graph?g0.expr=x%20%28y%29)",
             "[runbook](about:blank)",
             "## How to revert",
+            "\n<!-- heal8s-apply: -k overlays/prod -->\n<!-- heal8s-record: bump-memory-shop-web-1a2b -->\n",
         ] {
             assert!(b.contains(needle), "missing {needle:?} in\n{b}");
         }
@@ -346,7 +381,12 @@ mod tests {
             trigger: "X` <img src=x> `".into(),
             ..evidence
         };
-        assert!(body("bump-memory", &hostile, &files, None).contains("`X' <img src=x> '`"));
+        let b2 = body("bump-memory", &hostile, &files, None, &[]);
+        assert!(b2.contains("`X' <img src=x> '`"));
+        assert!(
+            !b.contains("etc/passwd"),
+            "an unsafe apply target is dropped"
+        );
         assert_eq!(
             labels("bump-memory", Some("Prod EU")),
             vec!["heal8s", "bump-memory", "env:prod-eu"]
