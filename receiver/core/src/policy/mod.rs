@@ -5,6 +5,7 @@
 //! read-only serialized view served at `/policy`. Must not decide anything.
 
 pub mod matcher;
+pub mod pull_requests;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -38,6 +39,8 @@ pub struct Policy {
     /// Which remediations may run at all.
     pub features: Features,
     pub detectors: Detectors,
+    /// Where declarative fixes go as pull requests.
+    pub pull_requests: pull_requests::PullRequests,
     pub routes: Vec<Route>,
 }
 
@@ -395,7 +398,14 @@ impl Policy {
                 )],
             });
         };
-        const KEYS: [&str; 5] = ["profile", "guard", "features", "detectors", "routes"];
+        const KEYS: [&str; 6] = [
+            "profile",
+            "guard",
+            "features",
+            "detectors",
+            "pullRequests",
+            "routes",
+        ];
         for key in top.keys() {
             if !KEYS.contains(&key.as_str()) {
                 issues.push(PolicyIssue::new(
@@ -423,6 +433,15 @@ impl Policy {
         );
         for (path, msg) in detectors.validate() {
             issues.push(PolicyIssue::new(format!("detectors.{path}"), msg));
+        }
+        let pull_requests = section(
+            top,
+            "pullRequests",
+            pull_requests::PullRequests::default(),
+            &mut issues,
+        );
+        for (path, msg) in pull_requests.validate() {
+            issues.push(PolicyIssue::new(format!("pullRequests.{path}"), msg));
         }
         let guard = match top.get("guard") {
             None | Some(serde_json::Value::Null) => GuardConfig::default(),
@@ -467,6 +486,7 @@ impl Policy {
                 guard,
                 features,
                 detectors,
+                pull_requests,
                 routes,
             })
         } else {
