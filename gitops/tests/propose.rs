@@ -22,6 +22,8 @@ fn settings(roots: &[&str]) -> PullRequestSettings {
         assignees: vec![],
         ignore_closed_for: Duration::from_secs(7 * 24 * 3600),
         max_files: 1000,
+        max_new_per_hour: Some(2),
+        max_open: Some(10),
     }
 }
 

@@ -110,6 +110,26 @@ pub struct ServeArgs {
     /// This replica's name, recorded on Kubernetes Events (the pod name).
     #[arg(long, env = "HEAL8S_POD_NAME")]
     pub pod_name: Option<String>,
+    /// GitHub API base URL (`https://HOST/api/v3` for GitHub Enterprise Server).
+    #[arg(
+        long,
+        env = "HEAL8S_GITHUB_API_URL",
+        default_value = "https://api.github.com"
+    )]
+    pub github_api_url: String,
+    /// GitHub App id (with --github-app-key-file): pull requests as the App.
+    #[arg(long, env = "HEAL8S_GITHUB_APP_ID", requires = "github_app_key_file")]
+    pub github_app_id: Option<u64>,
+    /// The GitHub App's private key, PEM (a mounted Secret); never logged.
+    #[arg(long, env = "HEAL8S_GITHUB_APP_KEY_FILE", requires = "github_app_id")]
+    pub github_app_key_file: Option<PathBuf>,
+    /// A file holding a personal access token, instead of an App (small setups).
+    #[arg(
+        long,
+        env = "HEAL8S_GITHUB_TOKEN_FILE",
+        conflicts_with = "github_app_id"
+    )]
+    pub github_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub overrides: PolicyOverrides,
     #[command(flatten)]

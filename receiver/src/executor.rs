@@ -32,6 +32,7 @@ impl Executor for SimulatingExecutor {
         Ok(ActionReport {
             simulated: true,
             message: format!("{why}: would {} ({})", plan.describe(), plan.mode),
+            ..Default::default()
         })
     }
 }

@@ -8,6 +8,7 @@ pub mod leader;
 pub mod metrics;
 pub mod patch_cmd;
 pub mod plan_cmd;
+pub mod pulls;
 pub mod serve;
 pub mod telemetry;
 pub mod worker;

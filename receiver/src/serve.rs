@@ -120,6 +120,52 @@ pub struct ShutdownReport {
     pub unprocessed: u64,
 }
 
+/// The pull-request executor, when the policy names a repository; the
+/// credentials come from files (a Secret mount), never from the policy.
+fn pull_request_executor(
+    args: &ServeArgs,
+    policy: &receiver_core::Policy,
+    facts: KubeFacts,
+) -> anyhow::Result<Option<Arc<crate::pulls::PullRequestExecutor>>> {
+    use gitops::github::{Auth, Github, GithubConfig};
+    let Some(prs) =
+        crate::pulls::settings_from(&policy.pull_requests).map_err(anyhow::Error::msg)?
+    else {
+        if args.github_app_id.is_some() || args.github_token_file.is_some() {
+            tracing::warn!(
+                "GitHub credentials were given but the policy sets no pullRequests.repository: declarative fixes are recorded, not proposed."
+            );
+        }
+        return Ok(None);
+    };
+    let read = |p: &std::path::Path| {
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let auth = match (
+        args.github_app_id,
+        &args.github_app_key_file,
+        &args.github_token_file,
+    ) {
+        (Some(app_id), Some(key), _) => Auth::App {
+            app_id,
+            private_key_pem: read(key)?,
+        },
+        (_, _, Some(token)) => Auth::Token(read(token)?.trim().to_string()),
+        _ => bail!(
+            "pullRequests.repository is {} but no GitHub credentials were given: pass --github-app-id with --github-app-key-file, or --github-token-file",
+            prs.repo
+        ),
+    };
+    let github = Github::new(GithubConfig::new(args.github_api_url.clone(), auth))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tracing::info!(repository = %prs.repo, api = %args.github_api_url, "Declarative fixes become pull requests.");
+    Ok(Some(Arc::new(crate::pulls::PullRequestExecutor::new(
+        Arc::new(github),
+        prs,
+        Arc::new(crate::pulls::KubeWorkloads(facts)),
+    ))))
+}
+
 /// Run the service until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = settings(&args)?;
@@ -192,13 +238,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         } else {
             Leadership::always()
         };
+        let pulls =
+            pull_request_executor(&args, &settings.policy, KubeFacts::new(clients.clone()))?;
+        if let Some(p) = &pulls {
+            tokio::spawn(crate::pulls::poll_pull_requests(
+                p.clone(),
+                clients.main.clone(),
+                leadership.clone(),
+                settings.policy.pull_requests.poll_interval.get(),
+                settings.identity.clone(),
+            ));
+        }
+        let dispatch: Arc<dyn receiver_core::Executor> = Arc::new(crate::pulls::Dispatch {
+            janitor: Arc::new(exec),
+            pulls,
+        });
         let executor: Arc<dyn receiver_core::Executor> = if args.leader_elect {
             Arc::new(LeaderGated {
-                inner: Arc::new(exec),
+                inner: dispatch,
                 leadership: leadership.clone(),
             })
         } else {
-            Arc::new(exec)
+            dispatch
         };
         (
             Acting {

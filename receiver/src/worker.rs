@@ -100,6 +100,7 @@ fn log(o: &Outcome) {
         OutcomeKind::Deduped => emit!(debug, "Repeated delivery ignored."),
         OutcomeKind::Resolved => emit!(info, "Alert resolved."),
         OutcomeKind::Failed => emit!(warn, "Remediation failed."),
+        OutcomeKind::Deferred => emit!(info, "Remediation put off; nothing was changed."),
     }
 }
 

@@ -32,6 +32,7 @@ impl Executor for Slow {
         Ok(ActionReport {
             simulated: true,
             message: "slow".into(),
+            ..Default::default()
         })
     }
 }

@@ -47,6 +47,11 @@ pub struct PrRequest {
     pub assignees: Vec<String>,
     /// A pull request closed without merging suppresses new ones this long.
     pub ignore_closed_for: Duration,
+    /// Caps on new pull requests: at most this many opened by heal8s in the
+    /// last hour, and open at once (heal8s's branches, `heal8s/`). Updates of
+    /// an open pull request are never capped.
+    pub max_new_per_hour: Option<u32>,
+    pub max_open: Option<u32>,
 }
 
 /// What happened.
@@ -59,6 +64,8 @@ pub enum PrAction {
     Unchanged,
     /// A pull request for this branch was closed without merging recently.
     Suppressed,
+    /// A new pull request would exceed a cap: nothing was written; try later.
+    Deferred,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,6 +325,17 @@ impl Github {
         if let Some(pr) = open {
             return self.update(req, &base_sha, &pr, start).await;
         }
+        if let Some(why) = self.over_cap(req).await? {
+            tracing::info!(branch = %req.branch, why, "new pull request deferred");
+            return Ok(PrOutcome {
+                action: PrAction::Deferred,
+                number: 0,
+                url: String::new(),
+                branch: req.branch.clone(),
+                head_sha: String::new(),
+                calls: self.calls() - start,
+            });
+        }
         // a new pull request; the branch may be left over from an attempt
         // cut off before the pull request was opened
         let head_sha = match self.branch_sha(repo, &req.branch).await? {
@@ -422,6 +440,60 @@ impl Github {
             head_sha,
             calls: self.calls() - start,
         })
+    }
+
+    /// Whether one more heal8s pull request would exceed a cap (one list call,
+    /// from GitHub itself, so the caps hold across restarts and replicas).
+    async fn over_cap(&self, req: &PrRequest) -> Result<Option<String>, GithubError> {
+        if req.max_new_per_hour.is_none() && req.max_open.is_none() {
+            return Ok(None);
+        }
+        let repo = &req.repo;
+        let path = format!(
+            "/repos/{}/{}/pulls?state=all&sort=created&direction=desc&per_page=100",
+            repo.owner, repo.name
+        );
+        let r = self
+            .call(repo, http::Method::GET, &path, None, CallKind::Read)
+            .await?;
+        if r.status != 200 {
+            return Err(fail("GET", &path, &r));
+        }
+        let ours: Vec<&Value> = r
+            .body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| {
+                p["head"]["ref"]
+                    .as_str()
+                    .is_some_and(|h| h.starts_with("heal8s/"))
+            })
+            .collect();
+        let open = ours
+            .iter()
+            .filter(|p| p["state"].as_str() == Some("open"))
+            .count();
+        if let Some(max) = req.max_open
+            && open >= max as usize
+        {
+            return Ok(Some(format!(
+                "{open} heal8s pull requests are open (maxOpen {max})"
+            )));
+        }
+        let hour = Duration::from_secs(3600);
+        let recent = ours
+            .iter()
+            .filter(|p| p["created_at"].as_str().is_some_and(|t| recently(t, hour)))
+            .count();
+        if let Some(max) = req.max_new_per_hour
+            && recent >= max as usize
+        {
+            return Ok(Some(format!(
+                "{recent} heal8s pull requests were opened in the last hour (maxNewPerHour {max})"
+            )));
+        }
+        Ok(None)
     }
 
     /// Labels, reviewers, assignees of a new pull request.

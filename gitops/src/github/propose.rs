@@ -29,6 +29,8 @@ pub struct PullRequestSettings {
     pub ignore_closed_for: Duration,
     /// Most YAML files read from the repository.
     pub max_files: usize,
+    pub max_new_per_hour: Option<u32>,
+    pub max_open: Option<u32>,
 }
 
 /// One declarative fix to propose.
@@ -133,6 +135,8 @@ pub fn prepare(
             reviewers: settings.reviewers.clone(),
             assignees: settings.assignees.clone(),
             ignore_closed_for: settings.ignore_closed_for,
+            max_new_per_hour: settings.max_new_per_hour,
+            max_open: settings.max_open,
         },
         source,
         changes,

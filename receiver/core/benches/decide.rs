@@ -35,6 +35,7 @@ impl Executor for Noop {
         Ok(ActionReport {
             simulated: true,
             message: String::new(),
+            ..Default::default()
         })
     }
 }

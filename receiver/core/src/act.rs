@@ -83,12 +83,34 @@ pub trait FactSource: Send + Sync {
 }
 
 /// What an executor did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ActionReport {
     /// True when nothing was changed (dry-run, or no live executor for this mode).
     pub simulated: bool,
     /// One sentence a human can read.
     pub message: String,
+    /// The pull request a declarative fix opened or updated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequestRef>,
+    /// Nothing was done for now, for this reason (`RateLimited`: a cap on new
+    /// pull requests; `Declined`: a pull request for it was closed unmerged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deferred: Option<String>,
+}
+
+/// A pull request heal8s opened or updated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequestRef {
+    /// `owner/name`.
+    pub repository: String,
+    pub number: u64,
+    pub url: String,
+    pub branch: String,
+    pub head_sha: String,
+    /// `created`, `updated` or `unchanged`.
+    pub action: String,
 }
 
 /// Carries a plan out. Implementations must be idempotent: the same plan twice does no harm.

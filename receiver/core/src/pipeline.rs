@@ -48,6 +48,9 @@ pub enum OutcomeKind {
     Resolved,
     /// The executor or the fact lookup failed.
     Failed,
+    /// Allowed, but put off by the executor (a pull request cap, or a
+    /// declined pull request); nothing was changed.
+    Deferred,
 }
 
 impl OutcomeKind {
@@ -60,6 +63,7 @@ impl OutcomeKind {
             OutcomeKind::Deduped => "deduped",
             OutcomeKind::Resolved => "resolved",
             OutcomeKind::Failed => "failed",
+            OutcomeKind::Deferred => "deferred",
         }
     }
 }
@@ -83,6 +87,12 @@ pub struct Outcome {
     /// True when the guard escalated the workload with this refusal for the first time.
     pub escalated: bool,
     pub message: String,
+    /// The pull request a declarative fix opened or updated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<crate::act::PullRequestRef>,
+    /// Why the executor put it off (see [`OutcomeKind::Deferred`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deferred: Option<String>,
     /// The plan, when one was made (for `heal8s plan` and `/outcomes`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
@@ -165,6 +175,8 @@ impl Engine {
             reason: None,
             escalated: false,
             message,
+            pull_request: None,
+            deferred: None,
             plan: None,
         };
         match self.guard.admit(signal, now) {
@@ -252,12 +264,16 @@ impl Engine {
             self.guard.record(&plan, clock.now());
             match result {
                 Ok(report) => {
-                    o.result = if report.simulated {
+                    o.result = if report.deferred.is_some() {
+                        OutcomeKind::Deferred
+                    } else if report.simulated {
                         OutcomeKind::DryRun
                     } else {
                         OutcomeKind::Acted
                     };
                     o.message = report.message;
+                    o.pull_request = report.pull_request;
+                    o.deferred = report.deferred;
                 }
                 Err(e) => {
                     o.result = OutcomeKind::Failed;
@@ -321,6 +337,7 @@ mod tests {
             Ok(ActionReport {
                 simulated: dry_run,
                 message: "done".into(),
+                ..Default::default()
             })
         }
     }

@@ -61,6 +61,7 @@ fn done(message: String) -> Result<ActionReport, K8sError> {
     Ok(ActionReport {
         simulated: false,
         message,
+        ..Default::default()
     })
 }
 
@@ -436,6 +437,7 @@ impl KubeExecutor {
                     "pull requests are not implemented yet: would {}",
                     plan.describe()
                 ),
+                ..Default::default()
             }),
             Remediation::NotifyOnly(_) => done(format!("recorded: {}", plan.describe())),
         }

@@ -80,6 +80,82 @@ impl KubeFacts {
         ))
     }
 
+    /// An annotation of a live workload (Deployment, StatefulSet, DaemonSet,
+    /// ReplicaSet, HorizontalPodAutoscaler, Job, CronJob); `None` when the
+    /// object or the annotation is absent.
+    pub async fn workload_annotation(
+        &self,
+        w: &WorkloadRef,
+        key: &str,
+    ) -> Result<Option<String>, K8sError> {
+        let (group, version) = match w.kind.as_str() {
+            "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => ("apps", "v1"),
+            "HorizontalPodAutoscaler" => ("autoscaling", "v2"),
+            "Job" | "CronJob" => ("batch", "v1"),
+            _ => return Ok(None),
+        };
+        let Some(res) = self.resources.by_kind(group, version, &w.kind).await? else {
+            return Ok(None);
+        };
+        let api: Api<DynamicObject> = match (&w.namespace, res.namespaced) {
+            (Some(ns), true) => Api::namespaced_with(self.clients.main.clone(), ns, &res.resource),
+            _ => Api::all_with(self.clients.main.clone(), &res.resource),
+        };
+        Ok(api
+            .get_opt(&w.name)
+            .await?
+            .and_then(|o| o.metadata.annotations)
+            .and_then(|a| a.get(key).cloned()))
+    }
+
+    /// The image `container` had in a Deployment's latest earlier revision
+    /// that ran a different image: the last good one before a bad release.
+    pub async fn previous_image(
+        &self,
+        w: &WorkloadRef,
+        container: Option<&str>,
+    ) -> Result<Option<String>, K8sError> {
+        if w.kind != "Deployment" {
+            return Ok(None);
+        }
+        let ns = w.namespace.as_deref().unwrap_or("default");
+        let rss: Api<ReplicaSet> = Api::namespaced(self.clients.main.clone(), ns);
+        let mut revisions: Vec<(u64, String)> = Vec::new();
+        for rs in rss.list(&ListParams::default()).await?.items {
+            let owned = controller_of(rs.metadata.owner_references.as_ref())
+                .is_some_and(|o| o.kind == "Deployment" && o.name == w.name);
+            let revision = rs
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("deployment.kubernetes.io/revision"))
+                .and_then(|r| r.parse::<u64>().ok());
+            let containers = rs
+                .spec
+                .and_then(|s| s.template)
+                .and_then(|t| t.spec)
+                .map(|s| s.containers)
+                .unwrap_or_default();
+            let image = match container {
+                Some(c) => containers.iter().find(|x| x.name == c),
+                None if containers.len() == 1 => containers.first(),
+                None => None,
+            }
+            .and_then(|c| c.image.clone());
+            if let (true, Some(revision), Some(image)) = (owned, revision, image) {
+                revisions.push((revision, image));
+            }
+        }
+        revisions.sort_by_key(|r| std::cmp::Reverse(r.0));
+        let Some((_, current)) = revisions.first().cloned() else {
+            return Ok(None);
+        };
+        Ok(revisions
+            .into_iter()
+            .map(|(_, i)| i)
+            .find(|i| *i != current))
+    }
+
     async fn namespace_meta(&self, ns: Option<&str>) -> Result<Option<ObjectMeta>, K8sError> {
         let Some(ns) = ns else { return Ok(None) };
         let api: Api<Namespace> = Api::all(self.clients.main.clone());

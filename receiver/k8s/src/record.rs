@@ -176,6 +176,21 @@ pub struct RemediationStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// The pull request of a declarative fix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequestStatus>,
+}
+
+/// The pull request a declarative fix opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PullRequestStatus {
+    /// `owner/name`.
+    pub repository: String,
+    pub number: u64,
+    pub url: String,
+    pub branch: String,
+    pub head_sha: String,
 }
 
 /// The CRD as YAML, as `heal8s crd` prints it and the chart ships it.
@@ -325,14 +340,91 @@ pub async fn mark_interrupted(client: kube::Client, me: &str) -> Result<usize, k
     Ok(n)
 }
 
+/// Records whose pull request is open: (namespace, name, pull request).
+pub async fn open_pull_requests(
+    client: kube::Client,
+) -> Result<Vec<(String, String, PullRequestStatus)>, kube::Error> {
+    use kube::Api;
+    use kube::api::ListParams;
+    let all: Api<Remediation> = Api::all(client);
+    Ok(all
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter_map(|r| {
+            let status = r.status?;
+            if status.phase != Some(Phase::PrOpen) {
+                return None;
+            }
+            Some((
+                r.metadata.namespace?,
+                r.metadata.name?,
+                status.pull_request?,
+            ))
+        })
+        .collect())
+}
+
+/// A pull request was merged (`Merged`) or closed without merging
+/// (`Refused`, reason `Declined`): settle its record.
+pub async fn settle_pull_request(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+    phase: Phase,
+    reason: &str,
+    message: &str,
+    me: &str,
+) -> Result<(), kube::Error> {
+    use kube::Api;
+    let api: Api<Remediation> = Api::namespaced(client, namespace);
+    let Some(r) = api.get_opt(name).await? else {
+        return Ok(());
+    };
+    let mut status = r.status.unwrap_or_default();
+    if status.phase != Some(Phase::PrOpen) {
+        return Ok(());
+    }
+    let now = jiff::Timestamp::now().to_string();
+    status.phase = Some(phase);
+    status.reason = reason.to_string();
+    status.message = message.chars().take(1000).collect();
+    if phase == Phase::Refused {
+        status.finished_at = Some(now.clone());
+    }
+    push_history(
+        &mut status,
+        HistoryEntry {
+            at: now,
+            phase,
+            by: me.to_string(),
+            message: message.chars().take(200).collect(),
+        },
+    );
+    write_status(&api, name, &status).await
+}
+
 /// The phase and reason an outcome gives a record. Until recovery verification
 /// exists, an action that went through is `Acting` (not yet verified), never
 /// `Succeeded`.
 pub fn phase_of(o: &receiver_core::Outcome) -> (Phase, String) {
     use receiver_core::OutcomeKind;
     match o.result {
+        OutcomeKind::Acted if o.pull_request.is_some() => (
+            Phase::PrOpen,
+            match o.pull_request.as_ref().map(|p| p.action.as_str()) {
+                Some("created") => "PullRequestOpened".into(),
+                Some("updated") => "PullRequestUpdated".into(),
+                _ => "PullRequestOpen".into(),
+            },
+        ),
         OutcomeKind::Acted => (Phase::Acting, "Acted".into()),
         OutcomeKind::DryRun => (Phase::Planned, "DryRun".into()),
+        OutcomeKind::Deferred => (
+            Phase::Planned,
+            o.deferred.clone().unwrap_or_else(|| "Deferred".into()),
+        ),
         OutcomeKind::Failed => (Phase::Failed, "Failed".into()),
         OutcomeKind::Refused
             if o.escalated || o.reason == Some(receiver_core::RefusalReason::Escalated) =>
@@ -430,7 +522,7 @@ impl KubeJournal {
         let existing = api.get_opt(&name).await?;
         let creates = matches!(
             o.result,
-            OutcomeKind::Acted | OutcomeKind::DryRun | OutcomeKind::Failed
+            OutcomeKind::Acted | OutcomeKind::DryRun | OutcomeKind::Failed | OutcomeKind::Deferred
         ) || phase == Phase::Escalated;
         let generation = existing
             .as_ref()
@@ -467,6 +559,25 @@ impl KubeJournal {
         }
         status.observed_generation = Some(generation);
         match o.result {
+            OutcomeKind::Acted if o.pull_request.is_some() => {
+                if let Some(pr) = &o.pull_request {
+                    status.pull_request = Some(PullRequestStatus {
+                        repository: pr.repository.clone(),
+                        number: pr.number,
+                        url: pr.url.clone(),
+                        branch: pr.branch.clone(),
+                        head_sha: pr.head_sha.clone(),
+                    });
+                }
+                set_condition(
+                    &mut status,
+                    "Acted",
+                    "True",
+                    "PullRequestOpen",
+                    &o.message,
+                    &now,
+                );
+            }
             OutcomeKind::Acted => {
                 set_condition(&mut status, "Acted", "True", "Acted", &o.message, &now);
                 set_condition(
