@@ -1,10 +1,12 @@
 //! Test kit: start heal8s and its real peers (Alertmanager) as processes on
 //! loopback, and talk to them. Every server binds 127.0.0.1 only.
 //!
-//! `kube` holds the Kubernetes API emulation; the GitHub emulation comes later.
+//! `kube` holds the Kubernetes API emulation, `github` the GitHub REST API
+//! emulation (plus a Prism contract proxy for it).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support code
 
+pub mod github;
 pub mod kube;
 
 use std::fs;

@@ -1,0 +1,385 @@
+//! Fault injection and the request log of the GitHub emulation: rules that
+//! make matching requests answer with a given status, body and headers (rate
+//! limits, 5xx) or wait before being served, and the record of every request.
+//! Only the HTTP API is affected; the store API used by tests never is.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use super::error::DOCS;
+
+/// Which requests a fault applies to; unset parts match anything.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMatch {
+    /// HTTP method (`GET`, `POST`...), case-insensitive.
+    pub method: Option<String>,
+    /// The path starts with this (`/repos/acme/manifests/pulls`).
+    pub path_prefix: Option<String>,
+    /// The path matches this regular expression (`/pulls$`).
+    pub path_regex: Option<regex::Regex>,
+    /// Substring of the raw query string.
+    pub query: Option<String>,
+}
+
+impl RequestMatch {
+    /// Matches every request.
+    pub fn any() -> RequestMatch {
+        RequestMatch::default()
+    }
+
+    /// Only this HTTP method.
+    pub fn method(mut self, method: &str) -> RequestMatch {
+        self.method = Some(method.to_string());
+        self
+    }
+
+    /// Only paths starting with `prefix`.
+    pub fn prefix(mut self, prefix: &str) -> RequestMatch {
+        self.path_prefix = Some(prefix.to_string());
+        self
+    }
+
+    /// Only paths matching the regular expression `re`.
+    pub fn regex(mut self, re: &str) -> anyhow::Result<RequestMatch> {
+        self.path_regex =
+            Some(regex::Regex::new(re).with_context(|| format!("invalid path regex {re:?}"))?);
+        Ok(self)
+    }
+
+    /// Only query strings containing `fragment`.
+    pub fn query(mut self, fragment: &str) -> RequestMatch {
+        self.query = Some(fragment.to_string());
+        self
+    }
+
+    fn matches(&self, method: &str, path: &str, query: &str) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self
+                .path_prefix
+                .as_deref()
+                .is_none_or(|p| path.starts_with(p))
+            && self.path_regex.as_ref().is_none_or(|r| r.is_match(path))
+            && self.query.as_deref().is_none_or(|q| query.contains(q))
+    }
+}
+
+/// An injected answer: status, JSON body (none for 304-like answers) and headers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    pub status: u16,
+    pub body: Option<Value>,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Fault {
+    /// `code` with `{"message": <reason phrase>, "documentation_url": ...}`.
+    pub fn status(code: u16) -> Fault {
+        let reason = axum::http::StatusCode::from_u16(code)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error");
+        Fault {
+            status: code,
+            body: Some(json!({"message": reason, "documentation_url": DOCS})),
+            headers: Vec::new(),
+        }
+    }
+
+    /// GitHub's secondary rate limit: 403 with `retry-after`.
+    pub fn secondary_rate_limit(retry_after_secs: u64) -> Fault {
+        Fault {
+            status: 403,
+            body: Some(json!({
+                "message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-secondary-rate-limits",
+            })),
+            headers: vec![("retry-after".into(), retry_after_secs.to_string())],
+        }
+    }
+
+    /// GitHub's primary rate limit as a 403: `x-ratelimit-remaining: 0` and
+    /// `x-ratelimit-reset: reset_epoch` (seconds since the epoch).
+    pub fn primary_rate_limit(reset_epoch: u64) -> Fault {
+        Fault {
+            status: 403,
+            body: Some(json!({
+                "message": "API rate limit exceeded for installation. If you reach out to GitHub Support for help, please include the request ID.",
+                "documentation_url": "https://docs.github.com/rest/overview/rate-limits-for-the-rest-api#about-the-primary-rate-limit",
+            })),
+            headers: vec![
+                ("x-ratelimit-remaining".into(), "0".into()),
+                ("x-ratelimit-reset".into(), reset_epoch.to_string()),
+                ("x-ratelimit-used".into(), "5000".into()),
+                ("x-ratelimit-limit".into(), "5000".into()),
+            ],
+        }
+    }
+
+    /// The primary rate limit answered as 429 (GitHub uses both).
+    pub fn primary_rate_limit_429(reset_epoch: u64) -> Fault {
+        Fault {
+            status: 429,
+            ..Fault::primary_rate_limit(reset_epoch)
+        }
+    }
+
+    /// Replace the body.
+    pub fn with_body(mut self, body: Value) -> Fault {
+        self.body = Some(body);
+        self
+    }
+
+    /// Add (or override) a header.
+    pub fn with_header(mut self, name: &str, value: &str) -> Fault {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
+        self
+    }
+}
+
+/// Identifies an installed fault, for [`Faults::remove`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FaultId(u64);
+
+#[derive(Debug, Clone)]
+enum Action {
+    Answer(Fault),
+    Delay(Duration),
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    id: u64,
+    matcher: RequestMatch,
+    action: Action,
+    /// Requests left to affect; `None` = until removed.
+    remaining: Option<u64>,
+}
+
+/// One request the emulation served.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestRecord {
+    /// HTTP method.
+    pub method: String,
+    /// Request path as sent (still percent-encoded).
+    pub path: String,
+    /// Raw query string ("" when none).
+    pub query: String,
+    /// HTTP status answered.
+    pub status: u16,
+    /// POST, PUT, PATCH or DELETE.
+    pub mutating: bool,
+    /// Whether an injected fault answered.
+    pub faulted: bool,
+    /// Who the credentials identified (`heal8s[bot]`, a PAT's user, `app:<id>`), if anyone.
+    pub auth: Option<String>,
+    /// When the request arrived.
+    pub at: Instant,
+    /// When the request arrived, wall clock.
+    pub time: jiff::Timestamp,
+    /// How long it took to answer.
+    pub duration: Duration,
+}
+
+/// Shared fault and log state (lives in the emulator).
+#[derive(Debug)]
+pub(crate) struct FaultState {
+    rules: Mutex<Vec<Rule>>,
+    next_id: AtomicU64,
+    log: Mutex<VecDeque<RequestRecord>>,
+    log_cap: usize,
+    count: AtomicU64,
+}
+
+impl FaultState {
+    pub(crate) fn new(log_cap: usize) -> FaultState {
+        FaultState {
+            rules: Mutex::new(Vec::new()),
+            next_id: AtomicU64::new(1),
+            log: Mutex::new(VecDeque::new()),
+            log_cap: log_cap.max(1),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// What to do with a request: total delay, then maybe an injected answer.
+    /// Consumes one use of every matching counted rule (answers: only the first).
+    pub(crate) fn decide(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+    ) -> (Duration, Option<Fault>) {
+        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        let mut delay = Duration::ZERO;
+        let mut answer = None;
+        for r in rules.iter_mut() {
+            if !r.matcher.matches(method, path, query) {
+                continue;
+            }
+            match &r.action {
+                Action::Delay(d) => delay += *d,
+                Action::Answer(f) => {
+                    if answer.is_some() {
+                        continue;
+                    }
+                    answer = Some(f.clone());
+                }
+            }
+            if let Some(n) = r.remaining.as_mut() {
+                *n = n.saturating_sub(1);
+            }
+        }
+        rules.retain(|r| r.remaining != Some(0));
+        (delay, answer)
+    }
+
+    pub(crate) fn record(&self, rec: RequestRecord) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if log.len() >= self.log_cap {
+            log.pop_front();
+        }
+        log.push_back(rec);
+    }
+
+    pub(crate) fn requests(&self) -> Vec<RequestRecord> {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn request_count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn clear_requests(&self) {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
+/// Handle to inject faults into the emulation's HTTP API (cheap to clone).
+#[derive(Debug, Clone)]
+pub struct Faults {
+    pub(crate) state: Arc<FaultState>,
+}
+
+impl Faults {
+    fn add(&self, matcher: RequestMatch, action: Action, remaining: Option<u64>) -> FaultId {
+        let id = self.state.next_id.fetch_add(1, Ordering::Relaxed);
+        self.state
+            .rules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Rule {
+                id,
+                matcher,
+                action,
+                remaining,
+            });
+        FaultId(id)
+    }
+
+    /// The next `n` matching requests get `fault` instead of being served.
+    pub fn fail_next(&self, n: u64, matcher: RequestMatch, fault: Fault) -> FaultId {
+        self.add(matcher, Action::Answer(fault), Some(n))
+    }
+
+    /// Every matching request gets `fault` until the fault is removed.
+    pub fn fail_always(&self, matcher: RequestMatch, fault: Fault) -> FaultId {
+        self.add(matcher, Action::Answer(fault), None)
+    }
+
+    /// Every matching request waits `latency` before being served, until removed.
+    pub fn delay(&self, matcher: RequestMatch, latency: Duration) -> FaultId {
+        self.add(matcher, Action::Delay(latency), None)
+    }
+
+    /// The next `n` matching requests wait `latency` before being served.
+    pub fn delay_next(&self, n: u64, matcher: RequestMatch, latency: Duration) -> FaultId {
+        self.add(matcher, Action::Delay(latency), Some(n))
+    }
+
+    /// Remove one fault.
+    pub fn remove(&self, id: FaultId) {
+        self.state
+            .rules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|r| r.id != id.0);
+    }
+
+    /// Remove every fault.
+    pub fn clear(&self) {
+        self.state
+            .rules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
+    /// Number of faults still installed.
+    pub fn active(&self) -> usize {
+        self.state
+            .rules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counted_faults_expire_and_match_by_prefix_and_regex() {
+        let f = Faults {
+            state: Arc::new(FaultState::new(10)),
+        };
+        f.fail_next(
+            1,
+            RequestMatch::any().method("post").regex("/pulls$").unwrap(),
+            Fault::secondary_rate_limit(1),
+        );
+        f.fail_next(
+            2,
+            RequestMatch::any().prefix("/repos/a/b/git"),
+            Fault::status(502),
+        );
+        let s = &f.state;
+        assert!(s.decide("GET", "/repos/a/b/pulls", "").1.is_none());
+        let (_, hit) = s.decide("POST", "/repos/a/b/pulls", "");
+        let hit = hit.unwrap();
+        assert_eq!(hit.status, 403);
+        assert_eq!(
+            hit.headers,
+            vec![("retry-after".to_string(), "1".to_string())]
+        );
+        assert!(s.decide("POST", "/repos/a/b/pulls", "").1.is_none());
+        assert_eq!(
+            s.decide("GET", "/repos/a/b/git/ref/heads/main", "")
+                .1
+                .unwrap()
+                .status,
+            502
+        );
+        assert_eq!(f.active(), 1);
+        assert!(RequestMatch::any().regex("(").is_err());
+        assert_eq!(
+            Fault::status(500).with_header("Retry-After", "3").headers,
+            vec![("retry-after".to_string(), "3".to_string())]
+        );
+    }
+}
