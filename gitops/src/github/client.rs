@@ -191,6 +191,8 @@ pub struct Github {
     installations: Mutex<HashMap<String, Arc<Installation>>>,
     started: Instant,
     pub counters: Counters,
+    /// Labels known to exist, per repository (`owner/name/label`).
+    pub(crate) labels: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Github {
@@ -241,6 +243,7 @@ impl Github {
             installations: Mutex::new(HashMap::new()),
             started: Instant::now(),
             counters: Counters::default(),
+            labels: Mutex::new(std::collections::HashSet::new()),
         })
     }
 

@@ -4,9 +4,11 @@
 //! merging means "not this one" for a while.
 //!
 //! Calls per operation (counted in tests and the benchmark):
-//! - a new pull request changing one file: find (1) + base ref (1) + branch
-//!   (1) + contents API commit (1) + open (1) + labels (1) = 6, plus the
-//!   default branch (1) unless configured;
+//! - a new pull request changing one file: find (1) + base ref (1) + caps
+//!   (1) + the file's blob on the base (1) + branch (1) + contents API commit
+//!   (1) + open (1) + labels (1) = 8, plus the default branch (1) unless
+//!   configured, and two calls per label the repository does not have yet
+//!   (once per process);
 //! - several files: the git data API instead of the contents API: the base
 //!   commit's tree (1) + a tree with inline contents (1) + commit (1) + branch (1);
 //! - an update with new content: find (1) + base ref (1) + branch content (1
@@ -338,20 +340,13 @@ impl Github {
         }
         // a new pull request; the branch may be left over from an attempt
         // cut off before the pull request was opened
-        let head_sha = match self.branch_sha(repo, &req.branch).await? {
-            None if req.files.len() == 1 => {
-                self.create_branch_with_file(req, &base, &base_sha).await?
-            }
-            None => {
-                let commit = self.commit_files(req, &base_sha).await?;
-                self.create_ref(repo, &req.branch, &commit).await?;
-                commit
-            }
-            Some(_) => {
-                let commit = self.commit_files(req, &base_sha).await?;
-                self.move_branch(repo, &req.branch, &commit).await?;
-                commit
-            }
+        // (creating the branch moves one left by a cut-off run back to the base)
+        let head_sha = if req.files.len() == 1 {
+            self.create_branch_with_file(req, &base, &base_sha).await?
+        } else {
+            let commit = self.commit_files(req, &base_sha).await?;
+            self.create_ref(repo, &req.branch, &commit).await?;
+            commit
         };
         let path = format!("/repos/{}/{}/pulls", repo.owner, repo.name);
         let body = json!({"title": req.title, "head": req.branch, "base": base, "body": req.body, "maintainer_can_modify": false});
@@ -496,10 +491,57 @@ impl Github {
         Ok(None)
     }
 
+    /// Create heal8s's labels (with a colour and a description) where they do
+    /// not exist yet; once per label and process.
+    async fn ensure_labels(&self, repo: &Repo, labels: &[String]) -> Result<(), GithubError> {
+        for label in labels {
+            let key = format!("{repo}/{label}");
+            if self.labels.lock().await.contains(&key) {
+                continue;
+            }
+            let path = format!(
+                "/repos/{}/{}/labels/{}",
+                repo.owner,
+                repo.name,
+                encode_path(label)
+            );
+            let r = self
+                .call(repo, http::Method::GET, &path, None, CallKind::Read)
+                .await?;
+            if r.status == 404 {
+                let create = format!("/repos/{}/{}/labels", repo.owner, repo.name);
+                let description = match label.as_str() {
+                    "heal8s" => "Opened by heal8s".to_string(),
+                    l if l.starts_with("env:") => format!("heal8s: applies to {}", &l[4..]),
+                    l => format!("heal8s remediation {l}"),
+                };
+                let body = json!({"name": label, "color": "0e8a16", "description": description});
+                let r = self
+                    .call(
+                        repo,
+                        http::Method::POST,
+                        &create,
+                        Some(&body),
+                        CallKind::Create,
+                    )
+                    .await?;
+                // 422: created meanwhile by someone else
+                if r.status != 201 && r.status != 422 {
+                    return Err(fail("POST", &create, &r));
+                }
+            } else if r.status != 200 {
+                return Err(fail("GET", &path, &r));
+            }
+            self.labels.lock().await.insert(key);
+        }
+        Ok(())
+    }
+
     /// Labels, reviewers, assignees of a new pull request.
     async fn decorate(&self, req: &PrRequest, number: u64) -> Result<(), GithubError> {
         let repo = &req.repo;
         if !req.labels.is_empty() {
+            self.ensure_labels(repo, &req.labels).await?;
             let path = format!("/repos/{}/{}/issues/{number}/labels", repo.owner, repo.name);
             let r = self
                 .call(
