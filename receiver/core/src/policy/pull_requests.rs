@@ -139,8 +139,8 @@ impl PullRequests {
         if self.max_open == 0 {
             out.push(("maxOpen".into(), "must be at least 1".into()));
         }
-        if self.poll_interval.get().as_secs() < 10 {
-            out.push(("pollInterval".into(), "must be at least 10s".into()));
+        if self.poll_interval.get().as_secs() < 1 {
+            out.push(("pollInterval".into(), "must be at least 1s".into()));
         }
         if self.max_files == 0 {
             out.push(("maxFiles".into(), "must be at least 1".into()));
@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn every_problem_is_named_by_its_path() {
         let e = Policy::from_yaml(
-            "pullRequests:\n  repository: not-a-repo\n  roots: [../up, .github]\n  sources: [{path: /etc/x}, {pth: y}]\n  maxOpen: 0\n  pollInterval: 1s\nroutes: [{matchers: ['alertname=\"A\"'], remediation: delete-pod}]",
+            "pullRequests:\n  repository: not-a-repo\n  roots: [../up, .github]\n  sources: [{path: /etc/x}, {pth: y}]\n  maxOpen: 0\n  pollInterval: 0s\nroutes: [{matchers: ['alertname=\"A\"'], remediation: delete-pod}]",
         )
         .unwrap_err()
         .to_string();
@@ -191,7 +191,7 @@ mod tests {
             "{e}"
         );
         let e = Policy::from_yaml(
-            "pullRequests:\n  repository: not-a-repo\n  roots: [../up, .github]\n  sources: [{path: /etc/x}]\n  maxOpen: 0\n  pollInterval: 1s\nroutes: [{matchers: ['alertname=\"A\"'], remediation: delete-pod}]",
+            "pullRequests:\n  repository: not-a-repo\n  roots: [../up, .github]\n  sources: [{path: /etc/x}]\n  maxOpen: 0\n  pollInterval: 0s\nroutes: [{matchers: ['alertname=\"A\"'], remediation: delete-pod}]",
         )
         .unwrap_err()
         .to_string();

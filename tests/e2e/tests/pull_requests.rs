@@ -1,0 +1,320 @@
+//! Declarative fixes end to end: a real `heal8s serve` against the Kubernetes
+//! API emulation and the GitHub emulation. An OOMKilled alert for a
+//! Deployment's pod becomes one pull request with the memory raised minimally
+//! in the right file; a thousand repeats of it change nothing; a new value
+//! updates the same pull request; merging moves the Remediation to `Merged`;
+//! a pull request closed unmerged stops further ones.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use testkit::github::{GithubEmulator, TEST_APP_ID, TEST_APP_KEY_PEM};
+use testkit::kube::Emulator;
+use testkit::{Heal8s, TempDir, eventually};
+
+const TOKEN: &str = "pr-e2e-token";
+const REPO: &str = "acme/manifests";
+const WAIT: Duration = Duration::from_secs(30);
+const BRANCH: &str = "heal8s/bump-memory/prod/prod-api";
+
+fn ago(secs: i64) -> String {
+    (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(secs)).to_string()
+}
+
+/// The prod-api Deployment (of the fixture repository's prod overlay) as
+/// the cluster runs it, with one pod that was OOM-killed.
+fn seed_cluster(emu: &Emulator) {
+    emu.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}}))
+        .unwrap();
+    let d = emu
+        .create(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "prod-api", "namespace": "prod"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "api"}},
+                     "template": {"metadata": {"labels": {"app": "api"}},
+                                  "spec": {"containers": [{"name": "app", "image": "registry.example/api:1.1.0"}]}}}
+        }))
+        .unwrap();
+    emu.create(json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "prod-api-5f7c", "namespace": "prod",
+            "annotations": {"deployment.kubernetes.io/revision": "2"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "prod-api",
+                                 "uid": d["metadata"]["uid"], "controller": true}]},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "api"}},
+                 "template": {"metadata": {"labels": {"app": "api"}},
+                              "spec": {"containers": [{"name": "app", "image": "registry.example/api:1.1.0"}]}}}
+    }))
+    .unwrap();
+    emu.create(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "prod-api-5f7c-x1", "namespace": "prod", "labels": {"app": "api"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "prod-api-5f7c",
+                                 "uid": "rs-uid", "controller": true}]},
+        "spec": {"containers": [{"name": "app", "image": "registry.example/api:1.1.0"}]},
+        "status": {"phase": "Running", "startTime": ago(600),
+            "containerStatuses": [{"name": "app", "image": "registry.example/api:1.1.0", "imageID": "",
+                "ready": true, "restartCount": 3, "state": {"running": {"startedAt": ago(30)}},
+                "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137,
+                                             "startedAt": ago(300), "finishedAt": ago(31)}}}]}
+    }))
+    .unwrap();
+}
+
+fn alert(starts_secs_ago: i64) -> Value {
+    json!({"version": "4", "status": "firing", "receiver": "heal8s", "groupKey": "{}", "alerts": [{
+        "status": "firing", "startsAt": ago(starts_secs_ago), "endsAt": "0001-01-01T00:00:00Z",
+        "fingerprint": "c0ffee0000000001",
+        "generatorURL": "http://prometheus.example:9090/graph?g0.expr=oom",
+        "labels": {"alertname": "KubeContainerOOMKilled", "namespace": "prod",
+                   "pod": "prod-api-5f7c-x1", "container": "app", "severity": "warning"},
+        "annotations": {"summary": "container app was OOM-killed"}}]})
+}
+
+struct Setup {
+    kube: Emulator,
+    gh: GithubEmulator,
+    heal8s: Heal8s,
+    _dir: TempDir,
+}
+
+async fn setup() -> Setup {
+    let kube = Emulator::start().await.unwrap();
+    seed_cluster(&kube);
+    let gh = GithubEmulator::start().await.unwrap();
+    gh.create_repo("acme", "manifests", 3).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../gitops/tests/fixtures/repo");
+    let files = gitops::locate::load_dir(&fixture).unwrap();
+    let list: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    gh.put_files(REPO, "main", &list, "initial manifests")
+        .unwrap();
+
+    let dir = TempDir::new("pr-e2e");
+    let kubeconfig = dir.path().join("kubeconfig");
+    kube.write_kubeconfig(&kubeconfig).unwrap();
+    let key = dir.path().join("app.pem");
+    std::fs::write(&key, TEST_APP_KEY_PEM).unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            r#"guard:
+  cooldown: 1s
+pullRequests:
+  repository: {REPO}
+  environment: prod
+  pollInterval: 1s
+detectors:
+  pods: {{enabled: false}}
+  nodes: {{enabled: false}}
+routes:
+  - name: oom-bump-memory
+    matchers: ['alertname="KubeContainerOOMKilled"']
+    remediation: bump-memory
+    mode: pull-request
+    params: {{factor: 1.2, step: 100Mi, max: 8Gi, requests: match-limit}}
+"#
+        ),
+    )
+    .unwrap();
+    let app_id = TEST_APP_ID.to_string();
+    let heal8s = Heal8s::start(
+        TOKEN,
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+            "--github-api-url",
+            &gh.url(),
+            "--github-app-id",
+            &app_id,
+            "--github-app-key-file",
+            key.to_str().unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    Setup {
+        kube,
+        gh,
+        heal8s,
+        _dir: dir,
+    }
+}
+
+async fn post(h: &Heal8s, body: &Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/webhook/alertmanager", h.url))
+        .bearer_auth(TOKEN)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+async fn outcome(h: &Heal8s, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let found = eventually(WAIT, what, || {
+        let outcomes = h.outcomes();
+        let pred = &pred;
+        async move { outcomes.await.into_iter().rev().find(|o| pred(o)) }
+    })
+    .await;
+    match found {
+        Ok(o) => o,
+        Err(e) => panic!(
+            "{e}\noutcomes: {:#?}\n--- heal8s ---\n{}",
+            h.outcomes().await,
+            h.proc.output()
+        ),
+    }
+}
+
+fn record(kube: &Emulator) -> Value {
+    let records = kube.list("heal8s.io/v1alpha1", "Remediation", "prod");
+    records
+        .into_iter()
+        .find(|r| r["spec"]["remediation"] == "bump-memory")
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oom_killed_pod_becomes_one_pull_request_updated_in_place_then_merged() {
+    let s = setup().await;
+    let h = &s.heal8s;
+
+    // 1. the alert: one pull request, the memory raised minimally in the overlay patch
+    let first = alert(120);
+    post(h, &first).await;
+    let acted = outcome(h, "the pull request", |o| o["result"] == "acted").await;
+    assert_eq!(acted["pullRequest"]["action"], "created", "{acted:#}");
+    let pulls = s.gh.pulls(REPO);
+    assert_eq!(pulls.len(), 1, "{pulls:#?}");
+    assert_eq!(pulls[0].head_ref, BRANCH);
+    assert_eq!(pulls[0].labels, vec!["heal8s", "bump-memory", "env:prod"]);
+    let body = pulls[0].body.clone().unwrap();
+    assert!(
+        body.contains("`alert KubeContainerOOMKilled` fired for `Deployment prod/prod-api`"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<!-- heal8s-apply: -k overlays/prod -->"),
+        "{body}"
+    );
+    let file =
+        s.gh.file(REPO, BRANCH, "overlays/prod/memory.yaml")
+            .unwrap();
+    // 512Mi: max(×1.2 = 614.4Mi, +100Mi) rounded up to 64Mi = 640Mi; requests match the limit
+    assert!(file.contains("memory: 640Mi # prod traffic\n"), "{file}");
+    assert!(
+        file.contains("requests:\n              memory: 640Mi\n"),
+        "{file}"
+    );
+    let main =
+        s.gh.file(REPO, "main", "overlays/prod/memory.yaml")
+            .unwrap();
+    let changed: Vec<(&str, &str)> = main
+        .lines()
+        .zip(file.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(changed.len(), 1, "one existing line changed: {changed:?}");
+    assert_eq!(
+        file.lines().count(),
+        main.lines().count() + 2,
+        "two lines added (requests)"
+    );
+
+    // the record tracks the pull request
+    let rec = eventually(WAIT, "a PROpen record", || async {
+        let r = record(&s.kube);
+        (r["status"]["phase"] == "PROpen").then_some(r)
+    })
+    .await
+    .unwrap();
+    assert_eq!(rec["status"]["pullRequest"]["number"], pulls[0].number);
+    assert_eq!(rec["status"]["pullRequest"]["branch"], BRANCH);
+    assert_eq!(rec["status"]["pullRequest"]["repository"], REPO);
+
+    // 2. the same alert delivered a thousand times more: deduped, nothing written
+    let writes = s.gh.requests().iter().filter(|r| r.mutating).count();
+    for _ in 0..1000 {
+        post(h, &first).await;
+    }
+    eventually(WAIT, "1000 deduped deliveries", || async {
+        (h.metric("heal8s_outcomes_total{result=\"deduped\"}").await >= 1000.0).then_some(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(s.gh.pulls(REPO).len(), 1);
+    assert_eq!(
+        s.gh.requests().iter().filter(|r| r.mutating).count(),
+        writes
+    );
+
+    // 3. someone raised the limit on main meanwhile; a new occurrence updates the same pull request
+    let raised = main.replace("memory: 512Mi # prod traffic", "memory: 1Gi # prod traffic");
+    s.gh.put_files(
+        REPO,
+        "main",
+        &[("overlays/prod/memory.yaml", &raised)],
+        "raise prod memory",
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the cooldown
+    post(h, &alert(20)).await;
+    let updated = outcome(h, "the updated pull request", |o| {
+        o["pullRequest"]["action"] == "updated"
+    })
+    .await;
+    assert_eq!(updated["pullRequest"]["number"], pulls[0].number);
+    assert_eq!(s.gh.pulls(REPO).len(), 1);
+    let file =
+        s.gh.file(REPO, BRANCH, "overlays/prod/memory.yaml")
+            .unwrap();
+    // 1Gi ×1.2 = 1228.8Mi → 1280Mi, written in Mi as it is not a whole number of Gi
+    assert!(file.contains("memory: 1280Mi # prod traffic\n"), "{file}");
+
+    // 4. merged: the record follows
+    s.gh.merge_pull(REPO, pulls[0].number).unwrap();
+    let rec = eventually(WAIT, "a Merged record", || async {
+        let r = record(&s.kube);
+        (r["status"]["phase"] == "Merged").then_some(r)
+    })
+    .await;
+    let rec = match rec {
+        Ok(r) => r,
+        Err(e) => panic!("{e}\n{:#}\n{}", record(&s.kube), h.proc.output()),
+    };
+    assert_eq!(rec["status"]["reason"], "Merged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_request_closed_unmerged_stops_further_ones() {
+    let s = setup().await;
+    let h = &s.heal8s;
+    post(h, &alert(120)).await;
+    outcome(h, "the pull request", |o| o["result"] == "acted").await;
+    let number = s.gh.pulls(REPO)[0].number;
+    s.gh.close_pull(REPO, number).unwrap();
+    let rec = eventually(WAIT, "a Declined record", || async {
+        let r = record(&s.kube);
+        (r["status"]["reason"] == "Declined").then_some(r)
+    })
+    .await
+    .unwrap();
+    assert_eq!(rec["status"]["phase"], "Refused");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    post(h, &alert(10)).await;
+    let deferred = outcome(h, "a deferred outcome", |o| o["result"] == "deferred").await;
+    assert_eq!(deferred["deferred"], "Declined", "{deferred:#}");
+    assert_eq!(s.gh.pulls(REPO).len(), 1, "no second pull request");
+    assert_eq!(s.gh.pull(REPO, number).unwrap().state, "closed");
+}
