@@ -318,3 +318,66 @@ async fn a_pull_request_closed_unmerged_stops_further_ones() {
     assert_eq!(s.gh.pulls(REPO).len(), 1, "no second pull request");
     assert_eq!(s.gh.pull(REPO, number).unwrap().state, "closed");
 }
+
+/// A crash loop that began with a new image: the pull request sets the image
+/// of the previous revision, in the overlay's `images:` entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_release_is_rolled_back_to_the_previous_revisions_image() {
+    let s = setup().await;
+    // the older revision ran 1.0.0; the current one (revision 2) runs 1.1.0
+    let d = s.kube.get("apps/v1", "Deployment", "prod", "prod-api").unwrap();
+    s.kube
+        .create(json!({
+            "apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "metadata": {"name": "prod-api-4a1b", "namespace": "prod",
+                "annotations": {"deployment.kubernetes.io/revision": "1"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "prod-api",
+                                     "uid": d["metadata"]["uid"], "controller": true}]},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "api"}},
+                     "template": {"metadata": {"labels": {"app": "api"}},
+                                  "spec": {"containers": [{"name": "app", "image": "registry.example/api:1.0.0"}]}}}
+        }))
+        .unwrap();
+    // a second heal8s with a rollback-image route (the first one only bumps memory)
+    let dir = TempDir::new("pr-rollback");
+    let kubeconfig = dir.path().join("kubeconfig");
+    s.kube.write_kubeconfig(&kubeconfig).unwrap();
+    let key = dir.path().join("app.pem");
+    std::fs::write(&key, TEST_APP_KEY_PEM).unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "pullRequests: {{repository: {REPO}, pollInterval: 1s}}\ndetectors: {{pods: {{enabled: false}}, nodes: {{enabled: false}}}}\nroutes:\n  - {{matchers: ['alertname=\"KubePodCrashLooping\"'], remediation: rollback-image, mode: pull-request}}\n"
+        ),
+    )
+    .unwrap();
+    let app_id = TEST_APP_ID.to_string();
+    let h2 = Heal8s::start(
+        TOKEN,
+        &[
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--policy",
+            policy.to_str().unwrap(),
+            "--github-api-url",
+            &s.gh.url(),
+            "--github-app-id",
+            &app_id,
+            "--github-app-key-file",
+            key.to_str().unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    let mut crash = alert(60);
+    crash["alerts"][0]["labels"]["alertname"] = json!("KubePodCrashLooping");
+    post(&h2, &crash).await;
+    let acted = outcome(&h2, "the rollback pull request", |o| o["result"] == "acted").await;
+    assert_eq!(acted["pullRequest"]["branch"], "heal8s/rollback-image/prod/prod-api", "{acted:#}");
+    let k = s
+        .gh
+        .file(REPO, "heal8s/rollback-image/prod/prod-api", "overlays/prod/kustomization.yaml")
+        .unwrap();
+    assert!(k.contains("newTag: \"1.0.0\" # promoted on Monday"), "{k}");
+}
