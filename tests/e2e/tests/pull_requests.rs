@@ -325,7 +325,10 @@ async fn a_pull_request_closed_unmerged_stops_further_ones() {
 async fn a_bad_release_is_rolled_back_to_the_previous_revisions_image() {
     let s = setup().await;
     // the older revision ran 1.0.0; the current one (revision 2) runs 1.1.0
-    let d = s.kube.get("apps/v1", "Deployment", "prod", "prod-api").unwrap();
+    let d = s
+        .kube
+        .get("apps/v1", "Deployment", "prod", "prod-api")
+        .unwrap();
     s.kube
         .create(json!({
             "apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -374,10 +377,16 @@ async fn a_bad_release_is_rolled_back_to_the_previous_revisions_image() {
     crash["alerts"][0]["labels"]["alertname"] = json!("KubePodCrashLooping");
     post(&h2, &crash).await;
     let acted = outcome(&h2, "the rollback pull request", |o| o["result"] == "acted").await;
-    assert_eq!(acted["pullRequest"]["branch"], "heal8s/rollback-image/prod/prod-api", "{acted:#}");
-    let k = s
-        .gh
-        .file(REPO, "heal8s/rollback-image/prod/prod-api", "overlays/prod/kustomization.yaml")
+    assert_eq!(
+        acted["pullRequest"]["branch"], "heal8s/rollback-image/prod/prod-api",
+        "{acted:#}"
+    );
+    let k =
+        s.gh.file(
+            REPO,
+            "heal8s/rollback-image/prod/prod-api",
+            "overlays/prod/kustomization.yaml",
+        )
         .unwrap();
     assert!(k.contains("newTag: \"1.0.0\" # promoted on Monday"), "{k}");
 }
