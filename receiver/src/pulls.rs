@@ -412,9 +412,11 @@ impl Executor for Dispatch {
 }
 
 /// Notice merged and declined pull requests: every `every`, while leader, look
-/// at each record whose pull request is open (one GitHub read each) and
-/// settle it as `Merged`, or `Refused`/`Declined` when closed unmerged.
-/// Polling rather than a webhook: heal8s needs no inbound route from GitHub.
+/// at each record whose pull request is open (one conditional GitHub read
+/// each: a 304 when nothing changed, which GitHub does not count against the
+/// rate limit) and settle it as `Merged`, or `Refused`/`Declined` when closed
+/// unmerged. Polling rather than a webhook: heal8s needs no inbound route
+/// from GitHub.
 pub async fn poll_pull_requests(
     exec: Arc<PullRequestExecutor>,
     client: kube::Client,
@@ -423,6 +425,9 @@ pub async fn poll_pull_requests(
     identity: String,
 ) {
     use receiver_k8s::record::{Phase, open_pull_requests, settle_pull_request};
+    // the last answer per pull request, for conditional requests
+    let mut seen: std::collections::HashMap<(String, u64), String> =
+        std::collections::HashMap::new();
     loop {
         tokio::time::sleep(every).await;
         if !leadership.is_leader() {
@@ -439,8 +444,20 @@ pub async fn poll_pull_requests(
             let Ok(repo) = Repo::parse(&pr.repository) else {
                 continue;
             };
-            let state = match exec.github().pull_state(&repo, pr.number).await {
-                Ok(s) => s,
+            let key = (pr.repository.clone(), pr.number);
+            let state = match exec
+                .github()
+                .pull_state_if_changed(&repo, pr.number, seen.get(&key).map(String::as_str))
+                .await
+            {
+                // unchanged since the last look: still open
+                Ok(None) => continue,
+                Ok(Some((state, etag))) => {
+                    if let Some(etag) = etag {
+                        seen.insert(key, etag);
+                    }
+                    state
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, record = %name, "cannot read the pull request's state");
                     continue;

@@ -272,7 +272,7 @@ impl Github {
                 // the installation that covers this repository, with the App JWT
                 let path = format!("/repos/{}/{}/installation", repo.owner, repo.name);
                 let reply = self
-                    .send(&self.root, http::Method::GET, &path, None)
+                    .send(&self.root, http::Method::GET, &path, None, None)
                     .await?;
                 if reply.status != 200 {
                     return Err(GithubError::Status {
@@ -315,6 +315,38 @@ impl Github {
         body: Option<&Value>,
         kind: CallKind,
     ) -> Result<Reply, GithubError> {
+        self.call_with(repo, method, path, body, kind, None).await
+    }
+
+    /// A conditional GET: with the `etag` of an earlier answer, GitHub says
+    /// 304 (and does not count it against the rate limit) when nothing changed.
+    pub async fn get_if_changed(
+        &self,
+        repo: &Repo,
+        path: &str,
+        etag: Option<&str>,
+    ) -> Result<Reply, GithubError> {
+        let headers = match etag.and_then(|e| http::HeaderValue::from_str(e).ok()) {
+            Some(v) => {
+                let mut h = http::HeaderMap::new();
+                h.insert(http::header::IF_NONE_MATCH, v);
+                Some(h)
+            }
+            None => None,
+        };
+        self.call_with(repo, http::Method::GET, path, None, CallKind::Read, headers)
+            .await
+    }
+
+    async fn call_with(
+        &self,
+        repo: &Repo,
+        method: http::Method,
+        path: &str,
+        body: Option<&Value>,
+        kind: CallKind,
+        headers: Option<http::HeaderMap>,
+    ) -> Result<Reply, GithubError> {
         let inst = self.installation(repo).await?;
         // writes hold the lane for the whole call, retries included
         let mut lane = match kind {
@@ -335,7 +367,9 @@ impl Github {
                 }
                 budget.record(self.started.elapsed().as_secs_f64());
             }
-            let reply = self.send(&inst.client, method.clone(), path, body).await?;
+            let reply = self
+                .send(&inst.client, method.clone(), path, body, headers.clone())
+                .await?;
             match kind {
                 CallKind::Read => self.counters.reads.fetch_add(1, Ordering::Relaxed),
                 _ => self.counters.writes.fetch_add(1, Ordering::Relaxed),
@@ -382,6 +416,7 @@ impl Github {
         method: http::Method,
         path: &str,
         body: Option<&Value>,
+        headers: Option<http::HeaderMap>,
     ) -> Result<Reply, GithubError> {
         let transport = |e: octocrab::Error| GithubError::Transport {
             method: method.to_string(),
@@ -389,7 +424,7 @@ impl Github {
             message: e.to_string(),
         };
         let response = match method {
-            http::Method::GET => client._get(path).await,
+            http::Method::GET => client._get_with_headers(path, headers).await,
             http::Method::POST => client._post(path, body).await,
             http::Method::PUT => client._put(path, body).await,
             http::Method::PATCH => client._patch(path, body).await,

@@ -287,6 +287,35 @@ impl Github {
         })
     }
 
+    /// A pull request's state if it changed since the answer that carried
+    /// `etag` (`None`: unchanged, a 304 that costs no rate limit), with the
+    /// new etag.
+    pub async fn pull_state_if_changed(
+        &self,
+        repo: &Repo,
+        number: u64,
+        etag: Option<&str>,
+    ) -> Result<Option<(PrState, Option<String>)>, GithubError> {
+        let path = format!("/repos/{}/{}/pulls/{number}", repo.owner, repo.name);
+        let r = self.get_if_changed(repo, &path, etag).await?;
+        match r.status {
+            304 => Ok(None),
+            200 => Ok(Some((
+                PrState {
+                    number,
+                    state: str_field(&r.body, "/state"),
+                    merged: r.body["merged"].as_bool().unwrap_or(false)
+                        || r.body["merged_at"].is_string(),
+                    head_sha: str_field(&r.body, "/head/sha"),
+                    merged_at: r.body["merged_at"].as_str().map(str::to_string),
+                    closed_at: r.body["closed_at"].as_str().map(str::to_string),
+                },
+                r.header("etag").map(str::to_string),
+            ))),
+            _ => Err(fail("GET", &path, &r)),
+        }
+    }
+
     /// Open or update the pull request `req` describes.
     pub async fn ensure_pull_request(&self, req: &PrRequest) -> Result<PrOutcome, GithubError> {
         let start = self.calls();

@@ -182,8 +182,31 @@ async fn one_pull_request_per_workload_updated_in_place_and_suppressed_after_a_c
         .unwrap();
     assert_eq!(back.action, PrAction::Updated);
 
+    // a conditional look costs nothing while nothing changes
+    let (open, etag) = github
+        .pull_state_if_changed(&s.repo, first.number, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(open.state, "open");
+    let etag = etag.expect("an etag");
+    assert!(
+        github
+            .pull_state_if_changed(&s.repo, first.number, Some(&etag))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(gh.requests().last().unwrap().status, 304);
+
     // merged: the state says so
     gh.merge_pull(REPO, first.number).unwrap();
+    let (merged, _) = github
+        .pull_state_if_changed(&s.repo, first.number, Some(&etag))
+        .await
+        .unwrap()
+        .expect("changed since the etag");
+    assert!(merged.merged);
     let state = github.pull_state(&s.repo, first.number).await.unwrap();
     assert!(state.merged && state.state == "closed", "{state:?}");
     assert!(
