@@ -986,11 +986,7 @@ fn patch_sets(
             at(root, &["spec", field]).is_some()
         }
         Edit::Memory(_) | Edit::BumpMemory(_) | Edit::Image(_) => {
-            let spec: &[&str] = match kind.to_ascii_lowercase().as_str() {
-                "pod" => &["spec"],
-                "cronjob" => &["spec", "jobTemplate", "spec", "template", "spec"],
-                _ => &["spec", "template", "spec"],
-            };
+            let spec = patch::pod_spec_path(kind);
             let Some(list) = at(root, &[spec, &["containers"]].concat()) else {
                 return false;
             };
@@ -1039,11 +1035,7 @@ fn container_image(
         {
             continue;
         }
-        let spec: &[&str] = match kind.to_ascii_lowercase().as_str() {
-            "pod" => &["spec"],
-            "cronjob" => &["spec", "jobTemplate", "spec", "template", "spec"],
-            _ => &["spec", "template", "spec"],
-        };
+        let spec = patch::pod_spec_path(kind);
         let mut n = doc.root;
         for k in spec.iter().chain(&["containers"]) {
             match tree.get(n, k) {

@@ -303,7 +303,7 @@ fn find_manifest(
 }
 
 /// Where the pod spec sits in a workload of this kind.
-fn pod_spec_path(kind: &str) -> &'static [&'static str] {
+pub(crate) fn pod_spec_path(kind: &str) -> &'static [&'static str] {
     match kind.to_ascii_lowercase().as_str() {
         "pod" => &["spec"],
         "cronjob" => &["spec", "jobTemplate", "spec", "template", "spec"],

@@ -270,21 +270,16 @@ impl Github {
 
     /// A pull request's state (for noticing merges).
     pub async fn pull_state(&self, repo: &Repo, number: u64) -> Result<PrState, GithubError> {
-        let path = format!("/repos/{}/{}/pulls/{number}", repo.owner, repo.name);
-        let r = self
-            .call(repo, http::Method::GET, &path, None, CallKind::Read)
-            .await?;
-        if r.status != 200 {
-            return Err(fail("GET", &path, &r));
+        match self.pull_state_if_changed(repo, number, None).await? {
+            Some((state, _)) => Ok(state),
+            // no etag was sent, so GitHub cannot have said "not modified"
+            None => Err(GithubError::Status {
+                method: "GET".into(),
+                path: format!("/repos/{repo}/pulls/{number}"),
+                status: 304,
+                message: "not modified without a condition".into(),
+            }),
         }
-        Ok(PrState {
-            number,
-            state: str_field(&r.body, "/state"),
-            merged: r.body["merged"].as_bool().unwrap_or(false) || r.body["merged_at"].is_string(),
-            head_sha: str_field(&r.body, "/head/sha"),
-            merged_at: r.body["merged_at"].as_str().map(str::to_string),
-            closed_at: r.body["closed_at"].as_str().map(str::to_string),
-        })
     }
 
     /// A pull request's state if it changed since the answer that carried
