@@ -94,6 +94,11 @@ async fn one_pull_request_per_workload_updated_in_place_and_suppressed_after_a_c
     let mut cache = BTreeMap::new();
     let s = settings();
 
+    let s = PullRequestSettings {
+        reviewers: vec!["sre-oncall".into()],
+        assignees: vec!["alice".into()],
+        ..s
+    };
     let (prepared, first) = propose(&github, &s, &bump("prod", "prod-api", "768Mi"), &mut cache)
         .await
         .unwrap();
@@ -106,6 +111,8 @@ async fn one_pull_request_per_workload_updated_in_place_and_suppressed_after_a_c
     assert_eq!(pr.base_ref, "main");
     assert_eq!(pr.user, "heal8s[bot]", "opened as the App installation");
     assert_eq!(pr.labels, vec!["heal8s", "bump-memory", "env:prod"]);
+    assert_eq!(pr.requested_reviewers, vec!["sre-oncall"]);
+    assert_eq!(pr.assignees, vec!["alice"]);
     assert!(
         pr.body
             .as_deref()
