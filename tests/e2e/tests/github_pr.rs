@@ -454,3 +454,74 @@ async fn real_prism_the_pull_request_lifecycle_matches_githubs_openapi_descripti
         exchanges.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_rate_limit_waits_for_the_reset() {
+    let gh = emulator().await;
+    let github = client(&gh.url());
+    let reset = jiff::Timestamp::now().as_second() as u64 + 1;
+    gh.faults().fail_next(
+        1,
+        RequestMatch::any()
+            .method("GET")
+            .prefix("/repos/acme/manifests/git/trees"),
+        Fault::primary_rate_limit(reset),
+    );
+    let start = Instant::now();
+    let (_, out) = propose(
+        &github,
+        &settings(),
+        &bump("prod", "prod-api", "768Mi"),
+        &mut BTreeMap::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.action, PrAction::Created);
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "waited until the reset"
+    );
+    assert_eq!(github.counters.retries.load(Ordering::Relaxed), 1);
+}
+
+/// GitHub's 422 "A pull request already exists" (another replica, or an
+/// answer lost on the way back) counts as success: the existing one is used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_already_existing_pull_request_is_success_not_a_duplicate() {
+    let gh = emulator().await;
+    let github = client(&gh.url());
+    let s = settings();
+    let (_, first) = propose(
+        &github,
+        &s,
+        &bump("prod", "prod-api", "768Mi"),
+        &mut BTreeMap::new(),
+    )
+    .await
+    .unwrap();
+    // the next look for it misses it, as if it were being opened right now
+    gh.faults().fail_next(
+        1,
+        RequestMatch::any()
+            .method("GET")
+            .prefix("/repos/acme/manifests/pulls")
+            .query("head="),
+        Fault::status(200).with_body(serde_json::json!([])),
+    );
+    let (_, again) = propose(
+        &github,
+        &s,
+        &bump("prod", "prod-api", "768Mi"),
+        &mut BTreeMap::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again.number, first.number);
+    assert_eq!(gh.pulls(REPO).len(), 1);
+    assert!(
+        gh.requests().iter().any(|r| r.method == "POST"
+            && r.path == "/repos/acme/manifests/pulls"
+            && r.status == 422),
+        "GitHub refused the duplicate"
+    );
+}
