@@ -248,3 +248,27 @@ fn a_server_side_dry_run_comes_first_and_a_failure_stops_the_apply() {
     let (ok, _, log) = sb.run("Server-side diff and dry run", "", "");
     assert!(!ok, "a failed dry run fails the step: {log}");
 }
+
+/// The GitHub App manifest asks for exactly what heal8s uses, subscribes to
+/// no events (heal8s polls), and the one-click page carries the same JSON.
+#[test]
+fn the_github_app_manifest_asks_for_the_minimal_permissions() {
+    let dir = root().join("examples/github-app");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(
+        manifest["default_permissions"],
+        serde_json::json!({"contents": "write", "pull_requests": "write", "metadata": "read"})
+    );
+    assert_eq!(manifest["default_events"], serde_json::json!([]));
+    assert_eq!(manifest["hook_attributes"]["active"], false);
+    assert_eq!(manifest["public"], false);
+    let html = std::fs::read_to_string(dir.join("create.html")).unwrap();
+    let inline = html
+        .split("value='")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .unwrap();
+    let inline: serde_json::Value = serde_json::from_str(inline).unwrap();
+    assert_eq!(inline, manifest, "create.html inlines manifest.json");
+}
