@@ -22,6 +22,9 @@ use tokio::sync::Mutex;
 pub trait WorkloadInfo: Send + Sync {
     /// The workload's `heal8s.io/source` annotation.
     async fn source_annotation(&self, w: &WorkloadRef) -> Option<String>;
+    /// Live facts for the pull request body (restarts, the last OOM kill and
+    /// its time, an HPA held at its maximum since when).
+    async fn evidence(&self, target: &receiver_core::Target) -> Vec<String>;
     /// The image the container ran before the current one.
     async fn previous_image(
         &self,
@@ -55,6 +58,13 @@ impl WorkloadInfo for KubeWorkloads {
             .previous_image(w, container)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    async fn evidence(&self, target: &receiver_core::Target) -> Vec<String> {
+        self.0.evidence(target).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read live evidence for the pull request");
+            Vec::new()
+        })
     }
 }
 
@@ -187,11 +197,16 @@ impl PullRequestExecutor {
             }
         };
         let e = &plan.evidence;
-        let mut facts = Vec::new();
+        let mut facts = match &plan.target {
+            Some(t) => self.workloads.evidence(t).await,
+            None => Vec::new(),
+        };
         if let Some(r) = &e.reason {
             facts.push(format!("reason: {r}"));
         }
-        if let Some(n) = e.restart_count {
+        if let Some(n) = e.restart_count
+            && !facts.iter().any(|f| f.starts_with("restarts:"))
+        {
             facts.push(format!("restarts: {n}"));
         }
         if let Some(p) = e.memory_peak_bytes {

@@ -156,6 +156,89 @@ impl KubeFacts {
             .find(|i| *i != current))
     }
 
+    /// Facts for a pull request body, read live: a pod container's restarts
+    /// and last termination (an OOM kill with its time), or an HPA's replica
+    /// counts and since when it has been held at its maximum.
+    pub async fn evidence(&self, target: &receiver_core::Target) -> Result<Vec<String>, K8sError> {
+        let ns = target.namespace.as_deref().unwrap_or("default");
+        let mut out = Vec::new();
+        match target.kind {
+            TargetKind::Pod => {
+                let api: Api<Pod> = Api::namespaced(self.clients.main.clone(), ns);
+                let Some(p) = api.get_opt(&target.name).await? else {
+                    return Ok(out);
+                };
+                let statuses = p
+                    .status
+                    .and_then(|s| s.container_statuses)
+                    .unwrap_or_default();
+                let status = match &target.container {
+                    Some(c) => statuses.iter().find(|s| &s.name == c),
+                    None if statuses.len() == 1 => statuses.first(),
+                    None => None,
+                };
+                if let Some(st) = status {
+                    out.push(format!("restarts: {}", st.restart_count));
+                    if let Some(t) = st.last_state.as_ref().and_then(|l| l.terminated.as_ref()) {
+                        let at = t
+                            .finished_at
+                            .as_ref()
+                            .map(|f| f.0.to_string())
+                            .unwrap_or_else(|| "an unknown time".into());
+                        match t.reason.as_deref() {
+                            Some("OOMKilled") => {
+                                out.push(format!("last OOM kill: {at} (exit code {})", t.exit_code))
+                            }
+                            Some(r) => out.push(format!(
+                                "last termination: {r} at {at} (exit code {})",
+                                t.exit_code
+                            )),
+                            None => {}
+                        }
+                    }
+                }
+            }
+            TargetKind::HorizontalPodAutoscaler => {
+                let Some(res) = self
+                    .resources
+                    .by_kind("autoscaling", "v2", "HorizontalPodAutoscaler")
+                    .await?
+                else {
+                    return Ok(out);
+                };
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(self.clients.main.clone(), ns, &res.resource);
+                let Some(h) = api.get_opt(&target.name).await? else {
+                    return Ok(out);
+                };
+                let spec = &h.data["spec"];
+                let status = &h.data["status"];
+                if let (Some(cur), Some(max)) = (
+                    status["currentReplicas"].as_i64(),
+                    spec["maxReplicas"].as_i64(),
+                ) {
+                    out.push(format!("replicas: {cur} of maxReplicas {max}"));
+                }
+                let limited = status["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|c| {
+                        c["type"] == "ScalingLimited"
+                            && c["status"] == "True"
+                            && c["reason"] == "TooManyReplicas"
+                    });
+                if let Some(c) = limited
+                    && let Some(since) = c["lastTransitionTime"].as_str()
+                {
+                    out.push(format!("held at maxReplicas since {since}"));
+                }
+            }
+            _ => {}
+        }
+        Ok(out)
+    }
+
     async fn namespace_meta(&self, ns: Option<&str>) -> Result<Option<ObjectMeta>, K8sError> {
         let Some(ns) = ns else { return Ok(None) };
         let api: Api<Namespace> = Api::all(self.clients.main.clone());

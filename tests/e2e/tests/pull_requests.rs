@@ -81,7 +81,19 @@ struct Setup {
     _dir: TempDir,
 }
 
+const OOM_ROUTE: &str = r#"  - name: oom-bump-memory
+    matchers: ['alertname="KubeContainerOOMKilled"']
+    remediation: bump-memory
+    mode: pull-request
+    params: {factor: 1.2, step: 100Mi, max: 8Gi, requests: match-limit}
+"#;
+
 async fn setup() -> Setup {
+    setup_with(OOM_ROUTE).await
+}
+
+/// The emulations seeded, and a heal8s with these routes.
+async fn setup_with(routes: &str) -> Setup {
     let kube = Emulator::start().await.unwrap();
     seed_cluster(&kube);
     let gh = GithubEmulator::start().await.unwrap();
@@ -114,12 +126,7 @@ detectors:
   pods: {{enabled: false}}
   nodes: {{enabled: false}}
 routes:
-  - name: oom-bump-memory
-    matchers: ['alertname="KubeContainerOOMKilled"']
-    remediation: bump-memory
-    mode: pull-request
-    params: {{factor: 1.2, step: 100Mi, max: 8Gi, requests: match-limit}}
-"#
+{routes}"#
         ),
     )
     .unwrap();
@@ -208,6 +215,10 @@ async fn an_oom_killed_pod_becomes_one_pull_request_updated_in_place_then_merged
         body.contains("<!-- heal8s-apply: -k overlays/prod -->"),
         "{body}"
     );
+    // live evidence from the pod: restarts and the last OOM kill with its time
+    assert!(body.contains("- restarts: 3\n"), "{body}");
+    assert!(body.contains("- last OOM kill: 20"), "{body}");
+    assert!(body.contains("(exit code 137)"), "{body}");
     let file =
         s.gh.file(REPO, BRANCH, "overlays/prod/memory.yaml")
             .unwrap();
@@ -323,7 +334,10 @@ async fn a_pull_request_closed_unmerged_stops_further_ones() {
 /// of the previous revision, in the overlay's `images:` entry.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_release_is_rolled_back_to_the_previous_revisions_image() {
-    let s = setup().await;
+    let s = setup_with(
+        "  - {matchers: ['alertname=\"KubePodCrashLooping\"'], remediation: rollback-image, mode: pull-request}\n",
+    )
+    .await;
     // the older revision ran 1.0.0; the current one (revision 2) runs 1.1.0
     let d = s
         .kube
@@ -341,42 +355,11 @@ async fn a_bad_release_is_rolled_back_to_the_previous_revisions_image() {
                                   "spec": {"containers": [{"name": "app", "image": "registry.example/api:1.0.0"}]}}}
         }))
         .unwrap();
-    // a second heal8s with a rollback-image route (the first one only bumps memory)
-    let dir = TempDir::new("pr-rollback");
-    let kubeconfig = dir.path().join("kubeconfig");
-    s.kube.write_kubeconfig(&kubeconfig).unwrap();
-    let key = dir.path().join("app.pem");
-    std::fs::write(&key, TEST_APP_KEY_PEM).unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(
-        &policy,
-        format!(
-            "pullRequests: {{repository: {REPO}, pollInterval: 1s}}\ndetectors: {{pods: {{enabled: false}}, nodes: {{enabled: false}}}}\nroutes:\n  - {{matchers: ['alertname=\"KubePodCrashLooping\"'], remediation: rollback-image, mode: pull-request}}\n"
-        ),
-    )
-    .unwrap();
-    let app_id = TEST_APP_ID.to_string();
-    let h2 = Heal8s::start(
-        TOKEN,
-        &[
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--policy",
-            policy.to_str().unwrap(),
-            "--github-api-url",
-            &s.gh.url(),
-            "--github-app-id",
-            &app_id,
-            "--github-app-key-file",
-            key.to_str().unwrap(),
-        ],
-    )
-    .await
-    .unwrap();
+    let h2 = &s.heal8s;
     let mut crash = alert(60);
     crash["alerts"][0]["labels"]["alertname"] = json!("KubePodCrashLooping");
-    post(&h2, &crash).await;
-    let acted = outcome(&h2, "the rollback pull request", |o| o["result"] == "acted").await;
+    post(h2, &crash).await;
+    let acted = outcome(h2, "the rollback pull request", |o| o["result"] == "acted").await;
     assert_eq!(
         acted["pullRequest"]["branch"], "heal8s/rollback-image/prod/prod-api",
         "{acted:#}"
@@ -389,4 +372,63 @@ async fn a_bad_release_is_rolled_back_to_the_previous_revisions_image() {
         )
         .unwrap();
     assert!(k.contains("newTag: \"1.0.0\" # promoted on Monday"), "{k}");
+}
+
+/// An HPA held at its ceiling: the pull request raises `maxReplicas` in the
+/// HPA's own manifest, and says since when it has been at the maximum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maxed_out_hpa_gets_a_higher_ceiling() {
+    let s = setup_with(
+        "  - {matchers: ['alertname=\"KubeHpaMaxedOut\"'], remediation: scale-up, mode: pull-request, params: {percent: 50, maxReplicas: 20}}\n",
+    )
+    .await;
+    s.kube
+        .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}))
+        .unwrap();
+    let since = ago(900);
+    s.kube
+        .create(json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                     "minReplicas": 2, "maxReplicas": 6},
+            "status": {"currentReplicas": 6, "desiredReplicas": 6,
+                "conditions": [{"type": "ScalingLimited", "status": "True", "reason": "TooManyReplicas",
+                                "lastTransitionTime": since}]}
+        }))
+        .unwrap();
+    let mut maxed = alert(60);
+    maxed["alerts"][0]["labels"] = json!({"alertname": "KubeHpaMaxedOut", "namespace": "shop",
+                                          "horizontalpodautoscaler": "web"});
+    post(&s.heal8s, &maxed).await;
+    let acted = outcome(&s.heal8s, "the scale-up pull request", |o| {
+        o["result"] == "acted"
+    })
+    .await;
+    assert_eq!(
+        acted["pullRequest"]["branch"], "heal8s/scale-up/shop/web",
+        "{acted:#}"
+    );
+    let hpa =
+        s.gh.file(REPO, "heal8s/scale-up/shop/web", "apps/web/hpa.yaml")
+            .unwrap();
+    assert!(
+        hpa.contains("maxReplicas: 9 # sized for the spring sale"),
+        "6 + 50%: {hpa}"
+    );
+    let pr =
+        s.gh.pulls(REPO)
+            .into_iter()
+            .find(|p| p.head_ref == "heal8s/scale-up/shop/web")
+            .unwrap();
+    let body = pr.body.unwrap();
+    assert!(body.contains("- replicas: 6 of maxReplicas 6"), "{body}");
+    assert!(
+        body.contains(&format!("- held at maxReplicas since {since}")),
+        "{body}"
+    );
+    assert!(
+        body.contains("<!-- heal8s-apply: -f apps/web/hpa.yaml -->"),
+        "{body}"
+    );
 }
