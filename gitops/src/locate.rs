@@ -401,34 +401,10 @@ fn objects(
         file: file.to_string(),
         error: e.to_string(),
     })?;
-    let mut out = Vec::new();
-    for doc in &tree.docs {
-        let s = |node: NodeId, path: &[&str]| -> Option<String> {
-            let mut n = node;
-            for k in path {
-                n = tree.get(n, k)?.1;
-            }
-            tree.scalar(n).map(str::to_string)
-        };
-        let kind = s(doc.root, &["kind"]);
-        let mut items = vec![doc.root];
-        if kind.as_deref().is_some_and(|k| k.ends_with("List"))
-            && let Some((_, list)) = tree.get(doc.root, "items")
-            && let Kind::Seq { items: all, .. } = &tree.nodes[tree.resolve(list)].kind
-        {
-            items = all.clone();
-        }
-        for item in items {
-            if let (Some(kind), Some(name)) = (s(item, &["kind"]), s(item, &["metadata", "name"])) {
-                out.push((
-                    kind,
-                    name,
-                    s(item, &["metadata", "namespace"]).filter(|n| !n.is_empty()),
-                ));
-            }
-        }
-    }
-    Ok(out)
+    Ok(patch::declared(&tree)
+        .into_iter()
+        .map(|d| (d.kind, d.name, d.namespace))
+        .collect())
 }
 
 /// A kustomization's fields that matter here.
@@ -1025,45 +1001,26 @@ fn container_image(
     let Ok(tree) = Tree::parse(text) else {
         return Ok(None);
     };
-    for doc in &tree.docs {
-        let s = |n: NodeId, k: &str| tree.get(n, k).and_then(|(_, v)| tree.scalar(v));
-        let Some(meta) = tree.get(doc.root, "metadata").map(|(_, m)| m) else {
-            continue;
-        };
-        if !s(doc.root, "kind").is_some_and(|k| k.eq_ignore_ascii_case(kind))
-            || s(meta, "name") != Some(name)
-        {
-            continue;
+    let Some(object) = patch::declared(&tree)
+        .into_iter()
+        .find(|d| d.kind.eq_ignore_ascii_case(kind) && d.name == name)
+    else {
+        return Ok(None);
+    };
+    let spec = patch::pod_spec_path(kind);
+    let (list, index) = match patch::find_container(&tree, object.node, spec, container) {
+        Ok(found) => found,
+        Err(error @ PatchError::Ambiguous { .. }) => {
+            return Err(SourceEditError::Patch {
+                file: file.to_string(),
+                error,
+            });
         }
-        let spec = patch::pod_spec_path(kind);
-        let mut n = doc.root;
-        for k in spec.iter().chain(&["containers"]) {
-            match tree.get(n, k) {
-                Some((_, v)) => n = v,
-                None => return Ok(None),
-            }
-        }
-        let Kind::Seq { items, .. } = &tree.nodes[tree.resolve(n)].kind else {
-            return Ok(None);
-        };
-        let pick = match container {
-            Some(want) => items.iter().find(|&&c| s(c, "name") == Some(want)),
-            None if items.len() == 1 => items.first(),
-            None => {
-                return Err(SourceEditError::Patch {
-                    file: file.to_string(),
-                    error: PatchError::Ambiguous {
-                        what: "which container (name one)".to_string(),
-                        candidates: items
-                            .iter()
-                            .filter_map(|&c| s(c, "name"))
-                            .map(str::to_string)
-                            .collect(),
-                    },
-                });
-            }
-        };
-        return Ok(pick.and_then(|&c| s(c, "image")).map(str::to_string));
-    }
-    Ok(None)
+        Err(_) => return Ok(None),
+    };
+    let mut path: Vec<Seg> = spec.iter().map(|k| Seg::key(k)).collect();
+    path.extend([Seg::key(list), Seg::Index(index), Seg::key("image")]);
+    Ok(patch::node_at(&tree, object.node, &path)
+        .and_then(|n| tree.scalar(n))
+        .map(str::to_string))
 }

@@ -181,7 +181,7 @@ struct Plan {
 }
 
 /// The node at a path, if the whole path exists.
-fn node_at(tree: &Tree<'_>, root: NodeId, path: &[Seg]) -> Option<NodeId> {
+pub(crate) fn node_at(tree: &Tree<'_>, root: NodeId, path: &[Seg]) -> Option<NodeId> {
     let mut node = root;
     for seg in path {
         node = match (&tree.nodes[tree.resolve(node)].kind, seg) {
@@ -210,21 +210,20 @@ fn join(prefix: &[Seg], rest: &[&str]) -> Vec<Seg> {
         .collect()
 }
 
-/// Documents (or `kind: List` items) that declare kind/name[/namespace].
-fn find_manifest(
-    tree: &Tree<'_>,
-    kind: &str,
-    name: &str,
-    namespace: Option<&str>,
-) -> Result<(usize, Vec<Seg>, NodeId), PatchError> {
-    struct Found {
-        doc: usize,
-        prefix: Vec<Seg>,
-        node: NodeId,
-        kind: String,
-        name: String,
-        namespace: Option<String>,
-    }
+/// An object a file declares: a document, or an item of a `kind: List`.
+#[derive(Debug, Clone)]
+pub(crate) struct Declared {
+    pub(crate) doc: usize,
+    /// The path of a `kind: List` item inside its document (empty otherwise).
+    pub(crate) prefix: Vec<Seg>,
+    pub(crate) node: NodeId,
+    pub(crate) kind: String,
+    pub(crate) name: String,
+    pub(crate) namespace: Option<String>,
+}
+
+/// Every object with a kind and a name that `tree` declares, in order.
+pub(crate) fn declared(tree: &Tree<'_>) -> Vec<Declared> {
     let mut all = Vec::new();
     for (i, doc) in tree.docs.iter().enumerate() {
         let mut objects = vec![(Vec::new(), doc.root)];
@@ -245,7 +244,7 @@ fn find_manifest(
                     .and_then(|n| tree.scalar(n).map(str::to_string))
             };
             if let (Some(kind), Some(name)) = (text(&["kind"]), text(&["metadata", "name"])) {
-                all.push(Found {
+                all.push(Declared {
                     doc: i,
                     prefix,
                     node,
@@ -256,7 +255,18 @@ fn find_manifest(
             }
         }
     }
-    let describe = |f: &Found| {
+    all
+}
+
+/// Documents (or `kind: List` items) that declare kind/name[/namespace].
+fn find_manifest(
+    tree: &Tree<'_>,
+    kind: &str,
+    name: &str,
+    namespace: Option<&str>,
+) -> Result<(usize, Vec<Seg>, NodeId), PatchError> {
+    let all = declared(tree);
+    let describe = |f: &Declared| {
         let ns = f
             .namespace
             .as_deref()
@@ -269,10 +279,10 @@ fn find_manifest(
         };
         format!("{} {}{ns} (document {}{item})", f.kind, f.name, f.doc + 1)
     };
-    let same = |f: &&Found| f.kind.eq_ignore_ascii_case(kind) && f.name == name;
-    let mut matching: Vec<&Found> = all.iter().filter(same).collect();
+    let same = |f: &&Declared| f.kind.eq_ignore_ascii_case(kind) && f.name == name;
+    let mut matching: Vec<&Declared> = all.iter().filter(same).collect();
     if let Some(ns) = namespace {
-        let exact: Vec<&Found> = matching
+        let exact: Vec<&Declared> = matching
             .iter()
             .copied()
             .filter(|f| f.namespace.as_deref() == Some(ns))
@@ -367,7 +377,7 @@ fn manifest_plan(
     }
 }
 
-fn find_container(
+pub(crate) fn find_container(
     tree: &Tree<'_>,
     object: NodeId,
     spec: &[&str],

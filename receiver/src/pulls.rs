@@ -9,7 +9,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use gitops::arith::BumpRule;
 use gitops::github::text::Evidence;
-use gitops::github::{Github, PrAction, Proposal, PullRequestSettings, Repo, propose};
+use gitops::github::{
+    Github, PrAction, Proposal, PullRequestSettings, Repo, prepare_from_base, propose,
+};
 use gitops::locate::{SourceRule, Workload};
 use gitops::patch::{Edit, PatchError};
 use receiver_core::act::PullRequestRef;
@@ -253,28 +255,11 @@ impl Executor for PullRequestExecutor {
         let repo = self.settings.repo.to_string();
         if dry_run {
             // read the repository and prepare the change, write nothing
-            let base = match &self.settings.base {
-                Some(b) => b.clone(),
-                None => self
-                    .github
-                    .default_branch(&self.settings.repo)
-                    .await
-                    .map_err(github_error)?,
-            };
-            let files = {
+            let result = {
                 let mut cache = self.cache.lock().await;
-                self.github
-                    .yaml_files(
-                        &self.settings.repo,
-                        &base,
-                        &self.settings.roots,
-                        &mut cache,
-                        self.settings.max_files,
-                    )
-                    .await
-                    .map_err(github_error)?
+                prepare_from_base(&self.github, &self.settings, &proposal, &mut cache).await
             };
-            let prepared = match gitops::github::prepare(&files, &self.settings, &proposal) {
+            let prepared = match result {
                 Ok(p) => p,
                 Err(e) => return settle(&e),
             };

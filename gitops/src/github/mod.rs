@@ -9,4 +9,6 @@ pub mod text;
 
 pub use client::{Auth, CallKind, Github, GithubConfig, GithubError, Repo};
 pub use pr::{NewFile, PrAction, PrOutcome, PrRequest, PrState};
-pub use propose::{Prepared, Proposal, ProposeError, PullRequestSettings, prepare, propose};
+pub use propose::{
+    Prepared, Proposal, ProposeError, PullRequestSettings, prepare, prepare_from_base, propose,
+};

@@ -580,28 +580,17 @@ impl Github {
                 return Err(fail("POST", &path, &r));
             }
         }
-        if !req.reviewers.is_empty() {
-            let path = format!(
-                "/repos/{}/{}/pulls/{number}/requested_reviewers",
-                repo.owner, repo.name
-            );
-            let r = self
-                .call(
-                    repo,
-                    http::Method::POST,
-                    &path,
-                    Some(&json!({"reviewers": req.reviewers})),
-                    CallKind::IdempotentWrite,
-                )
-                .await?;
-            if r.status != 201 {
-                // a reviewer who cannot review is not worth failing the fix
-                tracing::warn!(status = r.status, message = %r.message(), "requesting reviewers failed");
+        // a reviewer or assignee GitHub refuses is not worth failing the fix
+        let people = [
+            ("pulls", "requested_reviewers", "reviewers", &req.reviewers),
+            ("issues", "assignees", "assignees", &req.assignees),
+        ];
+        for (kind, endpoint, field, who) in people {
+            if who.is_empty() {
+                continue;
             }
-        }
-        if !req.assignees.is_empty() {
             let path = format!(
-                "/repos/{}/{}/issues/{number}/assignees",
+                "/repos/{}/{}/{kind}/{number}/{endpoint}",
                 repo.owner, repo.name
             );
             let r = self
@@ -609,12 +598,12 @@ impl Github {
                     repo,
                     http::Method::POST,
                     &path,
-                    Some(&json!({"assignees": req.assignees})),
+                    Some(&json!({ field: who })),
                     CallKind::IdempotentWrite,
                 )
                 .await?;
             if r.status != 201 {
-                tracing::warn!(status = r.status, message = %r.message(), "adding assignees failed");
+                tracing::warn!(status = r.status, message = %r.message(), "setting {field} failed");
             }
         }
         Ok(())

@@ -144,14 +144,14 @@ pub fn prepare(
     })
 }
 
-/// Read the base branch, prepare, and open or update the pull request.
-/// `cache` keeps blob texts between calls (blob sha → text).
-pub async fn propose(
+/// Read the base branch and prepare the pull request, writing nothing (what
+/// a dry run shows). `cache` keeps blob texts between calls (blob sha → text).
+pub async fn prepare_from_base(
     github: &Github,
     settings: &PullRequestSettings,
     p: &Proposal,
     cache: &mut BTreeMap<String, String>,
-) -> Result<(Prepared, PrOutcome), ProposeError> {
+) -> Result<Prepared, ProposeError> {
     let base = match &settings.base {
         Some(b) => b.clone(),
         None => github.default_branch(&settings.repo).await?,
@@ -167,6 +167,17 @@ pub async fn propose(
         .await?;
     let mut prepared = prepare(&files, settings, p)?;
     prepared.request.base = Some(base);
+    Ok(prepared)
+}
+
+/// Read the base branch, prepare, and open or update the pull request.
+pub async fn propose(
+    github: &Github,
+    settings: &PullRequestSettings,
+    p: &Proposal,
+    cache: &mut BTreeMap<String, String>,
+) -> Result<(Prepared, PrOutcome), ProposeError> {
+    let prepared = prepare_from_base(github, settings, p, cache).await?;
     let outcome = github.ensure_pull_request(&prepared.request).await?;
     Ok((prepared, outcome))
 }
