@@ -1,9 +1,9 @@
 # The recipes CI calls. `make ci` is what .ci/run and GitHub Actions run.
 CARGO ?= cargo
 
-.PHONY: ci fmt-check clippy test test-fast build bench corpus
+.PHONY: ci fmt-check clippy test test-fast build bench corpus chart
 
-ci: fmt-check clippy test corpus
+ci: fmt-check clippy test corpus chart
 
 # The manifest-edit corpus (../shared/corpus, or CORPUS=DIR): heal8s applies
 # every case, the corpus's own score.py scores the outputs (needs PyYAML), and
@@ -18,6 +18,14 @@ corpus:
 	tail -1 $(CORPUS_WORK)/refusals.txt
 	python3 $(CORPUS)/score.py $(CORPUS_CASES) $(CORPUS_WORK)/out --summary $(CORPUS_WORK)/summary.json --results $(CORPUS_WORK)/results.jsonl > /dev/null
 	python3 scripts/corpus-gate.py $(CORPUS_WORK)/summary.json
+
+# The Helm chart (charts/heal8s): lint and render it for several value sets,
+# validate every object against the Kubernetes schemas, check the values
+# schema, the policies (heal8s check-config; HEAL8S_BIN or target/debug/heal8s)
+# and the RBAC per feature. Needs helm-python-sdk, kubernetes-validate and
+# check-jsonschema (PyPI) and the harness's helmlite.py (HEAL8S_HARNESS).
+chart:
+	python3 scripts/chart-check.py
 
 fmt-check:
 	$(CARGO) fmt --all --check

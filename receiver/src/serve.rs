@@ -168,6 +168,14 @@ fn pull_request_executor(
 
 /// Run the service until SIGTERM or SIGINT.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    run_until(args, shutdown_signal()).await
+}
+
+/// Run the service until `shutdown` completes (the demo stops it this way).
+pub async fn run_until(
+    args: ServeArgs,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let settings = settings(&args)?;
     let listener = TcpListener::bind(args.listen)
         .await
@@ -279,7 +287,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Some(clients),
         )
     };
-    let result = run_with(listener, settings, acting, cluster, shutdown_signal()).await;
+    let result = run_with(listener, settings, acting, cluster, shutdown).await;
     if let Some(handle) = lease {
         // every receiver is gone now: the manager releases the lease and ends
         match tokio::time::timeout(Duration::from_secs(3), handle).await {

@@ -599,9 +599,17 @@ impl KubeJournal {
             ),
             _ => {}
         }
-        status.phase = Some(phase);
-        status.reason = reason;
-        status.message = o.message.chars().take(1000).collect();
+        // a refused repeat (cooldown, the pod already gone) is history, not
+        // news: it never hides that this remediation acted, is being
+        // verified, succeeded or failed
+        let acted_before = status
+            .phase
+            .is_some_and(|p| !matches!(p, Phase::Pending | Phase::Planned | Phase::Refused));
+        if !(phase == Phase::Refused && acted_before) {
+            status.phase = Some(phase);
+            status.reason = reason;
+            status.message = o.message.chars().take(1000).collect();
+        }
         push_history(
             &mut status,
             HistoryEntry {

@@ -1062,7 +1062,7 @@ async fn a_resolved_alert_counts_as_recovery_of_what_it_triggered() {
     let p = policy(
         "production",
         "",
-        "  - {matchers: ['alertname=\"KubePodCrashLooping\"'], remediation: delete-pod}",
+        "  - {matchers: ['alertname=~\"KubePodCrashLooping|KubePodNotReady\"'], remediation: delete-pod}",
     )
     .replace("  pods: {", "  pods: {enabled: false, ");
     let h = c.heal8s(&p, &[]).await;
@@ -1089,6 +1089,25 @@ async fn a_resolved_alert_counts_as_recovery_of_what_it_triggered() {
     };
     post(delivery("firing", "0001-01-01T00:00:00Z")).await;
     gone(&c, &h, "v1", "Pod", "shop", "api-7d9c-aaaaa").await;
+    // a second alert about the deleted pod is refused, and that refusal
+    // goes into the history without hiding the action being verified
+    let mut again = delivery("firing", "0001-01-01T00:00:00Z");
+    again["alerts"][0]["fingerprint"] = "fp-crash-again".into();
+    again["alerts"][0]["labels"]["alertname"] = "KubePodNotReady".into();
+    post(again).await;
+    outcome_with(&h, |o| {
+        is(o, "refused", Some("target_gone"), "api-7d9c-aaaaa")
+    })
+    .await;
+    let record = c
+        .emu
+        .list("heal8s.io/v1alpha1", "Remediation", "shop")
+        .into_iter()
+        .next()
+        .unwrap();
+    assert_eq!(record["status"]["phase"], "Acting", "{record:#}");
+    let history = record["status"]["history"].as_array().unwrap();
+    assert_eq!(history.last().unwrap()["phase"], "Refused", "{record:#}");
     post(delivery("resolved", &ago(0))).await;
     let phase = eventually(WAIT, "the record to settle", || async {
         c.emu

@@ -8,6 +8,8 @@
 
 pub mod github;
 pub mod kube;
+pub mod prometheus;
+pub mod scenario;
 
 use std::fs;
 use std::net::TcpListener;
@@ -102,6 +104,13 @@ fn workspace_bin(package: &str, bin: &str) -> PathBuf {
 pub fn heal8s_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| workspace_bin("receiver", "heal8s"))
+        .clone()
+}
+
+/// The `heal8s-demo` binary of this workspace, built once per test process.
+pub fn demo_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| workspace_bin("heal8s-demo", "heal8s-demo"))
         .clone()
 }
 

@@ -1,0 +1,72 @@
+//! The README's first command: `heal8s-demo` seeds the emulated cluster,
+//! runs heal8s, and narrates. Run here to the end (`--exit-when-done`), once
+//! posting the captured payload itself and once through a real Alertmanager.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use std::process::Command;
+
+use testkit::{demo_bin, free_port};
+
+fn demo(extra: &[&str]) -> String {
+    let port = free_port().to_string();
+    let out = Command::new(demo_bin())
+        .args(["--exit-when-done", "--timeout", "90", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(extra)
+        .env_remove("HEAL8S_WEBHOOK_TOKEN")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "the demo failed:\n{text}");
+    text
+}
+
+fn assert_narrated(text: &str) {
+    for want in [
+        "ACTED     delete-pod",
+        "REFUSED   delete-pod (detector Heal8sPodCrashLooping) for Pod kube-system/coredns-6d4b-k2",
+        "ACTED     drain-node",
+        "ACTED     cleanup-resource",
+        "ACTED     delete-namespace",
+        "PR        opened acme/manifests#",
+        "+              memory: 384Mi # raise with care: the node pool is small",
+        "VERIFIED  delete-pod Pod shop/api-7d9c-x2",
+        "Every problem is handled",
+        "heal8s stopped cleanly.",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    // nothing in kube-system was touched
+    assert!(
+        !text.contains(
+            "ACTED     delete-pod (detector Heal8sPodCrashLooping): deleted pod kube-system"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_demo_handles_every_problem_with_captured_payloads() {
+    let text = demo(&["--no-alertmanager"]);
+    assert_narrated(&text);
+    assert!(
+        text.contains("posted a captured Alertmanager webhook (KubePodCrashLooping): HTTP 200"),
+        "{text}"
+    );
+}
+
+#[test]
+fn real_alertmanager_demo_handles_every_problem() {
+    testkit::alertmanager_bin().unwrap();
+    let text = demo(&[]);
+    assert_narrated(&text);
+    assert!(
+        text.contains("(real, routing to heal8s with a bearer token)"),
+        "{text}"
+    );
+}
