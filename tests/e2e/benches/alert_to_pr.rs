@@ -15,9 +15,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use testkit::github::{GithubEmulator, TEST_APP_ID, TEST_APP_KEY_PEM};
+use testkit::Heal8s;
+use testkit::github::GithubEmulator;
 use testkit::kube::Emulator;
-use testkit::{Heal8s, TempDir};
 
 const TOKEN: &str = "bench-token";
 const REPO: &str = "acme/manifests";
@@ -89,33 +89,12 @@ async fn main() {
             "status": {"phase": "Running"}}))
             .unwrap();
     }
-    let dir = TempDir::new("bench-pr");
-    let kubeconfig = dir.path().join("kubeconfig");
-    kube.write_kubeconfig(&kubeconfig).unwrap();
-    let key = dir.path().join("app.pem");
-    std::fs::write(&key, TEST_APP_KEY_PEM).unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, format!(
+    let policy = format!(
         "guard: {{cooldown: 1s, escalation: {{after: 100, within: 1h}}}}\npullRequests: {{repository: {REPO}, pollInterval: 1h, maxNewPerHour: 10000, maxOpen: 10000}}\ndetectors: {{pods: {{enabled: false}}, nodes: {{enabled: false}}}}\nroutes:\n  - {{matchers: ['alertname=\"KubeContainerOOMKilled\"'], remediation: bump-memory, mode: pull-request}}\n"
-    )).unwrap();
-    let app_id = TEST_APP_ID.to_string();
-    let h = Heal8s::start(
-        TOKEN,
-        &[
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--policy",
-            policy.to_str().unwrap(),
-            "--github-api-url",
-            &gh.url(),
-            "--github-app-id",
-            &app_id,
-            "--github-app-key-file",
-            key.to_str().unwrap(),
-        ],
-    )
-    .await
-    .unwrap();
+    );
+    let (h, _files) = Heal8s::start_against(TOKEN, &kube, &gh, &policy, &[])
+        .await
+        .unwrap();
     let client = reqwest::Client::new();
     let post = |body: Value| {
         let c = client.clone();

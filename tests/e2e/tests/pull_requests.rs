@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use testkit::github::{GithubEmulator, TEST_APP_ID, TEST_APP_KEY_PEM};
+use testkit::github::GithubEmulator;
 use testkit::kube::Emulator;
 use testkit::{Heal8s, TempDir, eventually};
 
@@ -107,16 +107,8 @@ async fn setup_with(routes: &str) -> Setup {
     gh.put_files(REPO, "main", &list, "initial manifests")
         .unwrap();
 
-    let dir = TempDir::new("pr-e2e");
-    let kubeconfig = dir.path().join("kubeconfig");
-    kube.write_kubeconfig(&kubeconfig).unwrap();
-    let key = dir.path().join("app.pem");
-    std::fs::write(&key, TEST_APP_KEY_PEM).unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(
-        &policy,
-        format!(
-            r#"guard:
+    let policy = format!(
+        r#"guard:
   cooldown: 1s
 pullRequests:
   repository: {REPO}
@@ -127,27 +119,10 @@ detectors:
   nodes: {{enabled: false}}
 routes:
 {routes}"#
-        ),
-    )
-    .unwrap();
-    let app_id = TEST_APP_ID.to_string();
-    let heal8s = Heal8s::start(
-        TOKEN,
-        &[
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--policy",
-            policy.to_str().unwrap(),
-            "--github-api-url",
-            &gh.url(),
-            "--github-app-id",
-            &app_id,
-            "--github-app-key-file",
-            key.to_str().unwrap(),
-        ],
-    )
-    .await
-    .unwrap();
+    );
+    let (heal8s, dir) = Heal8s::start_against(TOKEN, &kube, &gh, &policy, &[])
+        .await
+        .unwrap();
     Setup {
         kube,
         gh,

@@ -17,10 +17,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use testkit::github::{GithubEmulator, TEST_APP_ID, TEST_APP_KEY_PEM};
+use testkit::github::GithubEmulator;
 use testkit::kube::Emulator;
 use testkit::scenario::{self, Problems, REPOSITORY};
-use testkit::{Heal8s, TempDir, eventually};
+use testkit::{Heal8s, eventually};
 
 const TOKEN: &str = "rbac-e2e-token";
 const NAMESPACE: &str = "heal8s";
@@ -170,32 +170,17 @@ async fn real_helm_rbac_allows_every_request_heal8s_makes_and_production_refuses
     gh.create_repo("acme", "manifests", 7).unwrap();
     gh.put_files(REPOSITORY, "main", &scenario::manifest_files(), "manifests")
         .unwrap();
-    let dir = TempDir::new("rbac");
-    let kubeconfig = dir.path().join("kubeconfig");
-    kube.write_kubeconfig(&kubeconfig).unwrap();
-    let key = dir.path().join("app.pem");
-    std::fs::write(&key, TEST_APP_KEY_PEM).unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, scenario::POLICY).unwrap();
-    let app_id = TEST_APP_ID.to_string();
-    let h = Heal8s::start(
+    let (h, _files) = Heal8s::start_against(
         TOKEN,
+        &kube,
+        &gh,
+        scenario::POLICY,
         &[
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--policy",
-            policy.to_str().unwrap(),
             "--namespace",
             NAMESPACE,
             "--leader-elect",
             "--pod-name",
             "heal8s-0",
-            "--github-api-url",
-            &gh.url(),
-            "--github-app-id",
-            &app_id,
-            "--github-app-key-file",
-            key.to_str().unwrap(),
         ],
     )
     .await

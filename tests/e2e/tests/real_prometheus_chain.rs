@@ -18,11 +18,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use testkit::github::{GithubEmulator, TEST_APP_ID, TEST_APP_KEY_PEM};
+use testkit::github::GithubEmulator;
 use testkit::kube::Emulator;
 use testkit::prometheus::{Exporter, Prometheus};
 use testkit::scenario::{self, CRASHLOOP_POD, PodUids, Problems, REPOSITORY};
-use testkit::{Alertmanager, AmTiming, Heal8s, TempDir, eventually};
+use testkit::{Alertmanager, AmTiming, Heal8s, eventually};
 
 const TOKEN: &str = "chain-e2e-token-5e1f";
 const WAIT: Duration = Duration::from_secs(60);
@@ -88,31 +88,9 @@ async fn real_prometheus_chain_deletes_the_crashlooping_pod_opens_a_pr_and_verif
     )
     .unwrap();
 
-    let dir = TempDir::new("chain");
-    let kubeconfig = dir.path().join("kubeconfig");
-    kube.write_kubeconfig(&kubeconfig).unwrap();
-    let key = dir.path().join("app.pem");
-    std::fs::write(&key, TEST_APP_KEY_PEM).unwrap();
-    let policy_file = dir.path().join("policy.yaml");
-    std::fs::write(&policy_file, policy()).unwrap();
-    let app_id = TEST_APP_ID.to_string();
-    let h = Heal8s::start(
-        TOKEN,
-        &[
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--policy",
-            policy_file.to_str().unwrap(),
-            "--github-api-url",
-            &gh.url(),
-            "--github-app-id",
-            &app_id,
-            "--github-app-key-file",
-            key.to_str().unwrap(),
-        ],
-    )
-    .await
-    .unwrap();
+    let (h, _files) = Heal8s::start_against(TOKEN, &kube, &gh, &policy(), &[])
+        .await
+        .unwrap();
     let am = Alertmanager::start(
         &format!("{}/webhook/alertmanager", h.url),
         TOKEN,

@@ -293,6 +293,47 @@ impl Heal8s {
         Ok(h)
     }
 
+    /// Start `heal8s serve` against the Kubernetes and GitHub emulations,
+    /// configured as a user would: a kubeconfig, the `policy` text in a file
+    /// and the test GitHub App (`TEST_APP_ID` and its key file), plus `extra`
+    /// flags. The files live in the returned directory; keep it alive.
+    pub async fn start_against(
+        token: &str,
+        kube: &kube::Emulator,
+        gh: &github::GithubEmulator,
+        policy: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<(Heal8s, TempDir)> {
+        let dir = TempDir::new("heal8s-files");
+        let kubeconfig = dir.path().join("kubeconfig");
+        kube.write_kubeconfig(&kubeconfig)?;
+        let key = dir.path().join("app.pem");
+        fs::write(&key, github::TEST_APP_KEY_PEM)?;
+        let policy_file = dir.path().join("policy.yaml");
+        fs::write(&policy_file, policy)?;
+        let (kubeconfig, key, policy_file) = (
+            kubeconfig.display().to_string(),
+            key.display().to_string(),
+            policy_file.display().to_string(),
+        );
+        let app_id = github::TEST_APP_ID.to_string();
+        let gh_url = gh.url();
+        let mut args = vec![
+            "--kubeconfig",
+            &kubeconfig,
+            "--policy",
+            &policy_file,
+            "--github-api-url",
+            &gh_url,
+            "--github-app-id",
+            &app_id,
+            "--github-app-key-file",
+            &key,
+        ];
+        args.extend_from_slice(extra);
+        Ok((Heal8s::start(token, &args).await?, dir))
+    }
+
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
         reqwest::get(format!("{}/metrics", self.url))
