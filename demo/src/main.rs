@@ -320,8 +320,16 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let deadline = started + Duration::from_secs(args.timeout);
     let mut reported = false;
     let mut ok = true;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    // Ctrl+C, or SIGTERM (a `timeout` or a process manager), stops it all
+    let stop_signal = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            Some(()) = async { match term.as_mut() { Some(t) => t.recv().await, None => None } } => {}
+        }
+    };
+    tokio::pin!(stop_signal);
     loop {
         narrate(started, &http, &url, &kube, &gh, &mut seen, &mut handled).await;
         play_controllers(started, &kube, &mut seen);
@@ -340,7 +348,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             break;
         }
         tokio::select! {
-            _ = &mut ctrl_c => {
+            () = &mut stop_signal => {
                 println!();
                 break;
             }
