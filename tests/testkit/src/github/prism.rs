@@ -153,6 +153,20 @@ impl PrismProxy {
             .collect()
     }
 
+    /// The exchanges once at least `n` are recorded: the shim writes each
+    /// record as the answer goes out, so the last may land a moment after
+    /// the client has it. Waits up to 10 s, then returns what there is.
+    pub fn exchanges_at_least(&self, n: usize) -> anyhow::Result<Vec<Value>> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match self.exchanges() {
+                Ok(x) if x.len() >= n => return Ok(x),
+                result if std::time::Instant::now() > deadline => return result,
+                _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        }
+    }
+
     /// The exchanges in which Prism found the request or the answer at odds
     /// with the spec: a `violations` list (from `sl-violations`), a 422
     /// `UNPROCESSABLE_ENTITY` (invalid request, not forwarded) or a 500
