@@ -584,7 +584,7 @@ fn play_controllers(started: Instant, kube: &Emulator, seen: &mut Seen) {
         for _ in 0..missing {
             let new_name = format!("{rs_name}-new{}", seen.replaced.len() + 1);
             let hash = rs_name.trim_start_matches(&format!("{name}-")).to_string();
-            let pod = scenario::pod(
+            let mut pod = scenario::pod(
                 "shop",
                 &new_name,
                 &name,
@@ -595,6 +595,10 @@ fn play_controllers(started: Instant, kube: &Emulator, seen: &mut Seen) {
                 "w1",
                 scenario::PodState::Healthy,
             );
+            let now = jiff::Timestamp::now().to_string();
+            pod["metadata"]["creationTimestamp"] = json!(now);
+            pod["status"]["startTime"] = json!(now);
+            pod["status"]["containerStatuses"][0]["state"] = json!({"running": {"startedAt": now}});
             if kube.create(pod).is_ok() {
                 seen.replaced.insert(new_name.clone());
                 note(
