@@ -70,3 +70,33 @@ fn real_alertmanager_demo_handles_every_problem() {
         "{text}"
     );
 }
+
+#[test]
+fn the_demo_says_what_was_not_handled_and_fails_when_time_runs_out() {
+    let port = free_port().to_string();
+    let out = Command::new(demo_bin())
+        .args(["--exit-when-done", "--no-alertmanager", "--timeout", "0"])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("Not handled in time:"), "{text}");
+    assert!(text.contains("heal8s stopped cleanly."), "{text}");
+}
+
+#[test]
+fn the_demo_refuses_a_busy_port_with_a_clear_error() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let out = Command::new(demo_bin())
+        .args(["--exit-when-done", "--no-alertmanager", "--listen", &addr])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
+    assert!(err.contains("pass --listen 127.0.0.1:PORT"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
