@@ -250,6 +250,21 @@ where
     }
 }
 
+/// Wait until `GET url` answers 200 (up to `timeout`); on failure, the error
+/// carries `proc`'s output so the reason is in the test's message.
+pub async fn wait_ok(url: &str, timeout: Duration, proc: &Proc) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let ready = eventually(timeout, url, || {
+        let c = client.clone();
+        async move { c.get(url).send().await.ok().filter(|r| r.status() == 200) }
+    })
+    .await;
+    if let Err(e) = ready {
+        bail!("{e}; output:\n{}", proc.output());
+    }
+    Ok(())
+}
+
 /// A running `heal8s serve` on loopback.
 #[derive(Debug)]
 pub struct Heal8s {
@@ -280,16 +295,12 @@ impl Heal8s {
             url: format!("http://127.0.0.1:{port}"),
             dir,
         };
-        let client = reqwest::Client::new();
-        let ready = eventually(Duration::from_secs(20), "heal8s /readyz", || {
-            let c = client.clone();
-            let u = format!("{}/readyz", h.url);
-            async move { c.get(u).send().await.ok().filter(|r| r.status() == 200) }
-        })
-        .await;
-        if let Err(e) = ready {
-            bail!("{e}; heal8s output:\n{}", h.proc.output());
-        }
+        wait_ok(
+            &format!("{}/readyz", h.url),
+            Duration::from_secs(20),
+            &h.proc,
+        )
+        .await?;
         Ok(h)
     }
 
@@ -473,16 +484,12 @@ receivers:
             url: format!("http://127.0.0.1:{port}"),
             dir,
         };
-        let client = reqwest::Client::new();
-        let ready = eventually(Duration::from_secs(20), "alertmanager /-/ready", || {
-            let c = client.clone();
-            let u = format!("{}/-/ready", am.url);
-            async move { c.get(u).send().await.ok().filter(|r| r.status() == 200) }
-        })
-        .await;
-        if let Err(e) = ready {
-            bail!("{e}; alertmanager output:\n{}", am.proc.output());
-        }
+        wait_ok(
+            &format!("{}/-/ready", am.url),
+            Duration::from_secs(20),
+            &am.proc,
+        )
+        .await?;
         Ok(am)
     }
 

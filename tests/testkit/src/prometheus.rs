@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 
-use crate::{Proc, TempDir, eventually, free_port};
+use crate::{Proc, TempDir, free_port, wait_ok};
 
 /// The Prometheus binary: `$PROM_BIN`, else `prometheus` on `PATH`.
 pub fn prometheus_bin() -> anyhow::Result<PathBuf> {
@@ -126,16 +126,12 @@ scrape_configs:
             url: format!("http://127.0.0.1:{port}"),
             dir,
         };
-        let client = reqwest::Client::new();
-        let ready = eventually(Duration::from_secs(30), "prometheus /-/ready", || {
-            let c = client.clone();
-            let u = format!("{}/-/ready", p.url);
-            async move { c.get(u).send().await.ok().filter(|r| r.status() == 200) }
-        })
-        .await;
-        if let Err(e) = ready {
-            bail!("{e}; prometheus output:\n{}", p.proc.output());
-        }
+        wait_ok(
+            &format!("{}/-/ready", p.url),
+            Duration::from_secs(30),
+            &p.proc,
+        )
+        .await?;
         Ok(p)
     }
 
