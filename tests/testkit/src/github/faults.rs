@@ -3,15 +3,15 @@
 //! limits, 5xx) or wait before being served, and the record of every request.
 //! Only the HTTP API is affected; the store API used by tests never is.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::{Value, json};
 
 use super::error::DOCS;
+pub use crate::faults::FaultId;
+use crate::faults::{Action, RequestLog, Rules};
 
 /// Which requests a fault applies to; unset parts match anything.
 #[derive(Debug, Clone, Default)]
@@ -145,25 +145,6 @@ impl Fault {
     }
 }
 
-/// Identifies an installed fault, for [`Faults::remove`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FaultId(u64);
-
-#[derive(Debug, Clone)]
-enum Action {
-    Answer(Fault),
-    Delay(Duration),
-}
-
-#[derive(Debug, Clone)]
-struct Rule {
-    id: u64,
-    matcher: RequestMatch,
-    action: Action,
-    /// Requests left to affect; `None` = until removed.
-    remaining: Option<u64>,
-}
-
 /// One request the emulation served.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestRecord {
@@ -192,21 +173,15 @@ pub struct RequestRecord {
 /// Shared fault and log state (lives in the emulator).
 #[derive(Debug)]
 pub(crate) struct FaultState {
-    rules: Mutex<Vec<Rule>>,
-    next_id: AtomicU64,
-    log: Mutex<VecDeque<RequestRecord>>,
-    log_cap: usize,
-    count: AtomicU64,
+    rules: Rules<RequestMatch, Fault>,
+    log: RequestLog<RequestRecord>,
 }
 
 impl FaultState {
     pub(crate) fn new(log_cap: usize) -> FaultState {
         FaultState {
-            rules: Mutex::new(Vec::new()),
-            next_id: AtomicU64::new(1),
-            log: Mutex::new(VecDeque::new()),
-            log_cap: log_cap.max(1),
-            count: AtomicU64::new(0),
+            rules: Rules::new(),
+            log: RequestLog::new(log_cap),
         }
     }
 
@@ -218,54 +193,23 @@ impl FaultState {
         path: &str,
         query: &str,
     ) -> (Duration, Option<Fault>) {
-        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
-        let mut delay = Duration::ZERO;
-        let mut answer = None;
-        for r in rules.iter_mut() {
-            if !r.matcher.matches(method, path, query) {
-                continue;
-            }
-            match &r.action {
-                Action::Delay(d) => delay += *d,
-                Action::Answer(f) => {
-                    if answer.is_some() {
-                        continue;
-                    }
-                    answer = Some(f.clone());
-                }
-            }
-            if let Some(n) = r.remaining.as_mut() {
-                *n = n.saturating_sub(1);
-            }
-        }
-        rules.retain(|r| r.remaining != Some(0));
-        (delay, answer)
+        self.rules.decide(|m| m.matches(method, path, query))
     }
 
     pub(crate) fn record(&self, rec: RequestRecord) {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        if log.len() >= self.log_cap {
-            log.pop_front();
-        }
-        log.push_back(rec);
+        self.log.record(rec);
     }
 
     pub(crate) fn requests(&self) -> Vec<RequestRecord> {
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .cloned()
-            .collect()
+        self.log.requests()
     }
 
     pub(crate) fn request_count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
+        self.log.count()
     }
 
     pub(crate) fn clear_requests(&self) {
-        self.log.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.log.clear();
     }
 }
 
@@ -276,19 +220,8 @@ pub struct Faults {
 }
 
 impl Faults {
-    fn add(&self, matcher: RequestMatch, action: Action, remaining: Option<u64>) -> FaultId {
-        let id = self.state.next_id.fetch_add(1, Ordering::Relaxed);
-        self.state
-            .rules
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Rule {
-                id,
-                matcher,
-                action,
-                remaining,
-            });
-        FaultId(id)
+    fn add(&self, matcher: RequestMatch, action: Action<Fault>, remaining: Option<u64>) -> FaultId {
+        self.state.rules.add(matcher, action, remaining)
     }
 
     /// The next `n` matching requests get `fault` instead of being served.
@@ -313,29 +246,17 @@ impl Faults {
 
     /// Remove one fault.
     pub fn remove(&self, id: FaultId) {
-        self.state
-            .rules
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|r| r.id != id.0);
+        self.state.rules.remove(id);
     }
 
     /// Remove every fault.
     pub fn clear(&self) {
-        self.state
-            .rules
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.state.rules.clear();
     }
 
     /// Number of faults still installed.
     pub fn active(&self) -> usize {
-        self.state
-            .rules
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        self.state.rules.active()
     }
 }
 

@@ -3,12 +3,12 @@
 //! every open watch, and the record of every request served. Only the HTTP
 //! API is affected; the store API used by tests never is.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::error::ApiError;
+pub use crate::faults::FaultId;
+use crate::faults::{Action, RequestLog, Rules};
 
 /// Which requests a fault applies to; unset parts match anything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -55,25 +55,6 @@ impl RequestMatch {
     }
 }
 
-/// Identifies an installed fault, for [`Faults::remove`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FaultId(u64);
-
-#[derive(Debug, Clone)]
-enum Action {
-    Fail(ApiError),
-    Delay(Duration),
-}
-
-#[derive(Debug, Clone)]
-struct Rule {
-    id: u64,
-    matcher: RequestMatch,
-    action: Action,
-    /// Requests left to affect; `None` = until removed.
-    remaining: Option<u64>,
-}
-
 /// One request the emulator served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRecord {
@@ -95,22 +76,16 @@ pub struct RequestRecord {
 /// Shared fault and log state (lives in the emulator).
 #[derive(Debug)]
 pub(crate) struct FaultState {
-    rules: Mutex<Vec<Rule>>,
-    next_id: AtomicU64,
-    log: Mutex<VecDeque<RequestRecord>>,
-    log_cap: usize,
-    count: AtomicU64,
+    rules: Rules<RequestMatch, ApiError>,
+    log: RequestLog<RequestRecord>,
     pub(crate) stop_watches: tokio::sync::watch::Sender<u64>,
 }
 
 impl FaultState {
     pub(crate) fn new(log_cap: usize) -> FaultState {
         FaultState {
-            rules: Mutex::new(Vec::new()),
-            next_id: AtomicU64::new(1),
-            log: Mutex::new(VecDeque::new()),
-            log_cap: log_cap.max(1),
-            count: AtomicU64::new(0),
+            rules: Rules::new(),
+            log: RequestLog::new(log_cap),
             stop_watches: tokio::sync::watch::Sender::new(0),
         }
     }
@@ -124,37 +99,11 @@ impl FaultState {
         path: &str,
         query: &str,
     ) -> (Duration, Option<ApiError>) {
-        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
-        let mut delay = Duration::ZERO;
-        let mut fail = None;
-        for r in rules.iter_mut() {
-            if !r.matcher.matches(method, verb, path, query) {
-                continue;
-            }
-            match &r.action {
-                Action::Delay(d) => delay += *d,
-                Action::Fail(e) => {
-                    if fail.is_some() {
-                        continue;
-                    }
-                    fail = Some(e.clone());
-                }
-            }
-            if let Some(n) = r.remaining.as_mut() {
-                *n = n.saturating_sub(1);
-            }
-        }
-        rules.retain(|r| r.remaining != Some(0));
-        (delay, fail)
+        self.rules.decide(|m| m.matches(method, verb, path, query))
     }
 
     pub(crate) fn record(&self, rec: RequestRecord) {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
-        if log.len() >= self.log_cap {
-            log.pop_front();
-        }
-        log.push_back(rec);
+        self.log.record(rec);
     }
 }
 
@@ -165,37 +114,31 @@ pub struct Faults {
 }
 
 impl Faults {
-    fn add(&self, matcher: RequestMatch, action: Action, remaining: Option<u64>) -> FaultId {
-        let id = self.state.next_id.fetch_add(1, Ordering::Relaxed);
-        self.state
-            .rules
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Rule {
-                id,
-                matcher,
-                action,
-                remaining,
-            });
-        FaultId(id)
+    fn add(
+        &self,
+        matcher: RequestMatch,
+        action: Action<ApiError>,
+        remaining: Option<u64>,
+    ) -> FaultId {
+        self.state.rules.add(matcher, action, remaining)
     }
 
     /// The next `n` matching requests fail with `code` (a `Status` with the
     /// reason the real server uses for that code; 429 carries `retryAfterSeconds: 1`).
     pub fn fail_next(&self, n: u64, matcher: RequestMatch, code: u16) -> FaultId {
         let e = ApiError::from_code(code, format!("injected fault ({code})"));
-        self.add(matcher, Action::Fail(e), Some(n))
+        self.add(matcher, Action::Answer(e), Some(n))
     }
 
     /// The next `n` matching requests fail with exactly this error.
     pub fn fail_next_with(&self, n: u64, matcher: RequestMatch, error: ApiError) -> FaultId {
-        self.add(matcher, Action::Fail(error), Some(n))
+        self.add(matcher, Action::Answer(error), Some(n))
     }
 
     /// Every matching request fails with `code` until the fault is removed.
     pub fn fail_always(&self, matcher: RequestMatch, code: u16) -> FaultId {
         let e = ApiError::from_code(code, format!("injected fault ({code})"));
-        self.add(matcher, Action::Fail(e), None)
+        self.add(matcher, Action::Answer(e), None)
     }
 
     /// Every matching request waits `latency` before being served, until removed.
@@ -210,29 +153,17 @@ impl Faults {
 
     /// Remove one fault.
     pub fn remove(&self, id: FaultId) {
-        self.state
-            .rules
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|r| r.id != id.0);
+        self.state.rules.remove(id);
     }
 
     /// Remove every fault.
     pub fn clear(&self) {
-        self.state
-            .rules
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
+        self.state.rules.clear();
     }
 
     /// Number of faults still installed.
     pub fn active(&self) -> usize {
-        self.state
-            .rules
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len()
+        self.state.rules.active()
     }
 
     /// End every open watch now (the response body ends, as when the API
@@ -244,21 +175,15 @@ impl Faults {
 
 /// The request log's public face, used by the emulator.
 pub(crate) fn requests(state: &FaultState) -> Vec<RequestRecord> {
-    state
-        .log
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .cloned()
-        .collect()
+    state.log.requests()
 }
 
 pub(crate) fn request_count(state: &FaultState) -> u64 {
-    state.count.load(Ordering::Relaxed)
+    state.log.count()
 }
 
 pub(crate) fn clear_requests(state: &FaultState) {
-    state.log.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    state.log.clear();
 }
 
 #[cfg(test)]
