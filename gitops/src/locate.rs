@@ -19,7 +19,7 @@ use std::path::Path;
 
 use crate::edit::{Change, Scalar};
 use crate::patch::{self, Edit, PatchError, Target};
-use crate::yaml::{Kind, NodeId, Seg, Tree};
+use crate::yaml::{NodeId, Seg, Tree};
 
 /// A repository's files: relative path (with `/`) → text.
 pub type Files = BTreeMap<String, String>;
@@ -435,13 +435,10 @@ fn read_kustomization(files: &Files, file: &str) -> Result<Kustomization, Locate
             .map(str::to_string)
     };
     let list = |k: &str| -> Vec<NodeId> {
-        match tree
-            .get(root, k)
-            .map(|(_, v)| &tree.nodes[tree.resolve(v)].kind)
-        {
-            Some(Kind::Seq { items, .. }) => items.clone(),
-            _ => Vec::new(),
-        }
+        tree.get(root, k)
+            .and_then(|(_, v)| tree.items(v))
+            .map(<[NodeId]>::to_vec)
+            .unwrap_or_default()
     };
     let dir = dir_of(file);
     let mut k = Kustomization {
@@ -759,13 +756,10 @@ fn kustomize_entry(
         return Ok(None);
     };
     let entries = |key: &str| -> Vec<NodeId> {
-        match tree
-            .get(root, key)
-            .map(|(_, v)| &tree.nodes[tree.resolve(v)].kind)
-        {
-            Some(Kind::Seq { items, .. }) => items.clone(),
-            _ => Vec::new(),
-        }
+        tree.get(root, key)
+            .and_then(|(_, v)| tree.items(v))
+            .map(<[NodeId]>::to_vec)
+            .unwrap_or_default()
     };
     let field = |item: NodeId, k: &str| {
         tree.get(item, k)
@@ -966,7 +960,7 @@ fn patch_sets(
             let Some(list) = at(root, &[spec, &["containers"]].concat()) else {
                 return false;
             };
-            let Kind::Seq { items, .. } = &tree.nodes[tree.resolve(list)].kind else {
+            let Some(items) = tree.items(list) else {
                 return false;
             };
             items.iter().any(|&c| {

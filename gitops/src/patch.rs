@@ -230,7 +230,7 @@ pub(crate) fn declared(tree: &Tree<'_>) -> Vec<Declared> {
         let doc_kind = tree.get(doc.root, "kind").and_then(|(_, k)| tree.scalar(k));
         if doc_kind.is_some_and(|k| k.ends_with("List"))
             && let Some((_, items)) = tree.get(doc.root, "items")
-            && let Kind::Seq { items, .. } = &tree.nodes[tree.resolve(items)].kind
+            && let Some(items) = tree.items(items)
         {
             objects = items
                 .iter()

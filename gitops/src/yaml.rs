@@ -308,6 +308,14 @@ impl<'t> Tree<'t> {
         }
     }
 
+    /// The items of a sequence node (through an alias).
+    pub fn items(&self, id: NodeId) -> Option<&[NodeId]> {
+        match &self.nodes[self.resolve(id)].kind {
+            Kind::Seq { items, .. } => Some(items),
+            _ => None,
+        }
+    }
+
     /// The text of a scalar node (through an alias).
     pub fn scalar(&self, id: NodeId) -> Option<&str> {
         match &self.nodes[self.resolve(id)].kind {

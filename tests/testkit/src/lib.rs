@@ -22,6 +22,27 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+/// Serve `app` on `listener` in the background until the returned sender
+/// fires (or is dropped); `what` names the server in the error log.
+pub(crate) fn serve_in_background(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    what: &'static str,
+) -> tokio::sync::oneshot::Sender<()> {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "The {what} stopped serving.");
+        }
+    });
+    tx
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

@@ -233,18 +233,8 @@ impl GithubEmulator {
             app_key,
             request_seq: AtomicU64::new(1),
         });
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = http::router(shared.clone());
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "The GitHub emulator stopped serving.");
-            }
-        });
+        let tx =
+            crate::serve_in_background(listener, http::router(shared.clone()), "GitHub emulator");
         tracing::debug!(%addr, "The GitHub emulator is listening.");
         Ok(GithubEmulator {
             shared,

@@ -126,18 +126,11 @@ impl Emulator {
             options,
             address: addr.to_string(),
         });
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let app = http::router(shared.clone());
-        tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "The Kubernetes emulator stopped serving.");
-            }
-        });
+        let tx = crate::serve_in_background(
+            listener,
+            http::router(shared.clone()),
+            "Kubernetes emulator",
+        );
         tracing::debug!(%addr, "The Kubernetes emulator is listening.");
         Ok(Emulator {
             shared,
