@@ -95,20 +95,9 @@ async fn main() {
     let (h, _files) = Heal8s::start_against(TOKEN, &kube, &gh, &policy, &[])
         .await
         .unwrap();
-    let client = reqwest::Client::new();
     let post = |body: Value| {
-        let c = client.clone();
-        let url = format!("{}/webhook/alertmanager", h.url);
-        async move {
-            let r = c
-                .post(url)
-                .bearer_auth(TOKEN)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-        }
+        let h = &h;
+        async move { assert_eq!(h.post_webhook(TOKEN, &body).await, 200) }
     };
     let wait_for = |pred: &dyn Fn() -> bool| {
         let start = Instant::now();

@@ -598,16 +598,8 @@ async fn an_alert_about_a_pod_that_recovered_or_vanished_does_nothing() {
             "status": "firing", "startsAt": ago(60), "endsAt": "0001-01-01T00:00:00Z", "fingerprint": format!("fp-{pod}"),
             "labels": {"alertname": "KubePodCrashLooping", "namespace": "shop", "pod": pod, "container": "api"}}]})
     };
-    let client = reqwest::Client::new();
     for pod in ["api-healthy", "api-vanished"] {
-        let r = client
-            .post(format!("{}/webhook/alertmanager", h.url))
-            .bearer_auth(TOKEN)
-            .json(&alert(pod))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(h.post_webhook(TOKEN, &alert(pod)).await, 200);
     }
     outcome_with(&h, |o| {
         is(o, "refused", Some("condition_cleared"), "api-healthy")
@@ -937,17 +929,9 @@ async fn with_two_replicas_exactly_one_acts_and_the_other_takes_over() {
     // the follower refuses webhooks so that Alertmanager retries against the leader
     let alert = json!({"version": "4", "alerts": [{"status": "firing", "startsAt": ago(5),
         "labels": {"alertname": "Watchdog"}, "fingerprint": "w"}]});
-    let client = reqwest::Client::new();
     let mut statuses = Vec::new();
     for h in [&leader, &follower] {
-        let r = client
-            .post(format!("{}/webhook/alertmanager", h.url))
-            .bearer_auth(TOKEN)
-            .json(&alert)
-            .send()
-            .await
-            .unwrap();
-        statuses.push(r.status().as_u16());
+        statuses.push(h.post_webhook(TOKEN, &alert).await);
     }
     assert_eq!(
         statuses,
@@ -1072,20 +1056,9 @@ async fn a_resolved_alert_counts_as_recovery_of_what_it_triggered() {
             "status": status, "startsAt": starts, "endsAt": ends, "fingerprint": "fp-crash",
             "labels": {"alertname": "KubePodCrashLooping", "namespace": "shop", "pod": "api-7d9c-aaaaa", "container": "api"}}]})
     };
-    let client = reqwest::Client::new();
     let post = |body: Value| {
-        let client = client.clone();
-        let url = format!("{}/webhook/alertmanager", h.url);
-        async move {
-            let r = client
-                .post(url)
-                .bearer_auth(TOKEN)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
-        }
+        let h = &h;
+        async move { assert_eq!(h.post_webhook(TOKEN, &body).await, 200) }
     };
     post(delivery("firing", "0001-01-01T00:00:00Z")).await;
     gone(&c, &h, "v1", "Pod", "shop", "api-7d9c-aaaaa").await;
@@ -1099,15 +1072,22 @@ async fn a_resolved_alert_counts_as_recovery_of_what_it_triggered() {
         is(o, "refused", Some("target_gone"), "api-7d9c-aaaaa")
     })
     .await;
-    let record = c
-        .emu
-        .list("heal8s.io/v1alpha1", "Remediation", "shop")
-        .into_iter()
-        .next()
-        .unwrap();
+    // (the outcome is listed before the record is written: wait for it)
+    let record = eventually(WAIT, "the refusal in the record's history", || async {
+        c.emu
+            .list("heal8s.io/v1alpha1", "Remediation", "shop")
+            .into_iter()
+            .next()
+            .filter(|r| {
+                r["status"]["history"]
+                    .as_array()
+                    .and_then(|h| h.last())
+                    .is_some_and(|h| h["phase"] == "Refused")
+            })
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", h.proc.output()));
     assert_eq!(record["status"]["phase"], "Acting", "{record:#}");
-    let history = record["status"]["history"].as_array().unwrap();
-    assert_eq!(history.last().unwrap()["phase"], "Refused", "{record:#}");
     post(delivery("resolved", &ago(0))).await;
     let phase = eventually(WAIT, "the record to settle", || async {
         c.emu

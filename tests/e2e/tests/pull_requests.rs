@@ -132,14 +132,7 @@ routes:
 }
 
 async fn post(h: &Heal8s, body: &Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/webhook/alertmanager", h.url))
-        .bearer_auth(TOKEN)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(h.post_webhook(TOKEN, body).await, 200);
 }
 
 async fn outcome(h: &Heal8s, what: &str, pred: impl Fn(&Value) -> bool) -> Value {

@@ -293,6 +293,7 @@ pub struct Heal8s {
     pub proc: Proc,
     pub url: String,
     pub dir: TempDir,
+    client: reqwest::Client,
 }
 
 impl Heal8s {
@@ -316,6 +317,7 @@ impl Heal8s {
             proc,
             url: format!("http://127.0.0.1:{port}"),
             dir,
+            client: reqwest::Client::new(),
         };
         wait_ok(
             &format!("{}/readyz", h.url),
@@ -365,6 +367,19 @@ impl Heal8s {
         ];
         args.extend_from_slice(extra);
         Ok((Heal8s::start(token, &args).await?, dir))
+    }
+
+    /// POST an Alertmanager webhook `body` with the bearer `token`; the HTTP status.
+    pub async fn post_webhook(&self, token: &str, body: &serde_json::Value) -> u16 {
+        self.client
+            .post(format!("{}/webhook/alertmanager", self.url))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     /// The `/metrics` text.
