@@ -467,8 +467,9 @@ def check_custom_resources_shape(sc):
             expect(o["metadata"]["labels"].get(k) == val, f"{o['kind']}: label {k} missing")
     for sm in sms:
         spec = sm["spec"]
-        expect(set(spec) == {"selector", "namespaceSelector", "endpoints"}, f"ServiceMonitor spec keys: {sorted(spec)}")
+        expect(set(spec) == {"jobLabel", "selector", "namespaceSelector", "endpoints"}, f"ServiceMonitor spec keys: {sorted(spec)}")
         svc = one(sc.objs, "Service")
+        expect(svc["metadata"]["labels"].get(spec["jobLabel"]) == "heal8s", "ServiceMonitor jobLabel does not give job=\"heal8s\", which the shipped rules select")
         sel = spec["selector"]["matchLabels"]
         expect(all(svc["metadata"]["labels"].get(k) == x for k, x in sel.items()), "ServiceMonitor selector does not select the Service")
         ep = spec["endpoints"]
@@ -519,6 +520,7 @@ def check_deployment(sc):
     expect(deep_get(env, ["HEAL8S_POD_NAME", "valueFrom", "fieldRef", "fieldPath"]) == "metadata.name", "HEAL8S_POD_NAME from metadata.name")
     expect(env["HEAL8S_LOG_FORMAT"]["value"] == v["log"]["format"], "HEAL8S_LOG_FORMAT")
     expect(("HEAL8S_DRY_RUN" in env) == bool(v["dryRun"]), "HEAL8S_DRY_RUN iff dryRun")
+    expect(env.get("HEAL8S_CLUSTER_NAME", {}).get("value", "") == v["clusterName"], "HEAL8S_CLUSTER_NAME is clusterName (absent when empty)")
     grace, shutdown = pod["terminationGracePeriodSeconds"], parse_duration(env["HEAL8S_SHUTDOWN_TIMEOUT"]["value"])
     expect(grace > shutdown, f"terminationGracePeriodSeconds {grace} must exceed the shutdown timeout {shutdown}s")
     # the policy: mounted read-only where HEAL8S_POLICY points, from the ConfigMap
@@ -536,6 +538,12 @@ def check_deployment(sc):
     else:
         f = env["HEAL8S_WEBHOOK_TOKEN_FILE"]["value"]
         check_secret_file(sc, f, "webhook-token", mounts, vols, v["webhook"]["existingSecret"] or f"{FULLNAME}-webhook", v["webhook"]["secretKey"])
+    # the read-only token for /outcomes and /policy: only from a Secret the user manages
+    rt = v["webhook"]["readToken"]
+    if rt["existingSecret"]:
+        check_secret_file(sc, env["HEAL8S_READ_TOKEN_FILE"]["value"], "read-token", mounts, vols, rt["existingSecret"], rt["secretKey"])
+    else:
+        expect("HEAL8S_READ_TOKEN_FILE" not in env and "read-token" not in mounts, "a read token without webhook.readToken.existingSecret")
     # GitHub credentials
     g = v["github"]
     if g["appId"]:
@@ -639,6 +647,7 @@ def check_rbac_structure(sc):
             expect(grants([read], g, res, verb), f"read: {verb} {res}")
     for g, res in [("apps", "replicasets"), ("heal8s.io", "remediations"), ("kubevirt.io", "virtualmachines"), ("batch", "jobs")]:
         expect(grants([read], g, res, "get") and grants([read], g, res, "list"), f"read: get/list {g}/{res}")
+    expect(grants([read], "heal8s.io", "remediations", "watch"), "read: watch remediations (escalations cleared by annotation)")
     for g, res in [("apps", "deployments"), ("apps", "statefulsets"), ("apps", "daemonsets"), ("autoscaling", "horizontalpodautoscalers"), ("batch", "cronjobs")]:
         expect(grants([read], g, res, "get"), f"read: get {g}/{res}")
     # the policy's watched custom resources are readable
@@ -773,6 +782,7 @@ BAD_VALUES = [
     (["rbac.features.healPods=maybe"], "/rbac/features/healPods"),
     (["policies.production.features.bogus=true"], "'bogus' not allowed"),
     (["policies.production.routes[0].remediation=reboot"], "remediation"),
+    (["policies.production.guard.clusterLabel=kube-cluster"], "clusterLabel"),
     (["networkPolicy.from[0].bogus=1"], "'bogus' not allowed"),
     (["profile=test-cluster", "rbac.features.deleteNamespaces=false"],
      "rbac.features.deleteNamespaces is false, but the deployed policy (policies.test-cluster, profile \"test-cluster\") turns features.deleteNamespaces on"),
@@ -786,6 +796,8 @@ BAD_VALUES = [
     (["github.appId=42", "github.privateKey.value=x", "github.token.value=y"], "github.appId and github.token are both set"),
     (["policies.production.pullRequests.repository=acme/manifests"], "no GitHub credentials are configured"),
     (["webhook.insecureNoAuth=true", "webhook.token=t"], "webhook.insecureNoAuth is true but a webhook token is configured"),
+    (["webhook.insecureNoAuth=true", "webhook.readToken.existingSecret=dash"], "webhook.insecureNoAuth is true but webhook.readToken.existingSecret is set"),
+    (["webhook.readToken.secretKey="], "/webhook/readToken/secretKey"),
 ]
 
 

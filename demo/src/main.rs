@@ -202,6 +202,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         "1s",
         "--verify-timeout",
         "60s",
+        // the demo's Deployment controller is played at once: a short
+        // stability window (the default is 60s) keeps the narration brisk
+        "--verify-stable-for",
+        "2s",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -417,7 +421,13 @@ async fn narrate(
     seen: &mut Seen,
     handled: &mut Handled,
 ) {
-    let outcomes: Vec<Value> = match http.get(format!("{url}/outcomes")).send().await {
+    // /outcomes needs the webhook token (or a read token) like the webhook does
+    let outcomes: Vec<Value> = match http
+        .get(format!("{url}/outcomes"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+    {
         Ok(r) => r.json().await.unwrap_or_default(),
         Err(_) => Vec::new(),
     };
@@ -664,9 +674,9 @@ fn summary(
     let token = gh.installation_token(INSTALLATION);
     println!(
         "\nWhere to look:
-  curl -s {url}/outcomes         what heal8s decided, and why
+  curl -s -H 'Authorization: Bearer {TOKEN}' {url}/outcomes   what heal8s decided, and why
+  curl -s -H 'Authorization: Bearer {TOKEN}' {url}/policy     the policy in force, defaults filled in
   curl -s {url}/metrics          Prometheus metrics (heal8s_*)
-  curl -s {url}/policy           the policy in force, defaults filled in
   kubectl --kubeconfig {kc} get pods,remediations -A
   curl -s -H 'Authorization: token {token}' {gh}/repos/{REPOSITORY}/pulls
   heal8s's log: {log}

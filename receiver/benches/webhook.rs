@@ -42,6 +42,7 @@ fn main() {
         tokio::spawn(async move { while rx.recv().await.is_some() {} });
         let app = router(AppState {
             token: Token::new("bench-token"),
+            read_token: None,
             queue: tx,
             metrics: metrics.clone(),
             recorder: Arc::new(Recorder::new(metrics)),

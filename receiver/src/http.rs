@@ -4,6 +4,11 @@
 //! Owns: authentication, body limits, payload acceptance into the bounded work
 //! queue, and one JSON error shape. Must not route or decide: accepted alerts
 //! become Signals on the queue and the worker does the rest.
+//!
+//! Who may do what: the webhook token posts alerts and reads `/outcomes` and
+//! `/policy`; the optional read token only reads them (403 at the webhook);
+//! `/healthz`, `/readyz` and `/metrics` are open. Without any token
+//! (`--insecure-no-auth`) everything is open.
 
 use std::fmt;
 use std::sync::Arc;
@@ -37,6 +42,11 @@ impl Token {
         (!t.is_empty()).then(|| Token(Arc::from(t.as_bytes())))
     }
 
+    /// Whether two tokens are the same secret (constant-time).
+    pub fn same_as(&self, other: &Token) -> bool {
+        self.matches(&other.0)
+    }
+
     fn matches(&self, presented: &[u8]) -> bool {
         // constant-time over the token's bytes; only the length can leak
         self.0.len() == presented.len() && bool::from(self.0.as_ref().ct_eq(presented))
@@ -54,6 +64,9 @@ impl fmt::Debug for Token {
 pub struct AppState {
     /// `None` only when authentication was explicitly disabled.
     pub token: Option<Token>,
+    /// A token that may read `/outcomes` and `/policy` but not post alerts
+    /// (a dashboard). Only with `token`; the webhook token reads too.
+    pub read_token: Option<Token>,
     pub queue: mpsc::Sender<Signal>,
     pub metrics: Arc<Metrics>,
     pub recorder: Arc<Recorder>,
@@ -143,15 +156,46 @@ fn authorized(token: &Token, headers: &HeaderMap) -> bool {
     scheme.eq_ignore_ascii_case("bearer") && token.matches(presented.trim().as_bytes())
 }
 
+fn unauthorized() -> ApiError {
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "a valid bearer token is required",
+    )
+}
+
+/// Reads (`/outcomes`, `/policy`) take the webhook token or the read token;
+/// without a webhook token (`--insecure-no-auth`) they are open.
+fn may_read(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &s.token else {
+        return Ok(());
+    };
+    if authorized(token, headers)
+        || s.read_token
+            .as_ref()
+            .is_some_and(|t| authorized(t, headers))
+    {
+        Ok(())
+    } else {
+        Err(unauthorized())
+    }
+}
+
 async fn accept(s: &AppState, req: Request) -> Result<usize, ApiError> {
     if let Some(token) = &s.token
         && !authorized(token, req.headers())
     {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid bearer token is required",
-        ));
+        if s.read_token
+            .as_ref()
+            .is_some_and(|t| authorized(t, req.headers()))
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "read_only_token",
+                "the read token may read /outcomes and /policy but not post alerts",
+            ));
+        }
+        return Err(unauthorized());
     }
     if !s.accepting.load(Ordering::SeqCst) {
         return Err(ApiError::new(
@@ -277,10 +321,16 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn policy(State(s): State<AppState>) -> Response {
-    Json(s.policy.as_ref().clone()).into_response()
+async fn policy(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    match may_read(&s, &headers) {
+        Ok(()) => Json(s.policy.as_ref().clone()).into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
-async fn outcomes(State(s): State<AppState>) -> Response {
-    Json(s.recorder.recent()).into_response()
+async fn outcomes(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    match may_read(&s, &headers) {
+        Ok(()) => Json(s.recorder.recent()).into_response(),
+        Err(e) => e.into_response(),
+    }
 }

@@ -1,7 +1,9 @@
 //! heal8s's Prometheus metrics: one struct, registered once, passed in.
 //!
 //! Every label value is bounded (status, remediation, mode, reason, result,
-//! HTTP code): never a pod, namespace or alert name.
+//! HTTP code): never a pod, namespace or alert name. The known values start at
+//! 0 when heal8s starts, so `increase()` and `rate()` see the first event
+//! (a series that appears at 1 has no increase).
 
 use std::sync::atomic::AtomicU64;
 
@@ -10,7 +12,15 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use receiver_core::{Outcome, OutcomeKind, Signal};
+use receiver_core::remediation::{Mode, RemediationKind};
+use receiver_core::{AlertStatus, Outcome, OutcomeKind, RefusalReason, Signal};
+
+/// Every status code the webhook answers with (`heal8s_webhook_requests_total`).
+pub const WEBHOOK_CODES: [u16; 6] = [200, 400, 401, 403, 413, 503];
+
+/// The results of `heal8s_actions_total`.
+const ACTION_RESULTS: [OutcomeKind; 3] =
+    [OutcomeKind::Acted, OutcomeKind::DryRun, OutcomeKind::Failed];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
@@ -152,7 +162,50 @@ impl Metrics {
             m.unprocessed_at_shutdown.clone(),
         );
         m.registry = reg;
+        m.start_at_zero();
         m
+    }
+
+    /// Create every known label value at 0.
+    fn start_at_zero(&self) {
+        for code in WEBHOOK_CODES {
+            at_zero(&self.webhook_requests, CodeLabel { code });
+        }
+        for status in [AlertStatus::Firing, AlertStatus::Resolved] {
+            let status = status.as_str();
+            at_zero(&self.alerts_received, StatusLabel { status });
+        }
+        for source in ["alert", "detector"] {
+            at_zero(&self.signals, SourceLabel { source });
+        }
+        for reason in RefusalReason::ALL {
+            let reason = reason.as_str();
+            at_zero(&self.guard_refusals, ReasonLabel { reason });
+        }
+        for result in OutcomeKind::ALL {
+            let result = result.as_str();
+            at_zero(&self.outcomes, ResultLabel { result });
+        }
+        for kind in RemediationKind::ALL {
+            let remediation = kind.as_str();
+            at_zero(&self.escalations, RemediationLabel { remediation });
+            for result in ACTION_RESULTS {
+                let result = result.as_str();
+                at_zero(
+                    &self.actions,
+                    ActionLabels {
+                        remediation,
+                        result,
+                    },
+                );
+            }
+            for mode in [Mode::Direct, Mode::PullRequest, Mode::DryRun] {
+                if kind.allows(mode) {
+                    let mode = mode.as_str();
+                    at_zero(&self.plans, PlanLabels { remediation, mode });
+                }
+            }
+        }
     }
 
     /// Count a processed signal and its outcomes.
@@ -168,10 +221,8 @@ impl Metrics {
                     result: o.result.as_str(),
                 })
                 .inc();
-            if matches!(
-                o.result,
-                OutcomeKind::Acted | OutcomeKind::DryRun | OutcomeKind::Failed
-            ) && o.reason.is_none()
+            if ACTION_RESULTS.contains(&o.result)
+                && o.reason.is_none()
                 && let Some(r) = o.remediation
             {
                 self.actions
@@ -214,5 +265,61 @@ impl Metrics {
         // encoding into a String cannot fail
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Create the series `labels` of `family` (at 0) if it is not there yet.
+fn at_zero<S: Clone + std::hash::Hash + Eq>(family: &Family<S, Counter>, labels: S) {
+    let _ = family.get_or_create(&labels);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use super::*;
+
+    /// The lists the metrics start from are complete where the compiler can
+    /// tell: in declaration order, with no gap or repeat.
+    #[test]
+    fn the_label_lists_follow_the_declaration_order() {
+        for (i, r) in RefusalReason::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i, "RefusalReason::ALL[{i}]");
+        }
+        for (i, o) in OutcomeKind::ALL.iter().enumerate() {
+            assert_eq!(*o as usize, i, "OutcomeKind::ALL[{i}]");
+        }
+        for (i, k) in RemediationKind::ALL.iter().enumerate() {
+            assert_eq!(*k as usize, i, "RemediationKind::ALL[{i}]");
+        }
+    }
+
+    #[test]
+    fn a_fresh_registry_exposes_every_known_label_at_zero() {
+        let text = Metrics::new().encode();
+        let mut want = vec![
+            r#"heal8s_guard_refusals_total{reason="global_budget"} 0"#.to_string(),
+            r#"heal8s_escalations_total{remediation="delete-pod"} 0"#.to_string(),
+            r#"heal8s_webhook_requests_total{code="401"} 0"#.to_string(),
+            r#"heal8s_actions_total{remediation="delete-pod",result="failed"} 0"#.to_string(),
+            r#"heal8s_plans_total{remediation="bump-memory",mode="pull-request"} 0"#.to_string(),
+        ];
+        want.extend(RefusalReason::ALL.map(|r| {
+            format!(
+                r#"heal8s_guard_refusals_total{{reason="{}"}} 0"#,
+                r.as_str()
+            )
+        }));
+        want.extend(
+            OutcomeKind::ALL
+                .map(|o| format!(r#"heal8s_outcomes_total{{result="{}"}} 0"#, o.as_str())),
+        );
+        for line in want {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+        assert!(
+            !text.contains(r#"heal8s_plans_total{remediation="bump-memory",mode="direct"}"#),
+            "only modes a route may use"
+        );
     }
 }

@@ -30,6 +30,7 @@ pub async fn run(args: &PlanArgs) -> anyhow::Result<String> {
     if args.dry_run {
         policy.guard.dry_run = true;
     }
+    crate::cli::apply_cluster_name(&mut policy, args.cluster_name.as_deref())?;
     let mut engine = Engine::new(policy, &args.namespace)?;
     let mut all = Vec::new();
     for signal in Signal::from_payload(&payload) {

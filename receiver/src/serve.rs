@@ -29,6 +29,8 @@ use receiver_k8s::{Clients, KubeExecutor, KubeExecutorSettings, KubeFacts};
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub token: Option<Token>,
+    /// Reads `/outcomes` and `/policy` only (with `token`).
+    pub read_token: Option<Token>,
     pub policy: Policy,
     pub namespace: String,
     pub max_body_bytes: usize,
@@ -40,25 +42,39 @@ pub struct Settings {
     pub identity: String,
 }
 
-/// Turn flags into settings, failing with a clear message on anything unusable.
-pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
-    let token = match (&args.webhook_token_file, &args.webhook_token) {
-        (Some(_), Some(_)) => bail!(
-            "both --webhook-token-file and --webhook-token (HEAL8S_WEBHOOK_TOKEN) are set; set only one"
-        ),
+/// A token from `--<flag>-file` or `--<flag>` (`HEAL8S_<ENV>`); both is an error.
+fn token_from(
+    file: Option<&std::path::Path>,
+    value: Option<&str>,
+    flag: &str,
+    env: &str,
+) -> anyhow::Result<Option<Token>> {
+    match (file, value) {
+        (Some(_), Some(_)) => {
+            bail!("both --{flag}-file and --{flag} ({env}) are set; set only one")
+        }
         (Some(path), None) => {
             let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read --webhook-token-file {}", path.display()))?;
-            Some(
-                Token::new(&text)
-                    .with_context(|| format!("--webhook-token-file {} is empty", path.display()))?,
-            )
+                .with_context(|| format!("cannot read --{flag}-file {}", path.display()))?;
+            Ok(Some(Token::new(&text).with_context(|| {
+                format!("--{flag}-file {} is empty", path.display())
+            })?))
         }
-        (None, Some(text)) => {
-            Some(Token::new(text).context("--webhook-token (HEAL8S_WEBHOOK_TOKEN) is empty")?)
-        }
-        (None, None) => None,
-    };
+        (None, Some(text)) => Ok(Some(
+            Token::new(text).with_context(|| format!("--{flag} ({env}) is empty"))?,
+        )),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Turn flags into settings, failing with a clear message on anything unusable.
+pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
+    let token = token_from(
+        args.webhook_token_file.as_deref(),
+        args.webhook_token.as_deref(),
+        "webhook-token",
+        "HEAL8S_WEBHOOK_TOKEN",
+    )?;
     match (&token, args.insecure_no_auth) {
         (Some(_), true) => bail!("a webhook token is set and --insecure-no-auth too; choose one"),
         (None, false) => bail!(
@@ -66,6 +82,22 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
              (or pass --insecure-no-auth for a local experiment)"
         ),
         _ => {}
+    }
+    let read_token = token_from(
+        args.read_token_file.as_deref(),
+        args.read_token.as_deref(),
+        "read-token",
+        "HEAL8S_READ_TOKEN",
+    )?;
+    if read_token.is_some() && args.insecure_no_auth {
+        bail!(
+            "a read token is set and --insecure-no-auth too: without authentication reads are open; choose one"
+        );
+    }
+    if let (Some(w), Some(r)) = (&token, &read_token)
+        && w.same_as(r)
+    {
+        bail!("the read token equals the webhook token; give readers a token of their own");
     }
     if args.max_body_bytes == 0 {
         bail!("--max-body-bytes must be greater than 0");
@@ -80,6 +112,7 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     if args.dry_run {
         policy.guard.dry_run = true;
     }
+    crate::cli::apply_cluster_name(&mut policy, args.cluster_name.as_deref())?;
     let g = &policy.guard;
     let longest = [
         g.cooldown,
@@ -99,6 +132,7 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     }
     Ok(Settings {
         token,
+        read_token,
         policy,
         namespace: args.namespace.clone(),
         max_body_bytes: args.max_body_bytes,
@@ -197,6 +231,7 @@ pub async fn run_until(
                 verifier: None,
                 leadership: Leadership::always(),
                 history: None,
+                clears: None,
             },
             None,
         )
@@ -216,6 +251,11 @@ pub async fn run_until(
                     .terminating_after
                     .get(),
                 instance: args.pod_name.clone(),
+                protection: receiver_core::Protection::new(
+                    &settings.policy.guard,
+                    &settings.namespace,
+                )?,
+                protected_pods: settings.policy.guard.nodes.protected_pods,
             },
         );
         let journal: Arc<dyn Journal> = match KubeJournal::connect(
@@ -277,11 +317,19 @@ pub async fn run_until(
                 leadership,
                 history: Some(Arc::new(receiver_k8s::record::KubeHistory::new(
                     clients.main.clone(),
+                    &settings.identity,
                 ))),
+                clears: {
+                    // a person ends an escalation by annotating its record
+                    let (tx, rx) = mpsc::channel(64);
+                    tokio::spawn(receiver_k8s::record::watch_clears(clients.main.clone(), tx));
+                    Some(rx)
+                },
                 journal,
                 verifier: Some(Arc::new(KubeVerifier::new(
                     clients.clone(),
                     args.verify_timeout.map(PromDuration::get),
+                    args.verify_stable_for.get(),
                 ))),
             },
             Some(clients),
@@ -320,6 +368,7 @@ pub async fn run_with(
     let accepting = Arc::new(AtomicBool::new(true));
     let state = AppState {
         token: settings.token.clone(),
+        read_token: settings.read_token.clone(),
         queue: tx,
         metrics: metrics.clone(),
         recorder: recorder.clone(),
@@ -330,7 +379,7 @@ pub async fn run_with(
     };
     if state.token.is_none() {
         tracing::warn!(
-            "WEBHOOK AUTHENTICATION IS DISABLED (--insecure-no-auth): anyone who can reach {WEBHOOK_PATH} can trigger remediations."
+            "AUTHENTICATION IS DISABLED (--insecure-no-auth): anyone who can reach {WEBHOOK_PATH} can trigger remediations, and /outcomes and /policy are open to read."
         );
     }
     let protected: Vec<&str> = engine.guard().protected_namespaces().collect();
@@ -340,6 +389,8 @@ pub async fn run_with(
         dry_run,
         protected_namespaces = ?protected,
         queue_capacity = settings.queue_capacity,
+        cluster_name = settings.policy.guard.cluster_name.as_deref(),
+        cluster_label = %settings.policy.guard.cluster_label,
         "heal8s is serving."
     );
     let (stop_detectors, stop_rx) = tokio::sync::watch::channel(false);
@@ -358,24 +409,6 @@ pub async fn run_with(
         }
         None => Vec::new(),
     };
-    if let Some(clients) = &cluster {
-        let client = clients.main.clone();
-        let leadership = acting.leadership.clone();
-        let me = settings.identity.clone();
-        tokio::spawn(async move {
-            leadership.acquired().await;
-            match receiver_k8s::record::mark_interrupted(client, &me).await {
-                Ok(0) => {}
-                Ok(n) => tracing::warn!(
-                    records = n,
-                    "Remediations left in flight by another heal8s process were marked Failed (Interrupted)."
-                ),
-                Err(e) => {
-                    tracing::debug!(error = %e, "Could not check for interrupted Remediations.")
-                }
-            }
-        });
-    }
     let gc = cluster.as_ref().map(|clients| {
         let client = clients.main.clone();
         let ttl = settings.record_ttl;

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use receiver_core::{
     Clock, Engine, Executor, FactSource, History, Journal, Outcome, OutcomeKind, Plan, Signal,
-    Verification, Verifier,
+    Verification, Verifier, VerifyResult,
 };
 use tokio::sync::mpsc;
 
@@ -118,6 +118,8 @@ pub struct Acting {
     /// The durable history the guard is restored from whenever this replica
     /// becomes leader (at once without election); `None` offline.
     pub history: Option<Arc<dyn History>>,
+    /// Keys whose escalation a person cleared (annotation on the record).
+    pub clears: Option<mpsc::Receiver<String>>,
 }
 
 impl std::fmt::Debug for Acting {
@@ -126,15 +128,24 @@ impl std::fmt::Debug for Acting {
     }
 }
 
+/// The next cleared key, or never when there is no source of clears.
+async fn next_clear(clears: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
+    match clears {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Process queued signals until every sender is gone and the queue is empty.
 pub async fn run(
     mut engine: Engine,
     mut queue: mpsc::Receiver<Signal>,
-    acting: Acting,
+    mut acting: Acting,
     recorder: Arc<Recorder>,
     metrics: Arc<Metrics>,
 ) {
     let (verified_tx, mut verified) = mpsc::unbounded_channel::<(Plan, Verification)>();
+    let mut clears = acting.clears.take();
     let mut was_leader = false;
     loop {
         let signal = tokio::select! {
@@ -143,23 +154,41 @@ pub async fn run(
                 None => break,
             },
             Some((plan, v)) = verified.recv() => {
-                if v.recovered {
-                    engine.recovered(&plan, acting.clock.now());
-                }
+                let key = plan.workload_key();
+                let escalated = engine.guard().has_escalation(&key);
+                let event = v
+                    .recovered()
+                    .then(|| engine.recovered(&plan, acting.clock.now()));
+                let cleared = escalated && !engine.guard().has_escalation(&key);
                 metrics
                     .verifications
                     .get_or_create(&crate::metrics::ResultLabel {
-                        result: if v.recovered { "recovered" } else { "not_recovered" },
+                        result: match v.result {
+                            VerifyResult::Recovered => "recovered",
+                            VerifyResult::NotRecovered => "not_recovered",
+                            VerifyResult::Unverified => "unverified",
+                        },
                     })
                     .inc();
                 tracing::info!(
                     remediation = plan.kind().as_str(),
                     target = plan.target.as_ref().map(ToString::to_string),
-                    recovered = v.recovered,
+                    result = ?v.result,
                     detail = %v.message,
                     "Recovery verified."
                 );
-                acting.journal.verified(&plan, &v).await;
+                acting.journal.verified(&plan, &v, event.as_ref()).await;
+                if let Some(e) = event {
+                    acting.journal.remember(&[e], cleared).await;
+                }
+                continue;
+            }
+            Some(key) = next_clear(&mut clears) => {
+                if acting.leadership.is_leader() && engine.guard().has_escalation(&key) {
+                    let e = engine.clear_escalation(&key, acting.clock.now());
+                    tracing::info!(key = %key, "Escalation cleared by a person; heal8s may act on it again.");
+                    acting.journal.remember(&[e], true).await;
+                }
                 continue;
             }
         };
@@ -194,6 +223,12 @@ pub async fn run(
         for o in &outcomes {
             if o.result == OutcomeKind::Resolved && o.source == "alert" {
                 acting.journal.resolved(&o.fingerprint).await;
+                // the escalation ended if the policy lets a resolved alert end it
+                let cleared = o
+                    .ledger
+                    .iter()
+                    .any(|e| !engine.guard().has_escalation(e.event.key()));
+                acting.journal.remember(&o.ledger, cleared).await;
             }
             acting.journal.write(o).await;
             if let (OutcomeKind::Acted, Some(plan), Some(verifier)) =

@@ -1,5 +1,6 @@
-//! Router tests through `tower::ServiceExt::oneshot`: authentication, every
-//! rejection path, queue acceptance and the metrics they leave behind.
+//! Router tests through `tower::ServiceExt::oneshot`: authentication (webhook,
+//! reads, open endpoints), every rejection path, queue acceptance and the
+//! metrics they leave behind.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -19,6 +20,7 @@ use tower::ServiceExt;
 
 const FIRING: &str = include_str!("../core/tests/fixtures/sample-webhook.json");
 const TOKEN: &str = "s3cret-token";
+const READ_TOKEN: &str = "read-only-token";
 
 struct Harness {
     state: AppState,
@@ -30,6 +32,7 @@ fn harness(capacity: usize, max_body: usize) -> Harness {
     let (tx, rx) = mpsc::channel(capacity);
     let state = AppState {
         token: Token::new(TOKEN),
+        read_token: Token::new(READ_TOKEN),
         queue: tx,
         metrics: metrics.clone(),
         recorder: Arc::new(Recorder::new(metrics)),
@@ -131,7 +134,103 @@ async fn missing_wrong_or_malformed_token_is_401_and_queues_nothing() {
         m.contains("heal8s_webhook_requests_total{code=\"401\"} 5"),
         "{m}"
     );
-    assert!(!m.contains("heal8s_alerts_received_total{"), "{m}");
+    assert!(
+        m.contains("heal8s_alerts_received_total{status=\"firing\"} 0"),
+        "{m}"
+    );
+}
+
+fn get(path: &str, auth: Option<&str>) -> Request<Body> {
+    let mut b = Request::get(path);
+    if let Some(a) = auth {
+        b = b.header(header::AUTHORIZATION, a);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn outcomes_and_policy_need_the_webhook_or_the_read_token() {
+    let h = harness(8, 1 << 20);
+    for path in ["/outcomes", "/policy"] {
+        for auth in [
+            None,
+            Some("Bearer wrong"),
+            Some("Basic s3cret-token"),
+            Some("read-only-token"),
+        ] {
+            let (status, body) = send(app(&h), get(path, auth)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} {auth:?}: {body}");
+            assert_eq!(body["code"], "unauthorized");
+        }
+        for auth in ["Bearer s3cret-token", "Bearer read-only-token"] {
+            let (status, body) = send(app(&h), get(path, Some(auth))).await;
+            assert_eq!(status, StatusCode::OK, "{path} {auth}: {body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_stay_open() {
+    let h = harness(8, 1 << 20);
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let resp = app(&h).oneshot(get(path, None)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn the_read_token_cannot_post_alerts() {
+    let mut h = harness(8, 1 << 20);
+    let (status, body) = send(app(&h), post(FIRING, Some("Bearer read-only-token"))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "read_only_token");
+    assert!(h.rx.try_recv().is_err());
+    let m = metrics_text(&h).await;
+    assert!(
+        m.contains("heal8s_webhook_requests_total{code=\"403\"} 1"),
+        "{m}"
+    );
+}
+
+/// Counters the shipped rules use exist at 0 before anything happened, so
+/// Prometheus's `increase()` sees the first event.
+#[tokio::test]
+async fn a_fresh_heal8s_exposes_the_rule_counters_at_zero() {
+    let h = harness(8, 1 << 20);
+    let m = metrics_text(&h).await;
+    let mut want: Vec<String> = receiver_core::RefusalReason::ALL
+        .iter()
+        .map(|r| format!("heal8s_guard_refusals_total{{reason=\"{}\"}} 0", r.as_str()))
+        .collect();
+    want.extend(
+        receiver_core::OutcomeKind::ALL
+            .iter()
+            .map(|o| format!("heal8s_outcomes_total{{result=\"{}\"}} 0", o.as_str())),
+    );
+    want.extend(receiver_core::RemediationKind::ALL.iter().flat_map(|k| {
+        [
+            format!(
+                "heal8s_escalations_total{{remediation=\"{}\"}} 0",
+                k.as_str()
+            ),
+            format!(
+                "heal8s_actions_total{{remediation=\"{}\",result=\"failed\"}} 0",
+                k.as_str()
+            ),
+        ]
+    }));
+    want.extend(
+        receiver::metrics::WEBHOOK_CODES
+            .iter()
+            .map(|c| format!("heal8s_webhook_requests_total{{code=\"{c}\"}} 0")),
+    );
+    for line in want {
+        assert!(m.lines().any(|l| l == line), "{line} missing:\n{m}");
+    }
+    // and the codes the webhook really answers with are all in the list
+    for code in [200u16, 400, 401, 403, 413, 503] {
+        assert!(receiver::metrics::WEBHOOK_CODES.contains(&code), "{code}");
+    }
 }
 
 #[tokio::test]
@@ -259,11 +358,7 @@ async fn shutting_down_refuses_webhooks_and_fails_readiness() {
 #[tokio::test]
 async fn policy_endpoint_serves_the_effective_policy_read_only() {
     let h = harness(8, 1 << 20);
-    let (status, v) = send(
-        app(&h),
-        Request::get("/policy").body(Body::empty()).unwrap(),
-    )
-    .await;
+    let (status, v) = send(app(&h), get("/policy", bearer())).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(v["routes"][0]["name"], "oom-bump-memory");
     assert_eq!(v["guard"]["protectedNamespaces"][0], "kube-system");
@@ -278,8 +373,14 @@ async fn policy_endpoint_serves_the_effective_policy_read_only() {
 async fn no_auth_mode_accepts_without_a_token() {
     let mut h = harness(8, 1 << 20);
     h.state.token = None;
+    h.state.read_token = None;
     let (status, _) = send(app(&h), post(FIRING, None)).await;
     assert_eq!(status, StatusCode::OK);
+    // reads are open too (the startup warning says so)
+    for path in ["/outcomes", "/policy"] {
+        let (status, _) = send(app(&h), get(path, None)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
 }
 
 /// The whole path: webhook → queue → worker → outcomes, with a repeated delivery deduped.
@@ -297,6 +398,7 @@ async fn accepted_alerts_are_processed_and_repeats_deduped() {
         verifier: None,
         leadership: receiver::leader::Leadership::always(),
         history: None,
+        clears: None,
     };
     for _ in 0..2 {
         let (status, _) = send(app.clone(), post(FIRING, bearer())).await;

@@ -58,6 +58,7 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
     let addr = listener.local_addr().unwrap();
     let settings = Settings {
         token: Token::new("t"),
+        read_token: None,
         policy: Policy::default_policy().unwrap(),
         namespace: "heal8s".into(),
         max_body_bytes: 1 << 20,
@@ -78,6 +79,7 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
         verifier: None,
         leadership: receiver::leader::Leadership::always(),
         history: None,
+        clears: None,
     };
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(run_with(listener, settings, acting, None, async move {

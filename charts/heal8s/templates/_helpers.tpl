@@ -211,6 +211,9 @@ policy's detectors.customResources.resources (`plural.group/version`).
 {{- if and .Values.webhook.insecureNoAuth (or .Values.webhook.existingSecret .Values.webhook.token) -}}
 {{- fail "webhook.insecureNoAuth is true but a webhook token is configured too (webhook.existingSecret or webhook.token): choose one" -}}
 {{- end -}}
+{{- if and .Values.webhook.insecureNoAuth .Values.webhook.readToken.existingSecret -}}
+{{- fail "webhook.insecureNoAuth is true but webhook.readToken.existingSecret is set: without authentication reads are open; choose one" -}}
+{{- end -}}
 {{- if and .Values.webhook.existingSecret .Values.webhook.token -}}
 {{- fail "webhook: set existingSecret or token, not both" -}}
 {{- end -}}

@@ -53,6 +53,10 @@ pub struct Facts {
     pub namespace: Option<ObjectMeta>,
     /// The workload owning the target, when resolved.
     pub owner: Option<WorkloadRef>,
+    /// Every object up the target's chain of controllers, nearest first
+    /// (`Kind namespace/name` and its metadata): a ReplicaSet, then its
+    /// Deployment. The opt-out holds on each of them.
+    pub owners: Vec<(String, ObjectMeta)>,
     /// Whether the triggering condition still holds.
     pub state: LiveState,
     /// Node counts, for node remediations.
@@ -127,23 +131,59 @@ pub trait Journal: Send + Sync {
     /// Record `outcome`.
     async fn write(&self, outcome: &crate::pipeline::Outcome);
 
-    /// Record that `plan` is about to be carried out for real, before it is:
-    /// a crash in the middle then leaves a trace the next process honours.
-    async fn begin(&self, _plan: &Plan) {}
+    /// Record that `plan` is about to be carried out for real, before it is,
+    /// with the action `event` the guard counted: a crash in the middle then
+    /// leaves a trace the next process honours. (The outcome written after
+    /// carries the same event again; keeping it is idempotent.)
+    async fn begin(&self, _plan: &Plan, _event: Option<&crate::guard::PastEvent>) {}
 
-    /// Record whether the target of an executed `plan` recovered.
-    async fn verified(&self, _plan: &Plan, _verification: &Verification) {}
+    /// Record whether the target of an executed `plan` recovered; `event` is
+    /// the recovery the guard applied, if it did.
+    async fn verified(
+        &self,
+        _plan: &Plan,
+        _verification: &Verification,
+        _event: Option<&crate::guard::PastEvent>,
+    ) {
+    }
 
     /// The alert with `fingerprint` resolved: records of actions it triggered
-    /// that are still being verified count as recovered.
+    /// on targets that keep their identity, still being verified, count as
+    /// recovered. (A pod's alert resolves because the pod was deleted: that is
+    /// no evidence; its workload's verification settles the record.)
     async fn resolved(&self, _fingerprint: &str) {}
+
+    /// Keep guard events that concern no single plan (a recovery, a cleared
+    /// escalation) with the records of the key they are about; `cleared` says
+    /// the guard ended an escalation with them.
+    async fn remember(&self, _events: &[crate::guard::PastEvent], _cleared: bool) {}
+}
+
+/// What watching a target after an action showed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum VerifyResult {
+    /// Healthy, and stayed healthy for the stability window.
+    Recovered,
+    /// Not healthy (or not for long enough) within the budget.
+    NotRecovered,
+    /// Nothing heal8s can read says whether it recovered (an owner of an
+    /// unknown kind, a bare pod): neither success nor failure is claimed.
+    Unverified,
 }
 
 /// Whether a target recovered after an action, with the evidence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verification {
-    pub recovered: bool,
+    pub result: VerifyResult,
     pub message: String,
+}
+
+impl Verification {
+    /// Whether the target recovered.
+    pub fn recovered(&self) -> bool {
+        self.result == VerifyResult::Recovered
+    }
 }
 
 /// Watches a target after an action until it recovers or the budget runs out.
@@ -166,11 +206,6 @@ impl Journal for NoJournal {
 /// or becomes leader.
 #[async_trait]
 pub trait History: Send + Sync {
-    /// Past actions and alert occurrences (fingerprint, startsAt); `None` when unreadable.
-    async fn load(
-        &self,
-    ) -> Option<(
-        Vec<crate::guard::PastAction>,
-        Vec<(String, jiff::Timestamp)>,
-    )>;
+    /// Past guard events and alert occurrences (fingerprint, startsAt); `None` when unreadable.
+    async fn load(&self) -> Option<(Vec<crate::guard::PastEvent>, Vec<(String, jiff::Timestamp)>)>;
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use regex::Regex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::act::{Facts, ObjectMeta};
 use crate::alertmanager::AlertStatus;
@@ -22,7 +22,6 @@ use crate::plan::Plan;
 use crate::policy::{GuardConfig, PolicyError, PolicyIssue};
 use crate::remediation::{Mode, RemediationKind};
 use crate::signal::Signal;
-use crate::target::TargetKind;
 
 /// The label or annotation that opts an object or namespace out of heal8s.
 pub const OPT_OUT_KEY: &str = "heal8s.io/ignore";
@@ -64,9 +63,37 @@ pub enum RefusalReason {
     TargetGone,
     /// The live object is healthy again.
     ConditionCleared,
+    /// The alert is about another cluster (its cluster label differs from
+    /// heal8s's cluster name, or heal8s has no cluster name).
+    WrongCluster,
 }
 
 impl RefusalReason {
+    /// Every reason, in declaration order: the metrics start each label at 0
+    /// (a counter that appears at 1 hides its first increase). A new reason
+    /// goes here too.
+    pub const ALL: [RefusalReason; 19] = [
+        RefusalReason::NoRoute,
+        RefusalReason::MissingTarget,
+        RefusalReason::TargetMismatch,
+        RefusalReason::ProtectedNamespace,
+        RefusalReason::ExcludedNamespace,
+        RefusalReason::OptedOut,
+        RefusalReason::NamespaceOptedOut,
+        RefusalReason::Cooldown,
+        RefusalReason::GlobalBudget,
+        RefusalReason::NamespaceBudget,
+        RefusalReason::WorkloadBudget,
+        RefusalReason::Escalated,
+        RefusalReason::FactsUnavailable,
+        RefusalReason::Disabled,
+        RefusalReason::Partition,
+        RefusalReason::NodeInRemediation,
+        RefusalReason::TargetGone,
+        RefusalReason::ConditionCleared,
+        RefusalReason::WrongCluster,
+    ];
+
     /// snake_case name for logs and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -88,6 +115,7 @@ impl RefusalReason {
             RefusalReason::NodeInRemediation => "node_in_remediation",
             RefusalReason::TargetGone => "target_gone",
             RefusalReason::ConditionCleared => "condition_cleared",
+            RefusalReason::WrongCluster => "wrong_cluster",
         }
     }
 }
@@ -122,9 +150,12 @@ pub enum Admission {
     New,
     /// The same occurrence was delivered before (Alertmanager repeats, HA pairs).
     Duplicate,
-    /// A resolved occurrence: never acted on. `recovered` names the target key
-    /// whose escalation count was reset (targets that keep their identity only).
-    Resolved { recovered: Option<String> },
+    /// A resolved occurrence: never acted on. `recovered` is the recovery of
+    /// the target it was about (targets that keep their identity only).
+    Resolved { recovered: Option<PastEvent> },
+    /// Not this heal8s's business (an alert about another cluster): never
+    /// routed, never acted on, and its resolution counts for nothing here.
+    Refused(Refusal),
 }
 
 /// The guard's verdict on a plan.
@@ -144,6 +175,8 @@ pub struct Decision {
     pub verdict: Verdict,
     /// True the first time a workload crosses the escalation threshold.
     pub newly_escalated: bool,
+    /// What the check changed in the guard's memory (an escalation), for the record.
+    pub event: Option<PastEvent>,
 }
 
 impl Decision {
@@ -154,6 +187,7 @@ impl Decision {
                 dry_run_source,
             },
             newly_escalated: false,
+            event: None,
         }
     }
 
@@ -161,18 +195,78 @@ impl Decision {
         Decision {
             verdict: Verdict::Refuse(Refusal::new(reason, message)),
             newly_escalated: false,
+            event: None,
         }
     }
 }
 
-/// An action taken before this process started, read back from the durable record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PastAction {
-    /// The workload key (or target key) the action counted against.
-    pub key: String,
-    pub namespace: Option<String>,
-    pub kind: RemediationKind,
+/// What ends an escalation (policy `guard.escalation.clearedBy`) and, in
+/// every case, starts the count of repeats over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RecoveryBy {
+    /// heal8s watched the target recover after acting.
+    Verified,
+    /// The alert about a target that keeps its identity resolved.
+    AlertResolved,
+    /// A person cleared it (annotation on the Remediation record).
+    Human,
+}
+
+impl RecoveryBy {
+    /// camelCase name, as in the policy and the record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecoveryBy::Verified => "verified",
+            RecoveryBy::AlertResolved => "alertResolved",
+            RecoveryBy::Human => "human",
+        }
+    }
+}
+
+/// One change to what the guard remembers. The pipeline hands every event it
+/// applies to the durable record, and a restarted replica replays the same
+/// events: so the in-memory guard and the restored guard count the same things.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "camelCase")]
+pub enum GuardEvent {
+    /// A remediation was carried out, simulated or attempted (it counts
+    /// against cooldowns, budgets and escalation).
+    #[serde(rename_all = "camelCase")]
+    Action {
+        /// The workload (or target) key it counts against.
+        key: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        remediation: RemediationKind,
+    },
+    /// `key` recovered: its count of repeats starts over, and its escalation
+    /// ends when `by` is in `clearedBy`.
+    Recovered { key: String, by: RecoveryBy },
+    /// `remediation` on `key` was escalated: refused until cleared.
+    Escalated {
+        key: String,
+        remediation: RemediationKind,
+    },
+}
+
+impl GuardEvent {
+    /// The workload or target key the event is about.
+    pub fn key(&self) -> &str {
+        match self {
+            GuardEvent::Action { key, .. }
+            | GuardEvent::Recovered { key, .. }
+            | GuardEvent::Escalated { key, .. } => key,
+        }
+    }
+}
+
+/// A [`GuardEvent`] with its time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PastEvent {
     pub at: Timestamp,
+    #[serde(flatten)]
+    pub event: GuardEvent,
 }
 
 #[derive(Debug, Clone)]
@@ -185,38 +279,33 @@ struct ActionRecord {
 
 type Occurrence = (String, Timestamp, AlertStatus);
 
-/// The guard and its state.
-#[derive(Debug)]
-pub struct Guard {
-    cfg: GuardConfig,
-    features: Features,
+/// The objects heal8s must never touch: those in protected or excluded
+/// namespaces, and those that opted out (`heal8s.io/ignore=true` on the
+/// object, any owner up its chain of controllers, or its namespace). The
+/// guard checks every plan's target with it, and a drain checks every pod it
+/// would evict with the same rules.
+#[derive(Debug, Clone)]
+pub struct Protection {
     protected: BTreeSet<String>,
     excluded: Vec<Regex>,
-    seen: HashSet<Occurrence>,
-    seen_order: VecDeque<(Timestamp, Occurrence)>,
-    actions: VecDeque<ActionRecord>,
-    recoveries: HashMap<String, Timestamp>,
-    escalated: HashSet<(String, RemediationKind)>,
 }
 
-fn since(now: Timestamp, then: Timestamp) -> Duration {
-    now.duration_since(then).unsigned_abs()
+impl Default for Protection {
+    /// The default protected namespaces, nothing excluded.
+    fn default() -> Self {
+        Protection {
+            protected: crate::policy::DEFAULT_PROTECTED_NAMESPACES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            excluded: Vec::new(),
+        }
+    }
 }
 
-fn opted_out(meta: Option<&ObjectMeta>) -> bool {
-    meta.is_some_and(|m| {
-        m.labels.get(OPT_OUT_KEY).map(String::as_str) == Some("true")
-            || m.annotations.get(OPT_OUT_KEY).map(String::as_str) == Some("true")
-    })
-}
-
-impl Guard {
-    /// A guard for `cfg`; `own_namespace` (heal8s's own) is always protected.
-    pub fn new(
-        cfg: &GuardConfig,
-        features: &Features,
-        own_namespace: &str,
-    ) -> Result<Guard, PolicyError> {
+impl Protection {
+    /// The rules of `cfg`; `own_namespace` (heal8s's own) is always protected.
+    pub fn new(cfg: &GuardConfig, own_namespace: &str) -> Result<Protection, PolicyError> {
         let excluded = cfg
             .excluded_regexes()
             .map_err(|issues| PolicyError { issues })?;
@@ -232,25 +321,152 @@ impl Guard {
             }
             protected.insert(own_namespace.to_string());
         }
+        Ok(Protection {
+            protected,
+            excluded,
+        })
+    }
+
+    /// The protected namespaces (policy plus heal8s's own).
+    pub fn namespaces(&self) -> impl Iterator<Item = &str> {
+        self.protected.iter().map(String::as_str)
+    }
+
+    /// Why an object in namespace `ns` must not be touched, if it must not:
+    /// `object`, its `owners` (nearest first, named) and its `namespace` are
+    /// what the live cluster said (`None` when not read).
+    pub fn refusal(
+        &self,
+        ns: Option<&str>,
+        object: Option<&ObjectMeta>,
+        owners: &[(String, ObjectMeta)],
+        namespace: Option<&ObjectMeta>,
+    ) -> Option<Refusal> {
+        if let Some(ns) = ns {
+            if self.protected.contains(ns) {
+                return Some(Refusal::new(
+                    RefusalReason::ProtectedNamespace,
+                    format!("namespace {ns} is protected"),
+                ));
+            }
+            if let Some(re) = self.excluded.iter().find(|re| re.is_match(ns)) {
+                return Some(Refusal::new(
+                    RefusalReason::ExcludedNamespace,
+                    format!("namespace {ns} matches excluded pattern {}", re.as_str()),
+                ));
+            }
+        }
+        if opted_out(object) {
+            return Some(Refusal::new(
+                RefusalReason::OptedOut,
+                format!("the object carries {OPT_OUT_KEY}=true"),
+            ));
+        }
+        if let Some((owner, _)) = owners.iter().find(|(_, m)| opted_out(Some(m))) {
+            return Some(Refusal::new(
+                RefusalReason::OptedOut,
+                format!("its owner {owner} carries {OPT_OUT_KEY}=true"),
+            ));
+        }
+        if opted_out(namespace) {
+            return Some(Refusal::new(
+                RefusalReason::NamespaceOptedOut,
+                format!("its namespace carries {OPT_OUT_KEY}=true"),
+            ));
+        }
+        None
+    }
+}
+
+/// The guard and its state.
+#[derive(Debug)]
+pub struct Guard {
+    cfg: GuardConfig,
+    features: Features,
+    protection: Protection,
+    seen: HashSet<Occurrence>,
+    seen_order: VecDeque<(Timestamp, Occurrence)>,
+    actions: VecDeque<ActionRecord>,
+    /// When each key last recovered: repeats before that do not count.
+    recoveries: HashMap<String, Timestamp>,
+    /// The escalation latch: refused until cleared (`clearedBy`).
+    escalated: HashMap<(String, RemediationKind), Timestamp>,
+}
+
+fn since(now: Timestamp, then: Timestamp) -> Duration {
+    now.duration_since(then).unsigned_abs()
+}
+
+fn opted_out(meta: Option<&ObjectMeta>) -> bool {
+    meta.is_some_and(|m| {
+        m.labels.get(OPT_OUT_KEY).map(String::as_str) == Some("true")
+            || m.annotations.get(OPT_OUT_KEY).map(String::as_str) == Some("true")
+    })
+}
+
+/// Whether a signal from `source` (`alert` or `detector`) with `labels` is
+/// about another cluster than the one `cfg` names. Detectors watch heal8s's
+/// own cluster; an alert without the label (or with it empty, which Prometheus
+/// treats as absent) comes from a single-cluster Prometheus and is accepted.
+/// An alert with the label is accepted only when it equals the configured name
+/// exactly; with no name configured it is refused, never guessed.
+fn wrong_cluster(
+    cfg: &GuardConfig,
+    source: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Option<Refusal> {
+    if source == "detector" {
+        return None;
+    }
+    let label = cfg.cluster_label.as_str();
+    let named = labels.get(label).filter(|v| !v.is_empty())?;
+    match cfg.cluster_name.as_deref() {
+        Some(me) if me == named => None,
+        Some(me) => Some(Refusal::new(
+            RefusalReason::WrongCluster,
+            format!("the alert is about cluster {named:?} (label {label}); this is cluster {me:?}"),
+        )),
+        None => Some(Refusal::new(
+            RefusalReason::WrongCluster,
+            format!(
+                "the alert is about cluster {named:?} (label {label}) but this heal8s has no cluster name; \
+                 set --cluster-name (or guard.clusterName) to this cluster's name to accept its alerts"
+            ),
+        )),
+    }
+}
+
+impl Guard {
+    /// A guard for `cfg`; `own_namespace` (heal8s's own) is always protected.
+    pub fn new(
+        cfg: &GuardConfig,
+        features: &Features,
+        own_namespace: &str,
+    ) -> Result<Guard, PolicyError> {
         Ok(Guard {
             cfg: cfg.clone(),
             features: features.clone(),
-            protected,
-            excluded,
+            protection: Protection::new(cfg, own_namespace)?,
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             actions: VecDeque::new(),
             recoveries: HashMap::new(),
-            escalated: HashSet::new(),
+            escalated: HashMap::new(),
         })
     }
 
     /// The protected namespaces in effect (policy plus heal8s's own).
     pub fn protected_namespaces(&self) -> impl Iterator<Item = &str> {
-        self.protected.iter().map(String::as_str)
+        self.protection.namespaces()
     }
 
-    /// Dedupe a delivered signal and handle resolutions. Call once per delivered signal.
+    /// The protection rules, for a drain to check the pods it would evict.
+    pub fn protection(&self) -> &Protection {
+        &self.protection
+    }
+
+    /// Dedupe a delivered signal, refuse one about another cluster, and handle
+    /// resolutions. Call once per delivered signal.
     pub fn admit(&mut self, signal: &Signal, now: Timestamp) -> Admission {
         let window = self.cfg.dedupe_window.get();
         while let Some((at, _)) = self.seen_order.front() {
@@ -270,6 +486,9 @@ impl Guard {
             }
             self.seen_order.push_back((now, occ));
         }
+        if let Some(refusal) = wrong_cluster(&self.cfg, signal.source.kind(), &signal.labels) {
+            return Admission::Refused(refusal);
+        }
         match signal.status {
             AlertStatus::Firing => Admission::New,
             AlertStatus::Resolved => {
@@ -278,25 +497,80 @@ impl Guard {
                 let recovered = signal
                     .target
                     .as_ref()
-                    .filter(|t| t.kind != TargetKind::Pod)
-                    .map(|t| t.key());
-                if let Some(key) = &recovered {
-                    self.record_recovery(key, now);
-                }
+                    .filter(|t| t.kind.keeps_identity())
+                    .map(|t| self.record_recovery(&t.key(), RecoveryBy::AlertResolved, now));
                 Admission::Resolved { recovered }
             }
         }
     }
 
-    /// Note that the workload or target `key` recovered: its escalation count starts over.
-    pub fn record_recovery(&mut self, key: &str, now: Timestamp) {
-        self.recoveries.insert(key.to_string(), now);
-        self.escalated.retain(|(k, _)| k != key);
+    /// Note that the workload or target `key` recovered: its count of repeats
+    /// starts over, and its escalation ends if the policy lets `by` end it.
+    pub fn record_recovery(&mut self, key: &str, by: RecoveryBy, now: Timestamp) -> PastEvent {
+        let e = PastEvent {
+            at: now,
+            event: GuardEvent::Recovered {
+                key: key.to_string(),
+                by,
+            },
+        };
+        self.apply(&e);
+        e
+    }
+
+    /// Whether any remediation on `key` is escalated.
+    pub fn has_escalation(&self, key: &str) -> bool {
+        self.escalated.keys().any(|(k, _)| k == key)
+    }
+
+    /// Whether `remediation` on `key` is escalated (refused until cleared).
+    pub fn is_escalated(&self, key: &str, remediation: RemediationKind) -> bool {
+        self.escalated.contains_key(&(key.to_string(), remediation))
+    }
+
+    /// Change the guard's memory by one event: the one way both live
+    /// decisions and restored records reach it.
+    fn apply(&mut self, e: &PastEvent) {
+        match &e.event {
+            GuardEvent::Action {
+                key,
+                namespace,
+                remediation,
+            } => {
+                let rec = ActionRecord {
+                    at: e.at,
+                    key: key.clone(),
+                    namespace: namespace.clone(),
+                    kind: *remediation,
+                };
+                // keep time order (events replayed from several records interleave)
+                let pos = self.actions.partition_point(|a| a.at <= e.at);
+                self.actions.insert(pos, rec);
+            }
+            GuardEvent::Recovered { key, by } => {
+                let at = self.recoveries.entry(key.clone()).or_insert(e.at);
+                *at = (*at).max(e.at);
+                if self.cfg.escalation.cleared_by.contains(by) {
+                    self.escalated
+                        .retain(|(k, _), since| k != key || *since > e.at);
+                }
+            }
+            GuardEvent::Escalated { key, remediation } => {
+                self.escalated
+                    .entry((key.clone(), *remediation))
+                    .or_insert(e.at);
+            }
+        }
     }
 
     /// Check a plan against every rule. `facts` is what the live cluster said
     /// (empty offline); `plan.workload` should already carry the owner if known.
     pub fn check(&mut self, plan: &Plan, facts: &Facts, now: Timestamp) -> Decision {
+        // before everything, notify-only included: another cluster's alert is not ours
+        if let Some(refusal) = wrong_cluster(&self.cfg, &plan.trigger.source, &plan.trigger.labels)
+        {
+            return Decision::refuse(refusal.reason, refusal.message);
+        }
         let dry_run_source = if self.cfg.dry_run {
             Some("global")
         } else if plan.mode == Mode::DryRun {
@@ -316,31 +590,17 @@ impl Guard {
                 ),
             );
         }
-        if let Some(ns) = plan.namespace() {
-            if self.protected.contains(ns) {
-                return Decision::refuse(
-                    RefusalReason::ProtectedNamespace,
-                    format!("namespace {ns} is protected"),
-                );
-            }
-            if let Some(re) = self.excluded.iter().find(|re| re.is_match(ns)) {
-                return Decision::refuse(
-                    RefusalReason::ExcludedNamespace,
-                    format!("namespace {ns} matches excluded pattern {}", re.as_str()),
-                );
-            }
-        }
-        if opted_out(facts.object.as_ref()) {
-            return Decision::refuse(
-                RefusalReason::OptedOut,
-                format!("the object carries {OPT_OUT_KEY}=true"),
-            );
-        }
-        if opted_out(facts.namespace.as_ref()) {
-            return Decision::refuse(
-                RefusalReason::NamespaceOptedOut,
-                format!("its namespace carries {OPT_OUT_KEY}=true"),
-            );
+        if let Some(r) = self.protection.refusal(
+            plan.namespace(),
+            facts.object.as_ref(),
+            &facts.owners,
+            facts.namespace.as_ref(),
+        ) {
+            return Decision {
+                verdict: Verdict::Refuse(r),
+                newly_escalated: false,
+                event: None,
+            };
         }
 
         if matches!(
@@ -382,8 +642,25 @@ impl Guard {
         let kind = plan.kind();
         self.prune(now);
 
+        // escalation is a latch: once escalated, refused until cleared
+        if let Some(at) = self.escalated.get(&(key.clone(), kind)) {
+            let cleared_by: Vec<&str> = self
+                .cfg
+                .escalation
+                .cleared_by
+                .iter()
+                .map(|b| b.as_str())
+                .collect();
+            return Decision::refuse(
+                RefusalReason::Escalated,
+                format!(
+                    "{kind} on {key} was escalated at {at} and stays escalated until cleared ({})",
+                    cleared_by.join(", ")
+                ),
+            );
+        }
         // escalation: remediated `after` times within `within`, with no recovery since
-        let esc = self.cfg.escalation;
+        let esc = &self.cfg.escalation;
         let recovered_at = self.recoveries.get(&key).copied();
         let repeats = self
             .actions
@@ -393,16 +670,22 @@ impl Guard {
             .filter(|a| recovered_at.is_none_or(|r| a.at > r))
             .count();
         if repeats >= esc.after as usize {
-            let newly = self.escalated.insert((key.clone(), kind));
+            let message = format!(
+                "{kind} ran {repeats} times on {key} within {} without recovery; escalated instead",
+                esc.within
+            );
+            let event = PastEvent {
+                at: now,
+                event: GuardEvent::Escalated {
+                    key: key.clone(),
+                    remediation: kind,
+                },
+            };
+            self.apply(&event);
             return Decision {
-                verdict: Verdict::Refuse(Refusal::new(
-                    RefusalReason::Escalated,
-                    format!(
-                        "{kind} ran {repeats} times on {key} within {} without recovery; escalated instead",
-                        esc.within
-                    ),
-                )),
-                newly_escalated: newly,
+                verdict: Verdict::Refuse(Refusal::new(RefusalReason::Escalated, message)),
+                newly_escalated: true,
+                event: Some(event),
             };
         }
 
@@ -428,7 +711,6 @@ impl Guard {
         // Budgets limit janitor actions on the cluster; pull requests have caps
         // of their own (per repository and hour), so they neither use nor meet budgets.
         if kind.is_declarative() {
-            self.escalated.remove(&(key, kind));
             return Decision::allow(dry_run_source);
         }
         let b = &self.cfg.budgets;
@@ -464,7 +746,6 @@ impl Guard {
                 format!("{n} actions in the last {}", b.global.per),
             );
         }
-        self.escalated.remove(&(key, kind));
         Decision::allow(dry_run_source)
     }
 
@@ -498,33 +779,38 @@ impl Guard {
         }
     }
 
-    /// Take back actions recorded before this process started, so cooldowns,
-    /// budgets and escalation hold across restarts and replicas. Call before
-    /// any new action is recorded.
-    pub fn restore(&mut self, past: impl IntoIterator<Item = PastAction>) {
-        let mut all: Vec<ActionRecord> = self.actions.drain(..).collect();
-        all.extend(past.into_iter().map(|p| ActionRecord {
-            at: p.at,
-            key: p.key,
-            namespace: p.namespace,
-            kind: p.kind,
-        }));
-        all.sort_by_key(|a| a.at);
-        self.actions = all.into();
+    /// Replace what the guard remembers with the events read back from the
+    /// durable record (the truth, written by every replica), so cooldowns,
+    /// budgets, recoveries and escalations hold across restarts and replicas.
+    /// Alert dedupe is kept (see `restore_seen`).
+    pub fn restore(&mut self, past: impl IntoIterator<Item = PastEvent>) {
+        let mut events: Vec<PastEvent> = past.into_iter().collect();
+        events.sort_by_key(|e| e.at);
+        self.actions.clear();
+        self.recoveries.clear();
+        self.escalated.clear();
+        for e in &events {
+            self.apply(e);
+        }
     }
 
-    /// Record that `plan` was carried out (or simulated, in dry-run) at `now`.
-    /// Dry-run actions count too, so a dry run shows what budgets would allow.
-    pub fn record(&mut self, plan: &Plan, now: Timestamp) {
+    /// Record that `plan` was carried out (or simulated, in dry-run) at `now`,
+    /// and return the event for the durable record. Dry-run actions count too,
+    /// so a dry run shows what budgets would allow. Notify-only is no action.
+    pub fn record(&mut self, plan: &Plan, now: Timestamp) -> Option<PastEvent> {
         if !plan.kind().is_mutating() {
-            return;
+            return None;
         }
-        self.actions.push_back(ActionRecord {
+        let e = PastEvent {
             at: now,
-            key: plan.workload_key(),
-            namespace: plan.namespace().map(str::to_string),
-            kind: plan.kind(),
-        });
+            event: GuardEvent::Action {
+                key: plan.workload_key(),
+                namespace: plan.namespace().map(str::to_string),
+                remediation: plan.kind(),
+            },
+        };
+        self.apply(&e);
+        Some(e)
     }
 
     fn prune(&mut self, now: Timestamp) {
@@ -723,6 +1009,62 @@ mod tests {
         );
         assert_eq!(
             reason(&g.check(&p, &facts(Some(&no), Some(&no)), t(0))),
+            None
+        );
+    }
+
+    #[test]
+    fn opt_out_on_any_owner_up_the_chain_holds() {
+        let mut g = guard(&cfg());
+        let yes = ObjectMeta {
+            annotations: [(OPT_OUT_KEY.to_string(), "true".to_string())].into(),
+            ..ObjectMeta::default()
+        };
+        let facts = |owners: Vec<(String, ObjectMeta)>| Facts {
+            object: Some(ObjectMeta::default()),
+            owners,
+            ..Facts::default()
+        };
+        let chain = facts(vec![
+            ("ReplicaSet shop/api-7d9c".into(), ObjectMeta::default()),
+            ("Deployment shop/api".into(), yes.clone()),
+        ]);
+        for p in [
+            owned(pod_plan("shop", "api-7d9c-x"), "api"),
+            plan_for(
+                &[
+                    ("alertname", "A"),
+                    ("namespace", "shop"),
+                    ("pod", "api-7d9c-x"),
+                    ("container", "api"),
+                ],
+                "{remediation: bump-memory}",
+            ),
+            plan_for(
+                &[
+                    ("alertname", "A"),
+                    ("namespace", "shop"),
+                    ("pod", "api-7d9c-x"),
+                    ("container", "api"),
+                ],
+                "{remediation: rollback-image}",
+            ),
+        ] {
+            let d = g.check(&p, &chain, t(0));
+            assert_eq!(reason(&d), Some(RefusalReason::OptedOut), "{}", p.kind());
+            match d.verdict {
+                Verdict::Refuse(r) => {
+                    assert!(r.message.contains("Deployment shop/api"), "{}", r.message)
+                }
+                Verdict::Allow { .. } => unreachable!(),
+            }
+        }
+        let clean = facts(vec![(
+            "ReplicaSet shop/api-7d9c".into(),
+            ObjectMeta::default(),
+        )]);
+        assert_eq!(
+            reason(&g.check(&owned(pod_plan("shop", "p"), "api"), &clean, t(0))),
             None
         );
     }
@@ -929,8 +1271,48 @@ mod tests {
         let d = g.check(&p("e"), &Facts::unknown(), t(480));
         assert_eq!(reason(&d), Some(RefusalReason::Escalated));
         assert!(!d.newly_escalated, "escalation is recorded once");
-        // once the old actions leave the window, it may be tried again
-        assert_eq!(act(&mut g, &p("f"), t(3601)), None);
+    }
+
+    #[test]
+    fn escalation_is_a_latch_not_a_sliding_window() {
+        let mut c = cfg();
+        c.cooldown = PromDuration::secs(60);
+        c.budgets.per_workload.max = 100;
+        let mut g = guard(&c); // escalate after 3 within 1h
+        let p = |n: &str| owned(pod_plan("shop", n), "api");
+        for (i, n) in ["a", "b", "c"].into_iter().enumerate() {
+            assert_eq!(act(&mut g, &p(n), t(120 * i as i64)), None);
+        }
+        assert_eq!(act(&mut g, &p("d"), t(360)), Some(RefusalReason::Escalated));
+        // long after the actions left the window, it is still escalated
+        for h in [2, 5, 24, 24 * 7] {
+            assert_eq!(
+                act(&mut g, &p("x"), t(3600 * h)),
+                Some(RefusalReason::Escalated),
+                "{h}h later"
+            );
+        }
+        // a verified recovery ends it
+        g.record_recovery("Deployment/shop/api", RecoveryBy::Verified, t(3600 * 200));
+        assert_eq!(act(&mut g, &p("y"), t(3600 * 200 + 1)), None);
+    }
+
+    #[test]
+    fn escalation_ends_only_by_what_the_policy_names() {
+        let mut c = cfg();
+        c.cooldown = PromDuration::secs(1);
+        c.budgets.per_workload.max = 100;
+        c.escalation.after = 1;
+        c.escalation.cleared_by = vec![RecoveryBy::Human];
+        let mut g = guard(&c);
+        let p = owned(pod_plan("shop", "a"), "api");
+        assert_eq!(act(&mut g, &p, t(0)), None);
+        assert_eq!(act(&mut g, &p, t(10)), Some(RefusalReason::Escalated));
+        g.record_recovery("Deployment/shop/api", RecoveryBy::Verified, t(20));
+        assert_eq!(act(&mut g, &p, t(30)), Some(RefusalReason::Escalated));
+        g.record_recovery("Deployment/shop/api", RecoveryBy::Human, t(40));
+        assert!(!g.is_escalated("Deployment/shop/api", RemediationKind::DeletePod));
+        assert_eq!(act(&mut g, &p, t(50)), None);
     }
 
     #[test]
@@ -953,7 +1335,13 @@ mod tests {
         assert_eq!(
             g.admit(&s, t(20)),
             Admission::Resolved {
-                recovered: Some("HorizontalPodAutoscaler/shop/api".into())
+                recovered: Some(PastEvent {
+                    at: t(20),
+                    event: GuardEvent::Recovered {
+                        key: "HorizontalPodAutoscaler/shop/api".into(),
+                        by: RecoveryBy::AlertResolved
+                    }
+                })
             }
         );
         assert_eq!(act(&mut g, &p, t(30)), None);
@@ -1078,27 +1466,107 @@ mod tests {
         assert_eq!(g.admit(&s, t(600)), Admission::New);
     }
 
+    fn action_at(at: i64) -> PastEvent {
+        PastEvent {
+            at: t(at),
+            event: GuardEvent::Action {
+                key: "Deployment/shop/api".into(),
+                namespace: Some("shop".into()),
+                remediation: RemediationKind::DeletePod,
+            },
+        }
+    }
+
     #[test]
     fn restored_actions_keep_cooldowns_and_escalation_across_restarts() {
         let mut c = cfg();
         c.budgets.per_workload.max = 100;
         let mut g = guard(&c);
-        let past = |at: i64| PastAction {
-            key: "Deployment/shop/api".into(),
-            namespace: Some("shop".into()),
-            kind: RemediationKind::DeletePod,
-            at: t(at),
-        };
-        g.restore([past(-100)]);
+        g.restore([action_at(-100)]);
         assert_eq!(
             act(&mut g, &owned(pod_plan("shop", "new-pod"), "api"), t(0)),
             Some(RefusalReason::Cooldown)
         );
         let mut g = guard(&c);
-        g.restore([past(-3000), past(-2000), past(-1000)]);
+        g.restore([action_at(-3000), action_at(-2000), action_at(-1000)]);
         assert_eq!(
             act(&mut g, &owned(pod_plan("shop", "new-pod"), "api"), t(0)),
             Some(RefusalReason::Escalated)
+        );
+    }
+
+    #[test]
+    fn restore_replaces_memory_instead_of_adding_to_it() {
+        // a replica that was leader, lost the lease and regained it reads its
+        // own actions back from the records: they must not count twice
+        let mut c = cfg();
+        c.budgets.per_workload.max = 2;
+        c.cooldown = PromDuration::secs(1);
+        let mut g = guard(&c);
+        let p = owned(pod_plan("shop", "a"), "api");
+        let e = g.check(&p, &Facts::unknown(), t(0));
+        assert_eq!(reason(&e), None);
+        let ev = g.record(&p, t(0)).unwrap();
+        g.restore([ev]);
+        assert_eq!(act(&mut g, &p, t(10)), None, "one action so far, not two");
+    }
+
+    #[test]
+    fn restored_recovery_and_escalation_are_kept() {
+        let mut c = cfg();
+        c.budgets.per_workload.max = 100;
+        let esc = PastEvent {
+            at: t(-500),
+            event: GuardEvent::Escalated {
+                key: "Deployment/shop/api".into(),
+                remediation: RemediationKind::DeletePod,
+            },
+        };
+        let rec = |at, by| PastEvent {
+            at: t(at),
+            event: GuardEvent::Recovered {
+                key: "Deployment/shop/api".into(),
+                by,
+            },
+        };
+        let plan = owned(pod_plan("shop", "new-pod"), "api");
+        // escalated a week ago, never cleared: still escalated
+        let mut g = guard(&c);
+        g.restore([esc.clone()]);
+        assert_eq!(
+            act(&mut g, &plan, t(7 * 24 * 3600)),
+            Some(RefusalReason::Escalated)
+        );
+        // three actions, then a verified recovery: no escalation, only the cooldown is gone too
+        let mut g = guard(&c);
+        g.restore([
+            action_at(-3000),
+            action_at(-2000),
+            action_at(-1000),
+            rec(-900, RecoveryBy::Verified),
+        ]);
+        assert_eq!(act(&mut g, &plan, t(0)), None);
+        // escalation then a human clear, given in any order
+        let mut g = guard(&c);
+        g.restore([rec(-100, RecoveryBy::Human), esc]);
+        assert_eq!(act(&mut g, &plan, t(0)), None);
+    }
+
+    #[test]
+    fn notify_only_is_never_counted_as_an_action() {
+        let mut c = cfg();
+        c.budgets.per_workload.max = 1;
+        let mut g = guard(&c);
+        let n = plan_for(
+            &[("alertname", "A"), ("namespace", "shop"), ("pod", "p")],
+            "{remediation: notify-only}",
+        );
+        for i in 0..20 {
+            assert!(g.record(&owned(n.clone(), "api"), t(i)).is_none());
+        }
+        assert_eq!(
+            act(&mut g, &owned(pod_plan("shop", "p"), "api"), t(30)),
+            None
         );
     }
 
@@ -1108,6 +1576,299 @@ mod tests {
         let s = signal(&[("alertname", "A"), ("namespace", "shop"), ("pod", "p")]);
         g.restore_seen([(s.fingerprint.clone(), s.first_seen)], t(0));
         assert_eq!(g.admit(&s, t(1)), Admission::Duplicate);
+    }
+
+    fn in_cluster(name: Option<&str>) -> GuardConfig {
+        GuardConfig {
+            cluster_name: name.map(str::to_string),
+            ..cfg()
+        }
+    }
+
+    fn refusal(d: &Decision) -> Option<&Refusal> {
+        match &d.verdict {
+            Verdict::Refuse(r) => Some(r),
+            Verdict::Allow { .. } => None,
+        }
+    }
+
+    #[test]
+    fn an_alert_about_another_cluster_is_refused_before_routing() {
+        let mut g = guard(&in_cluster(Some("prod-eu-1")));
+        let pod = |cluster: Option<&str>| {
+            let mut l = vec![("alertname", "A"), ("namespace", "shop"), ("pod", "p")];
+            l.extend(cluster.map(|c| ("cluster", c)));
+            signal(&l)
+        };
+        match g.admit(&pod(Some("prod-eu-2")), t(0)) {
+            Admission::Refused(r) => {
+                assert_eq!(r.reason, RefusalReason::WrongCluster);
+                assert!(r.message.contains("\"prod-eu-2\""), "{}", r.message);
+                assert!(r.message.contains("\"prod-eu-1\""), "{}", r.message);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(g.admit(&pod(Some("prod-eu-1")), t(0)), Admission::New);
+        // a single-cluster Prometheus adds no label; an empty label is no label
+        assert_eq!(g.admit(&pod(None), t(0)), Admission::New);
+        let mut empty = pod(Some(""));
+        empty.fingerprint.push('e');
+        assert_eq!(g.admit(&empty, t(0)), Admission::New);
+        // detectors watch heal8s's own cluster, whatever labels they carry
+        let mut d = pod(Some("prod-eu-2"));
+        d.source = crate::signal::Source::Detector {
+            name: "pods".into(),
+        };
+        assert_eq!(g.admit(&d, t(0)), Admission::New);
+    }
+
+    #[test]
+    fn without_a_cluster_name_an_alert_naming_a_cluster_is_refused_with_advice() {
+        let mut g = guard(&in_cluster(None));
+        let s = signal(&[
+            ("alertname", "A"),
+            ("namespace", "shop"),
+            ("pod", "p"),
+            ("cluster", "prod-eu-2"),
+        ]);
+        match g.admit(&s, t(0)) {
+            Admission::Refused(r) => {
+                assert_eq!(r.reason, RefusalReason::WrongCluster);
+                assert!(r.message.contains("--cluster-name"), "{}", r.message);
+            }
+            other => panic!("{other:?}"),
+        }
+        let unlabelled = signal(&[("alertname", "A"), ("namespace", "shop"), ("pod", "p")]);
+        assert_eq!(g.admit(&unlabelled, t(0)), Admission::New);
+    }
+
+    #[test]
+    fn the_cluster_label_is_configurable_and_compared_exactly() {
+        let mut c = in_cluster(Some("prod-eu-1"));
+        c.cluster_label = "k8s_cluster".into();
+        let mut g = guard(&c);
+        let with = |label: &str, value: &str| {
+            signal(&[
+                ("alertname", "A"),
+                ("namespace", "shop"),
+                ("pod", "p"),
+                (label, value),
+            ])
+        };
+        // `cluster` is just another label now
+        assert_eq!(g.admit(&with("cluster", "elsewhere"), t(0)), Admission::New);
+        assert_eq!(
+            g.admit(&with("k8s_cluster", "prod-eu-1"), t(0)),
+            Admission::New
+        );
+        for near_miss in ["Prod-EU-1", "prod-eu-1 ", "prod-eu-10", "prod"] {
+            assert!(
+                matches!(
+                    g.admit(&with("k8s_cluster", near_miss), t(0)),
+                    Admission::Refused(Refusal {
+                        reason: RefusalReason::WrongCluster,
+                        ..
+                    })
+                ),
+                "{near_miss:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_remediation_is_refused_for_another_cluster_notify_only_too() {
+        let mut g = guard(&in_cluster(Some("prod-eu-1")));
+        let routes = [
+            ("pod", "{remediation: delete-pod}"),
+            ("pod", "{remediation: evict-pod}"),
+            ("pod", "{remediation: bump-memory}"),
+            ("pod", "{remediation: rollback-image}"),
+            ("pod", "{remediation: notify-only}"),
+            ("horizontalpodautoscaler", "{remediation: scale-up}"),
+            ("node", "{remediation: drain-node}"),
+            ("node", "{remediation: delete-node}"),
+            (
+                "namespace",
+                "{remediation: delete-namespace, params: {namePattern: 'shop'}}",
+            ),
+            (
+                "name",
+                "{remediation: cleanup-resource, params: {apiVersion: kubevirt.io/v1, kind: VirtualMachine}}",
+            ),
+        ];
+        for (label, route) in routes {
+            let labels = |cluster: &'static str| {
+                let mut l = vec![("alertname", "A"), ("namespace", "shop"), (label, "x")];
+                if label == "namespace" {
+                    l.truncate(2);
+                }
+                l.push(("cluster", cluster));
+                l
+            };
+            let theirs = plan_for(&labels("prod-eu-2"), route);
+            let d = g.check(&theirs, &Facts::unknown(), t(0));
+            assert_eq!(
+                refusal(&d).map(|r| r.reason),
+                Some(RefusalReason::WrongCluster),
+                "{route}"
+            );
+            let ours = plan_for(&labels("prod-eu-1"), route);
+            let d = g.check(&ours, &Facts::unknown(), t(0));
+            assert_ne!(
+                refusal(&d).map(|r| r.reason),
+                Some(RefusalReason::WrongCluster),
+                "{route}"
+            );
+        }
+    }
+
+    #[test]
+    fn another_clusters_resolved_alert_resets_no_escalation_here() {
+        let mut c = in_cluster(Some("prod-eu-1"));
+        c.cooldown = PromDuration::secs(1);
+        c.budgets.per_workload.max = 100;
+        c.escalation.after = 1;
+        let mut g = guard(&c);
+        let labels = [
+            ("alertname", "KubeHpaMaxedOut"),
+            ("namespace", "shop"),
+            ("horizontalpodautoscaler", "api"),
+        ];
+        let p = plan_for(&labels, "{remediation: scale-up}");
+        assert_eq!(act(&mut g, &p, t(0)), None);
+        assert_eq!(act(&mut g, &p, t(10)), Some(RefusalReason::Escalated));
+        let mut theirs = signal(&[
+            ("alertname", "KubeHpaMaxedOut"),
+            ("namespace", "shop"),
+            ("horizontalpodautoscaler", "api"),
+            ("cluster", "prod-eu-2"),
+        ]);
+        theirs.status = AlertStatus::Resolved;
+        assert!(matches!(g.admit(&theirs, t(20)), Admission::Refused(_)));
+        assert_eq!(act(&mut g, &p, t(30)), Some(RefusalReason::Escalated));
+    }
+
+    /// One step of a scenario for the restart property.
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// A crash-looping pod of workload `w` (0..3) is signalled.
+        Pod { w: u8, pod: u8 },
+        /// A notify-only signal about workload `w`.
+        Notify { w: u8 },
+        /// Node `n` (0..2) is signalled for a drain (identity-keeping target).
+        Node { n: u8 },
+        /// heal8s verified that workload `w` recovered.
+        Verified { w: u8 },
+        /// The alert about node `n` resolved.
+        NodeResolved { n: u8 },
+        /// A person cleared the escalation of workload `w`.
+        Cleared { w: u8 },
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = (Op, u16)> {
+        use proptest::prelude::*;
+        let op = prop_oneof![
+            6 => (0u8..3, 0u8..50).prop_map(|(w, pod)| Op::Pod { w, pod }),
+            1 => (0u8..3).prop_map(|w| Op::Notify { w }),
+            2 => (0u8..2).prop_map(|n| Op::Node { n }),
+            2 => (0u8..3).prop_map(|w| Op::Verified { w }),
+            1 => (0u8..2).prop_map(|n| Op::NodeResolved { n }),
+            1 => (0u8..3).prop_map(|w| Op::Cleared { w }),
+        ];
+        // seconds since the previous step
+        (op, 1u16..900)
+    }
+
+    /// Run one step; returns the decision (as a refusal reason or none) and
+    /// the guard events it produced, as the pipeline hands them to the record.
+    fn step(g: &mut Guard, op: &Op, now: Timestamp) -> (Option<RefusalReason>, Vec<PastEvent>) {
+        let key = |w: u8| format!("Deployment/shop/w{w}");
+        let node_plan = |n: u8| {
+            plan_for(
+                &[("alertname", "NodeDown"), ("node", &format!("n{n}"))],
+                "{remediation: drain-node}",
+            )
+        };
+        let decide = |g: &mut Guard, p: &Plan| {
+            let d = g.check(p, &Facts::unknown(), now);
+            let mut events: Vec<PastEvent> = d.event.clone().into_iter().collect();
+            let r = reason(&d);
+            if r.is_none() {
+                events.extend(g.record(p, now));
+            }
+            (r, events)
+        };
+        match op {
+            Op::Pod { w, pod } => {
+                let p = owned(pod_plan("shop", &format!("w{w}-{pod}")), &format!("w{w}"));
+                decide(g, &p)
+            }
+            Op::Notify { w } => {
+                let p = plan_for(
+                    &[("alertname", "A"), ("namespace", "shop"), ("pod", "x")],
+                    "{remediation: notify-only}",
+                );
+                decide(g, &owned(p, &format!("w{w}")))
+            }
+            Op::Node { n } => decide(g, &node_plan(*n)),
+            Op::Verified { w } => (
+                None,
+                vec![g.record_recovery(&key(*w), RecoveryBy::Verified, now)],
+            ),
+            Op::Cleared { w } => (
+                None,
+                vec![g.record_recovery(&key(*w), RecoveryBy::Human, now)],
+            ),
+            Op::NodeResolved { n } => {
+                let mut s = signal(&[("alertname", "NodeDown"), ("node", &format!("n{n}"))]);
+                s.status = AlertStatus::Resolved;
+                s.first_seen = now;
+                match g.admit(&s, now) {
+                    Admission::Resolved { recovered } => (None, recovered.into_iter().collect()),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Any sequence of actions, verifications, resolutions and clears,
+        /// then a restart that restores the guard from the events the record
+        /// kept (through their JSON form), gives the same decisions from then
+        /// on as a guard that never restarted.
+        #[test]
+        fn a_restored_guard_decides_like_one_that_never_restarted(
+            before in proptest::collection::vec(op(), 0..40),
+            after in proptest::collection::vec(op(), 1..30),
+        ) {
+            let mut c = cfg();
+            c.cooldown = PromDuration::secs(300);
+            c.escalation.after = 2;
+            c.budgets.per_workload = Budget { max: 4, per: PromDuration::secs(3600) };
+            c.budgets.per_namespace = Budget { max: 3, per: PromDuration::secs(600) };
+            c.budgets.global = Budget { max: 5, per: PromDuration::secs(600) };
+            c.nodes.max_unhealthy_percent = 100;
+            let mut live = guard(&c);
+            let mut now = 0i64;
+            let mut kept: Vec<serde_json::Value> = Vec::new();
+            for (op, dt) in &before {
+                now += i64::from(*dt);
+                let (_, events) = step(&mut live, op, t(now));
+                kept.extend(events.iter().map(|e| serde_json::to_value(e).unwrap()));
+            }
+            let mut restarted = guard(&c);
+            restarted.restore(
+                kept.into_iter()
+                    .map(|v| serde_json::from_value::<PastEvent>(v).unwrap()),
+            );
+            for (op, dt) in &after {
+                now += i64::from(*dt);
+                let a = step(&mut live, op, t(now));
+                let b = step(&mut restarted, op, t(now));
+                proptest::prop_assert_eq!(a, b, "after {:?} at {}", op, now);
+            }
+        }
     }
 
     #[test]

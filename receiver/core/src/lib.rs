@@ -8,6 +8,7 @@
 pub mod act;
 pub mod alertmanager;
 pub mod detect;
+pub mod drain;
 pub mod duration;
 pub mod guard;
 pub mod names;
@@ -15,20 +16,25 @@ pub mod pipeline;
 pub mod plan;
 pub mod policy;
 pub mod quantity;
+pub mod recheck;
 pub mod remediation;
 pub mod route;
 pub mod signal;
 pub mod target;
+pub mod verify;
 
 #[cfg(test)]
 mod testutil;
 
 pub use act::{
     ActError, ActionReport, Executor, FactSource, Facts, History, Journal, NoJournal, ObjectMeta,
-    Verification, Verifier,
+    Verification, Verifier, VerifyResult,
 };
 pub use alertmanager::{Alert, AlertStatus, PayloadError, WebhookPayload};
-pub use guard::{Admission, Decision, Guard, Refusal, RefusalReason, Verdict};
+pub use guard::{
+    Admission, Decision, Guard, GuardEvent, PastEvent, Protection, RecoveryBy, Refusal,
+    RefusalReason, Verdict,
+};
 pub use pipeline::{Clock, Engine, Outcome, OutcomeKind, SystemClock};
 pub use plan::{Plan, Trigger, WorkloadRef};
 pub use policy::{Policy, PolicyError, PolicyIssue};

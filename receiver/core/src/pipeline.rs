@@ -54,6 +54,18 @@ pub enum OutcomeKind {
 }
 
 impl OutcomeKind {
+    /// Every result, in declaration order: the metrics start each label at 0.
+    /// A new result goes here too.
+    pub const ALL: [OutcomeKind; 7] = [
+        OutcomeKind::Acted,
+        OutcomeKind::DryRun,
+        OutcomeKind::Refused,
+        OutcomeKind::Deduped,
+        OutcomeKind::Resolved,
+        OutcomeKind::Failed,
+        OutcomeKind::Deferred,
+    ];
+
     /// snake_case name for logs and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -96,6 +108,11 @@ pub struct Outcome {
     /// The plan, when one was made (for `heal8s plan` and `/outcomes`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Plan>,
+    /// What this outcome changed in the guard's memory (an action counted, an
+    /// escalation, a recovery): the durable record keeps exactly these, and a
+    /// restarted replica replays them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ledger: Vec<crate::guard::PastEvent>,
 }
 
 /// Route, plan and guard state for one heal8s process.
@@ -117,11 +134,11 @@ impl Engine {
         &self.policy
     }
 
-    /// Take back actions and alert occurrences from the durable record
+    /// Take back guard events and alert occurrences from the durable record
     /// (see `Guard::restore` and `Guard::restore_seen`).
     pub fn restore(
         &mut self,
-        past: Vec<crate::guard::PastAction>,
+        past: Vec<crate::guard::PastEvent>,
         seen: Vec<(String, Timestamp)>,
         now: Timestamp,
     ) {
@@ -129,9 +146,21 @@ impl Engine {
         self.guard.restore_seen(seen, now);
     }
 
-    /// A verified recovery of `plan`'s target: its escalation count starts over.
-    pub fn recovered(&mut self, plan: &Plan, now: Timestamp) {
-        self.guard.record_recovery(&plan.workload_key(), now);
+    /// A verified recovery of `plan`'s target: its count of repeats starts
+    /// over (and its escalation ends, as the policy says). Returns the event
+    /// for the durable record.
+    pub fn recovered(&mut self, plan: &Plan, now: Timestamp) -> crate::guard::PastEvent {
+        self.guard.record_recovery(
+            &plan.workload_key(),
+            crate::guard::RecoveryBy::Verified,
+            now,
+        )
+    }
+
+    /// A person cleared the escalation of `key`. Returns the event for the record.
+    pub fn clear_escalation(&mut self, key: &str, now: Timestamp) -> crate::guard::PastEvent {
+        self.guard
+            .record_recovery(key, crate::guard::RecoveryBy::Human, now)
     }
 
     /// The guard (read-only), e.g. to list protected namespaces.
@@ -178,6 +207,7 @@ impl Engine {
             pull_request: None,
             deferred: None,
             plan: None,
+            ledger: Vec::new(),
         };
         match self.guard.admit(signal, now) {
             Admission::Duplicate => {
@@ -187,11 +217,18 @@ impl Engine {
                 )];
             }
             Admission::Resolved { recovered } => {
-                let msg = match recovered {
-                    Some(key) => format!("resolved; {key} counts as recovered"),
+                let msg = match &recovered {
+                    Some(e) => format!("resolved; {} counts as recovered", e.event.key()),
                     None => "resolved".into(),
                 };
-                return vec![base(OutcomeKind::Resolved, msg)];
+                let mut o = base(OutcomeKind::Resolved, msg);
+                o.ledger.extend(recovered);
+                return vec![o];
+            }
+            Admission::Refused(Refusal { reason, message }) => {
+                let mut o = base(OutcomeKind::Refused, message);
+                o.reason = Some(reason);
+                return vec![o];
             }
             Admission::New => {}
         }
@@ -246,6 +283,7 @@ impl Engine {
                 continue;
             }
             let decision = self.guard.check(&plan, &live, clock.now());
+            o.ledger.extend(decision.event);
             let dry_run = match decision.verdict {
                 Verdict::Refuse(Refusal { reason, message }) => {
                     o.reason = Some(reason);
@@ -257,11 +295,14 @@ impl Engine {
                 }
                 Verdict::Allow { dry_run, .. } => dry_run,
             };
+            // the action counts from the moment it starts: a crash in the
+            // middle leaves it in the record, and a restart honours it
+            let counted = self.guard.record(&plan, clock.now());
             if !dry_run && plan.kind().is_mutating() {
-                journal.begin(&plan).await;
+                journal.begin(&plan, counted.as_ref()).await;
             }
             let result = executor.execute(&plan, dry_run).await;
-            self.guard.record(&plan, clock.now());
+            o.ledger.extend(counted);
             match result {
                 Ok(report) => {
                     o.result = if report.deferred.is_some() {
@@ -390,6 +431,48 @@ mod tests {
         let again = ready(e.process(&crash(), &facts, &exec, &SystemClock));
         assert_eq!(again[0].result, OutcomeKind::Deduped);
         assert_eq!(exec.0.lock().unwrap().as_slice(), ["delete Pod shop/p"]);
+    }
+
+    #[test]
+    fn an_alert_about_another_cluster_is_not_routed_looked_up_or_acted_on() {
+        struct Unreadable;
+        #[async_trait]
+        impl FactSource for Unreadable {
+            async fn facts(&self, _: &Plan) -> Result<Facts, ActError> {
+                panic!("the live cluster was read for another cluster's alert")
+            }
+        }
+        let p = Policy::from_yaml(
+            "guard: {clusterName: prod-eu-1}\nroutes: [{matchers: ['alertname=\"A\"'], remediation: delete-pod}]",
+        )
+        .unwrap();
+        let mut e = Engine::new(p, "heal8s").unwrap();
+        let exec = Recording::default();
+        let theirs = signal(&[
+            ("alertname", "A"),
+            ("namespace", "shop"),
+            ("pod", "p"),
+            ("cluster", "prod-eu-2"),
+        ]);
+        let out = ready(e.process(&theirs, &Unreadable, &exec, &SystemClock));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].result, OutcomeKind::Refused);
+        assert_eq!(out[0].reason, Some(RefusalReason::WrongCluster));
+        assert_eq!(out[0].route, None);
+        assert!(exec.0.lock().unwrap().is_empty());
+        let ours = signal(&[
+            ("alertname", "A"),
+            ("namespace", "shop"),
+            ("pod", "p"),
+            ("cluster", "prod-eu-1"),
+        ]);
+        let out = ready(e.process(
+            &ours,
+            &Fixed(LiveState::Holds("crash looping".into())),
+            &exec,
+            &SystemClock,
+        ));
+        assert_eq!(out[0].result, OutcomeKind::Acted);
     }
 
     #[test]

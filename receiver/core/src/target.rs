@@ -58,6 +58,14 @@ pub enum TargetKind {
 }
 
 impl TargetKind {
+    /// Whether the object keeps its identity while it is remediated. A pod
+    /// does not (a deleted pod is replaced by a new one), so its alert
+    /// resolving is no evidence that anything recovered; a node, an HPA or a
+    /// namespace does.
+    pub fn keeps_identity(&self) -> bool {
+        !matches!(self, TargetKind::Pod)
+    }
+
     /// The Kubernetes kind name.
     pub fn kind_name(&self) -> &str {
         match self {

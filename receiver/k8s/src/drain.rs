@@ -94,63 +94,32 @@ pub async fn evict_until(
 pub struct DrainReport {
     /// `ns/name` of evicted pods.
     pub evicted: Vec<String>,
-    /// `ns/name (why)` of pods left alone: DaemonSet-managed and mirror pods.
+    /// `ns/name (why)` of pods left alone: DaemonSet-managed, mirror and
+    /// terminating pods, and pods heal8s must not touch.
     pub skipped: Vec<String>,
 }
 
 /// Drain options.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DrainOptions {
     pub grace_period_seconds: Option<u32>,
     pub delete_emptydir_data: bool,
     pub timeout: Duration,
     pub retry_every: Duration,
     pub dry_run: bool,
+    /// The guard's protection rules, applied to every pod the drain would evict.
+    pub protection: receiver_core::Protection,
+    /// What to do with a pod the rules protect.
+    pub protected_pods: receiver_core::policy::ProtectedPods,
 }
 
 fn node_ready(n: &Node) -> bool {
     receiver_core::detect::node::ready_status(n) == Some("True")
 }
 
-fn has_owner_kind(p: &Pod, kind: &str) -> bool {
-    p.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|r| r.kind == kind && r.controller == Some(true))
-}
-
-fn has_controller(p: &Pod) -> bool {
-    p.metadata
-        .owner_references
-        .iter()
-        .flatten()
-        .any(|r| r.controller == Some(true))
-}
-
-fn is_mirror(p: &Pod) -> bool {
-    p.metadata
-        .annotations
-        .as_ref()
-        .is_some_and(|a| a.contains_key("kubernetes.io/config.mirror"))
-}
-
-fn uses_emptydir(p: &Pod) -> bool {
-    p.spec
-        .as_ref()
-        .and_then(|s| s.volumes.as_ref())
-        .is_some_and(|vs| vs.iter().any(|v| v.empty_dir.is_some()))
-}
-
-fn key(p: &Pod) -> String {
-    format!(
-        "{}/{}",
-        p.metadata.namespace.as_deref().unwrap_or("-"),
-        p.metadata.name.as_deref().unwrap_or("-")
-    )
-}
-
 /// Mark `node` unschedulable and record heal8s's remediation state on it.
+/// `heal8s.io/cordoned: "true"` marks a cordon heal8s made (the node was
+/// schedulable before), so heal8s only ever undoes its own cordon.
 pub async fn cordon(
     clients: &Clients,
     node: &str,
@@ -158,8 +127,19 @@ pub async fn cordon(
     dry_run: bool,
 ) -> Result<(), K8sError> {
     let api: Api<Node> = Api::all(clients.main.clone());
+    let already = api
+        .get_opt(node)
+        .await?
+        .and_then(|n| n.spec)
+        .and_then(|s| s.unschedulable)
+        .unwrap_or(false);
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(NODE_REMEDIATION_ANNOTATION.into(), json!(state));
+    if !already {
+        annotations.insert(crate::NODE_CORDONED_ANNOTATION.into(), json!("true"));
+    }
     let patch = json!({
-        "metadata": {"annotations": {NODE_REMEDIATION_ANNOTATION: state}},
+        "metadata": {"annotations": annotations},
         "spec": {"unschedulable": true}
     });
     let pp = PatchParams {
@@ -179,51 +159,92 @@ pub async fn mark(clients: &Clients, node: &str, state: &str) -> Result<(), K8sE
     Ok(())
 }
 
-/// Evict every pod of `node` except DaemonSet-managed and mirror pods, like
-/// `kubectl drain --ignore-daemonsets`. Refuses before evicting anything when a
-/// pod has no controller (it would not come back) or uses emptyDir without
-/// `delete_emptydir_data`. Waits for the evicted pods to be gone.
-pub async fn drain(
+/// The node's pods and the drain plan for them (see `receiver_core::drain`):
+/// each pod's owners and namespace are read for the opt-out. An error when
+/// the plan refuses the drain.
+pub async fn plan(
     clients: &Clients,
     node: &str,
-    opts: DrainOptions,
-) -> Result<DrainReport, K8sError> {
-    let deadline = Instant::now() + opts.timeout;
+    opts: &DrainOptions,
+) -> Result<(Vec<Pod>, receiver_core::drain::DrainPlan), K8sError> {
+    use std::collections::BTreeMap;
     let pods: Api<Pod> = Api::all(clients.main.clone());
     let list = pods
         .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
         .await?;
-    let mut report = DrainReport::default();
-    let mut to_evict = Vec::new();
-    let mut problems = Vec::new();
-    for p in list.items {
-        if p.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        if has_owner_kind(&p, "DaemonSet") {
-            report.skipped.push(format!("{} (DaemonSet)", key(&p)));
-        } else if is_mirror(&p) {
-            report.skipped.push(format!("{} (mirror pod)", key(&p)));
-        } else if !has_controller(&p) {
-            problems.push(format!(
-                "{} has no controller and would not come back",
-                key(&p)
-            ));
-        } else if uses_emptydir(&p) && !opts.delete_emptydir_data {
-            problems.push(format!(
-                "{} uses emptyDir (its data would be lost; set deleteEmptydirData)",
-                key(&p)
-            ));
-        } else {
-            to_evict.push(p);
-        }
+    let facts = crate::KubeFacts::new(clients.clone());
+    let mut owners = Vec::with_capacity(list.items.len());
+    for p in &list.items {
+        owners.push(
+            facts
+                .owner_chain(
+                    p.metadata.namespace.as_deref(),
+                    p.metadata.owner_references.as_ref(),
+                )
+                .await?,
+        );
     }
-    if !problems.is_empty() {
+    let namespaces: BTreeMap<String, receiver_core::ObjectMeta> =
+        Api::<k8s_openapi::api::core::v1::Namespace>::all(clients.main.clone())
+            .list_metadata(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter_map(|n| {
+                let meta = receiver_core::ObjectMeta {
+                    labels: n.metadata.labels.clone().unwrap_or_default(),
+                    annotations: n.metadata.annotations.clone().unwrap_or_default(),
+                };
+                n.metadata.name.map(|name| (name, meta))
+            })
+            .collect();
+    let drain_pods: Vec<receiver_core::drain::DrainPod<'_>> = list
+        .items
+        .iter()
+        .zip(owners)
+        .map(|(pod, owners)| receiver_core::drain::DrainPod { pod, owners })
+        .collect();
+    let plan = receiver_core::drain::plan(
+        &drain_pods,
+        &namespaces,
+        &opts.protection,
+        opts.protected_pods,
+        opts.delete_emptydir_data,
+    );
+    if !plan.refused.is_empty() {
         return Err(K8sError::Refused(format!(
             "cannot drain node {node}: {}",
-            problems.join("; ")
+            plan.refused.join("; ")
         )));
     }
+    Ok((list.items, plan))
+}
+
+/// Evict what the drain plan for `node` says (see [`plan`]), like `kubectl
+/// drain --ignore-daemonsets` with heal8s's protection on top, and wait for
+/// the evicted pods to be gone.
+pub async fn drain(
+    clients: &Clients,
+    node: &str,
+    opts: &DrainOptions,
+) -> Result<DrainReport, K8sError> {
+    let deadline = Instant::now() + opts.timeout;
+    let (pods, plan) = plan(clients, node, opts).await?;
+    let mut report = DrainReport {
+        skipped: plan.skipped.clone(),
+        ..DrainReport::default()
+    };
+    let key = |p: &Pod| {
+        format!(
+            "{}/{}",
+            p.metadata.namespace.as_deref().unwrap_or("-"),
+            p.metadata.name.as_deref().unwrap_or("-")
+        )
+    };
+    let to_evict: Vec<Pod> = pods
+        .into_iter()
+        .filter(|p| plan.evict.contains(&key(p)))
+        .collect();
     let results = join_all(to_evict.iter().map(|p| {
         let ns = p.metadata.namespace.clone().unwrap_or_default();
         let name = p.metadata.name.clone().unwrap_or_default();
@@ -282,4 +303,44 @@ pub async fn drain(
         }
     }
     Ok(report)
+}
+
+/// Reconcile drains another process left in flight (nodes still marked
+/// `draining`): see `receiver_core::drain::reconcile_interrupted`. Returns
+/// each node reconciled with what was done, for the records.
+pub async fn reconcile_interrupted(
+    client: kube::Client,
+) -> Result<Vec<(String, String)>, K8sError> {
+    let api: Api<Node> = Api::all(client);
+    let mut out = Vec::new();
+    for n in api.list(&ListParams::default()).await?.items {
+        let annotations = n.metadata.annotations.clone().unwrap_or_default();
+        if annotations
+            .get(NODE_REMEDIATION_ANNOTATION)
+            .is_none_or(|v| v != "draining")
+        {
+            continue;
+        }
+        let Some(name) = n.metadata.name.clone() else {
+            continue;
+        };
+        let ours = annotations
+            .get(crate::NODE_CORDONED_ANNOTATION)
+            .is_some_and(|v| v == "true");
+        let r = receiver_core::drain::reconcile_interrupted(&name, node_ready(&n), ours);
+        let mut patch = json!({"metadata": {"annotations": {
+            NODE_REMEDIATION_ANNOTATION: r.mark,
+        }}});
+        if r.mark.is_none() {
+            patch["metadata"]["annotations"][crate::NODE_CORDONED_ANNOTATION] = json!(null);
+        }
+        if r.uncordon {
+            patch["spec"] = json!({"unschedulable": null});
+        }
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        tracing::warn!(node = %name, uncordoned = r.uncordon, "{}", r.message);
+        out.push((name, r.message));
+    }
+    Ok(out)
 }

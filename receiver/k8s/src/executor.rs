@@ -35,6 +35,10 @@ pub struct KubeExecutorSettings {
     pub finalizers_after: Duration,
     /// This replica's name, for Events.
     pub instance: Option<String>,
+    /// The guard's protection rules: a drain applies them to every pod it would evict.
+    pub protection: receiver_core::Protection,
+    /// What a drain does with a pod the rules protect (`guard.nodes.protectedPods`).
+    pub protected_pods: receiver_core::policy::ProtectedPods,
 }
 
 impl Default for KubeExecutorSettings {
@@ -44,6 +48,8 @@ impl Default for KubeExecutorSettings {
             eviction_timeout: Duration::from_secs(120),
             finalizers_after: Duration::from_secs(300),
             instance: None,
+            protection: receiver_core::Protection::default(),
+            protected_pods: receiver_core::policy::ProtectedPods::Skip,
         }
     }
 }
@@ -182,6 +188,11 @@ impl KubeExecutor {
         opts: DrainOptions,
         cordon_only: bool,
     ) -> Result<drain::DrainReport, K8sError> {
+        if !cordon_only {
+            // a drain the plan refuses (a bare pod, a protected pod with
+            // protectedPods: refuse) changes nothing, not even the cordon
+            drain::plan(&self.clients, &t.name, &opts).await?;
+        }
         drain::cordon(
             &self.clients,
             &t.name,
@@ -200,7 +211,7 @@ impl KubeExecutor {
         if cordon_only {
             return Ok(drain::DrainReport::default());
         }
-        let result = drain::drain(&self.clients, &t.name, opts).await;
+        let result = drain::drain(&self.clients, &t.name, &opts).await;
         if !opts.dry_run {
             let state = if result.is_ok() { "drained" } else { "failed" };
             if let Err(e) = drain::mark(&self.clients, &t.name, state).await {
@@ -391,6 +402,8 @@ impl KubeExecutor {
                     timeout: p.timeout.get(),
                     retry_every: self.settings.eviction_retry,
                     dry_run,
+                    protection: self.settings.protection.clone(),
+                    protected_pods: self.settings.protected_pods,
                 };
                 let r = self.drain_node(t, opts, p.cordon_only).await?;
                 if p.cordon_only {
@@ -414,6 +427,8 @@ impl KubeExecutor {
                         timeout: p.drain_timeout.get(),
                         retry_every: self.settings.eviction_retry,
                         dry_run,
+                        protection: self.settings.protection.clone(),
+                        protected_pods: self.settings.protected_pods,
                     };
                     // the node is deleted only after a clean drain
                     let r = self.drain_node(t, opts, false).await.map_err(|e| {
@@ -434,9 +449,10 @@ impl KubeExecutor {
             | Remediation::RollbackImage(_) => Ok(ActionReport {
                 simulated: true,
                 message: format!(
-                    "pull requests are not implemented yet: would {}",
+                    "not proposed: no pull-request repository is configured (set pullRequests.repository in the policy); would {}",
                     plan.describe()
                 ),
+                deferred: Some(crate::record::NO_REPOSITORY.into()),
                 ..Default::default()
             }),
             Remediation::NotifyOnly(_) => done(format!("recorded: {}", plan.describe())),

@@ -7,12 +7,14 @@
 use async_trait::async_trait;
 use jiff::Timestamp;
 use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use kube::Api;
 use kube::api::{DynamicObject, ListParams};
 use receiver_core::act::{ClusterFacts, LiveState};
 use receiver_core::detect::{node, pod};
+use receiver_core::recheck::{self, Revision};
 use receiver_core::{
     ActError, FactSource, Facts, ObjectMeta, Plan, Remediation, TargetKind, WorkloadRef,
 };
@@ -80,6 +82,51 @@ impl KubeFacts {
         ))
     }
 
+    /// Every object up the chain of controllers from `refs` (an object's
+    /// ownerReferences) in namespace `ns`, nearest first, at most 5 levels.
+    /// An owner that no longer exists or whose type is not served ends the
+    /// chain; an owner heal8s may not read is an error (the opt-out could
+    /// not be checked).
+    pub async fn owner_chain(
+        &self,
+        ns: Option<&str>,
+        refs: Option<&Vec<OwnerReference>>,
+    ) -> Result<Vec<(String, ObjectMeta)>, K8sError> {
+        let mut out = Vec::new();
+        let mut refs = refs.cloned();
+        for _ in 0..5 {
+            let Some(r) = controller_of(refs.as_ref()).cloned() else {
+                break;
+            };
+            let (group, version) = match r.api_version.split_once('/') {
+                Some((g, v)) => (g.to_string(), v.to_string()),
+                None => (String::new(), r.api_version.clone()),
+            };
+            let Some(res) = self.resources.by_kind(&group, &version, &r.kind).await? else {
+                break;
+            };
+            let api: Api<DynamicObject> = match (ns, res.namespaced) {
+                (Some(ns), true) => {
+                    Api::namespaced_with(self.clients.main.clone(), ns, &res.resource)
+                }
+                _ => Api::all_with(self.clients.main.clone(), &res.resource),
+            };
+            let Some(o) = api.get_opt(&r.name).await? else {
+                break;
+            };
+            if o.metadata.uid.as_deref().is_some_and(|u| u != r.uid) && !r.uid.is_empty() {
+                // a namesake, not the owner
+                break;
+            }
+            out.push((
+                format!("{} {}/{}", r.kind, ns.unwrap_or("-"), r.name),
+                meta_of(&o.metadata),
+            ));
+            refs = o.metadata.owner_references.clone();
+        }
+        Ok(out)
+    }
+
     /// An annotation of a live workload (Deployment, StatefulSet, DaemonSet,
     /// ReplicaSet, HorizontalPodAutoscaler, Job, CronJob); `None` when the
     /// object or the annotation is absent.
@@ -115,12 +162,23 @@ impl KubeFacts {
         w: &WorkloadRef,
         container: Option<&str>,
     ) -> Result<Option<String>, K8sError> {
+        let revisions = self.revisions(w, container).await?;
+        Ok(recheck::previous_image(&revisions).map(str::to_string))
+    }
+
+    /// A Deployment's revisions (its ReplicaSets), with `container`'s image in
+    /// each (the only container when `None`); empty for other kinds.
+    async fn revisions(
+        &self,
+        w: &WorkloadRef,
+        container: Option<&str>,
+    ) -> Result<Vec<Revision>, K8sError> {
         if w.kind != "Deployment" {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let ns = w.namespace.as_deref().unwrap_or("default");
         let rss: Api<ReplicaSet> = Api::namespaced(self.clients.main.clone(), ns);
-        let mut revisions: Vec<(u64, String)> = Vec::new();
+        let mut revisions = Vec::new();
         for rs in rss.list(&ListParams::default()).await?.items {
             let owned = controller_of(rs.metadata.owner_references.as_ref())
                 .is_some_and(|o| o.kind == "Deployment" && o.name == w.name);
@@ -130,6 +188,7 @@ impl KubeFacts {
                 .as_ref()
                 .and_then(|a| a.get("deployment.kubernetes.io/revision"))
                 .and_then(|r| r.parse::<u64>().ok());
+            let created = rs.metadata.creation_timestamp.as_ref().map(|c| c.0);
             let containers = rs
                 .spec
                 .and_then(|s| s.template)
@@ -142,18 +201,104 @@ impl KubeFacts {
                 None => None,
             }
             .and_then(|c| c.image.clone());
-            if let (true, Some(revision), Some(image)) = (owned, revision, image) {
-                revisions.push((revision, image));
+            if let (true, Some(number), Some(image)) = (owned, revision, image) {
+                revisions.push(Revision {
+                    number,
+                    image,
+                    created,
+                });
             }
         }
-        revisions.sort_by_key(|r| std::cmp::Reverse(r.0));
-        let Some((_, current)) = revisions.first().cloned() else {
-            return Ok(None);
-        };
-        Ok(revisions
-            .into_iter()
-            .map(|(_, i)| i)
-            .find(|i| *i != current))
+        Ok(revisions)
+    }
+
+    /// Whether the evidence a declarative fix depends on is still in the
+    /// cluster (see `receiver_core::recheck`): an OOM kill of the container for
+    /// bump-memory (on the pod, or on any pod of a workload target), an HPA at
+    /// its ceiling for scale-up, a Deployment's recent rollout with an earlier
+    /// image for rollback-image. `pod` or `obj` is the live target, `owner`
+    /// a pod's owning workload.
+    async fn declarative_state(
+        &self,
+        plan: &Plan,
+        t: &receiver_core::Target,
+        pod: Option<&Pod>,
+        obj: Option<&DynamicObject>,
+        owner: Option<&WorkloadRef>,
+    ) -> Result<LiveState, K8sError> {
+        let ns = t.namespace.as_deref().unwrap_or("default");
+        let container = t.container.as_deref();
+        let what = format!("{} {ns}/{}", t.kind.kind_name(), t.name);
+        let exists = LiveState::Holds(format!("{t} exists"));
+        Ok(match (&plan.remediation, &t.kind) {
+            (Remediation::BumpMemory(_), TargetKind::Pod) => {
+                pod.map_or(exists, |p| recheck::oom_killed(p, container))
+            }
+            (
+                Remediation::BumpMemory(_),
+                TargetKind::Deployment | TargetKind::StatefulSet | TargetKind::DaemonSet,
+            ) => {
+                let selector = obj
+                    .and_then(|o| {
+                        serde_json::from_value::<LabelSelector>(o.data["spec"]["selector"].clone())
+                            .ok()
+                    })
+                    .and_then(|s| recheck::selector_string(&s));
+                match selector {
+                    None => LiveState::Cleared(format!(
+                        "{what} has no pod selector heal8s can read, so no pod shows an OOM kill"
+                    )),
+                    Some(sel) => {
+                        let api: Api<Pod> = Api::namespaced(self.clients.main.clone(), ns);
+                        let pods = api.list(&ListParams::default().labels(&sel)).await?.items;
+                        recheck::oom_killed_in(&pods, container, &what)
+                    }
+                }
+            }
+            (Remediation::ScaleUp(_), TargetKind::HorizontalPodAutoscaler) => {
+                let hpa = obj.and_then(|o| {
+                    serde_json::from_value::<HorizontalPodAutoscaler>(serde_json::json!({
+                        "apiVersion": "autoscaling/v2",
+                        "kind": "HorizontalPodAutoscaler",
+                        "metadata": o.metadata,
+                        "spec": o.data["spec"],
+                        "status": o.data["status"],
+                    }))
+                    .ok()
+                });
+                match hpa {
+                    Some(h) => recheck::hpa_at_ceiling(&h),
+                    None => LiveState::Cleared(format!(
+                        "{what} could not be read as an autoscaling/v2 HPA; its replicas are unknown"
+                    )),
+                }
+            }
+            (Remediation::RollbackImage(p), _) => {
+                let deployment = match t.kind {
+                    TargetKind::Deployment => Some(WorkloadRef {
+                        kind: "Deployment".into(),
+                        namespace: Some(ns.to_string()),
+                        name: t.name.clone(),
+                    }),
+                    TargetKind::Pod => owner.filter(|w| w.kind == "Deployment").cloned(),
+                    _ => None,
+                };
+                match deployment {
+                    // heal8s reads only Deployments' histories; the executor says so for the rest
+                    None => exists,
+                    Some(w) => {
+                        let revisions = self.revisions(&w, container).await?;
+                        recheck::rollout_is_recent(
+                            &revisions,
+                            plan.trigger.first_seen,
+                            p.max_rollout_age,
+                            &format!("Deployment {ns}/{}", w.name),
+                        )
+                    }
+                }
+            }
+            _ => exists,
+        })
     }
 
     /// Facts for a pull request body, read live: a pod container's restarts
@@ -291,9 +436,13 @@ impl KubeFacts {
                 }
                 facts.object = Some(meta_of(&p.metadata));
                 facts.owner = self.owner_of(&p).await?;
+                facts.owners = self
+                    .owner_chain(Some(ns), p.metadata.owner_references.as_ref())
+                    .await?;
                 facts.namespace = self.namespace_meta(Some(ns)).await?;
                 facts.state = if plan.kind().is_declarative() {
-                    LiveState::Holds("the pod exists".into())
+                    self.declarative_state(plan, t, Some(&p), None, facts.owner.as_ref())
+                        .await?
                 } else {
                     match pod::still_broken(&p, now) {
                         Some(why) => LiveState::Holds(why),
@@ -384,8 +533,16 @@ impl KubeFacts {
                     return Ok(facts);
                 }
                 facts.object = Some(meta_of(&o.metadata));
+                facts.owners = self
+                    .owner_chain(t.namespace.as_deref(), o.metadata.owner_references.as_ref())
+                    .await?;
                 facts.namespace = self.namespace_meta(t.namespace.as_deref()).await?;
-                facts.state = LiveState::Holds(format!("{t} exists"));
+                facts.state = if plan.kind().is_declarative() {
+                    self.declarative_state(plan, t, None, Some(&o), None)
+                        .await?
+                } else {
+                    LiveState::Holds(format!("{t} exists"))
+                };
             }
         }
         Ok(facts)

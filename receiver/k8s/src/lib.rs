@@ -18,8 +18,13 @@ pub use client::Clients;
 pub use executor::{KubeExecutor, KubeExecutorSettings};
 pub use facts::KubeFacts;
 
-/// Annotation heal8s puts on a node it is remediating: `draining`, `drained` or `failed`.
+/// Annotation heal8s puts on a node it is remediating: `draining`, `drained`,
+/// `failed`, or `interrupted` (a drain cut off by a restart, reconciled).
 pub const NODE_REMEDIATION_ANNOTATION: &str = "heal8s.io/remediation";
+
+/// Annotation heal8s puts on a node it cordoned itself (it was schedulable
+/// before): heal8s's ownership mark; it only ever uncordons such a node.
+pub const NODE_CORDONED_ANNOTATION: &str = "heal8s.io/cordoned";
 
 /// What failed talking to Kubernetes.
 #[derive(Debug, thiserror::Error)]

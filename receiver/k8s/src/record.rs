@@ -120,6 +120,15 @@ pub enum Phase {
     PrOpen,
     Merged,
     Applied,
+    /// A notify-only finding was recorded (nothing changed; never an action).
+    Notified,
+    /// Acted, but nothing heal8s can read says whether the target recovered.
+    Unverified,
+    /// An escalation was ended (a recovery, or a person cleared it).
+    Cleared,
+    /// A declarative fix was computed but not proposed: the policy names no
+    /// pull-request repository.
+    NotProposed,
 }
 
 /// One step of a remediation's history.
@@ -179,7 +188,43 @@ pub struct RemediationStatus {
     /// The pull request of a declarative fix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<PullRequestStatus>,
+    /// What this remediation changed in the guard's memory (actions counted,
+    /// escalations, recoveries), oldest first: a restarted replica replays
+    /// exactly these, so it counts what the running one counted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "ledger_schema")]
+    pub ledger: Vec<receiver_core::PastEvent>,
 }
+
+fn ledger_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": true
+        }
+    })
+}
+
+/// How many guard events a record keeps (far more than any budget or
+/// escalation threshold counts on one target).
+pub const LEDGER: usize = 64;
+
+/// Append guard events not kept yet (appending the same event twice keeps
+/// one), keeping the last `LEDGER`.
+fn push_ledger(status: &mut RemediationStatus, events: &[receiver_core::PastEvent]) {
+    for e in events {
+        if !status.ledger.contains(e) {
+            status.ledger.push(e.clone());
+        }
+    }
+    let excess = status.ledger.len().saturating_sub(LEDGER);
+    status.ledger.drain(..excess);
+}
+
+/// Annotation a person sets on an escalated Remediation to end the escalation:
+/// `kubectl annotate remediation NAME heal8s.io/clear-escalation=true`.
+pub const CLEAR_ESCALATION: &str = "heal8s.io/clear-escalation";
 
 /// The pull request a declarative fix opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -405,9 +450,13 @@ pub async fn settle_pull_request(
     write_status(&api, name, &status).await
 }
 
-/// The phase and reason an outcome gives a record. Until recovery verification
-/// exists, an action that went through is `Acting` (not yet verified), never
-/// `Succeeded`.
+/// The reason of a declarative fix that was not proposed because the policy
+/// names no pull-request repository.
+pub const NO_REPOSITORY: &str = "NoRepository";
+
+/// The phase and reason an outcome gives a record. An action that went
+/// through is `Acting` until its verification settles it; a notify-only
+/// finding is `Notified` at once (settled, never an action).
 pub fn phase_of(o: &receiver_core::Outcome) -> (Phase, String) {
     use receiver_core::OutcomeKind;
     match o.result {
@@ -419,8 +468,14 @@ pub fn phase_of(o: &receiver_core::Outcome) -> (Phase, String) {
                 _ => "PullRequestOpen".into(),
             },
         ),
+        OutcomeKind::Acted if !o.remediation.is_some_and(|k| k.is_mutating()) => {
+            (Phase::Notified, "Notified".into())
+        }
         OutcomeKind::Acted => (Phase::Acting, "Acted".into()),
         OutcomeKind::DryRun => (Phase::Planned, "DryRun".into()),
+        OutcomeKind::Deferred if o.deferred.as_deref() == Some(NO_REPOSITORY) => {
+            (Phase::NotProposed, NO_REPOSITORY.into())
+        }
         OutcomeKind::Deferred => (
             Phase::Planned,
             o.deferred.clone().unwrap_or_else(|| "Deferred".into()),
@@ -554,9 +609,13 @@ impl KubeJournal {
             status.attempts += 1;
             status.started_at.get_or_insert_with(|| now.clone());
         }
-        if matches!(phase, Phase::Failed | Phase::Escalated) {
+        if matches!(
+            phase,
+            Phase::Failed | Phase::Escalated | Phase::Notified | Phase::NotProposed
+        ) {
             status.finished_at = Some(now.clone());
         }
+        push_ledger(&mut status, &o.ledger);
         status.observed_generation = Some(generation);
         match o.result {
             OutcomeKind::Acted if o.pull_request.is_some() => {
@@ -578,7 +637,7 @@ impl KubeJournal {
                     &now,
                 );
             }
-            OutcomeKind::Acted => {
+            OutcomeKind::Acted if phase == Phase::Acting => {
                 set_condition(&mut status, "Acted", "True", "Acted", &o.message, &now);
                 set_condition(
                     &mut status,
@@ -632,8 +691,8 @@ impl receiver_core::Journal for KubeJournal {
         }
     }
 
-    async fn begin(&self, plan: &receiver_core::Plan) {
-        if let Err(e) = self.begin_inner(plan).await {
+    async fn begin(&self, plan: &receiver_core::Plan, event: Option<&receiver_core::PastEvent>) {
+        if let Err(e) = self.begin_inner(plan, event).await {
             tracing::warn!(error = %e, "Could not record the start of an action on the Remediation.");
         }
     }
@@ -644,9 +703,20 @@ impl receiver_core::Journal for KubeJournal {
         }
     }
 
-    async fn verified(&self, plan: &receiver_core::Plan, v: &receiver_core::Verification) {
-        if let Err(e) = self.verified_inner(plan, v).await {
+    async fn verified(
+        &self,
+        plan: &receiver_core::Plan,
+        v: &receiver_core::Verification,
+        event: Option<&receiver_core::PastEvent>,
+    ) {
+        if let Err(e) = self.verified_inner(plan, v, event).await {
             tracing::warn!(error = %e, "Could not record the verification on the Remediation.");
+        }
+    }
+
+    async fn remember(&self, events: &[receiver_core::PastEvent], cleared: bool) {
+        if let Err(e) = self.remember_inner(events, cleared).await {
+            tracing::warn!(error = %e, "Could not keep a recovery on the Remediation records.");
         }
     }
 }
@@ -654,8 +724,8 @@ impl receiver_core::Journal for KubeJournal {
 /// What the records tell a restarted replica.
 #[derive(Debug, Clone, Default)]
 pub struct History {
-    /// Every recorded action (dry runs count too, as they do in the guard).
-    pub actions: Vec<receiver_core::guard::PastAction>,
+    /// Every guard event the records kept (actions, escalations, recoveries).
+    pub events: Vec<receiver_core::PastEvent>,
     /// Alert occurrences (fingerprint, startsAt) that led to a record.
     pub alerts: Vec<(String, jiff::Timestamp)>,
 }
@@ -667,8 +737,9 @@ pub async fn load_history(client: kube::Client) -> Result<History, kube::Error> 
     use kube::api::ListParams;
     let api: Api<Remediation> = Api::all(client);
     let mut out = History::default();
+    let now = jiff::Timestamp::now();
     for r in api.list(&ListParams::default()).await?.items {
-        out.actions.extend(past_actions(&r));
+        out.events.extend(past_events(&r, now));
         if r.spec.trigger.source == "alert"
             && let Ok(at) = r.spec.trigger.first_seen.parse()
         {
@@ -678,38 +749,84 @@ pub async fn load_history(client: kube::Client) -> Result<History, kube::Error> 
     Ok(out)
 }
 
-/// The actions one record stands for.
-pub fn past_actions(r: &Remediation) -> Vec<receiver_core::guard::PastAction> {
-    let Some(kind) = receiver_core::RemediationKind::parse(&r.spec.remediation) else {
-        return Vec::new();
-    };
-    let t = &r.spec.target;
-    let key = match &t.workload {
-        Some(w) => format!(
-            "{}/{}/{}",
-            w.kind,
-            t.namespace.as_deref().unwrap_or("-"),
-            w.name
-        ),
-        None => t.key.clone(),
-    };
-    let namespace = if t.kind == "Namespace" && t.api_version == "v1" {
-        Some(t.name.clone())
-    } else {
-        t.namespace.clone()
-    };
-    r.status
+/// The guard events one record stands for: its ledger, plus a human clear
+/// (the annotation on an escalated record) that no leader has taken in yet.
+pub fn past_events(r: &Remediation, now: jiff::Timestamp) -> Vec<receiver_core::PastEvent> {
+    let mut out: Vec<receiver_core::PastEvent> = r
+        .status
+        .as_ref()
+        .map(|s| s.ledger.clone())
+        .unwrap_or_default();
+    if let Some(key) = escalation_to_clear(r) {
+        out.push(receiver_core::PastEvent {
+            at: now,
+            event: receiver_core::GuardEvent::Recovered {
+                key,
+                by: receiver_core::RecoveryBy::Human,
+            },
+        });
+    }
+    out
+}
+
+/// The key whose escalation a person asked to end on this record (phase
+/// `Escalated` and the `heal8s.io/clear-escalation=true` annotation).
+pub fn escalation_to_clear(r: &Remediation) -> Option<String> {
+    let asked = r
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(CLEAR_ESCALATION))
+        .is_some_and(|v| v == "true");
+    let status = r.status.as_ref()?;
+    if !asked || status.phase != Some(Phase::Escalated) {
+        return None;
+    }
+    status
+        .ledger
         .iter()
-        .flat_map(|s| &s.history)
-        .filter(|h| matches!(h.phase, Phase::Acting | Phase::Failed | Phase::Planned))
-        .filter_map(|h| h.at.parse().ok())
-        .map(|at| receiver_core::guard::PastAction {
-            key: key.clone(),
-            namespace: namespace.clone(),
-            kind,
-            at,
+        .rev()
+        .find_map(|e| match &e.event {
+            receiver_core::GuardEvent::Escalated { key, .. } => Some(key.clone()),
+            _ => None,
         })
-        .collect()
+        .or_else(|| {
+            let t = &r.spec.target;
+            Some(match &t.workload {
+                Some(w) => format!(
+                    "{}/{}/{}",
+                    w.kind,
+                    t.namespace.as_deref().unwrap_or("-"),
+                    w.name
+                ),
+                None => t.key.clone(),
+            })
+        })
+}
+
+/// Watch Remediation records for a person's request to end an escalation
+/// (`kubectl annotate remediation NAME heal8s.io/clear-escalation=true`) and
+/// send the key to `tx`. Runs until `tx` is closed.
+pub async fn watch_clears(client: kube::Client, tx: tokio::sync::mpsc::Sender<String>) {
+    use futures::StreamExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let api: kube::Api<Remediation> = kube::Api::all(client);
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .applied_objects();
+    futures::pin_mut!(stream);
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(r) => {
+                if let Some(key) = escalation_to_clear(&r)
+                    && tx.send(key).await.is_err()
+                {
+                    return;
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "Watching Remediation records failed; retrying."),
+        }
+    }
 }
 
 impl KubeJournal {
@@ -717,7 +834,9 @@ impl KubeJournal {
         &self,
         plan: &receiver_core::Plan,
         v: &receiver_core::Verification,
+        event: Option<&receiver_core::PastEvent>,
     ) -> Result<(), kube::Error> {
+        use receiver_core::VerifyResult;
         let Some(t) = &plan.target else { return Ok(()) };
         let (api, name) = self.locate(t, plan.kind());
         let Some(r) = api.get_opt(&name).await? else {
@@ -729,21 +848,24 @@ impl KubeJournal {
             // already settled (e.g. its alert resolved first): the first settlement stands
             return Ok(());
         }
-        let (phase, reason) = if v.recovered {
-            (Phase::Succeeded, "Recovered")
-        } else {
-            (Phase::Failed, "NotRecovered")
+        let (phase, reason, condition) = match v.result {
+            VerifyResult::Recovered => (Phase::Succeeded, "Recovered", "True"),
+            VerifyResult::NotRecovered => (Phase::Failed, "NotRecovered", "False"),
+            VerifyResult::Unverified => (Phase::Unverified, "Unverified", "Unknown"),
         };
         let now = jiff::Timestamp::now().to_string();
         status.observed_generation = Some(generation);
         set_condition(
             &mut status,
             "Recovered",
-            if v.recovered { "True" } else { "False" },
+            condition,
             reason,
             &v.message,
             &now,
         );
+        if let Some(e) = event {
+            push_ledger(&mut status, std::slice::from_ref(e));
+        }
         status.phase = Some(phase);
         status.reason = reason.into();
         status.message = v.message.chars().take(1000).collect();
@@ -799,7 +921,11 @@ pub async fn collect_garbage(
 }
 
 impl KubeJournal {
-    async fn begin_inner(&self, plan: &receiver_core::Plan) -> Result<(), kube::Error> {
+    async fn begin_inner(
+        &self,
+        plan: &receiver_core::Plan,
+        event: Option<&receiver_core::PastEvent>,
+    ) -> Result<(), kube::Error> {
         use kube::api::PostParams;
         let Some(t) = &plan.target else { return Ok(()) };
         let kind = plan.kind();
@@ -822,6 +948,9 @@ impl KubeJournal {
         status.message = format!("started: {}", plan.describe());
         status.started_at.get_or_insert_with(|| now.clone());
         status.finished_at = None;
+        if let Some(e) = event {
+            push_ledger(&mut status, std::slice::from_ref(e));
+        }
         push_history(
             &mut status,
             HistoryEntry {
@@ -857,6 +986,25 @@ impl KubeJournal {
                 continue;
             };
             let now = jiff::Timestamp::now().to_string();
+            let api: Api<Remediation> = Api::namespaced(self.client.clone(), ns);
+            if !keeps_identity(&r.spec.target) {
+                // the pod's alert resolved because heal8s deleted the pod: no
+                // evidence that its workload recovered; the verification settles it
+                push_history(
+                    &mut status,
+                    HistoryEntry {
+                        at: now,
+                        phase: Phase::Acting,
+                        by: self.identity.clone(),
+                        message: format!(
+                            "alert {} resolved: the pod is gone, which is no evidence of recovery; waiting for the workload's verification",
+                            r.spec.trigger.alertname
+                        ),
+                    },
+                );
+                write_status(&api, name, &status).await?;
+                continue;
+            }
             let message = format!(
                 "alert {} ({fingerprint}) resolved",
                 r.spec.trigger.alertname
@@ -882,6 +1030,74 @@ impl KubeJournal {
                     message,
                 },
             );
+            write_status(&api, name, &status).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether a record's target keeps its identity while remediated (see
+/// `TargetKind::keeps_identity`): not a pod.
+fn keeps_identity(t: &TargetSpec) -> bool {
+    !(t.kind == "Pod" && t.api_version == "v1")
+}
+
+impl KubeJournal {
+    /// Append a recovery (or a cleared escalation) to every record whose
+    /// ledger concerns its key; with `cleared`, escalated records of that key
+    /// become `Cleared`.
+    async fn remember_inner(
+        &self,
+        events: &[receiver_core::PastEvent],
+        cleared: bool,
+    ) -> Result<(), kube::Error> {
+        use kube::Api;
+        use kube::api::ListParams;
+        if events.is_empty() {
+            return Ok(());
+        }
+        let all: Api<Remediation> = Api::all(self.client.clone());
+        for r in all.list(&ListParams::default()).await?.items {
+            let Some(mut status) = r.status.clone() else {
+                continue;
+            };
+            let mine: Vec<receiver_core::PastEvent> = events
+                .iter()
+                .filter(|e| status.ledger.iter().any(|l| l.event.key() == e.event.key()))
+                .cloned()
+                .collect();
+            let (Some(ns), Some(name), false) = (
+                r.metadata.namespace.as_deref(),
+                r.metadata.name.as_deref(),
+                mine.is_empty(),
+            ) else {
+                continue;
+            };
+            push_ledger(&mut status, &mine);
+            if cleared && status.phase == Some(Phase::Escalated) {
+                let now = jiff::Timestamp::now().to_string();
+                let by = mine
+                    .iter()
+                    .find_map(|e| match &e.event {
+                        receiver_core::GuardEvent::Recovered { by, .. } => Some(by.as_str()),
+                        _ => None,
+                    })
+                    .unwrap_or("recovery");
+                let message = format!("escalation ended ({by}); heal8s may act on it again");
+                status.phase = Some(Phase::Cleared);
+                status.reason = "EscalationCleared".into();
+                status.message = message.clone();
+                status.finished_at = Some(now.clone());
+                push_history(
+                    &mut status,
+                    HistoryEntry {
+                        at: now,
+                        phase: Phase::Cleared,
+                        by: self.identity.clone(),
+                        message,
+                    },
+                );
+            }
             let api: Api<Remediation> = Api::namespaced(self.client.clone(), ns);
             write_status(&api, name, &status).await?;
         }
@@ -889,10 +1105,73 @@ impl KubeJournal {
     }
 }
 
+/// Add `message` to the history of every node remediation record of `node`.
+pub async fn note_on_node(
+    client: kube::Client,
+    node: &str,
+    message: &str,
+    me: &str,
+) -> Result<(), kube::Error> {
+    use kube::Api;
+    use kube::api::ListParams;
+    let all: Api<Remediation> = Api::all(client.clone());
+    for r in all.list(&ListParams::default()).await?.items {
+        let t = &r.spec.target;
+        let (Some(ns), Some(name), true) = (
+            r.metadata.namespace.as_deref(),
+            r.metadata.name.as_deref(),
+            t.kind == "Node" && t.name == node,
+        ) else {
+            continue;
+        };
+        let mut status = r.status.clone().unwrap_or_default();
+        let phase = status.phase.unwrap_or(Phase::Failed);
+        push_history(
+            &mut status,
+            HistoryEntry {
+                at: jiff::Timestamp::now().to_string(),
+                phase,
+                by: me.to_string(),
+                message: message.chars().take(200).collect(),
+            },
+        );
+        let api: Api<Remediation> = Api::namespaced(client.clone(), ns);
+        write_status(&api, name, &status).await?;
+    }
+    Ok(())
+}
+
+/// Before a replica that becomes leader decides anything: reconcile drains
+/// and records another process left in flight, then read the records back.
+async fn take_over(client: kube::Client, me: &str) {
+    // records first: a drain's "started" entry becomes Failed/Interrupted
+    match mark_interrupted(client.clone(), me).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            records = n,
+            "Remediations left in flight by another heal8s process were marked Failed (Interrupted)."
+        ),
+        Err(e) => tracing::debug!(error = %e, "Could not check for interrupted Remediations."),
+    }
+    match crate::drain::reconcile_interrupted(client.clone()).await {
+        Ok(nodes) => {
+            for (node, message) in nodes {
+                if let Err(e) = note_on_node(client.clone(), &node, &message, me).await {
+                    tracing::debug!(error = %e, node = %node, "Could not note the reconciled drain on its record.");
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Could not reconcile interrupted drains; a node left marked draining blocks other node remediations.")
+        }
+    }
+}
+
 /// The guard's history, read from Remediation records.
 #[derive(Clone)]
 pub struct KubeHistory {
     client: kube::Client,
+    identity: String,
 }
 
 impl std::fmt::Debug for KubeHistory {
@@ -902,9 +1181,12 @@ impl std::fmt::Debug for KubeHistory {
 }
 
 impl KubeHistory {
-    /// History through `client`.
-    pub fn new(client: kube::Client) -> KubeHistory {
-        KubeHistory { client }
+    /// History through `client`; `identity` is this replica's name.
+    pub fn new(client: kube::Client, identity: &str) -> KubeHistory {
+        KubeHistory {
+            client,
+            identity: identity.to_string(),
+        }
     }
 }
 
@@ -913,17 +1195,18 @@ impl receiver_core::History for KubeHistory {
     async fn load(
         &self,
     ) -> Option<(
-        Vec<receiver_core::guard::PastAction>,
+        Vec<receiver_core::PastEvent>,
         Vec<(String, jiff::Timestamp)>,
     )> {
+        take_over(self.client.clone(), &self.identity).await;
         match load_history(self.client.clone()).await {
             Ok(h) => {
                 tracing::info!(
-                    actions = h.actions.len(),
+                    events = h.events.len(),
                     alerts = h.alerts.len(),
                     "Guard state restored from Remediation records."
                 );
-                Some((h.actions, h.alerts))
+                Some((h.events, h.alerts))
             }
             Err(e) => {
                 tracing::warn!(error = %e, "Could not read Remediation records; the guard goes on without history.");

@@ -1,6 +1,9 @@
-//! Recovery verification: after an action, watch the target until it is
-//! healthy again (the workload's ready replicas, the node's Ready condition, or
-//! the object's disappearance) within a budget that scales with cluster size.
+//! Recovery verification, read from the cluster: after an action, look at
+//! the target (the owning workload's own status, the node's Ready condition,
+//! or the object's disappearance) every second within a budget that scales
+//! with cluster size. What counts as recovered (the stability window, how a
+//! workload's status reads, "unverified") is decided in
+//! `receiver_core::verify`.
 
 use std::time::Duration;
 
@@ -9,6 +12,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::Api;
 use kube::api::{DynamicObject, ListParams};
 use receiver_core::detect::node;
+use receiver_core::verify::{Health, Stability, owner_api, workload_health};
 use receiver_core::{Plan, Remediation, TargetKind, Verification, Verifier};
 
 use crate::Clients;
@@ -30,16 +34,19 @@ pub struct KubeVerifier {
     clients: Clients,
     resources: Resources,
     timeout: Option<Duration>,
+    stable_for: Duration,
     poll: Duration,
 }
 
 impl KubeVerifier {
-    /// A verifier; `timeout` overrides the size-based budget.
-    pub fn new(clients: Clients, timeout: Option<Duration>) -> KubeVerifier {
+    /// A verifier; `timeout` overrides the size-based budget, `stable_for`
+    /// is how long a target must stay healthy to count as recovered.
+    pub fn new(clients: Clients, timeout: Option<Duration>, stable_for: Duration) -> KubeVerifier {
         KubeVerifier {
             resources: Resources::new(clients.main.clone()),
             clients,
             timeout,
+            stable_for,
             poll: Duration::from_secs(1),
         }
     }
@@ -55,69 +62,82 @@ impl KubeVerifier {
         }
     }
 
-    /// `Ok(Some(evidence))` once recovered, `Ok(None)` while not yet.
-    async fn check(&self, plan: &Plan) -> Result<Option<String>, kube::Error> {
+    /// The owner's status, and the restart total of the pods it selects.
+    async fn owner_health(&self, kind: &str, ns: &str, name: &str) -> Result<Health, kube::Error> {
+        let Some((group, version)) = owner_api(kind) else {
+            return Ok(workload_health(kind, ns, &serde_json::Value::Null, 0));
+        };
+        let Some(res) = self
+            .resources
+            .by_kind(group, version, kind)
+            .await
+            .ok()
+            .flatten()
+        else {
+            return Ok(Health::Unknowable(format!(
+                "{kind} ({group}/{version}) is not served by this cluster"
+            )));
+        };
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.clients.main.clone(), ns, &res.resource);
+        let Some(o) = api.get_opt(name).await? else {
+            return Ok(Health::Unhealthy(format!("{kind} {ns}/{name} is gone")));
+        };
+        let value = serde_json::to_value(&o).unwrap_or_default();
+        let selector: Vec<String> = value
+            .pointer("/spec/selector/matchLabels")
+            .and_then(serde_json::Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let restarts = if selector.is_empty() {
+            0
+        } else {
+            let pods: Api<Pod> = Api::namespaced(self.clients.main.clone(), ns);
+            let list = pods
+                .list(&ListParams::default().labels(&selector.join(",")))
+                .await?;
+            receiver_core::verify::restarts(&list.items)
+        };
+        Ok(workload_health(kind, ns, &value, restarts))
+    }
+
+    /// One look at `plan`'s target.
+    async fn look(&self, plan: &Plan) -> Result<Health, kube::Error> {
         let Some(t) = &plan.target else {
-            return Ok(Some("nothing to verify".into()));
+            return Ok(Health::Unknowable("the plan had no target".into()));
         };
         let ns = t.namespace.as_deref().unwrap_or("default");
         match (&plan.remediation, &plan.workload) {
-            (Remediation::DeletePod(_) | Remediation::EvictPod(_), Some(w))
-                if matches!(
-                    w.kind.as_str(),
-                    "Deployment" | "StatefulSet" | "ReplicaSet" | "DaemonSet"
-                ) =>
-            {
-                let Some(res) = self
-                    .resources
-                    .by_kind("apps", "v1", &w.kind)
-                    .await
-                    .ok()
-                    .flatten()
-                else {
-                    return Ok(None);
-                };
-                let api: Api<DynamicObject> =
-                    Api::namespaced_with(self.clients.main.clone(), ns, &res.resource);
-                let Some(o) = api.get_opt(&w.name).await? else {
-                    return Ok(Some(format!("{} {ns}/{} is gone", w.kind, w.name)));
-                };
-                let num = |p: &str| o.data.pointer(p).and_then(serde_json::Value::as_i64);
-                let (ready, want) = if w.kind == "DaemonSet" {
-                    (
-                        num("/status/numberReady").unwrap_or(0),
-                        num("/status/desiredNumberScheduled").unwrap_or(1),
-                    )
-                } else {
-                    (
-                        num("/status/readyReplicas").unwrap_or(0),
-                        num("/spec/replicas").unwrap_or(1),
-                    )
-                };
-                Ok((ready >= want).then(|| {
-                    format!(
-                        "{} {ns}/{} has {ready}/{want} ready replicas",
-                        w.kind, w.name
-                    )
-                }))
+            (Remediation::DeletePod(_) | Remediation::EvictPod(_), Some(w)) => {
+                self.owner_health(&w.kind, ns, &w.name).await
             }
-            (Remediation::DeletePod(_) | Remediation::EvictPod(_), _) => {
-                let api: Api<Pod> = Api::namespaced(self.clients.main.clone(), ns);
-                Ok(match api.get_opt(&t.name).await? {
-                    Some(p) if p.metadata.uid == t.uid || t.uid.is_none() => None,
-                    _ => Some(format!("pod {ns}/{} is gone", t.name)),
-                })
+            (Remediation::DeletePod(_) | Remediation::EvictPod(_), None) => {
+                Ok(Health::Unknowable(format!(
+                    "pod {ns}/{} has no owner, so nothing recreates it; whether the problem is gone cannot be verified",
+                    t.name
+                )))
             }
             (Remediation::DrainNode(_), _) => {
                 let api: Api<Node> = Api::all(self.clients.main.clone());
                 Ok(match api.get_opt(&t.name).await? {
-                    Some(n) if !node::is_unhealthy(&n) => Some(format!("node {} is Ready", t.name)),
-                    Some(_) => None,
-                    None => Some(format!("node {} is gone (replaced)", t.name)),
+                    Some(n) if !node::is_unhealthy(&n) => Health::Healthy {
+                        evidence: format!("node {} is Ready", t.name),
+                        restarts: 0,
+                    },
+                    Some(n) => Health::Unhealthy(format!(
+                        "node {} is Ready={}",
+                        t.name,
+                        node::ready_status(&n).unwrap_or("absent")
+                    )),
+                    None => Health::Gone(format!("node {} is gone (replaced)", t.name)),
                 })
             }
             _ => {
-                // deletions: recovered once the object is gone
+                // deletions: done once the object is gone
                 let exists = match &t.kind {
                     TargetKind::Node => Api::<Node>::all(self.clients.main.clone())
                         .get_opt(&t.name)
@@ -152,7 +172,11 @@ impl KubeVerifier {
                     },
                     _ => false,
                 };
-                Ok((!exists).then(|| format!("{t} is gone")))
+                Ok(if exists {
+                    Health::Unhealthy(format!("{t} still exists"))
+                } else {
+                    Health::Gone(format!("{t} is gone"))
+                })
             }
         }
     }
@@ -162,23 +186,21 @@ impl KubeVerifier {
 impl Verifier for KubeVerifier {
     async fn verify(&self, plan: &Plan) -> Verification {
         let budget = self.budget().await;
-        let deadline = tokio::time::Instant::now() + budget;
+        let deadline = jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::try_from(budget).unwrap_or_default())
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        let mut stability = Stability::new(self.stable_for);
         loop {
-            let last = match self.check(plan).await {
-                Ok(Some(evidence)) => {
-                    return Verification {
-                        recovered: true,
-                        message: evidence,
-                    };
-                }
-                Ok(None) => "still not recovered".to_string(),
-                Err(e) => format!("could not read the target: {e}"),
+            let now = jiff::Timestamp::now();
+            let health = match self.look(plan).await {
+                Ok(h) => h,
+                Err(e) => Health::Unhealthy(format!("could not read the target: {e}")),
             };
-            if tokio::time::Instant::now() + self.poll > deadline {
-                return Verification {
-                    recovered: false,
-                    message: format!("not recovered within {}s ({last})", budget.as_secs()),
-                };
+            if let Some(v) = stability.observe(now, health) {
+                return v;
+            }
+            if stability.expired(now, deadline) {
+                return stability.give_up(budget);
             }
             tokio::time::sleep(self.poll).await;
         }

@@ -20,6 +20,7 @@ fn heal8s(args: &[&str]) -> (i32, String, String) {
         .args(args)
         .env_remove("HEAL8S_WEBHOOK_TOKEN")
         .env_remove("HEAL8S_POLICY")
+        .env_remove("HEAL8S_CLUSTER_NAME")
         .output()
         .unwrap();
     (
@@ -31,8 +32,15 @@ fn heal8s(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn plan_prints_route_plan_and_guard_decision_for_each_alert() {
+    // its alerts carry `cluster: harness`, the capturing Prometheus's external label
     let f = fixture("sample-webhook-from-prometheus.json");
-    let (code, out, err) = heal8s(&["plan", "--alert", f.to_str().unwrap()]);
+    let (code, out, err) = heal8s(&[
+        "plan",
+        "--cluster-name",
+        "harness",
+        "--alert",
+        f.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(
         out.contains("KubePodCrashLooping [firing] fingerprint 9a8c103d3a23f192"),
@@ -50,6 +58,38 @@ fn plan_prints_route_plan_and_guard_decision_for_each_alert() {
         out.contains("route crashloop-rollback-image: rollback-image (pull-request) -> dry_run"),
         "{out}"
     );
+}
+
+#[test]
+fn plan_refuses_alerts_about_another_cluster_or_an_unnamed_one() {
+    let f = fixture("sample-webhook-from-prometheus.json");
+    let (code, out, err) = heal8s(&["plan", "--alert", f.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("-> refused [wrong_cluster]"), "{out}");
+    assert!(out.contains("set --cluster-name"), "{out}");
+    assert!(!out.contains("-> dry_run"), "{out}");
+    let (code, out, err) = heal8s(&[
+        "plan",
+        "--cluster-name",
+        "prod-eu-1",
+        "--alert",
+        f.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("refused [wrong_cluster]: the alert is about cluster \"harness\""),
+        "{out}"
+    );
+    assert!(!out.contains("-> dry_run"), "{out}");
+    let (code, _, err) = heal8s(&[
+        "plan",
+        "--cluster-name",
+        " harness",
+        "--alert",
+        f.to_str().unwrap(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("--cluster-name"), "{err}");
 }
 
 #[test]
@@ -215,4 +255,85 @@ fn serve_refuses_a_record_ttl_shorter_than_the_guard_windows() {
     ]);
     assert_eq!(code, 1);
     assert!(err.contains("--record-ttl 30m must be longer"), "{err}");
+}
+
+/// `/policy` answers only a token, and what it serves is a policy file:
+/// `heal8s check-config` accepts it. The read token reads but cannot post.
+#[tokio::test]
+async fn the_served_policy_needs_a_token_and_passes_check_config() {
+    let dir = TempDir::new("served-policy");
+    let read_token = dir.path().join("read-token");
+    std::fs::write(&read_token, "dashboard-token\n").unwrap();
+    let policy =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies/production.yaml");
+    let h = Heal8s::start(
+        "tok",
+        &[
+            "--no-cluster",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--read-token-file",
+            read_token.to_str().unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    let http = reqwest::Client::new();
+    let get = |path: &str, token: Option<&str>| {
+        let mut r = http.get(format!("{}{path}", h.url));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    for path in ["/policy", "/outcomes"] {
+        assert_eq!(get(path, None).await.unwrap().status(), 401, "{path}");
+        assert_eq!(
+            get(path, Some("dashboard-token")).await.unwrap().status(),
+            200,
+            "{path}"
+        );
+    }
+    assert_eq!(get("/metrics", None).await.unwrap().status(), 200);
+    let alert: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("sample-webhook.json")).unwrap())
+            .unwrap();
+    assert_eq!(h.post_webhook("dashboard-token", &alert).await, 403);
+
+    let served = h.policy().await;
+    let file = dir.path().join("served.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&served).unwrap()).unwrap();
+    let (code, out, err) = heal8s(&["check-config", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}\n{served:#}");
+    assert!(out.contains("OK (6 routes"), "{out}");
+}
+
+#[test]
+fn serve_refuses_a_read_token_that_is_the_webhook_token_or_without_auth() {
+    let (code, _, err) = heal8s(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--webhook-token",
+        "same",
+        "--read-token",
+        "same",
+        "--no-cluster",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("the read token equals the webhook token"),
+        "{err}"
+    );
+    let (code, _, err) = heal8s(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--insecure-no-auth",
+        "--read-token",
+        "r",
+        "--no-cluster",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("reads are open"), "{err}");
 }

@@ -84,6 +84,13 @@ fn the_demo_says_what_was_not_handled_and_fails_when_time_runs_out() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains("Not handled in time:"), "{text}");
     assert!(text.contains("heal8s stopped cleanly."), "{text}");
+    // the printed reads carry the token /outcomes and /policy need
+    for path in ["outcomes", "policy"] {
+        let line = format!(
+            "curl -s -H 'Authorization: Bearer heal8s-demo-token' http://127.0.0.1:{port}/{path}"
+        );
+        assert!(text.contains(&line), "{line} not in:\n{text}");
+    }
 }
 
 #[test]

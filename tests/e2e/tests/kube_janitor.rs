@@ -96,7 +96,12 @@ impl Cluster {
                 } else {
                     "v1"
                 };
-                json!([{"apiVersion": api, "kind": kind, "name": oname, "uid": "owner-uid", "controller": true}])
+                // the owner's real UID when it exists, as its controller would set it
+                let uid = self
+                    .emu
+                    .get(api, kind, ns, oname)
+                    .map_or(json!("owner-uid"), |o| o["metadata"]["uid"].clone());
+                json!([{"apiVersion": api, "kind": kind, "name": oname, "uid": uid, "controller": true}])
             }
             None => json!([]),
         };
@@ -136,6 +141,9 @@ impl Cluster {
             policy_file.to_str().unwrap(),
             "--eviction-retry",
             "200ms",
+            // a short stability window keeps verification quick in tests
+            "--verify-stable-for",
+            "1s",
         ];
         args.extend_from_slice(extra);
         Heal8s::start(TOKEN, &args).await.unwrap()
@@ -614,6 +622,55 @@ async fn an_alert_about_a_pod_that_recovered_or_vanished_does_nothing() {
     let _ = RequestMatch::any();
 }
 
+/// Behind a central Alertmanager, an alert about a pod of another cluster
+/// names a pod that may exist here too: the namesake is never touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_about_another_cluster_never_touches_a_namesake_here() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.node("w1", "True", 600);
+    c.deployment("shop", "api", "api-7d9c");
+    c.pod(
+        "shop",
+        "api-7d9c-aaaaa",
+        Some(("ReplicaSet", "api-7d9c")),
+        "w1",
+        true,
+    );
+    let p = policy(
+        "production",
+        "",
+        "  - {matchers: ['alertname=\"KubePodCrashLooping\"'], remediation: delete-pod}",
+    )
+    .replace("  pods: {", "  pods: {enabled: false, ");
+    let h = c.heal8s(&p, &["--cluster-name", "prod-eu-1"]).await;
+    let alert = |cluster: &str| {
+        json!({"version": "4", "status": "firing", "receiver": "heal8s", "groupKey": "{}", "alerts": [{
+            "status": "firing", "startsAt": ago(60), "endsAt": "0001-01-01T00:00:00Z",
+            "fingerprint": format!("fp-{cluster}"),
+            "labels": {"alertname": "KubePodCrashLooping", "namespace": "shop", "pod": "api-7d9c-aaaaa",
+                       "container": "api", "cluster": cluster}}]})
+    };
+    assert_eq!(h.post_webhook(TOKEN, &alert("prod-eu-2")).await, 200);
+    let refused = outcome_with(&h, |o| {
+        is(o, "refused", Some("wrong_cluster"), "api-7d9c-aaaaa")
+    })
+    .await;
+    assert!(
+        refused["message"].as_str().unwrap().contains("prod-eu-2"),
+        "{refused:#}"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(c.exists("v1", "Pod", "shop", "api-7d9c-aaaaa"));
+    assert!(
+        c.emu.requests().iter().all(|r| r.method != "DELETE"),
+        "heal8s sent a DELETE for another cluster's alert"
+    );
+    // the same alert about this cluster is acted on: the setup would delete
+    assert_eq!(h.post_webhook(TOKEN, &alert("prod-eu-1")).await, 200);
+    gone(&c, &h, "v1", "Pod", "shop", "api-7d9c-aaaaa").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dry_run_asks_the_api_server_and_changes_nothing() {
     let c = Cluster::new().await;
@@ -960,12 +1017,12 @@ async fn with_two_replicas_exactly_one_acts_and_the_other_takes_over() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_drain_cut_off_by_a_crash_is_marked_interrupted_and_not_repeated() {
+async fn a_drain_cut_off_by_a_crash_is_reconciled_and_blocks_no_other_node() {
     let c = Cluster::new().await;
     c.namespace("shop");
     c.namespace("heal8s");
     c.node("w1", "False", 600);
-    for n in ["w2", "w3", "w4"] {
+    for n in ["w2", "w3", "w4", "w5", "w6"] {
         c.node(n, "True", 600);
     }
     c.pod("shop", "api-1", Some(("ReplicaSet", "api-rs")), "w1", false);
@@ -989,49 +1046,136 @@ async fn a_drain_cut_off_by_a_crash_is_marked_interrupted_and_not_repeated() {
             .next()
             .map(|r| (r["status"]["phase"].clone(), r["status"]["reason"].clone()))
     };
+    let draining = || {
+        c.emu.get("v1", "Node", "", "w1").unwrap()["metadata"]["annotations"]["heal8s.io/remediation"]
+            == "draining"
+    };
     eventually(WAIT, "the drain to start", || async {
-        (record_phase() == Some((json!("Acting"), json!("Started")))).then_some(())
+        (record_phase() == Some((json!("Acting"), json!("Started"))) && draining()).then_some(())
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", first.proc.output()));
     // the process dies in the middle of the drain (SIGKILL)
     drop(first);
-    let node_patches = || {
-        c.emu
-            .requests()
-            .iter()
-            .filter(|r| r.method == "PATCH" && r.path == "/api/v1/nodes/w1")
-            .count()
-    };
-    let patches_before = node_patches();
-    let second = c.heal8s(&p, &["--pod-name", "second"]).await;
-    // (later outcomes update the phase; the history keeps the interruption)
-    eventually(WAIT, "the record to be marked interrupted", || async {
-        c.emu
-            .list("heal8s.io/v1alpha1", "Remediation", "heal8s")
-            .into_iter()
-            .flat_map(|r| {
-                r["status"]["history"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .any(|h| h["phase"] == "Failed" && h["message"] == "interrupted" && h["by"] == "second")
-            .then_some(())
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", second.proc.output()));
-    // the node is signalled again, and the restored cooldown holds: no second drain
-    outcome_with(&second, |o| is(o, "refused", Some("cooldown"), "Node w1")).await;
+    let w1 = c.emu.get("v1", "Node", "", "w1").unwrap();
     assert_eq!(
-        node_patches(),
-        patches_before,
-        "the node was not cordoned again"
+        w1["metadata"]["annotations"]["heal8s.io/remediation"], "draining",
+        "{w1:#}"
+    );
+    // w1's kubelet comes back; then w2 fails
+    c.emu
+        .modify("v1", "Node", "", "w1", |n| {
+            n["status"]["conditions"][0]["status"] = json!("True");
+        })
+        .unwrap();
+    let second = c.heal8s(&p, &["--pod-name", "second"]).await;
+    c.emu
+        .modify("v1", "Node", "", "w2", |n| {
+            n["status"]["conditions"][0]["status"] = json!("False");
+            n["status"]["conditions"][0]["lastTransitionTime"] = json!(ago(600));
+        })
+        .unwrap();
+    // w1's stale mark does not block w2: w2 is drained
+    outcome_with(&second, |o| is(o, "acted", None, "Node w2")).await;
+    // w1 was reconciled: heal8s's own cordon undone, its marks removed
+    let w1 = c.emu.get("v1", "Node", "", "w1").unwrap();
+    assert!(
+        w1["spec"]["unschedulable"].is_null() || w1["spec"]["unschedulable"] == false,
+        "{w1:#}"
+    );
+    assert!(
+        w1["metadata"]["annotations"]["heal8s.io/remediation"].is_null(),
+        "{w1:#}"
+    );
+    // ... and the record says so, after marking the drain interrupted
+    let history: Vec<Value> = c
+        .emu
+        .list("heal8s.io/v1alpha1", "Remediation", "heal8s")
+        .into_iter()
+        .filter(|r| r["spec"]["target"]["name"] == "w1")
+        .flat_map(|r| {
+            r["status"]["history"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    assert!(
+        history.iter().any(|h| h["phase"] == "Failed"
+            && h["message"] == "interrupted"
+            && h["by"] == "second"),
+        "{history:#?}"
+    );
+    assert!(
+        history.iter().any(|h| h["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("undid its own cordon"))),
+        "{history:#?}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_resolved_alert_counts_as_recovery_of_what_it_triggered() {
+async fn a_drain_cut_off_on_a_node_still_down_keeps_the_cordon_and_is_not_repeated() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.namespace("heal8s");
+    c.node("w1", "False", 600);
+    for n in ["w2", "w3", "w4"] {
+        c.node(n, "True", 600);
+    }
+    c.pod("shop", "api-1", Some(("ReplicaSet", "api-rs")), "w1", false);
+    c.emu
+        .create(
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                       "metadata": {"name": "api", "namespace": "shop"},
+                       "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "api"}}}}),
+        )
+        .unwrap();
+    let p = policy(
+        "production",
+        "",
+        "  - {matchers: ['alertname=\"Heal8sNodeNotReady\"'], remediation: drain-node, params: {timeout: 60s}}",
+    );
+    let first = c.heal8s(&p, &["--pod-name", "first"]).await;
+    eventually(WAIT, "the drain to start", || async {
+        c.emu
+            .list("heal8s.io/v1alpha1", "Remediation", "heal8s")
+            .into_iter()
+            .next()
+            .filter(|r| r["status"]["reason"] == "Started")
+            .filter(|_| {
+                c.emu.get("v1", "Node", "", "w1").unwrap()["metadata"]["annotations"]
+                    ["heal8s.io/remediation"]
+                    == "draining"
+            })
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", first.proc.output()));
+    drop(first);
+    let evictions = || {
+        c.emu
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/eviction"))
+            .count()
+    };
+    let before = evictions();
+    let second = c.heal8s(&p, &["--pod-name", "second"]).await;
+    // the node is signalled again, and the restored cooldown holds: no second drain
+    outcome_with(&second, |o| is(o, "refused", Some("cooldown"), "Node w1")).await;
+    let w1 = c.emu.get("v1", "Node", "", "w1").unwrap();
+    assert_eq!(w1["spec"]["unschedulable"], true, "{w1:#}");
+    assert_eq!(
+        w1["metadata"]["annotations"]["heal8s.io/remediation"], "interrupted",
+        "{w1:#}"
+    );
+    assert_eq!(evictions(), before, "the second process evicted nothing");
+    let log = second.proc.output();
+    assert!(log.contains("interrupted drain reconciled"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_alert_resolved_by_the_deletion_is_no_evidence_and_verification_settles_the_record() {
     let c = Cluster::new().await;
     c.namespace("shop");
     c.node("w1", "True", 600);
@@ -1049,7 +1193,7 @@ async fn a_resolved_alert_counts_as_recovery_of_what_it_triggered() {
         "  - {matchers: ['alertname=~\"KubePodCrashLooping|KubePodNotReady\"'], remediation: delete-pod}",
     )
     .replace("  pods: {", "  pods: {enabled: false, ");
-    let h = c.heal8s(&p, &[]).await;
+    let h = c.heal8s(&p, &["--verify-timeout", "4s"]).await;
     let starts = ago(120);
     let delivery = |status: &str, ends: &str| {
         json!({"version": "4", "status": status, "receiver": "heal8s", "groupKey": "{}", "alerts": [{
@@ -1088,18 +1232,30 @@ async fn a_resolved_alert_counts_as_recovery_of_what_it_triggered() {
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", h.proc.output()));
     assert_eq!(record["status"]["phase"], "Acting", "{record:#}");
+    // the alert resolves because the pod is gone; the Deployment is 0/1 ready
     post(delivery("resolved", &ago(0))).await;
-    let phase = eventually(WAIT, "the record to settle", || async {
+    let settled = eventually(WAIT, "the record to settle", || async {
         c.emu
             .list("heal8s.io/v1alpha1", "Remediation", "shop")
             .into_iter()
             .next()
             .filter(|r| r["status"]["phase"] != "Acting")
-            .map(|r| (r["status"]["phase"].clone(), r["status"]["reason"].clone()))
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", h.proc.output()));
-    assert_eq!(phase, (json!("Succeeded"), json!("AlertResolved")));
+    // the workload never recovered: the verification's verdict stands
+    assert_eq!(
+        (&settled["status"]["phase"], &settled["status"]["reason"]),
+        (&json!("Failed"), &json!("NotRecovered")),
+        "{settled:#}"
+    );
+    let history = settled["status"]["history"].as_array().unwrap();
+    assert!(
+        history.iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no evidence of recovery"))),
+        "{settled:#}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1132,5 +1288,389 @@ async fn without_the_crd_heal8s_still_acts_and_records_events_and_logs() {
     assert!(
         !log.contains("Could not write the Remediation record"),
         "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_only_findings_settle_and_never_count_as_actions_after_a_restart() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.node("w1", "True", 600);
+    c.deployment("shop", "api", "api-7d9c");
+    for i in 0..5 {
+        c.pod(
+            "shop",
+            &format!("api-7d9c-n{i}"),
+            Some(("ReplicaSet", "api-7d9c")),
+            "w1",
+            true,
+        );
+    }
+    // alerts are told apart by name: notify about them, delete on the detector
+    let p = policy(
+        "production",
+        "",
+        "  - {matchers: ['alertname=\"Heads-up\"'], remediation: notify-only}\n  - {matchers: ['alertname=\"Heal8sPodCrashLooping\"'], remediation: delete-pod}",
+    )
+    .replace("  pods: {", "  pods: {enabled: false, ");
+    let mut first = c.heal8s(&p, &["--pod-name", "first"]).await;
+    for i in 0..5 {
+        let body = json!({"version": "4", "status": "firing", "receiver": "heal8s", "groupKey": "{}",
+            "alerts": [{"status": "firing", "startsAt": ago(60), "endsAt": "0001-01-01T00:00:00Z",
+                "fingerprint": format!("fp-n{i}"),
+                "labels": {"alertname": "Heads-up", "namespace": "shop", "pod": format!("api-7d9c-n{i}")}}]});
+        assert_eq!(first.post_webhook(TOKEN, &body).await, 200);
+    }
+    let notified = eventually(WAIT, "five settled notify-only records", || async {
+        let rs: Vec<Value> = c
+            .emu
+            .list("heal8s.io/v1alpha1", "Remediation", "shop")
+            .into_iter()
+            .filter(|r| {
+                r["spec"]["remediation"] == "notify-only" && r["status"]["phase"] == "Notified"
+            })
+            .collect();
+        (rs.len() == 5).then_some(rs)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", first.proc.output()));
+    assert!(
+        notified.iter().all(|r| r["status"]["ledger"].is_null()),
+        "a notify-only record carries no guard event: {notified:#?}"
+    );
+    first.proc.terminate();
+    assert_eq!(first.proc.wait_exit(Duration::from_secs(15)), Some(0));
+    // after a restart, the workload heal8s never touched is not over its budget
+    // (3 actions per hour by default): its crash-looping pod is deleted
+    let second = c
+        .heal8s(
+            &p.replace("pods: {enabled: false, ", "pods: {"),
+            &["--pod-name", "second"],
+        )
+        .await;
+    let acted = outcome_with(&second, |o| {
+        o["result"] == "acted" || o["result"] == "refused"
+    })
+    .await;
+    assert_eq!(acted["result"], "acted", "{acted:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opt_out_on_the_owning_deployment_protects_its_pods() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.node("w1", "True", 600);
+    c.deployment("shop", "api", "api-7d9c");
+    c.emu
+        .modify("apps/v1", "Deployment", "shop", "api", |d| {
+            d["metadata"]["annotations"] = json!({"heal8s.io/ignore": "true"});
+        })
+        .unwrap();
+    c.pod(
+        "shop",
+        "api-7d9c-aaaaa",
+        Some(("ReplicaSet", "api-7d9c")),
+        "w1",
+        true,
+    );
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "",
+                "  - {matchers: ['alertname=\"Heal8sPodCrashLooping\"'], remediation: delete-pod}",
+            ),
+            &[],
+        )
+        .await;
+    let refused = outcome_with(&h, |o| {
+        is(o, "refused", Some("opted_out"), "api-7d9c-aaaaa")
+    })
+    .await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("Deployment shop/api"),
+        "{refused:#}"
+    );
+    assert!(c.exists("v1", "Pod", "shop", "api-7d9c-aaaaa"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_leaves_protected_and_opted_out_pods_alone() {
+    let c = Cluster::new().await;
+    for ns in ["shop", "kube-system", "heal8s"] {
+        c.namespace(ns);
+    }
+    c.node("w1", "False", 600);
+    for n in ["w2", "w3", "w4"] {
+        c.node(n, "True", 600);
+    }
+    c.deployment("shop", "web", "web-66f1");
+    c.deployment("shop", "db", "db-1a2b");
+    c.deployment("kube-system", "coredns", "coredns-6d4b");
+    c.pod(
+        "shop",
+        "web-66f1-b2",
+        Some(("ReplicaSet", "web-66f1")),
+        "w1",
+        false,
+    );
+    c.pod(
+        "kube-system",
+        "coredns-6d4b-k2",
+        Some(("ReplicaSet", "coredns-6d4b")),
+        "w1",
+        false,
+    );
+    c.pod(
+        "shop",
+        "db-1a2b-q1",
+        Some(("ReplicaSet", "db-1a2b")),
+        "w1",
+        false,
+    );
+    c.emu
+        .modify("v1", "Pod", "shop", "db-1a2b-q1", |p| {
+            p["metadata"]["labels"]["heal8s.io/ignore"] = json!("true");
+        })
+        .unwrap();
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "",
+                "  - {matchers: ['alertname=\"Heal8sNodeNotReady\"'], remediation: drain-node}",
+            ),
+            &[],
+        )
+        .await;
+    let acted = outcome_with(&h, |o| is(o, "acted", None, "Node w1")).await;
+    let message = acted["message"].as_str().unwrap();
+    assert!(message.contains("evicted [shop/web-66f1-b2]"), "{message}");
+    assert!(
+        message.contains("kube-system/coredns-6d4b-k2 (protected_namespace"),
+        "{message}"
+    );
+    assert!(message.contains("shop/db-1a2b-q1 (opted_out"), "{message}");
+    let evictions: Vec<String> = c
+        .emu
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/eviction"))
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(evictions.len(), 1, "{evictions:#?}");
+    assert!(evictions[0].contains("web-66f1-b2"), "{evictions:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_protected_pods_refuse_a_drain_changes_nothing() {
+    let c = Cluster::new().await;
+    for ns in ["shop", "kube-system", "heal8s"] {
+        c.namespace(ns);
+    }
+    c.node("w1", "False", 600);
+    for n in ["w2", "w3", "w4"] {
+        c.node(n, "True", 600);
+    }
+    c.deployment("kube-system", "coredns", "coredns-6d4b");
+    c.pod(
+        "kube-system",
+        "coredns-6d4b-k2",
+        Some(("ReplicaSet", "coredns-6d4b")),
+        "w1",
+        false,
+    );
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "guard: {nodes: {protectedPods: refuse}}",
+                "  - {matchers: ['alertname=\"Heal8sNodeNotReady\"'], remediation: drain-node}",
+            ),
+            &[],
+        )
+        .await;
+    let failed = outcome_with(&h, |o| is(o, "failed", None, "Node w1")).await;
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("kube-system/coredns-6d4b-k2 must not be touched"),
+        "{failed:#}"
+    );
+    let w1 = c.emu.get("v1", "Node", "", "w1").unwrap();
+    assert!(
+        w1["spec"]["unschedulable"].is_null(),
+        "not even cordoned: {w1:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_escalation_holds_until_a_person_clears_it_on_the_record() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.node("w1", "True", 600);
+    c.deployment("shop", "api", "api-7d9c");
+    c.pod(
+        "shop",
+        "api-7d9c-a",
+        Some(("ReplicaSet", "api-7d9c")),
+        "w1",
+        true,
+    );
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "guard: {cooldown: 1s, escalation: {after: 1, within: 1h}}",
+                "  - {matchers: ['alertname=\"Heal8sPodCrashLooping\"'], remediation: delete-pod}",
+            ),
+            &[],
+        )
+        .await;
+    gone(&c, &h, "v1", "Pod", "shop", "api-7d9c-a").await;
+    // the replacement crash loops too: escalated, not deleted
+    c.pod(
+        "shop",
+        "api-7d9c-b",
+        Some(("ReplicaSet", "api-7d9c")),
+        "w1",
+        true,
+    );
+    outcome_with(&h, |o| is(o, "refused", Some("escalated"), "api-7d9c-b")).await;
+    let escalated = eventually(WAIT, "the escalated record", || async {
+        c.emu
+            .list("heal8s.io/v1alpha1", "Remediation", "shop")
+            .into_iter()
+            .find(|r| r["status"]["phase"] == "Escalated")
+    })
+    .await
+    .unwrap();
+    // still escalated a while later (the pod is re-signalled every cooldown)
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(c.exists("v1", "Pod", "shop", "api-7d9c-b"));
+    // a person clears it
+    let name = escalated["metadata"]["name"].as_str().unwrap().to_string();
+    c.emu
+        .modify("heal8s.io/v1alpha1", "Remediation", "shop", &name, |r| {
+            r["metadata"]["annotations"] = json!({"heal8s.io/clear-escalation": "true"});
+        })
+        .unwrap();
+    gone(&c, &h, "v1", "Pod", "shop", "api-7d9c-b").await;
+    let cleared = c
+        .emu
+        .get("heal8s.io/v1alpha1", "Remediation", "shop", &name)
+        .unwrap();
+    // the history tells the story: escalated, cleared by a person, acted
+    let phases: Vec<&str> = cleared["status"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h["phase"].as_str())
+        .collect();
+    let at = |p: &str| phases.iter().position(|x| *x == p);
+    assert!(
+        at("Escalated") < at("Cleared")
+            && at("Cleared").is_some()
+            && phases.last() == Some(&"Acting"),
+        "{cleared:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declarative_fix_without_a_repository_says_so_and_is_not_proposed() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.node("w1", "True", 600);
+    c.deployment("shop", "api", "api-7d9c");
+    c.pod(
+        "shop",
+        "api-7d9c-a",
+        Some(("ReplicaSet", "api-7d9c")),
+        "w1",
+        false,
+    );
+    c.emu
+        .modify("v1", "Pod", "shop", "api-7d9c-a", |p| {
+            p["spec"]["containers"][0]["resources"] = json!({"limits": {"memory": "256Mi"}});
+            p["status"]["containerStatuses"][0]["restartCount"] = json!(3);
+            p["status"]["containerStatuses"][0]["lastState"] = json!({"terminated": {
+                "reason": "OOMKilled", "exitCode": 137, "startedAt": ago(120), "finishedAt": ago(60)}});
+        })
+        .unwrap();
+    let p = policy(
+        "production",
+        "",
+        "  - {matchers: ['alertname=\"KubeContainerOOMKilled\"'], remediation: bump-memory}",
+    )
+    .replace("  pods: {", "  pods: {enabled: false, ");
+    let h = c.heal8s(&p, &[]).await;
+    let body = json!({"version": "4", "status": "firing", "receiver": "heal8s", "groupKey": "{}",
+        "alerts": [{"status": "firing", "startsAt": ago(60), "endsAt": "0001-01-01T00:00:00Z",
+            "fingerprint": "fp-oom",
+            "labels": {"alertname": "KubeContainerOOMKilled", "namespace": "shop", "pod": "api-7d9c-a", "container": "api"}}]});
+    assert_eq!(h.post_webhook(TOKEN, &body).await, 200);
+    let o = outcome_with(&h, |o| o["remediation"] == "bump-memory").await;
+    assert_eq!(o["result"], "deferred", "{o:#}");
+    let message = o["message"].as_str().unwrap();
+    assert!(
+        message.contains("no pull-request repository is configured"),
+        "{message}"
+    );
+    assert!(!message.contains("not implemented"), "{message}");
+    let record = eventually(WAIT, "the record", || async {
+        c.emu
+            .list("heal8s.io/v1alpha1", "Remediation", "shop")
+            .into_iter()
+            .find(|r| r["spec"]["remediation"] == "bump-memory")
+    })
+    .await
+    .unwrap();
+    assert_eq!(record["status"]["phase"], "NotProposed", "{record:#}");
+    assert_eq!(record["status"]["reason"], "NoRepository", "{record:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_whose_owner_heal8s_cannot_read_is_unverified_not_recovered() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.node("w1", "True", 600);
+    // a pod of a controller kind heal8s knows nothing about
+    c.pod("shop", "game-0", None, "w1", true);
+    c.emu
+        .modify("v1", "Pod", "shop", "game-0", |p| {
+            p["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps.kruise.io/v1alpha1",
+                "kind": "CloneSet", "name": "game", "uid": "cs-uid", "controller": true}]);
+        })
+        .unwrap();
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "",
+                "  - {matchers: ['alertname=\"Heal8sPodCrashLooping\"'], remediation: delete-pod}",
+            ),
+            &["--verify-timeout", "3s"],
+        )
+        .await;
+    gone(&c, &h, "v1", "Pod", "shop", "game-0").await;
+    let record = eventually(WAIT, "the verification", || async {
+        c.emu
+            .list("heal8s.io/v1alpha1", "Remediation", "shop")
+            .into_iter()
+            .find(|r| r["status"]["phase"] != "Acting")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", h.proc.output()));
+    assert_eq!(record["status"]["phase"], "Unverified", "{record:#}");
+    assert!(
+        record["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("CloneSet"),
+        "{record:#}"
     );
 }

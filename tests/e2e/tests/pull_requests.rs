@@ -306,23 +306,7 @@ async fn a_bad_release_is_rolled_back_to_the_previous_revisions_image() {
         "  - {matchers: ['alertname=\"KubePodCrashLooping\"'], remediation: rollback-image, mode: pull-request}\n",
     )
     .await;
-    // the older revision ran 1.0.0; the current one (revision 2) runs 1.1.0
-    let d = s
-        .kube
-        .get("apps/v1", "Deployment", "prod", "prod-api")
-        .unwrap();
-    s.kube
-        .create(json!({
-            "apiVersion": "apps/v1", "kind": "ReplicaSet",
-            "metadata": {"name": "prod-api-4a1b", "namespace": "prod",
-                "annotations": {"deployment.kubernetes.io/revision": "1"},
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "prod-api",
-                                     "uid": d["metadata"]["uid"], "controller": true}]},
-            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "api"}},
-                     "template": {"metadata": {"labels": {"app": "api"}},
-                                  "spec": {"containers": [{"name": "app", "image": "registry.example/api:1.0.0"}]}}}
-        }))
-        .unwrap();
+    add_revision_one(&s.kube);
     let h2 = &s.heal8s;
     let mut crash = alert(60);
     crash["alerts"][0]["labels"]["alertname"] = json!("KubePodCrashLooping");
@@ -340,6 +324,151 @@ async fn a_bad_release_is_rolled_back_to_the_previous_revisions_image() {
         )
         .unwrap();
     assert!(k.contains("newTag: \"1.0.0\" # promoted on Monday"), "{k}");
+}
+
+/// The older revision of prod-api, which ran 1.0.0 (the current one,
+/// revision 2, runs 1.1.0).
+fn add_revision_one(kube: &Emulator) {
+    let d = kube
+        .get("apps/v1", "Deployment", "prod", "prod-api")
+        .unwrap();
+    kube.create(json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "prod-api-4a1b", "namespace": "prod",
+            "annotations": {"deployment.kubernetes.io/revision": "1"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "prod-api",
+                                 "uid": d["metadata"]["uid"], "controller": true}]},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "api"}},
+                 "template": {"metadata": {"labels": {"app": "api"}},
+                              "spec": {"containers": [{"name": "app", "image": "registry.example/api:1.0.0"}]}}}
+    }))
+    .unwrap();
+}
+
+/// Revision 2 of prod-api (1.1.0) again, as if rolled out `secs` ago.
+fn roll_out_revision_two(kube: &Emulator, secs: i64) {
+    let mut rs = kube
+        .get("apps/v1", "ReplicaSet", "prod", "prod-api-5f7c")
+        .unwrap();
+    kube.delete("apps/v1", "ReplicaSet", "prod", "prod-api-5f7c")
+        .unwrap();
+    let meta = rs["metadata"].as_object_mut().unwrap();
+    for k in ["uid", "resourceVersion", "generation"] {
+        meta.remove(k);
+    }
+    meta.insert("creationTimestamp".into(), json!(ago(secs)));
+    kube.create(rs).unwrap();
+}
+
+/// A rollback is proposed only for a release that is recent when the crash
+/// loop starts (the route's `maxRolloutAge`): a crash loop hours after a
+/// rollout did not start with it, and rolling back would not fix it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_older_than_max_rollout_age_is_not_rolled_back() {
+    let s = setup_with(
+        "  - {matchers: ['alertname=\"KubePodCrashLooping\"'], remediation: rollback-image, mode: pull-request, params: {maxRolloutAge: 1h}}\n",
+    )
+    .await;
+    add_revision_one(&s.kube);
+    roll_out_revision_two(&s.kube, 3 * 3600);
+    let h = &s.heal8s;
+    let crash = |starts_secs_ago: i64| {
+        let mut a = alert(starts_secs_ago);
+        a["alerts"][0]["labels"]["alertname"] = json!("KubePodCrashLooping");
+        a
+    };
+    post(h, &crash(60)).await;
+    let refused = outcome(h, "a refusal", |o| o["result"] == "refused").await;
+    assert_eq!(refused["reason"], "condition_cleared", "{refused:#}");
+    let why = refused["message"].as_str().unwrap();
+    assert!(why.contains("maxRolloutAge 1h"), "{why}");
+    assert!(why.contains("revision 2"), "{why}");
+    assert!(s.gh.pulls(REPO).is_empty(), "no pull request");
+    // the same release rolled out 10 minutes before the crash loop: rolled back
+    roll_out_revision_two(&s.kube, 11 * 60);
+    post(h, &crash(60 - 1)).await;
+    let acted = outcome(h, "the rollback pull request", |o| o["result"] == "acted").await;
+    assert_eq!(
+        acted["pullRequest"]["branch"], "heal8s/rollback-image/prod/prod-api",
+        "{acted:#}"
+    );
+}
+
+/// An OOMKilled alert about a container that was never OOM-killed (stale,
+/// misrouted or forged) opens no pull request: the live pod is the truth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oom_alert_about_a_container_without_an_oom_kill_opens_no_pull_request() {
+    let s = setup().await;
+    s.kube
+        .create(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "prod-api-5f7c-x2", "namespace": "prod", "labels": {"app": "api"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "prod-api-5f7c",
+                                     "uid": "rs-uid", "controller": true}]},
+            "spec": {"containers": [{"name": "app", "image": "registry.example/api:1.1.0"}]},
+            "status": {"phase": "Running", "startTime": ago(600),
+                "containerStatuses": [{"name": "app", "image": "registry.example/api:1.1.0", "imageID": "",
+                    "ready": true, "restartCount": 0, "state": {"running": {"startedAt": ago(600)}}}]}
+        }))
+        .unwrap();
+    let h = &s.heal8s;
+    let mut healthy = alert(120);
+    healthy["alerts"][0]["labels"]["pod"] = json!("prod-api-5f7c-x2");
+    healthy["alerts"][0]["fingerprint"] = json!("c0ffee0000000002");
+    post(h, &healthy).await;
+    let refused = outcome(h, "a refusal", |o| o["result"] == "refused").await;
+    assert_eq!(refused["reason"], "condition_cleared", "{refused:#}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("container app of pod prod/prod-api-5f7c-x2 shows no OOM kill"),
+        "{refused:#}"
+    );
+    assert!(s.gh.pulls(REPO).is_empty(), "no pull request");
+    assert!(
+        s.gh.requests().iter().all(|r| !r.mutating),
+        "nothing written to GitHub"
+    );
+    // the pod that was OOM-killed still gets its pull request
+    post(h, &alert(120)).await;
+    outcome(h, "the pull request", |o| o["result"] == "acted").await;
+    assert_eq!(s.gh.pulls(REPO).len(), 1);
+}
+
+/// An HPA below its ceiling (the alert is stale or forged) gets no pull request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hpa_below_its_ceiling_gets_no_pull_request() {
+    let s = setup_with(
+        "  - {matchers: ['alertname=\"KubeHpaMaxedOut\"'], remediation: scale-up, mode: pull-request}\n",
+    )
+    .await;
+    s.kube
+        .create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}))
+        .unwrap();
+    s.kube
+        .create(json!({
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                     "minReplicas": 2, "maxReplicas": 6},
+            "status": {"currentReplicas": 3, "desiredReplicas": 3}
+        }))
+        .unwrap();
+    let mut maxed = alert(60);
+    maxed["alerts"][0]["labels"] = json!({"alertname": "KubeHpaMaxedOut", "namespace": "shop",
+                                          "horizontalpodautoscaler": "web"});
+    post(&s.heal8s, &maxed).await;
+    let refused = outcome(&s.heal8s, "a refusal", |o| o["result"] == "refused").await;
+    assert_eq!(refused["reason"], "condition_cleared", "{refused:#}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("runs 3 of maxReplicas 6"),
+        "{refused:#}"
+    );
+    assert!(s.gh.pulls(REPO).is_empty(), "no pull request");
 }
 
 /// An HPA held at its ceiling: the pull request raises `maxReplicas` in the

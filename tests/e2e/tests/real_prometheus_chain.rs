@@ -10,6 +10,10 @@
 //! chain runs in seconds, not a quarter of an hour. heal8s's own detectors
 //! are off: everything it does here comes through Alertmanager.
 //!
+//! A second test has the real Prometheus scrape a real heal8s (job `heal8s`,
+//! as the chart's ServiceMonitor names it) and shows heal8s's own rules fire
+//! on the first event heal8s ever counts.
+//!
 //! Needs `prometheus` and `prometheus-alertmanager` (`.ci/run` installs them).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
@@ -21,7 +25,7 @@ use serde_json::{Value, json};
 use testkit::github::GithubEmulator;
 use testkit::kube::Emulator;
 use testkit::prometheus::{Exporter, Prometheus};
-use testkit::scenario::{self, CRASHLOOP_POD, PodUids, Problems, REPOSITORY};
+use testkit::scenario::{self, CRASHLOOP_POD, PodState, PodUids, Problems, REPOSITORY};
 use testkit::{Alertmanager, AmTiming, Heal8s, eventually};
 
 const TOKEN: &str = "chain-e2e-token-5e1f";
@@ -88,9 +92,16 @@ async fn real_prometheus_chain_deletes_the_crashlooping_pod_opens_a_pr_and_verif
     )
     .unwrap();
 
-    let (h, _files) = Heal8s::start_against(TOKEN, &kube, &gh, &policy(), &[])
-        .await
-        .unwrap();
+    // Prometheus labels its alerts `cluster: e2e` (external_labels)
+    let (h, _files) = Heal8s::start_against(
+        TOKEN,
+        &kube,
+        &gh,
+        &policy(),
+        &["--cluster-name", "e2e", "--verify-stable-for", "1s"],
+    )
+    .await
+    .unwrap();
     let am = Alertmanager::start(
         &format!("{}/webhook/alertmanager", h.url),
         TOKEN,
@@ -102,9 +113,16 @@ async fn real_prometheus_chain_deletes_the_crashlooping_pod_opens_a_pr_and_verif
         .await
         .unwrap();
     let am_target = am.url.trim_start_matches("http://").to_string();
-    let prom = Prometheus::start(&exporter.target, &fast_rules(), &am_target)
-        .await
-        .unwrap();
+    // heal8s is scraped too, as in a cluster (Heal8sDown stays quiet)
+    let heal8s_target = h.url.trim_start_matches("http://").to_string();
+    let prom = Prometheus::start_scraping(
+        &exporter.target,
+        Some(&heal8s_target),
+        &fast_rules(),
+        &am_target,
+    )
+    .await
+    .unwrap();
     let context = |what: &str| {
         let h = &h;
         let am = &am;
@@ -199,9 +217,37 @@ async fn real_prometheus_chain_deletes_the_crashlooping_pod_opens_a_pr_and_verif
         "after:\n{after}"
     );
 
-    // 3. the crash loop stops being reported: Prometheus resolves the alert,
-    //    Alertmanager sends the resolved webhook, and the record settles on it
+    // 3. the crash loop stops being reported: Prometheus resolves the alert
+    //    and Alertmanager sends the resolved webhook. The pod's alert resolved
+    //    because heal8s deleted the pod, which is no evidence: the record
+    //    notes it and waits for the Deployment's own recovery
     exporter.set(scenario::kube_state_metrics(&uids, false, 4));
+    let noted = eventually(WAIT, "the resolved alert noted on the record", || async {
+        kube.list("heal8s.io/v1alpha1", "Remediation", "shop")
+            .into_iter()
+            .find(|r| r["spec"]["remediation"] == "delete-pod")
+            .filter(|r| {
+                r["status"]["history"].as_array().is_some_and(|h| {
+                    h.iter().any(|e| {
+                        e["message"]
+                            .as_str()
+                            .is_some_and(|m| m.contains("no evidence of recovery"))
+                    })
+                })
+            })
+    })
+    .await;
+    let noted = match noted {
+        Ok(r) => r,
+        Err(e) => panic!("{}", context(&e.to_string()).await),
+    };
+    assert_eq!(noted["status"]["phase"], "Acting", "{noted:#}");
+    // the Deployment controller (played here) brings api back to 1/1 ready
+    kube.modify("apps/v1", "Deployment", "shop", "api", |d| {
+        d["status"]["readyReplicas"] = json!(1);
+        d["status"]["availableReplicas"] = json!(1);
+    })
+    .unwrap();
     let settled = eventually(WAIT, "the delete-pod record to settle", || async {
         kube.list("heal8s.io/v1alpha1", "Remediation", "shop")
             .into_iter()
@@ -214,7 +260,7 @@ async fn real_prometheus_chain_deletes_the_crashlooping_pod_opens_a_pr_and_verif
         Ok(s) => s,
         Err(e) => panic!("{}", context(&e.to_string()).await),
     };
-    assert_eq!(settled, (json!("Succeeded"), json!("AlertResolved")));
+    assert_eq!(settled, (json!("Succeeded"), json!("Recovered")));
     let resolved: Vec<Value> = h
         .outcomes()
         .await
@@ -227,4 +273,160 @@ async fn real_prometheus_chain_deletes_the_crashlooping_pod_opens_a_pr_and_verif
             .await
             >= 1.0
     );
+}
+
+/// A firing `KubePodCrashLooping` delivery for `pod` (container `container`)
+/// in `shop`, as Alertmanager sends it, labelled with the e2e cluster.
+fn crashlooping(pod: &str, container: &str, fingerprint: &str) -> Value {
+    let now = jiff::Timestamp::now().to_string();
+    json!({"version": "4", "status": "firing", "receiver": "heal8s", "groupKey": "{}", "alerts": [{
+        "status": "firing", "startsAt": now, "endsAt": "0001-01-01T00:00:00Z",
+        "fingerprint": fingerprint,
+        "generatorURL": "http://prometheus.e2e:9090/graph",
+        "labels": {"alertname": "KubePodCrashLooping", "namespace": "shop", "pod": pod,
+                   "container": container, "severity": "warning", "cluster": "e2e",
+                   "job": "kube-state-metrics"},
+        "annotations": {}}]})
+}
+
+/// The first global-budget refusal a heal8s ever makes fires
+/// `Heal8sBudgetExhausted` in a real Prometheus scraping that heal8s: the
+/// refusal counter was scraped at 0 before it (a counter that appeared at 1
+/// would show no `increase()`, and the alert would never fire).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_prometheus_fires_budget_exhausted_on_the_first_refusal_of_a_real_heal8s() {
+    let kube = Emulator::start().await.unwrap();
+    scenario::seed(
+        &kube,
+        Problems {
+            crashloop: true,
+            oom: false,
+            node: false,
+            vm: false,
+            namespace: false,
+            protected: false,
+        },
+    )
+    .unwrap();
+    // a second crash-looping workload: the one action the budget allows goes
+    // to api, so cart's pod is refused
+    let image = "registry.example/shop/cart:3.1.0";
+    scenario::workload(&kube, "shop", "cart", "6c4d", image, json!({}), 1, 0).unwrap();
+    kube.create(scenario::pod(
+        "shop",
+        "cart-6c4d-z9",
+        "cart",
+        "6c4d",
+        "cart",
+        image,
+        json!({}),
+        "w1",
+        PodState::CrashLoop,
+    ))
+    .unwrap();
+    let gh = GithubEmulator::start().await.unwrap();
+    gh.create_repo("acme", "manifests", 7).unwrap();
+    let old = "global: {max: 30, per: 1m}";
+    let policy = policy();
+    assert!(policy.contains(old));
+    let policy = policy.replace(old, "global: {max: 1, per: 1h}");
+    let (h, _files) = Heal8s::start_against(TOKEN, &kube, &gh, &policy, &["--cluster-name", "e2e"])
+        .await
+        .unwrap();
+    let am = Alertmanager::start(
+        &format!("{}/webhook/alertmanager", h.url),
+        TOKEN,
+        AmTiming::default(),
+    )
+    .await
+    .unwrap();
+    // no kube-state-metrics series: every alert here is heal8s's own
+    let exporter = Exporter::start(String::new()).await.unwrap();
+    let am_target = am.url.trim_start_matches("http://").to_string();
+    let heal8s_target = h.url.trim_start_matches("http://").to_string();
+    let prom = Prometheus::start_scraping(
+        &exporter.target,
+        Some(&heal8s_target),
+        &fast_rules(),
+        &am_target,
+    )
+    .await
+    .unwrap();
+    let context = |what: &str| {
+        let (h, prom) = (&h, &prom);
+        let what = what.to_string();
+        async move {
+            format!(
+                "{what}\nprometheus alerts: {:?}\noutcomes: {:#?}\n--- heal8s ---\n{}\n--- prometheus ---\n{}",
+                prom.alerts().await,
+                h.outcomes().await,
+                h.proc.output(),
+                prom.log()
+            )
+        }
+    };
+
+    // 1. Prometheus sees the refusal counter of a heal8s that has refused nothing, at 0
+    let refusals = r#"heal8s_guard_refusals_total{job="heal8s", reason="global_budget"}"#;
+    let zero = eventually(WAIT, "the budget refusal counter scraped at 0", || async {
+        let samples = prom.query(refusals).await;
+        (samples.len() == 1 && samples[0].1 == 0.0).then_some(())
+    })
+    .await;
+    if let Err(e) = zero {
+        panic!("{}", context(&e.to_string()).await);
+    }
+    assert!(
+        prom.alerts()
+            .await
+            .iter()
+            .all(|(name, _)| name != "Heal8sBudgetExhausted"),
+        "fired before any refusal"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // 2. one action is allowed, the next one is the first refusal ever
+    assert_eq!(
+        h.post_webhook(
+            TOKEN,
+            &crashlooping(CRASHLOOP_POD, "api", "00000000000000a1")
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        h.post_webhook(
+            TOKEN,
+            &crashlooping("cart-6c4d-z9", "cart", "00000000000000b2")
+        )
+        .await,
+        200
+    );
+    let refused = eventually(WAIT, "the global_budget refusal", || async {
+        h.outcomes()
+            .await
+            .into_iter()
+            .find(|o| o["reason"] == "global_budget")
+    })
+    .await;
+    if let Err(e) = refused {
+        panic!("{}", context(&e.to_string()).await);
+    }
+    assert_eq!(
+        h.metric(r#"heal8s_guard_refusals_total{reason="global_budget"}"#)
+            .await,
+        1.0
+    );
+
+    // 3. the real Prometheus, evaluating the shipped rule on the real series, fires
+    let fired = eventually(WAIT, "Heal8sBudgetExhausted to fire", || async {
+        prom.alerts()
+            .await
+            .into_iter()
+            .find(|(name, state)| name == "Heal8sBudgetExhausted" && state == "firing")
+    })
+    .await;
+    if let Err(e) = fired {
+        panic!("{}", context(&e.to_string()).await);
+    }
 }

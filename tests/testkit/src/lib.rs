@@ -293,6 +293,8 @@ pub struct Heal8s {
     pub proc: Proc,
     pub url: String,
     pub dir: TempDir,
+    /// The webhook token it was started with (it also reads `/outcomes` and `/policy`).
+    token: String,
     client: reqwest::Client,
 }
 
@@ -317,6 +319,7 @@ impl Heal8s {
             proc,
             url: format!("http://127.0.0.1:{port}"),
             dir,
+            token: token.to_string(),
             client: reqwest::Client::new(),
         };
         wait_ok(
@@ -398,14 +401,27 @@ impl Heal8s {
         metric_value(&self.metrics().await, sample)
     }
 
+    /// `GET path` with the webhook token (`/outcomes` and `/policy` need one).
+    pub async fn read(&self, path: &str) -> serde_json::Value {
+        let r = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "GET {path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+
     /// The recent outcomes (`/outcomes`).
     pub async fn outcomes(&self) -> Vec<serde_json::Value> {
-        reqwest::get(format!("{}/outcomes", self.url))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        serde_json::from_value(self.read("/outcomes").await).unwrap()
+    }
+
+    /// The effective policy (`/policy`).
+    pub async fn policy(&self) -> serde_json::Value {
+        self.read("/policy").await
     }
 }
 

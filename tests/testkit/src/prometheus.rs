@@ -1,7 +1,8 @@
 //! A real Prometheus (Debian's `prometheus`) on loopback, scraping a static
 //! exporter served from the test process (a stand-in for kube-state-metrics
-//! whose text the test replaces at will), evaluating a rules file and sending
-//! alerts to an Alertmanager.
+//! whose text the test replaces at will) and, if asked, heal8s itself (job
+//! `heal8s`, as the chart's ServiceMonitor names it), evaluating a rules file
+//! and sending alerts to an Alertmanager.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -84,6 +85,17 @@ impl Prometheus {
         rules: &str,
         alertmanager: &str,
     ) -> anyhow::Result<Prometheus> {
+        Prometheus::start_scraping(scrape_target, None, rules, alertmanager).await
+    }
+
+    /// As `start`, and also scrape heal8s's `/metrics` at `heal8s_target`
+    /// (`host:port`) every second as job `heal8s`.
+    pub async fn start_scraping(
+        scrape_target: &str,
+        heal8s_target: Option<&str>,
+        rules: &str,
+        alertmanager: &str,
+    ) -> anyhow::Result<Prometheus> {
         let bin = prometheus_bin()?;
         let dir = TempDir::new("prom");
         fs::write(dir.path().join("rules.yml"), rules)?;
@@ -104,8 +116,13 @@ scrape_configs:
     honor_labels: true
     static_configs:
       - targets: ['{scrape_target}']
-"#,
+{heal8s}"#,
             rules = dir.path().join("rules.yml").display(),
+            heal8s = heal8s_target
+                .map(|t| {
+                    format!("  - job_name: heal8s\n    static_configs:\n      - targets: ['{t}']\n")
+                })
+                .unwrap_or_default(),
         );
         fs::write(dir.path().join("prometheus.yml"), config)?;
         fs::create_dir_all(dir.path().join("data"))?;
@@ -150,6 +167,34 @@ scrape_configs:
                             x["labels"]["alertname"].as_str().unwrap_or("").to_string(),
                             x["state"].as_str().unwrap_or("").to_string(),
                         )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The samples an instant query returns, as (labels, value); empty on any error.
+    pub async fn query(&self, query: &str) -> Vec<(serde_json::Value, f64)> {
+        let Ok(url) = reqwest::Url::parse_with_params(
+            &format!("{}/api/v1/query", self.url),
+            [("query", query)],
+        ) else {
+            return Vec::new();
+        };
+        let Ok(r) = reqwest::get(url).await else {
+            return Vec::new();
+        };
+        let v: serde_json::Value = r.json().await.unwrap_or_default();
+        v["data"]["result"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|s| {
+                        let value = s["value"][1]
+                            .as_str()
+                            .and_then(|x| x.parse().ok())
+                            .unwrap_or(f64::NAN);
+                        (s["metric"].clone(), value)
                     })
                     .collect()
             })

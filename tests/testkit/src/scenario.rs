@@ -263,7 +263,7 @@ fn node(name: &str, ready: &str, since_secs: i64) -> Value {
 /// A Deployment and its ReplicaSet `<name>-<hash>`, as the Deployment
 /// controller leaves them, `ready` of `replicas` ready.
 #[allow(clippy::too_many_arguments)]
-fn workload(
+pub fn workload(
     emu: &Emulator,
     ns: &str,
     name: &str,

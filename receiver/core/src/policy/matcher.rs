@@ -43,9 +43,20 @@ impl PartialEq for Matcher {
     }
 }
 
+/// The policy-file spelling, which `parse` reads back to an equal matcher:
+/// the value quoted, with only `"`, `\` and newlines escaped (`unquote`'s inverse).
 impl fmt::Display for Matcher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}{:?}", self.name, self.op.as_str(), self.value)
+        write!(f, "{}{}\"", self.name, self.op.as_str())?;
+        for c in self.value.chars() {
+            match c {
+                '"' => f.write_str("\\\"")?,
+                '\\' => f.write_str("\\\\")?,
+                '\n' => f.write_str("\\n")?,
+                c => write!(f, "{c}")?,
+            }
+        }
+        f.write_str("\"")
     }
 }
 
@@ -151,6 +162,29 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_displayed_matcher_parses_back_to_an_equal_one() {
+        for value in [
+            "plain",
+            "tab\there",
+            "q\"uote",
+            "back\\slash",
+            r"\d+-[a-z]",
+            "line\nbreak",
+            "ünï",
+        ] {
+            for op in ["=", "!=", "=~", "!~"] {
+                let m = Matcher::parse(&format!("l{op}\"x\"")).unwrap();
+                let m = Matcher {
+                    value: value.to_string(),
+                    ..m
+                };
+                let back = Matcher::parse(&m.to_string()).unwrap_or_else(|e| panic!("{m}: {e}"));
+                assert_eq!(back, m, "{m}");
+            }
+        }
     }
 
     #[test]

@@ -30,8 +30,11 @@ pub const TEST_CLUSTER_POLICY_YAML: &str =
 pub const DEFAULT_PROTECTED_NAMESPACES: [&str; 3] =
     ["kube-system", "kube-public", "kube-node-lease"];
 
-/// A validated policy.
-#[derive(Debug, Clone, Serialize)]
+/// A validated policy. It serializes in the policy file's own schema
+/// (camelCase keys, durations and matchers as text, defaults filled in), so
+/// what `/policy` serves loads back into an equal policy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Policy {
     /// The profile that gave `features` and `detectors` their defaults.
     pub profile: Profile,
@@ -123,12 +126,16 @@ impl Default for Budgets {
 }
 
 /// Escalation: after `after` remediations of one target within `within` without
-/// recovering, stop repeating that remediation and escalate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// recovering, stop repeating that remediation and escalate. An escalation is a
+/// latch: it holds until one of `cleared_by` happens, however long that takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Escalation {
     pub after: u32,
     pub within: PromDuration,
+    /// What ends an escalation: a verified recovery, a resolved alert about a
+    /// target that keeps its identity, a human (annotation on the record).
+    pub cleared_by: Vec<crate::guard::RecoveryBy>,
 }
 
 impl Default for Escalation {
@@ -136,8 +143,25 @@ impl Default for Escalation {
         Escalation {
             after: 3,
             within: PromDuration::secs(3600),
+            cleared_by: vec![
+                crate::guard::RecoveryBy::Verified,
+                crate::guard::RecoveryBy::AlertResolved,
+                crate::guard::RecoveryBy::Human,
+            ],
         }
     }
+}
+
+/// What a drain does with a pod heal8s must not touch (in a protected or
+/// excluded namespace, or opted out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProtectedPods {
+    /// Leave it on the cordoned node, evict the rest, and name it in the report.
+    #[default]
+    Skip,
+    /// Refuse the whole drain before anything is cordoned or evicted.
+    Refuse,
 }
 
 /// Caps on node remediation.
@@ -148,6 +172,8 @@ pub struct NodeGuard {
     pub max_unhealthy_percent: u32,
     /// Never remediate more than this many nodes at a time.
     pub max_concurrent: u32,
+    /// What a drain does with pods heal8s must not touch.
+    pub protected_pods: ProtectedPods,
 }
 
 impl Default for NodeGuard {
@@ -155,6 +181,7 @@ impl Default for NodeGuard {
         NodeGuard {
             max_unhealthy_percent: 40,
             max_concurrent: 1,
+            protected_pods: ProtectedPods::Skip,
         }
     }
 }
@@ -176,6 +203,12 @@ pub struct GuardConfig {
     pub budgets: Budgets,
     pub escalation: Escalation,
     pub nodes: NodeGuard,
+    /// This cluster's name. An alert whose `cluster_label` names another
+    /// cluster is refused (`wrong_cluster`); `--cluster-name` overrides it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+    /// The alert label that names the cluster an alert is about.
+    pub cluster_label: String,
 }
 
 impl Default for GuardConfig {
@@ -192,8 +225,33 @@ impl Default for GuardConfig {
             budgets: Budgets::default(),
             escalation: Escalation::default(),
             nodes: NodeGuard::default(),
+            cluster_name: None,
+            cluster_label: DEFAULT_CLUSTER_LABEL.to_string(),
         }
     }
+}
+
+/// The alert label that names the cluster, unless `guard.clusterLabel` says otherwise.
+pub const DEFAULT_CLUSTER_LABEL: &str = "cluster";
+
+/// Why `name` cannot be heal8s's cluster name (`guard.clusterName`, `--cluster-name`).
+pub fn cluster_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("must not be empty (leave it unset instead)")
+    } else if name.trim() != name {
+        Some("must not start or end with whitespace (it is compared exactly)")
+    } else {
+        None
+    }
+}
+
+/// Whether `name` is a valid Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+pub fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 impl GuardConfig {
@@ -257,6 +315,12 @@ impl GuardConfig {
                 "must be longer than 0s",
             ));
         }
+        if self.escalation.cleared_by.is_empty() {
+            out.push(PolicyIssue::new(
+                "guard.escalation.clearedBy",
+                "must name at least one of verified, alertResolved, human (or an escalation could never end)",
+            ));
+        }
         if !(1..=100).contains(&self.nodes.max_unhealthy_percent) {
             out.push(PolicyIssue::new(
                 "guard.nodes.maxUnhealthyPercent",
@@ -275,12 +339,24 @@ impl GuardConfig {
                 "must be longer than 0s",
             ));
         }
+        if let Some(problem) = self.cluster_name.as_deref().and_then(cluster_name_problem) {
+            out.push(PolicyIssue::new("guard.clusterName", problem));
+        }
+        if !is_label_name(&self.cluster_label) {
+            out.push(PolicyIssue::new(
+                "guard.clusterLabel",
+                format!(
+                    "{:?} is not a label name ([a-zA-Z_][a-zA-Z0-9_]*)",
+                    self.cluster_label
+                ),
+            ));
+        }
         out
     }
 }
 
 /// One route: when its matchers all match a signal's labels, plan its remediation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Route {
     pub name: String,
     #[serde(serialize_with = "display_all")]
@@ -494,7 +570,10 @@ impl Policy {
         }
     }
 
-    /// The policy as JSON, as served at `/policy`.
+    /// The policy as JSON, as served at `/policy`: a policy file with every
+    /// default filled in, which `from_value` (and `heal8s check-config`) loads
+    /// back into an equal policy. The policy holds no secrets (credentials
+    /// come from files); a field that ever does must serialize redacted here.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }
@@ -757,6 +836,33 @@ extra: 1
     }
 
     #[test]
+    fn cluster_name_and_label_are_checked() {
+        let p = Policy::from_yaml("routes: [{remediation: notify-only}]").unwrap();
+        assert_eq!(p.guard.cluster_name, None);
+        assert_eq!(p.guard.cluster_label, "cluster");
+        let p = Policy::from_yaml(
+            "guard: {clusterName: prod-eu-1, clusterLabel: k8s_cluster}\nroutes: [{remediation: notify-only}]",
+        )
+        .unwrap();
+        assert_eq!(p.guard.cluster_name.as_deref(), Some("prod-eu-1"));
+        assert_eq!(p.guard.cluster_label, "k8s_cluster");
+        let e = Policy::from_yaml(
+            "guard: {clusterName: '', clusterLabel: 'kube-cluster', cooldown: 0s, escalation: {after: 0}}\nroutes: [{remediation: notify-only}]",
+        )
+        .unwrap_err();
+        let paths: Vec<_> = e.issues.iter().map(|i| i.path.as_str()).collect();
+        for want in [
+            "guard.clusterName",
+            "guard.clusterLabel",
+            "guard.escalation.after",
+        ] {
+            assert!(paths.contains(&want), "missing {want} in {paths:?}");
+        }
+        assert!(cluster_name_problem(" prod").is_some());
+        assert!(cluster_name_problem("prod eu/2").is_none());
+    }
+
+    #[test]
     fn empty_or_non_mapping_policies_are_rejected() {
         assert_eq!(
             Policy::from_yaml("routes: []").unwrap_err().issues[0].path,
@@ -764,6 +870,45 @@ extra: 1
         );
         assert_eq!(Policy::from_yaml("- a").unwrap_err().issues[0].path, "$");
         assert_eq!(Policy::from_yaml("a: [").unwrap_err().issues[0].path, "$");
+    }
+
+    /// What `/policy` serves is a policy file `heal8s check-config` accepts,
+    /// and it loads back to the same policy.
+    #[test]
+    fn served_policy_loads_back_to_an_equal_policy() {
+        for (name, text) in [
+            ("default", DEFAULT_POLICY_YAML),
+            (
+                "production",
+                include_str!("../../../../examples/policies/production.yaml"),
+            ),
+            ("test-cluster", TEST_CLUSTER_POLICY_YAML),
+            (
+                "demo scenario",
+                include_str!("../../../../tests/testkit/scenario/policy.yaml"),
+            ),
+        ] {
+            let loaded = Policy::from_yaml(text).unwrap();
+            let served = loaded.to_json();
+            // check-config reads the file as YAML; JSON is YAML
+            let text = serde_json::to_string_pretty(&served).unwrap();
+            let again = Policy::from_yaml(&text)
+                .unwrap_or_else(|e| panic!("{name}: the served policy does not load: {e}"));
+            assert_eq!(again, loaded, "{name}");
+            assert_eq!(again.to_json(), served, "{name}");
+        }
+    }
+
+    #[test]
+    fn served_policy_uses_the_file_keys() {
+        let v = Policy::from_yaml(
+            "pullRequests: {repository: acme/manifests}\nroutes: [{remediation: notify-only}]",
+        )
+        .unwrap()
+        .to_json();
+        assert_eq!(v["pullRequests"]["repository"], "acme/manifests");
+        assert_eq!(v["pullRequests"]["pollInterval"], "5m");
+        assert!(v.get("pull_requests").is_none(), "{v}");
     }
 
     #[test]

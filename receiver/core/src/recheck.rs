@@ -1,0 +1,433 @@
+//! The live re-check of a declarative fix: is the evidence the fix depends on
+//! still in the cluster? An OOM kill for bump-memory, an HPA at its ceiling for
+//! scale-up, a recent rollout with an earlier image for rollback-image.
+//!
+//! Pure: k8s-openapi objects and plain data in, a `LiveState` (with a sentence)
+//! out. The reads happen in receiver-k8s (`facts`); nothing here does IO.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use crate::act::LiveState;
+use crate::duration::PromDuration;
+
+const OOM_KILLED: &str = "OOMKilled";
+
+fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or("-"),
+        meta.name.as_deref().unwrap_or("-")
+    )
+}
+
+fn statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
+    let s = pod.status.as_ref();
+    s.and_then(|s| s.init_container_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .chain(
+            s.and_then(|s| s.container_statuses.as_ref())
+                .into_iter()
+                .flatten(),
+        )
+}
+
+/// When `cs` was OOM-killed, as far as its status says: its last termination
+/// or its current state is `OOMKilled` (`Some(None)` when the time is unknown).
+fn oom_kill(cs: &ContainerStatus) -> Option<Option<Timestamp>> {
+    [
+        cs.state.as_ref().and_then(|s| s.terminated.as_ref()),
+        cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|t| t.reason.as_deref() == Some(OOM_KILLED))
+    .map(|t| t.finished_at.as_ref().map(|f| f.0))
+}
+
+/// bump-memory's evidence on one pod: `container` (any container when `None`)
+/// was OOM-killed, by its last termination or its current state.
+pub fn oom_killed(pod: &Pod, container: Option<&str>) -> LiveState {
+    oom_killed_in(
+        std::slice::from_ref(pod),
+        container,
+        &format!("pod {}", name_of(&pod.metadata)),
+    )
+}
+
+/// bump-memory's evidence on a workload: some pod of `pods` shows an OOM kill
+/// of `container` (any container when `None`). `what` names the workload.
+pub fn oom_killed_in(pods: &[Pod], container: Option<&str>, what: &str) -> LiveState {
+    let wanted = |cs: &&ContainerStatus| container.is_none_or(|c| cs.name == c);
+    for pod in pods {
+        if let Some((cs, at)) = statuses(pod)
+            .filter(wanted)
+            .find_map(|cs| oom_kill(cs).map(|at| (cs, at)))
+        {
+            let at = at.map_or_else(|| "an unknown time".to_string(), |t| t.to_string());
+            return LiveState::Holds(format!(
+                "container {} of pod {} was OOM-killed at {at}",
+                cs.name,
+                name_of(&pod.metadata)
+            ));
+        }
+    }
+    let seen = pods
+        .iter()
+        .flat_map(statuses)
+        .filter(wanted)
+        .filter_map(|cs| {
+            cs.last_state
+                .as_ref()
+                .and_then(|s| s.terminated.as_ref())
+                .and_then(|t| t.reason.clone())
+        })
+        .next();
+    let last = match seen {
+        Some(r) => format!(" (last termination: {r})"),
+        None => String::new(),
+    };
+    LiveState::Cleared(match container {
+        Some(c) => format!("container {c} of {what} shows no OOM kill{last}; no memory to raise"),
+        None => format!("no container of {what} shows an OOM kill{last}; no memory to raise"),
+    })
+}
+
+/// scale-up's evidence on an HPA: it runs at its ceiling
+/// (`status.currentReplicas >= spec.maxReplicas`).
+pub fn hpa_at_ceiling(hpa: &HorizontalPodAutoscaler) -> LiveState {
+    let name = name_of(&hpa.metadata);
+    let Some(max) = hpa.spec.as_ref().map(|s| s.max_replicas) else {
+        return LiveState::Cleared(format!("HPA {name} has no spec; nothing to raise"));
+    };
+    let current = hpa
+        .status
+        .as_ref()
+        .and_then(|s| s.current_replicas)
+        .unwrap_or(0);
+    if current >= max {
+        LiveState::Holds(format!("HPA {name} runs {current} of maxReplicas {max}"))
+    } else {
+        LiveState::Cleared(format!(
+            "HPA {name} runs {current} of maxReplicas {max}, below its ceiling; nothing to raise"
+        ))
+    }
+}
+
+/// One revision of a Deployment (its ReplicaSet), for the container concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    /// `deployment.kubernetes.io/revision`.
+    pub number: u64,
+    /// The container's image in that revision.
+    pub image: String,
+    /// When the revision's ReplicaSet was created: when it rolled out.
+    pub created: Option<Timestamp>,
+}
+
+fn newest_first(revisions: &[Revision]) -> Vec<&Revision> {
+    let mut r: Vec<&Revision> = revisions.iter().collect();
+    r.sort_by_key(|r| std::cmp::Reverse(r.number));
+    r
+}
+
+/// The image of the newest earlier revision that ran a different image than
+/// the current (newest) one: the last good one before a bad release.
+pub fn previous_image(revisions: &[Revision]) -> Option<&str> {
+    let r = newest_first(revisions);
+    let current = r.first()?;
+    r.iter()
+        .map(|r| r.image.as_str())
+        .find(|i| *i != current.image)
+}
+
+/// rollback-image's evidence: an earlier revision ran another image, and the
+/// current revision rolled out at most `max_rollout_age` before the problem
+/// started (`first_seen`): a crash loop that began with the new image. A
+/// problem that started before the rollout counts as age zero.
+pub fn rollout_is_recent(
+    revisions: &[Revision],
+    first_seen: Timestamp,
+    max_rollout_age: PromDuration,
+    what: &str,
+) -> LiveState {
+    let r = newest_first(revisions);
+    let Some(current) = r.first() else {
+        return LiveState::Cleared(format!(
+            "{what} has no revision history to roll back through"
+        ));
+    };
+    let Some(previous) = previous_image(revisions) else {
+        return LiveState::Cleared(format!(
+            "no earlier revision of {what} ran another image than {}; nothing to roll back to",
+            current.image
+        ));
+    };
+    let Some(created) = current.created else {
+        return LiveState::Cleared(format!(
+            "revision {} of {what} has no creation time: when it rolled out is unknown",
+            current.number
+        ));
+    };
+    let age = Duration::from_secs(
+        first_seen
+            .duration_since(created)
+            .as_secs()
+            .max(0)
+            .unsigned_abs(),
+    );
+    if age > max_rollout_age.get() {
+        LiveState::Cleared(format!(
+            "revision {} of {what} ({}) rolled out {} before the problem started, longer ago than maxRolloutAge {max_rollout_age}: the problem did not start with it",
+            current.number,
+            current.image,
+            PromDuration(age)
+        ))
+    } else {
+        LiveState::Holds(format!(
+            "revision {} of {what} ({}) rolled out {} before the problem started; an earlier revision ran {previous}",
+            current.number,
+            current.image,
+            PromDuration(age)
+        ))
+    }
+}
+
+/// A label selector as the list API takes it (`a=b,c in (d,e),!f`); `None`
+/// when it selects nothing useful (empty, or an operator it does not know).
+pub fn selector_string(sel: &LabelSelector) -> Option<String> {
+    let mut parts: Vec<String> = sel
+        .match_labels
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    for e in sel.match_expressions.iter().flatten() {
+        let values = e.values.clone().unwrap_or_default().join(",");
+        parts.push(match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            "DoesNotExist" => format!("!{}", e.key),
+            _ => return None,
+        });
+    }
+    (!parts.is_empty()).then(|| parts.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    fn mk_pod(name: &str, statuses: Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "prod"},
+            "spec": {"containers": [{"name": "app"}, {"name": "sidecar"}]},
+            "status": {"phase": "Running", "containerStatuses": statuses}
+        }))
+        .unwrap()
+    }
+
+    fn status(name: &str, state: Value, last: Value) -> Value {
+        json!({"name": name, "image": "i", "imageID": "", "ready": true, "restartCount": 1,
+               "state": state, "lastState": last})
+    }
+
+    fn running() -> Value {
+        json!({"running": {"startedAt": t(0).to_string()}})
+    }
+
+    fn terminated(reason: &str) -> Value {
+        json!({"terminated": {"exitCode": 137, "reason": reason, "finishedAt": t(5).to_string()}})
+    }
+
+    fn holds(s: &LiveState) -> bool {
+        matches!(s, LiveState::Holds(_))
+    }
+
+    fn why(s: &LiveState) -> &str {
+        match s {
+            LiveState::Holds(w) | LiveState::Cleared(w) | LiveState::Gone(w) => w,
+            LiveState::Unknown => "",
+        }
+    }
+
+    #[test]
+    fn a_container_last_terminated_by_an_oom_kill_holds() {
+        let p = mk_pod(
+            "api-1",
+            json!([status("app", running(), terminated("OOMKilled"))]),
+        );
+        let s = oom_killed(&p, Some("app"));
+        assert!(holds(&s), "{s:?}");
+        assert!(why(&s).contains(&t(5).to_string()), "{s:?}");
+        // or terminated by one right now
+        let p = mk_pod(
+            "api-1",
+            json!([status("app", terminated("OOMKilled"), json!({}))]),
+        );
+        assert!(holds(&oom_killed(&p, Some("app"))));
+        // any container when the signal names none
+        assert!(holds(&oom_killed(&p, None)));
+    }
+
+    #[test]
+    fn a_healthy_container_without_an_oom_kill_is_cleared() {
+        let never = mk_pod("api-1", json!([status("app", running(), json!({}))]));
+        let s = oom_killed(&never, Some("app"));
+        assert!(matches!(s, LiveState::Cleared(_)), "{s:?}");
+        assert_eq!(
+            why(&s),
+            "container app of pod prod/api-1 shows no OOM kill; no memory to raise"
+        );
+        let crashed = mk_pod(
+            "api-1",
+            json!([status("app", running(), terminated("Error"))]),
+        );
+        let s = oom_killed(&crashed, Some("app"));
+        assert!(matches!(s, LiveState::Cleared(_)), "{s:?}");
+        assert!(why(&s).contains("last termination: Error"), "{s:?}");
+    }
+
+    #[test]
+    fn another_containers_oom_kill_is_not_evidence() {
+        let p = mk_pod(
+            "api-1",
+            json!([
+                status("app", running(), json!({})),
+                status("sidecar", running(), terminated("OOMKilled"))
+            ]),
+        );
+        assert!(!holds(&oom_killed(&p, Some("app"))));
+        assert!(holds(&oom_killed(&p, Some("sidecar"))));
+        assert!(!holds(&oom_killed(&p, Some("missing"))));
+    }
+
+    #[test]
+    fn a_workload_holds_when_any_of_its_pods_was_oom_killed() {
+        let ok = mk_pod("api-1", json!([status("app", running(), json!({}))]));
+        let oom = mk_pod(
+            "api-2",
+            json!([status("app", running(), terminated("OOMKilled"))]),
+        );
+        let s = oom_killed_in(&[ok.clone(), oom], Some("app"), "Deployment prod/api");
+        assert!(holds(&s) && why(&s).contains("prod/api-2"), "{s:?}");
+        let s = oom_killed_in(&[ok], Some("app"), "Deployment prod/api");
+        assert!(
+            !holds(&s) && why(&s).contains("Deployment prod/api"),
+            "{s:?}"
+        );
+        assert!(!holds(&oom_killed_in(
+            &[],
+            Some("app"),
+            "Deployment prod/api"
+        )));
+    }
+
+    fn hpa(current: Option<i32>, max: i32) -> HorizontalPodAutoscaler {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+                     "maxReplicas": max},
+            "status": {"currentReplicas": current, "desiredReplicas": current.unwrap_or(0)}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn an_hpa_holds_only_at_its_ceiling() {
+        let s = hpa_at_ceiling(&hpa(Some(6), 6));
+        assert!(holds(&s) && why(&s).contains("6 of maxReplicas 6"), "{s:?}");
+        assert!(holds(&hpa_at_ceiling(&hpa(Some(7), 6))));
+        let s = hpa_at_ceiling(&hpa(Some(3), 6));
+        assert!(matches!(s, LiveState::Cleared(_)), "{s:?}");
+        assert!(why(&s).contains("3 of maxReplicas 6"), "{s:?}");
+        assert!(!holds(&hpa_at_ceiling(&hpa(None, 6))));
+    }
+
+    fn rev(number: u64, image: &str, created: i64) -> Revision {
+        Revision {
+            number,
+            image: image.into(),
+            created: Some(t(created)),
+        }
+    }
+
+    #[test]
+    fn the_previous_image_is_the_newest_earlier_one_that_differs() {
+        let r = [
+            rev(1, "api:1.0", 0),
+            rev(3, "api:1.1", 200),
+            rev(2, "api:1.1", 100),
+        ];
+        assert_eq!(previous_image(&r), Some("api:1.0"));
+        assert_eq!(
+            previous_image(&[rev(1, "api:1.0", 0), rev(2, "api:1.0", 1)]),
+            None
+        );
+        assert_eq!(previous_image(&[]), None);
+    }
+
+    #[test]
+    fn a_rollback_needs_a_recent_rollout_and_an_earlier_image() {
+        let hour = PromDuration::secs(3600);
+        let history = [rev(1, "api:1.0", 0), rev(2, "api:1.1", 10_000)];
+        // the crash loop began 10 minutes after the rollout
+        let s = rollout_is_recent(&history, t(10_600), hour, "Deployment prod/api");
+        assert!(holds(&s), "{s:?}");
+        assert!(why(&s).contains("api:1.0"), "{s:?}");
+        // ... or before it (clock skew, an alert of the old pods): age zero
+        assert!(holds(&rollout_is_recent(&history, t(9_000), hour, "d")));
+        // two hours after a rollout, with maxRolloutAge 1h: not a bad release
+        let s = rollout_is_recent(&history, t(10_000 + 7200), hour, "Deployment prod/api");
+        assert!(matches!(s, LiveState::Cleared(_)), "{s:?}");
+        assert!(why(&s).contains("maxRolloutAge 1h"), "{s:?}");
+        // exactly at the limit still counts
+        assert!(holds(&rollout_is_recent(&history, t(13_600), hour, "d")));
+    }
+
+    #[test]
+    fn no_earlier_image_or_no_history_is_no_rollback() {
+        let hour = PromDuration::secs(3600);
+        let same = [rev(1, "api:1.1", 0), rev(2, "api:1.1", 100)];
+        let s = rollout_is_recent(&same, t(200), hour, "Deployment prod/api");
+        assert!(matches!(s, LiveState::Cleared(_)), "{s:?}");
+        assert!(why(&s).contains("nothing to roll back to"), "{s:?}");
+        assert!(!holds(&rollout_is_recent(&[], t(0), hour, "d")));
+        let unknown_time = [
+            rev(1, "api:1.0", 0),
+            Revision {
+                created: None,
+                ..rev(2, "api:1.1", 0)
+            },
+        ];
+        assert!(!holds(&rollout_is_recent(&unknown_time, t(0), hour, "d")));
+    }
+
+    #[test]
+    fn selectors_become_list_api_strings() {
+        let sel: LabelSelector = serde_json::from_value(json!({
+            "matchLabels": {"app": "api", "tier": "web"},
+            "matchExpressions": [
+                {"key": "track", "operator": "In", "values": ["stable", "canary"]},
+                {"key": "legacy", "operator": "DoesNotExist"}
+            ]
+        }))
+        .unwrap();
+        assert_eq!(
+            selector_string(&sel).as_deref(),
+            Some("app=api,tier=web,track in (stable,canary),!legacy")
+        );
+        assert_eq!(selector_string(&LabelSelector::default()), None);
+    }
+}
