@@ -245,6 +245,7 @@ SCENARIOS = [
     Scenario("all-on", values_files=[os.path.join(CI, "all-on-values.yaml")]),
     Scenario("read-only", values_files=[os.path.join(CI, "read-only-values.yaml")]),
     Scenario("token-mode", values_files=[os.path.join(CI, "token-mode-values.yaml")]),
+    Scenario("no-retention", sets=["recordTtl=0s"]),
     Scenario("no-auth-no-rbac", sets=["webhook.insecureNoAuth=true", "rbac.create=false", "networkPolicy.enabled=false",
                                       "serviceMonitor.enabled=true", "podDisruptionBudget.enabled=true",
                                       "podDisruptionBudget.maxUnavailable=1"]),
@@ -658,7 +659,11 @@ def check_rbac_structure(sc):
     records = v["rbac"]["records"]
     expect(grants(sc.objs, "heal8s.io", "remediations", "create") == records, "remediations create iff rbac.records")
     expect(grants(sc.objs, "heal8s.io", "remediations/status", "patch") == records, "remediations/status patch iff rbac.records")
-    expect(grants(sc.objs, "heal8s.io", "remediations", "delete") == records, "remediations delete (TTL GC) iff rbac.records")
+    retention = records and parse_duration(str(v["recordTtl"])) > 0
+    expect(grants(sc.objs, "heal8s.io", "remediations", "delete") == retention, "remediations delete (TTL GC) iff rbac.records and recordTtl > 0")
+    if retention:
+        deleters = [cr["metadata"]["name"] for cr in crs if grants([cr], "heal8s.io", "remediations", "delete")]
+        expect(deleters == [f"{FULLNAME}-records-retention"], f"only the retention role deletes records: {deleters}")
     expect(grants(sc.objs, "events.k8s.io", "events", "create") == records, "events create iff rbac.records")
 
 
@@ -692,6 +697,19 @@ def check_rbac_features(sc):
     for g, r in custom:
         expect(grants(on("cleanupResources"), g, r, "delete") == want["cleanupResources"], f"cleanupResources: delete {r}.{g}")
         expect(grants(on("removeFinalizers"), g, r, "patch") == want["removeFinalizers"], f"removeFinalizers: patch {r}.{g}")
+    # cleanup reaches only the configured types (rbac.customResources and the
+    # policy's detectors.customResources.resources), never a forbidden group or a wildcard
+    listed = set(custom)
+    for spec in deep_get(policy, ["detectors", "customResources", "resources"], []) or []:
+        plural, _, group = spec.split("/")[0].partition(".")
+        listed.add((group, plural))
+    for f in ("cleanupResources", "removeFinalizers"):
+        for cr in on(f):
+            for rule in cr["rules"]:
+                for g in rule["apiGroups"]:
+                    expect(g not in CLEANUP_FORBIDDEN_GROUPS and g != "*", f"{f}: grants on forbidden group {g!r}: {rule}")
+                    for r in rule["resources"]:
+                        expect((g, r) in listed, f"{f}: grants on {r}.{g}, which is not a configured type")
     # outside the feature roles, nothing deletes or patches cluster objects
     for cr in objects(sc.objs, "ClusterRole"):
         if not cr["metadata"].get("annotations", {}).get("heal8s.io/feature"):
@@ -772,6 +790,16 @@ def check_notes(sc):
 # ---------------------------------------------------------------- checks: renders that must fail or differ
 
 
+# receiver-core cleanup_resource::FORBIDDEN_GROUPS
+CLEANUP_FORBIDDEN_GROUPS = {
+    "", "apps", "apiextensions.k8s.io", "apiregistration.k8s.io", "admissionregistration.k8s.io",
+    "rbac.authorization.k8s.io", "authentication.k8s.io", "authorization.k8s.io", "certificates.k8s.io",
+    "coordination.k8s.io", "discovery.k8s.io", "events.k8s.io", "flowcontrol.apiserver.k8s.io",
+    "networking.k8s.io", "node.k8s.io", "policy", "resource.k8s.io", "scheduling.k8s.io", "storage.k8s.io",
+    "autoscaling", "heal8s.io", "config.openshift.io", "security.openshift.io", "operator.openshift.io",
+    "machine.openshift.io", "user.openshift.io", "oauth.openshift.io",
+}
+
 BAD_VALUES = [
     (["replicas=abc"], "/replicas"),
     (["bogus=1"], "'bogus' not allowed"),
@@ -789,6 +817,11 @@ BAD_VALUES = [
     (["rbac.features.healPods=false"], "rbac.features.healPods is false"),
     (["rbac.create=false", "rbac.features.drainNodes=false"], "rbac.features.drainNodes is false"),
     (["server.shutdownTimeout=1m", "terminationGracePeriodSeconds=60"], "terminationGracePeriodSeconds (60) must be longer than server.shutdownTimeout"),
+    ({"rbac": {"customResources": [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"]}]}},
+     "API group \"rbac.authorization.k8s.io\" is one heal8s never cleans up"),
+    ({"rbac": {"customResources": [{"apiGroups": ["heal8s.io"], "resources": ["remediations"]}]}},
+     "API group \"heal8s.io\" is one heal8s never cleans up"),
+    ({"rbac": {"customResources": [{"apiGroups": ["example.com"], "resources": ["*"]}]}}, "name each resource"),
     (["recordTtl=90m"], "recordTtl (90m) must be longer than the policy guard's longest window (2h in policies.production.guard)"),
     (["podDisruptionBudget.enabled=true"], "podDisruptionBudget.minAvailable (1) must be lower than replicas (1)"),
     (["replicas=2", "podDisruptionBudget.minAvailable=2"], "podDisruptionBudget.minAvailable (2) must be lower than replicas (2)"),
@@ -804,7 +837,15 @@ BAD_VALUES = [
 def check_bad_values():
     problems = []
     for sets, want in BAD_VALUES:
-        rc, out, err = helmlite("template", sets=sets)
+        if isinstance(sets, dict):
+            # a values file, for values --set cannot spell (lists of maps)
+            with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+                yaml.safe_dump(sets, f)
+            rc, out, err = helmlite("template", values_files=[f.name])
+            os.unlink(f.name)
+            sets = [json.dumps(sets)]
+        else:
+            rc, out, err = helmlite("template", sets=sets)
         if rc == 0:
             problems.append(f"--set {' '.join(sets)} rendered; it must fail")
         elif want not in err + out:

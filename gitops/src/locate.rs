@@ -4,7 +4,9 @@
 //! Pure: works over a map of file paths to texts ([`Files`]); `load_dir`
 //! reads one from disk. Configured rules and the `heal8s.io/source`
 //! annotation come first, a search of the tree second; more than one
-//! candidate is an error that names them all.
+//! candidate is an error that names them all. A Helm values file is chosen
+//! only by a rule: the annotation is written by whoever owns the live object,
+//! and a values file, unlike a manifest, does not name the object it declares.
 //!
 //! Kustomize is modelled as far as these edits need: `resources`/`bases`
 //! (files and directories), `namespace`, `namePrefix`/`nameSuffix`, `images`,
@@ -136,6 +138,9 @@ pub enum LocateError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// The live object asked for a file that nothing proves is its own.
+    #[error("{0}")]
+    NotOwned(String),
     #[error("{file}: {error}")]
     File { file: String, error: String },
 }
@@ -320,7 +325,15 @@ pub fn locate(
         };
         let path = clean_path(path)?;
         return match values {
-            Some(vp) => values_source(files, &path, vp),
+            // a values file does not say whose component it is (a manifest
+            // names its object, checked below), and whoever owns the live
+            // object writes its annotations: only a rule proves ownership
+            Some(vp) => Err(LocateError::NotOwned(format!(
+                "annotation heal8s.io/source names the Helm values file {path} at {}, \
+                 which nothing ties to {what}: a values file is edited only when a \
+                 pullRequests.sources rule for the workload names it (path and valuesPath)",
+                show_values(&split_values(vp))
+            ))),
             None => at_path(files, w, &path, &what),
         };
     }
@@ -340,11 +353,15 @@ fn values_source(files: &Files, path: &str, values_path: &str) -> Result<Source,
     }
     Ok(Source::HelmValues {
         file: path.to_string(),
-        values_path: match values_path.trim() {
-            "" | "." => Vec::new(),
-            p => p.split('.').map(str::to_string).collect(),
-        },
+        values_path: split_values(values_path),
     })
+}
+
+fn split_values(values_path: &str) -> Vec<String> {
+    match values_path.trim() {
+        "" | "." => Vec::new(),
+        p => p.split('.').map(str::to_string).collect(),
+    }
 }
 
 /// A rule or annotation named a file or a directory: search only there.

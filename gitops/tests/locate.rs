@@ -266,11 +266,55 @@ fn rules_come_first_then_the_annotation() {
         locate(&files, &w, &[], None),
         Err(LocateError::Invalid(_))
     ));
+    // a values file only through a rule (below)
     w.source_annotation = Some("//charts/redis/values.yaml#.".into());
     assert!(matches!(
-        locate(&files, &w, &[], None).unwrap(),
-        Source::HelmValues { .. }
+        locate(&files, &w, &[], None),
+        Err(LocateError::NotOwned(_))
     ));
+}
+
+/// A tenant's own Deployment cannot aim an edit at another team's values
+/// file through its annotation; the repository owner's rule can.
+#[test]
+fn a_values_file_is_edited_only_when_a_rule_names_it() {
+    let mut files = repo();
+    files.insert(
+        "charts/redis/values.yaml".into(),
+        "master:\n  resources:\n    limits:\n      memory: 1Gi\n".into(),
+    );
+    let mut tenant = deploy("shop", "web");
+    tenant.source_annotation = Some("//charts/redis/values.yaml#master".into());
+    let redis_rule = SourceRule {
+        namespace: Some("cache".into()),
+        name: Some("redis-master".into()),
+        path: "charts/redis/values.yaml".into(),
+        values_path: Some("master".into()),
+        ..SourceRule::default()
+    };
+    for rules in [&[][..], std::slice::from_ref(&redis_rule)] {
+        let err = locate(&files, &tenant, rules, None).unwrap_err();
+        assert!(matches!(err, LocateError::NotOwned(_)), "{err:?}");
+        let why = err.to_string();
+        assert!(
+            why.contains("charts/redis/values.yaml at master")
+                && why.contains("Deployment shop/web")
+                && why.contains("pullRequests.sources rule"),
+            "{why}"
+        );
+    }
+    let mut redis = deploy("cache", "redis-master");
+    redis.source_annotation = tenant.source_annotation.clone();
+    let s = locate(&files, &redis, &[redis_rule], None).unwrap();
+    assert_eq!(
+        s,
+        Source::HelmValues {
+            file: "charts/redis/values.yaml".into(),
+            values_path: vec!["master".into()]
+        }
+    );
+    let e = edit_source(&files, &s, None, &Edit::Memory("2Gi".into())).unwrap();
+    assert!(e.text.contains("memory: 2Gi"), "{}", e.text);
 }
 
 #[test]

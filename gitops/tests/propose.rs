@@ -43,6 +43,7 @@ fn proposal(ns: &str, name: &str, edit: Edit) -> Proposal {
             workload: format!("Deployment {ns}/{name}"),
             container: Some("app".into()),
             record: Some("bump-memory-prod-api-0a1b".into()),
+            record_namespace: Some(ns.into()),
             ..Evidence::default()
         },
     }
@@ -77,7 +78,7 @@ fn a_kustomize_overlay_fix_is_one_file_with_an_apply_marker_for_the_overlay() {
     assert!(
         p.request
             .body
-            .contains("<!-- heal8s-record: bump-memory-prod-api-0a1b -->")
+            .contains("<!-- heal8s-record: prod/bump-memory-prod-api-0a1b -->")
     );
     assert_eq!(p.request.labels, vec!["heal8s", "bump-memory", "env:prod"]);
     assert_eq!(p.request.reviewers, vec!["sre-oncall"]);

@@ -48,6 +48,7 @@ fn main() {
             recorder: Arc::new(Recorder::new(metrics)),
             policy: Arc::new(Policy::default_policy().unwrap().to_json()),
             max_body_bytes: 8 << 20,
+            alert_limits: Default::default(),
             accepting: Arc::new(AtomicBool::new(true)),
             leadership: receiver::leader::Leadership::always(),
         });

@@ -85,6 +85,19 @@ pub struct ServeArgs {
     /// Largest accepted webhook body, in bytes.
     #[arg(long, env = "HEAL8S_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Largest label value of an alert, in bytes; a larger one gets 413.
+    #[arg(long, env = "HEAL8S_MAX_LABEL_BYTES", default_value_t = 4 * 1024)]
+    pub max_label_bytes: usize,
+    /// Largest annotation value, generatorURL or groupKey of an alert, in bytes.
+    #[arg(long, env = "HEAL8S_MAX_ANNOTATION_BYTES", default_value_t = 16 * 1024)]
+    pub max_annotation_bytes: usize,
+    /// Most labels, and most annotations, one alert may carry.
+    #[arg(long, env = "HEAL8S_MAX_LABELS_PER_ALERT", default_value_t = 128)]
+    pub max_labels_per_alert: usize,
+    /// Most bytes one alert may carry in all (label and annotation names and
+    /// values, generatorURL, fingerprint, the delivery's groupKey and receiver).
+    #[arg(long, env = "HEAL8S_MAX_ALERT_BYTES", default_value_t = 64 * 1024)]
+    pub max_alert_bytes: usize,
     /// How many alerts may wait in the work queue; beyond it webhooks get 503.
     #[arg(long, env = "HEAL8S_QUEUE_CAPACITY", default_value_t = 1024)]
     pub queue_capacity: usize,
@@ -114,7 +127,8 @@ pub struct ServeArgs {
     #[arg(long, env = "HEAL8S_VERIFY_STABLE_FOR", default_value = "60s")]
     pub verify_stable_for: PromDuration,
     /// Succeeded Remediation records are deleted this long after they finished.
-    /// Must be longer than the guard's cooldown, budget and escalation windows.
+    /// Must be longer than the guard's cooldown, budget and escalation windows;
+    /// `0s` turns retention off (records are kept; no delete right is needed).
     #[arg(long, env = "HEAL8S_RECORD_TTL", default_value = "7d")]
     pub record_ttl: PromDuration,
     /// Elect a leader through a Lease in --namespace: only the leader acts.

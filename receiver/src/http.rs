@@ -9,18 +9,24 @@
 //! `/policy`; the optional read token only reads them (403 at the webhook);
 //! `/healthz`, `/readyz` and `/metrics` are open. Without any token
 //! (`--insecure-no-auth`) everything is open.
+//!
+//! Alert senders are untrusted: a delivery is one JSON object within the body
+//! limit and the alert limits, or it is refused whole and changes nothing.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use receiver_core::alertmanager::AlertLimits;
 use receiver_core::{PayloadError, Signal, alertmanager};
+use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
@@ -72,6 +78,8 @@ pub struct AppState {
     pub recorder: Arc<Recorder>,
     pub policy: Arc<serde_json::Value>,
     pub max_body_bytes: usize,
+    /// What one alert may carry; more is refused with 413.
+    pub alert_limits: AlertLimits,
     /// Cleared when shutdown starts: readiness fails and new webhooks get 503.
     pub accepting: Arc<AtomicBool>,
     /// Followers answer webhooks with 503 `not_leader`.
@@ -130,7 +138,7 @@ async fn webhook(State(s): State<AppState>, req: Request) -> Response {
     let response = match result {
         Ok(n) => (StatusCode::OK, Json(json!({"accepted": n}))).into_response(),
         Err(e) => {
-            tracing::warn!(status = e.status.as_u16(), code = e.code, error = %e.message, "Webhook delivery rejected.");
+            tracing::warn!(status = e.status.as_u16(), code = e.code, error = ?e.message, "Webhook delivery rejected.");
             e.into_response()
         }
     };
@@ -242,19 +250,22 @@ async fn accept(s: &AppState, req: Request) -> Result<usize, ApiError> {
                 )
             }
         })?;
-    let payload = alertmanager::parse(&bytes).map_err(|e| {
-        let code = match e {
-            PayloadError::Malformed { .. } => "malformed_payload",
-            PayloadError::UnsupportedVersion { .. } => "unsupported_version",
-            PayloadError::Invalid { .. } => "invalid_payload",
+    let payload = alertmanager::parse_with(&bytes, &s.alert_limits).map_err(|e| {
+        let (status, code) = match e {
+            PayloadError::Malformed { .. } => (StatusCode::BAD_REQUEST, "malformed_payload"),
+            PayloadError::UnsupportedVersion { .. } => {
+                (StatusCode::BAD_REQUEST, "unsupported_version")
+            }
+            PayloadError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_payload"),
+            PayloadError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "alert_too_large"),
         };
-        ApiError::new(StatusCode::BAD_REQUEST, code, e.to_string())
+        ApiError::new(status, code, e.to_string())
     })?;
     if payload.truncated_alerts > 0 {
         s.metrics.alerts_truncated.inc_by(payload.truncated_alerts);
         tracing::warn!(
             truncated = payload.truncated_alerts,
-            group_key = %payload.group_key,
+            group_key = ?payload.group_key,
             "Alertmanager left alerts out of this delivery (max_alerts); they were never seen."
         );
     }
@@ -328,9 +339,49 @@ async fn policy(State(s): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
-async fn outcomes(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    match may_read(&s, &headers) {
-        Ok(()) => Json(s.recorder.recent()).into_response(),
-        Err(e) => e.into_response(),
+/// How many outcomes `/outcomes` answers without `?limit=`.
+pub const OUTCOMES_PAGE: usize = 100;
+
+/// `/outcomes?limit=N&since=SEQ`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutcomesQuery {
+    limit: Option<usize>,
+    since: Option<u64>,
+}
+
+/// A page of recent outcomes, oldest first; each carries its `seq`. Without
+/// `since`, the newest `limit`; with it, the first `limit` after that `seq`.
+async fn outcomes(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<OutcomesQuery>, QueryRejection>,
+) -> Response {
+    if let Err(e) = may_read(&s, &headers) {
+        return e.into_response();
     }
+    let max = crate::worker::RECENT_OUTCOMES;
+    let bad_query = |why: String| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!(
+                "{why}; /outcomes takes ?limit=1..{max} (default {OUTCOMES_PAGE}) and ?since=<seq>"
+            ),
+        )
+        .into_response()
+    };
+    let q = match query {
+        Ok(Query(q)) => q,
+        Err(e) => return bad_query(e.body_text()),
+    };
+    let limit = q.limit.unwrap_or(OUTCOMES_PAGE);
+    if limit == 0 || limit > max {
+        return bad_query(format!("limit {limit} is out of range"));
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        s.recorder.page(q.since, limit),
+    )
+        .into_response()
 }

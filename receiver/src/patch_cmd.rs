@@ -33,7 +33,8 @@ pub struct PatchArgs {
     #[arg(long, requires = "repo")]
     pub sources: Option<PathBuf>,
     /// With --repo: the live object's `heal8s.io/source` annotation
-    /// (`<repo>//<path>`, `#<values path>` for a Helm values file).
+    /// (`<repo>//<path>`: a manifest or kustomization; one naming a Helm
+    /// values file, `#<values path>`, is refused: only --sources rules name those).
     #[arg(long, requires = "repo")]
     pub source_annotation: Option<String>,
     /// With --repo: this repository's name, checked against the annotation's.

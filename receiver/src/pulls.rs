@@ -221,6 +221,11 @@ impl PullRequestExecutor {
             .target
             .as_ref()
             .map(|t| receiver_core::names::record_name(t, plan.kind()));
+        let record_namespace = plan
+            .target
+            .as_ref()
+            .and_then(receiver_core::names::record_namespace)
+            .map(str::to_string);
         Ok(Proposal {
             remediation: plan.kind().as_str().to_string(),
             workload: Workload {
@@ -240,9 +245,10 @@ impl PullRequestExecutor {
                 container,
                 first_seen: Some(plan.trigger.first_seen.to_string()),
                 facts,
-                generator_url: e.details.get("generatorURL").cloned(),
-                runbook_url: e.details.get("runbook_url").cloned(),
+                generator_url: plan.trigger.generator_url.clone(),
+                runbook_url: plan.trigger.runbook_url.clone(),
                 record,
+                record_namespace,
             },
         })
     }

@@ -34,6 +34,8 @@ pub struct Settings {
     pub policy: Policy,
     pub namespace: String,
     pub max_body_bytes: usize,
+    /// What one alert may carry.
+    pub alert_limits: receiver_core::alertmanager::AlertLimits,
     pub queue_capacity: usize,
     pub shutdown_timeout: Duration,
     /// Succeeded records are deleted this long after they finished.
@@ -102,6 +104,16 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     if args.max_body_bytes == 0 {
         bail!("--max-body-bytes must be greater than 0");
     }
+    let alert_limits = receiver_core::alertmanager::AlertLimits {
+        label_value_bytes: args.max_label_bytes,
+        annotation_value_bytes: args.max_annotation_bytes,
+        entries: args.max_labels_per_alert,
+        alert_bytes: args.max_alert_bytes,
+    };
+    let problems = alert_limits.problems();
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
+    }
     if args.queue_capacity == 0 || args.queue_capacity > tokio::sync::Semaphore::MAX_PERMITS {
         bail!(
             "--queue-capacity must be between 1 and {}",
@@ -124,7 +136,7 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     .into_iter()
     .max()
     .unwrap_or_default();
-    if args.record_ttl <= longest {
+    if !args.record_ttl.get().is_zero() && args.record_ttl <= longest {
         bail!(
             "--record-ttl {} must be longer than the guard's longest window ({longest}): the guard reads its history from the records",
             args.record_ttl
@@ -136,6 +148,7 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         policy,
         namespace: args.namespace.clone(),
         max_body_bytes: args.max_body_bytes,
+        alert_limits,
         queue_capacity: args.queue_capacity,
         shutdown_timeout: args.shutdown_timeout.get(),
         record_ttl: args.record_ttl.get(),
@@ -311,7 +324,10 @@ pub async fn run_until(
         };
         (
             Acting {
-                facts: Arc::new(KubeFacts::new(clients.clone())),
+                facts: Arc::new(
+                    KubeFacts::new(clients.clone())
+                        .with_detectors(settings.policy.detectors.clone()),
+                ),
                 executor,
                 clock: Arc::new(SystemClock),
                 leadership,
@@ -374,6 +390,7 @@ pub async fn run_with(
         recorder: recorder.clone(),
         policy: Arc::new(settings.policy.to_json()),
         max_body_bytes: settings.max_body_bytes,
+        alert_limits: settings.alert_limits,
         accepting: accepting.clone(),
         leadership: acting.leadership.clone(),
     };
@@ -409,7 +426,10 @@ pub async fn run_with(
         }
         None => Vec::new(),
     };
-    let gc = cluster.as_ref().map(|clients| {
+    // --record-ttl 0s: retention off, records are kept (and heal8s needs no
+    // right to delete them)
+    let retention = cluster.as_ref().filter(|_| !settings.record_ttl.is_zero());
+    let gc = retention.map(|clients| {
         let client = clients.main.clone();
         let ttl = settings.record_ttl;
         let mut stop = stop_detectors.subscribe();

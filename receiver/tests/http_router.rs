@@ -38,6 +38,7 @@ fn harness(capacity: usize, max_body: usize) -> Harness {
         recorder: Arc::new(Recorder::new(metrics)),
         policy: Arc::new(Policy::default_policy().unwrap().to_json()),
         max_body_bytes: max_body,
+        alert_limits: Default::default(),
         accepting: Arc::new(AtomicBool::new(true)),
         leadership: receiver::leader::Leadership::always(),
     };
@@ -287,6 +288,50 @@ async fn malformed_json_is_400_naming_the_problem() {
     );
 }
 
+/// Exactly one JSON object per request: junk or a second payload after it is
+/// refused whole (today's serde_json would stop at the first object and accept).
+#[tokio::test]
+async fn trailing_data_after_the_payload_is_400_and_queues_nothing() {
+    let h = harness(8, 1 << 20);
+    for body in [format!("{FIRING}xyz"), format!("{FIRING}{FIRING}")] {
+        let (status, v) = send(app(&h), post(body, bearer())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(v["code"], "malformed_payload");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .contains("data after the JSON object"),
+            "{v}"
+        );
+    }
+    assert_eq!(h.rx.len(), 0);
+    // a trailing newline is not data
+    let (status, _) = send(app(&h), post(format!("{FIRING}\n"), bearer())).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// One oversized label refuses the whole delivery with 413, naming the alert
+/// and the label, and queues nothing (the other alerts are fine).
+#[tokio::test]
+async fn an_oversized_label_is_413_naming_it_and_changes_nothing() {
+    let h = harness(8, 4 << 20);
+    let mut v: serde_json::Value = serde_json::from_str(&payload_with(3)).unwrap();
+    v["alerts"][2]["labels"]["evil"] = "x".repeat(1 << 20).into();
+    let (status, body) = send(app(&h), post(v.to_string(), bearer())).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["code"], "alert_too_large");
+    let e = body["error"].as_str().unwrap();
+    assert!(e.contains(r#"alerts[2].labels["evil"]"#), "{e}");
+    assert!(e.contains("--max-label-bytes"), "{e}");
+    assert_eq!(h.rx.len(), 0);
+    let m = metrics_text(&h).await;
+    assert!(
+        m.contains("heal8s_alerts_received_total{status=\"firing\"} 0"),
+        "{m}"
+    );
+}
+
 #[tokio::test]
 async fn wrong_version_is_400() {
     let h = harness(8, 1 << 20);
@@ -416,15 +461,15 @@ async fn accepted_alerts_are_processed_and_repeats_deduped() {
     let results: Vec<_> = recorder
         .recent()
         .iter()
-        .map(|o| (o.route.clone(), o.result.as_str()))
+        .map(|o| (o["route"].as_str().map(String::from), o["result"].clone()))
         .collect();
     assert_eq!(
         results,
         vec![
-            (Some("crashloop-delete-pod".into()), "dry_run"),
-            (Some("crashloop-rollback-image".into()), "dry_run"),
-            (None, "deduped"),
-            (None, "resolved"),
+            (Some("crashloop-delete-pod".into()), "dry_run".into()),
+            (Some("crashloop-rollback-image".into()), "dry_run".into()),
+            (None, "deduped".into()),
+            (None, "resolved".into()),
         ]
     );
     let m = metrics.encode();
@@ -444,4 +489,94 @@ async fn accepted_alerts_are_processed_and_repeats_deduped() {
         m.contains("heal8s_signals_total{source=\"alert\"} 3"),
         "{m}"
     );
+}
+
+/// `/outcomes` answers pages: the newest 100 by default, at most 512, and a
+/// `since` cursor; anything else in the query is a 400.
+#[tokio::test]
+async fn outcomes_are_paged_and_capped() {
+    let h = harness(1024, 1 << 20);
+    let Harness { state, rx } = h;
+    let app = router(state.clone());
+    let engine = Engine::new(Policy::default_policy().unwrap(), "heal8s").unwrap();
+    let acting = Acting {
+        facts: Arc::new(receiver::executor::OfflineFacts),
+        executor: Arc::new(receiver::executor::SimulatingExecutor),
+        clock: Arc::new(SystemClock),
+        journal: Arc::new(receiver_core::NoJournal),
+        verifier: None,
+        leadership: receiver::leader::Leadership::always(),
+        history: None,
+        clears: None,
+    };
+    let (status, _) = send(app.clone(), post(payload_with(400), bearer())).await;
+    assert_eq!(status, StatusCode::OK);
+    let recorder = state.recorder.clone();
+    drop(state);
+    let worker = tokio::spawn(worker::run(
+        engine,
+        rx,
+        acting,
+        recorder.clone(),
+        Arc::new(Metrics::new()),
+    ));
+    let seqs = |v: &serde_json::Value| -> Vec<u64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["seq"].as_u64().unwrap())
+            .collect()
+    };
+    // wait for the worker (every alert makes at least one outcome)
+    for _ in 0..500 {
+        if recorder.recent().len() >= 400 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let kept = recorder.recent().len() as u64;
+    assert!(kept >= 400, "{kept}");
+
+    let (status, v) = send(app.clone(), get("/outcomes", bearer())).await;
+    assert_eq!(status, StatusCode::OK);
+    let newest = seqs(&v);
+    assert_eq!(newest.len(), 100);
+    assert!(newest.windows(2).all(|w| w[0] + 1 == w[1]), "{newest:?}");
+
+    let (status, v) = send(app.clone(), get("/outcomes?limit=512", bearer())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v.as_array().unwrap().len() as u64, kept.min(512));
+
+    // following the cursor from the start reads every kept outcome once
+    let mut since = 0;
+    let mut read = 0;
+    loop {
+        let path = format!("/outcomes?since={since}&limit=7");
+        let (status, v) = send(app.clone(), get(&path, bearer())).await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        let page = seqs(&v);
+        assert!(page.len() <= 7);
+        let Some(&last) = page.last() else { break };
+        assert!(page[0] > since);
+        since = last;
+        read += page.len() as u64;
+    }
+    assert_eq!(read, kept);
+
+    for bad in [
+        "/outcomes?limit=513",
+        "/outcomes?limit=0",
+        "/outcomes?limit=many",
+        "/outcomes?since=-1",
+        "/outcomes?page=2",
+    ] {
+        let (status, v) = send(app.clone(), get(bad, bearer())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert_eq!(v["code"], "invalid_query", "{bad}");
+    }
+    // the token is checked before the query
+    let (status, _) = send(app.clone(), get("/outcomes?limit=0", None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    drop(app);
+    worker.await.unwrap();
 }

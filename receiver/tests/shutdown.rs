@@ -62,6 +62,7 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
         policy: Policy::default_policy().unwrap(),
         namespace: "heal8s".into(),
         max_body_bytes: 1 << 20,
+        alert_limits: Default::default(),
         queue_capacity: 64,
         shutdown_timeout: timeout,
         record_ttl: Duration::from_secs(7 * 86400),

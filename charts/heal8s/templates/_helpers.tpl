@@ -106,7 +106,19 @@ policy's detectors.customResources.resources (`plural.group/version`).
 {{- define "heal8s.customResourceRules" -}}
 {{- $rules := list -}}
 {{- $covered := dict -}}
+{{- /* the groups heal8s never cleans up (receiver-core cleanup_resource::FORBIDDEN_GROUPS) */ -}}
+{{- $forbidden := list "" "apps" "apiextensions.k8s.io" "apiregistration.k8s.io" "admissionregistration.k8s.io" "rbac.authorization.k8s.io" "authentication.k8s.io" "authorization.k8s.io" "certificates.k8s.io" "coordination.k8s.io" "discovery.k8s.io" "events.k8s.io" "flowcontrol.apiserver.k8s.io" "networking.k8s.io" "node.k8s.io" "policy" "resource.k8s.io" "scheduling.k8s.io" "storage.k8s.io" "autoscaling" "heal8s.io" "config.openshift.io" "security.openshift.io" "operator.openshift.io" "machine.openshift.io" "user.openshift.io" "oauth.openshift.io" -}}
 {{- range .Values.rbac.customResources -}}
+{{- range $g := .apiGroups -}}
+{{- if or (has $g $forbidden) (eq $g "*") -}}
+{{- fail (printf "rbac.customResources: API group %q is one heal8s never cleans up (core, workload and API-machinery types, heal8s.io); list custom resource groups only" $g) -}}
+{{- end -}}
+{{- end -}}
+{{- range $r := .resources -}}
+{{- if eq $r "*" -}}
+{{- fail "rbac.customResources: name each resource; \"*\" is not allowed" -}}
+{{- end -}}
+{{- end -}}
 {{- $rules = append $rules (dict "apiGroups" .apiGroups "resources" .resources) -}}
 {{- $rule := . -}}
 {{- range $g := .apiGroups }}{{ range $r := $rule.resources }}{{ $_ := set $covered (printf "%s/%s" $g $r) true }}{{ end }}{{ end -}}
@@ -204,7 +216,7 @@ policy's detectors.customResources.resources (`plural.group/version`).
 {{- $windows := list ($g.cooldown | default "10m") (($g.escalation | default dict).within | default "1h") (($b.global | default dict).per | default "1m") (($b.perNamespace | default dict).per | default "1m") (($b.perWorkload | default dict).per | default "1h") -}}
 {{- $ttl := include "heal8s.seconds" .Values.recordTtl | int -}}
 {{- range $windows -}}
-{{- if le $ttl (include "heal8s.seconds" . | int) -}}
+{{- if and (gt $ttl 0) (le $ttl (include "heal8s.seconds" . | int)) -}}
 {{- fail (printf "recordTtl (%s) must be longer than the policy guard's longest window (%s in policies.%s.guard): the guard reads its history from the records" $.Values.recordTtl . $.Values.profile) -}}
 {{- end -}}
 {{- end -}}

@@ -2,6 +2,7 @@
 //! paced writes) and the pull request lifecycle built on it.
 
 pub mod client;
+pub mod inert;
 pub mod policy;
 pub mod pr;
 pub mod propose;

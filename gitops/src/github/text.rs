@@ -3,17 +3,27 @@
 //!
 //! Alert labels and live object names never reach a branch name or a path
 //! unescaped: names are reduced to `[a-z0-9._-]`, and paths must stay inside
-//! the configured roots.
+//! the configured roots. In a title, body or commit message every value is
+//! inert (`inert`): it cannot start a line, format, link, mention or hide.
 
 use std::fmt::Write as _;
 
+use super::inert;
 use crate::patch::FieldChange;
 
 /// Longest branch name heal8s makes (git allows more; reviewers read less).
 const MAX_BRANCH: usize = 200;
 
+/// Longest branch name component (a Kubernetes object name may have 253).
+const MAX_COMPONENT: usize = 63;
+/// Hex digits of the hash that ends a cut component.
+const COMPONENT_HASH: usize = 10;
+
 /// One path component of a branch name: lower case `[a-z0-9._-]`, no leading
-/// dot or dash, no `..`, no `.lock` suffix, never empty.
+/// dot or dash, no `..`, no `.lock` suffix, never empty, at most 63
+/// characters. A longer one is cut and ends in `-` and a hash of all of
+/// `raw`, so two names that share their first 63 characters never share a
+/// branch (and a pull request); one that fits is kept as it is.
 pub fn branch_component(raw: &str) -> String {
     let mut out: String = raw
         .chars()
@@ -30,7 +40,19 @@ pub fn branch_component(raw: &str) -> String {
     if out.is_empty() {
         out.push('x');
     }
-    out.chars().take(63).collect()
+    if out.chars().count() <= MAX_COMPONENT {
+        return out;
+    }
+    let whole = [("branch".to_string(), raw.to_string())].into();
+    let hash = receiver_core::signal::label_fingerprint(&whole);
+    let mut head: String = out
+        .chars()
+        .take(MAX_COMPONENT - COMPONENT_HASH - 1)
+        .collect();
+    while head.ends_with(['.', '-']) {
+        head.pop();
+    }
+    format!("{head}-{}", &hash[..COMPONENT_HASH])
 }
 
 /// `heal8s/<remediation>/<namespace>/<name>`: one branch, so one pull
@@ -72,7 +94,9 @@ pub fn check_path(path: &str, roots: &[String]) -> Result<(), String> {
     }
 }
 
-/// Why the pull request exists.
+/// Why the pull request exists. Every field but `record` and
+/// `record_namespace` may carry text an alert sender chose: the body and
+/// title show it inert (see [`inert`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Evidence {
     /// The alert name, or `detector <name>`.
@@ -85,12 +109,14 @@ pub struct Evidence {
     /// Facts with numbers: `restarts: 14`, `OOM kills: 3 (10:02, 10:17, 10:31 UTC)`,
     /// `HPA at maxReplicas since 09:40 UTC`.
     pub facts: Vec<String>,
-    /// Alertmanager's `generatorURL`.
+    /// Alertmanager's `generatorURL` (the alert's source), as the alert sent it.
     pub generator_url: Option<String>,
-    /// The alert's `runbook_url` annotation.
+    /// The alert's `runbook_url` annotation, as the alert sent it.
     pub runbook_url: Option<String>,
     /// The Remediation record's name, for `kubectl get remediation`.
     pub record: Option<String>,
+    /// The record's namespace (the target's); `None`: heal8s's own namespace.
+    pub record_namespace: Option<String>,
 }
 
 /// A file the pull request changes.
@@ -101,7 +127,18 @@ pub struct FileChanges {
     pub notes: Vec<String>,
 }
 
-/// The title: what changes, on what.
+/// Longest title (GitHub refuses longer ones); also the commit's subject.
+pub const MAX_TITLE: usize = 256;
+/// Most facts a body lists.
+pub const MAX_FACTS: usize = 20;
+/// The lines that open and close the markers block, the last lines of a body.
+pub const MARKERS_BEGIN: &str = "<!-- heal8s-markers -->";
+pub const MARKERS_END: &str = "<!-- /heal8s-markers -->";
+
+/// The title (and commit subject): what changes, on what. One line, at most
+/// [`MAX_TITLE`] characters, whatever the values hold: a newline would
+/// otherwise give the commit message a body of the alert's choosing
+/// (trailers such as `Co-authored-by:` included).
 pub fn title(remediation: &str, evidence: &Evidence, files: &[FileChanges]) -> String {
     let change = files
         .iter()
@@ -120,16 +157,24 @@ pub fn title(remediation: &str, evidence: &Evidence, files: &[FileChanges]) -> S
         .as_deref()
         .map(|c| format!(" ({c})"))
         .unwrap_or_default();
-    format!("heal8s: {what} of {}{container}{change}", evidence.workload)
+    inert::one_line(
+        &format!("heal8s: {what} of {}{container}{change}", evidence.workload),
+        MAX_TITLE,
+    )
 }
 
 /// The body: what happened, what changes, why this value, links, how to
-/// revert. Markdown; every value comes from heal8s's own evidence, and text
-/// from alerts is shown as code so it cannot format the page.
+/// revert. Markdown in which every value is inert: alert text, live object
+/// names, repository values, rules and links are code spans they cannot
+/// close ([`inert::code`]), links must pass [`inert::link`], and no value can
+/// start a line.
 ///
-/// Machine-readable markers for the apply-on-merge workflow close the body:
-/// `<!-- heal8s-apply: -f FILE -->` or `-k DIR` per target (`apply`, checked
-/// again by the workflow), and `<!-- heal8s-record: NAME -->`.
+/// Machine-readable markers for the apply-on-merge workflow close the body,
+/// in one block that heal8s alone writes and the workflow alone trusts:
+/// [`MARKERS_BEGIN`], `<!-- heal8s-apply: -f FILE -->` or `-k DIR` per target
+/// (`apply`, checked again by the workflow), `<!-- heal8s-record:
+/// NAMESPACE/NAME -->` (`NAME` alone for heal8s's own namespace), and
+/// [`MARKERS_END`].
 pub fn body(
     remediation: &str,
     evidence: &Evidence,
@@ -137,8 +182,8 @@ pub fn body(
     why: Option<&str>,
     apply: &[String],
 ) -> String {
+    use inert::{cell, code};
     let mut b = String::new();
-    let code = |s: &str| format!("`{}`", s.replace('`', "'"));
     let _ = writeln!(b, "## What happened\n");
     let _ = writeln!(
         b,
@@ -154,8 +199,15 @@ pub fn body(
     if let Some(first) = &evidence.first_seen {
         let _ = writeln!(b, "\n- first seen: {}", code(first));
     }
-    for fact in &evidence.facts {
-        let _ = writeln!(b, "- {}", fact.replace(['\n', '\r'], " "));
+    for fact in evidence.facts.iter().take(MAX_FACTS) {
+        let _ = writeln!(b, "- {}", code(fact));
+    }
+    if evidence.facts.len() > MAX_FACTS {
+        let _ = writeln!(
+            b,
+            "- ({} more facts left out)",
+            evidence.facts.len() - MAX_FACTS
+        );
     }
     let _ = writeln!(b, "\n## What changes\n");
     let _ = writeln!(
@@ -167,40 +219,54 @@ pub fn body(
             let _ = writeln!(
                 b,
                 "| {} | {} | {} | {} |",
-                code(&f.path),
-                code(&c.path),
+                cell(&f.path),
+                cell(&c.path),
                 c.before
                     .as_deref()
-                    .map_or_else(|| "(unset)".to_string(), code),
-                code(&c.after)
+                    .map_or_else(|| "(unset)".to_string(), cell),
+                cell(&c.after)
             );
         }
     }
     for note in files.iter().flat_map(|f| &f.notes) {
-        let _ = writeln!(b, "\n> Note: {}", note.replace(['\n', '\r'], " "));
+        let _ = writeln!(b, "\n> Note: {}", code(note));
     }
     let _ = writeln!(b, "\n## Why this value\n");
     let _ = writeln!(
         b,
         "{}",
         why.map_or_else(
-            || format!("The {remediation} remediation sets the value it was given."),
-            |w| format!("{remediation}: {w}.")
+            || format!(
+                "The {} remediation sets the value it was given.",
+                code(remediation)
+            ),
+            |w| format!("{}: {}.", code(remediation), code(w))
         )
     );
+    let shown = |what: &str, u: &str| match inert::link(u) {
+        Ok(u) => format!("- {what}: {}", inert::code_within(u, inert::MAX_URL)),
+        Err(why) => format!("- {what}: left out ({why})"),
+    };
+    // a record whose namespace is not a namespace name is not named at all:
+    // without it, the workflow would look in heal8s's own namespace
+    let record = evidence
+        .record
+        .as_deref()
+        .filter(|_| evidence.record_namespace.as_deref().is_none_or(dns_label));
+    let record_namespace = evidence.record_namespace.as_deref();
     let links: Vec<String> = [
         evidence
             .generator_url
-            .as_ref()
-            .map(|u| format!("- [alert source]({})", url(u))),
-        evidence
-            .runbook_url
-            .as_ref()
-            .map(|u| format!("- [runbook]({})", url(u))),
-        evidence.record.as_ref().map(|r| {
+            .as_deref()
+            .map(|u| shown("alert source", u)),
+        evidence.runbook_url.as_deref().map(|u| shown("runbook", u)),
+        record.map(|r| {
+            let ns = record_namespace
+                .map(|ns| format!("-n {ns} "))
+                .unwrap_or_default();
             format!(
-                "- record: `kubectl get remediation {}`",
-                r.replace('`', "'")
+                "- record: {}",
+                code(&format!("kubectl {ns}get remediation {r}"))
             )
         }),
     ]
@@ -212,49 +278,61 @@ pub fn body(
     }
     let _ = writeln!(
         b,
-        "\n## How to revert\n\nClose this pull request to decline: heal8s will not propose {remediation} for this workload again until the pull request is reopened or the ignore period ends. After merging, revert the merge commit (the apply-on-merge workflow applies the revert the same way)."
+        "\n## How to revert\n\nClose this pull request to decline: heal8s will not propose {} for this workload again until the pull request is reopened or the ignore period ends. After merging, revert the merge commit (the apply-on-merge workflow applies the revert the same way).",
+        code(remediation)
     );
     let _ = write!(
         b,
         "\n<sub>Opened by heal8s. Edit nothing on this branch by hand: heal8s updates it in place while the problem persists.</sub>\n"
     );
+    let markers = markers(apply, record, record_namespace);
+    if !markers.is_empty() {
+        let _ = write!(b, "\n{MARKERS_BEGIN}\n{}{MARKERS_END}\n", markers.concat());
+    }
+    b
+}
+
+/// The marker lines (each ending in a newline) for the targets and the
+/// record that pass the checks the workflow makes again.
+fn markers(apply: &[String], record: Option<&str>, namespace: Option<&str>) -> Vec<String> {
     let safe = |s: &str| {
         !s.is_empty()
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c))
             && !s.contains("..")
-            && !s.starts_with('/')
+            && !s.starts_with(['/', '-'])
     };
+    let mut out = Vec::new();
     for target in apply {
         if let Some((flag, path)) = target.split_once(' ')
             && matches!(flag, "-f" | "-k")
             && safe(path)
         {
-            let _ = write!(b, "\n<!-- heal8s-apply: {flag} {path} -->");
+            out.push(format!("<!-- heal8s-apply: {flag} {path} -->\n"));
         }
     }
-    if let Some(record) = evidence
-        .record
-        .as_deref()
-        .filter(|r| safe(r) && !r.contains('/'))
-    {
-        let _ = write!(b, "\n<!-- heal8s-record: {record} -->");
+    if let Some(record) = record.filter(|r| dns_subdomain(r)) {
+        let ns = namespace.map(|ns| format!("{ns}/")).unwrap_or_default();
+        out.push(format!("<!-- heal8s-record: {ns}{record} -->\n"));
     }
-    if !apply.is_empty() || evidence.record.is_some() {
-        b.push('\n');
-    }
-    b
+    out
 }
 
-/// Only http(s) links, with characters that would end a Markdown link escaped.
-fn url(u: &str) -> String {
-    if u.starts_with("https://") || u.starts_with("http://") {
-        u.replace(' ', "%20")
-            .replace(')', "%29")
-            .replace('(', "%28")
-    } else {
-        "about:blank".to_string()
-    }
+/// An RFC 1123 label (a namespace name): `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at
+/// most 63 characters.
+pub fn dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// An RFC 1123 subdomain (an object name): labels joined by dots, at most
+/// 253 characters.
+pub fn dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(dns_label)
 }
 
 /// Labels: `heal8s`, the remediation, and the environment when known.
@@ -310,6 +388,30 @@ mod tests {
     }
 
     #[test]
+    fn long_names_that_share_a_prefix_get_their_own_branches() {
+        let prefix = format!("payments-{}", "settlement-reconciler-".repeat(3));
+        assert!(prefix.len() > 63);
+        let (a, b) = (format!("{prefix}eu"), format!("{prefix}us"));
+        let (ba, bb) = (
+            branch_name("bump-memory", Some("shop"), &a),
+            branch_name("bump-memory", Some("shop"), &b),
+        );
+        assert_ne!(ba, bb);
+        for (branch, name) in [(&ba, &a), (&bb, &b)] {
+            let last = branch.rsplit('/').next().unwrap();
+            assert_eq!(last.len(), 63, "{branch}");
+            assert!(name.starts_with(&last[..52]), "{branch}");
+            assert_eq!(branch, &branch_name("bump-memory", Some("shop"), name));
+        }
+        // a name that fits keeps its branch, hash-free, as before
+        let fits = "n".repeat(63);
+        assert_eq!(
+            branch_name("bump-memory", Some("shop"), &fits),
+            format!("heal8s/bump-memory/shop/{fits}")
+        );
+    }
+
+    #[test]
     fn paths_stay_inside_the_roots() {
         let roots = vec!["apps".to_string(), "clusters/prod/".to_string()];
         assert!(check_path("apps/shop/web.yaml", &roots).is_ok());
@@ -329,19 +431,22 @@ mod tests {
         assert!(check_path(".github/workflows/x.yml", &[]).is_err());
     }
 
-    #[test]
-    fn the_body_says_what_why_and_how_to_revert_and_cannot_be_hijacked() {
-        let evidence = Evidence {
-            trigger: "KubeContainerOOMKilled".into(),
+    fn evidence() -> Evidence {
+        Evidence {
+            trigger: "alert KubeContainerOOMKilled".into(),
             workload: "Deployment shop/web".into(),
             container: Some("app".into()),
             first_seen: Some("2026-11-23T10:02:00Z".into()),
             facts: vec!["OOM kills: 3 (10:02, 10:17, 10:31 UTC)".into()],
-            generator_url: Some("http://prometheus:9090/graph?g0.expr=x (y)".into()),
+            generator_url: Some("http://prometheus:9090/graph?g0.expr=x%20%28y%29".into()),
             runbook_url: Some("javascript:alert(1)".into()),
             record: Some("bump-memory-shop-web-1a2b".into()),
-        };
-        let files = vec![FileChanges {
+            record_namespace: Some("shop".into()),
+        }
+    }
+
+    fn files() -> Vec<FileChanges> {
+        vec![FileChanges {
             path: "apps/shop/web.yaml".into(),
             fields: vec![FieldChange {
                 path: "spec.template.spec.containers.0.resources.limits.memory".into(),
@@ -349,8 +454,95 @@ mod tests {
                 after: "1280Mi".into(),
             }],
             notes: vec![],
-        }];
-        let t = title("bump-memory", &evidence, &files);
+        }]
+    }
+
+    const WHY: &str = "from the current limit 1Gi: max(×1.2, +100Mi) rounded up to 64Mi";
+
+    /// The body as GitHub renders it: GitHub Flavored Markdown with raw HTML
+    /// passed through (GitHub's sanitizer keeps comments and `<img>`).
+    fn rendered(body: &str) -> String {
+        let mut o = comrak::Options::default();
+        o.extension.table = true;
+        o.extension.autolink = true;
+        o.extension.strikethrough = true;
+        o.render.r#unsafe = true;
+        comrak::markdown_to_html(body, &o)
+    }
+
+    /// The rendered HTML without its code spans and without the markers
+    /// block: what is left is heal8s's own text and must stay inert.
+    fn outside_code(html: &str) -> String {
+        let mut out = String::new();
+        let mut rest = html;
+        while let Some(i) = rest.find("<code>") {
+            out.push_str(&rest[..i]);
+            rest = rest[i..].split_once("</code>").map_or("", |(_, r)| r);
+        }
+        out.push_str(rest);
+        match out.find(MARKERS_BEGIN) {
+            Some(i) => out[..i].to_string(),
+            None => out,
+        }
+    }
+
+    /// What a body must look like whatever the evidence holds: the sections
+    /// in order, nothing rendered outside code that an alert could have
+    /// chosen (no HTML, image, link, mention or comment), no line of the
+    /// alert's making, and the markers block last.
+    fn assert_inert(b: &str, e: &Evidence) {
+        let html = rendered(b);
+        let headings: Vec<&str> = html
+            .split("<h2>")
+            .skip(1)
+            .filter_map(|h| h.split_once("</h2>").map(|(t, _)| t))
+            .collect();
+        let links = e.generator_url.is_some() || e.runbook_url.is_some() || e.record.is_some();
+        let mut want = vec!["What happened", "What changes", "Why this value"];
+        if links {
+            want.push("Links");
+        }
+        want.push("How to revert");
+        assert_eq!(headings, want, "{b}\n{html}");
+        // the one changed field is one row of four cells
+        assert_eq!(html.matches("<td>").count(), 4, "{b}\n{html}");
+        let plain = outside_code(&html);
+        for bad in ["@", "<img", "<a ", "<!--", "<script", "<sub><", "://"] {
+            assert!(!plain.contains(bad), "{bad:?} outside code in\n{b}\n{html}");
+        }
+        // every line that is not heal8s's own text starts with one of its prefixes
+        let before_markers = b.split(MARKERS_BEGIN).next().unwrap_or(b);
+        for line in before_markers.lines() {
+            assert!(
+                line.is_empty()
+                    || [
+                        "## ",
+                        "`",
+                        "(empty) ",
+                        "- ",
+                        "| ",
+                        "> Note: ",
+                        "The ",
+                        "Close this",
+                        "<sub>Opened"
+                    ]
+                    .iter()
+                    .any(|p| line.starts_with(p)),
+                "a line of the alert's making: {line:?} in\n{b}"
+            );
+        }
+        assert!(b.chars().all(|c| c == '\n' || !c.is_control()), "{b:?}");
+        let t = title("bump-memory", e, &files());
+        assert!(
+            t.chars().count() <= MAX_TITLE && !t.chars().any(char::is_control),
+            "{t:?}"
+        );
+    }
+
+    #[test]
+    fn the_body_says_what_why_and_how_to_revert() {
+        let evidence = evidence();
+        let t = title("bump-memory", &evidence, &files());
         assert_eq!(
             t,
             "heal8s: raise the memory limit of Deployment shop/web (app) to 1280Mi"
@@ -358,38 +550,251 @@ mod tests {
         let b = body(
             "bump-memory",
             &evidence,
-            &files,
-            Some("from the current limit 1Gi: max(×1.2, +100Mi) rounded up to 64Mi"),
+            &files(),
+            Some(WHY),
             &[
                 "-k overlays/prod".to_string(),
                 "-f ../../etc/passwd".to_string(),
             ],
         );
         for needle in [
-            "`KubeContainerOOMKilled` fired for `Deployment shop/web`, container `app`.",
-            "- OOM kills: 3 (10:02, 10:17, 10:31 UTC)",
+            "`alert KubeContainerOOMKilled` fired for `Deployment shop/web`, container `app`.",
+            "- `OOM kills: 3 (10:02, 10:17, 10:31 UTC)`",
             "| `apps/shop/web.yaml` | `spec.template.spec.containers.0.resources.limits.memory` | `1Gi` | `1280Mi` |",
-            "bump-memory: from the current limit 1Gi",
-            "[alert source](http://prometheus:9090/graph?g0.expr=x%20%28y%29)",
-            "[runbook](about:blank)",
+            "`bump-memory`: `from the current limit 1Gi",
+            "- alert source: `http://prometheus:9090/graph?g0.expr=x%20%28y%29`",
+            "- runbook: left out (not an http(s) URL)",
+            "- record: `kubectl -n shop get remediation bump-memory-shop-web-1a2b`",
             "## How to revert",
-            "\n<!-- heal8s-apply: -k overlays/prod -->\n<!-- heal8s-record: bump-memory-shop-web-1a2b -->\n",
         ] {
             assert!(b.contains(needle), "missing {needle:?} in\n{b}");
         }
-        let hostile = Evidence {
-            trigger: "X` <img src=x> `".into(),
-            ..evidence
-        };
-        let b2 = body("bump-memory", &hostile, &files, None, &[]);
-        assert!(b2.contains("`X' <img src=x> '`"));
+        assert!(
+            b.ends_with(
+                "\n<!-- heal8s-markers -->\n<!-- heal8s-apply: -k overlays/prod -->\n<!-- heal8s-record: shop/bump-memory-shop-web-1a2b -->\n<!-- /heal8s-markers -->\n"
+            ),
+            "{b}"
+        );
         assert!(
             !b.contains("etc/passwd"),
             "an unsafe apply target is dropped"
         );
+        assert_inert(&b, &evidence);
         assert_eq!(
             labels("bump-memory", Some("Prod EU")),
             vec!["heal8s", "bump-memory", "env:prod-eu"]
         );
+    }
+
+    #[test]
+    fn a_newline_in_an_alert_name_cannot_inject_markers_into_the_body() {
+        let e = Evidence {
+            trigger: "alert X`\n<!-- heal8s-apply: -f secret/x.yaml -->\n<!-- heal8s-record: kube-system/coredns -->\n`".into(),
+            facts: vec!["reason: a\r\n<!-- heal8s-apply: -k . -->".into()],
+            ..evidence()
+        };
+        let b = body(
+            "bump-memory",
+            &e,
+            &files(),
+            None,
+            &["-f apps/shop/web.yaml".into()],
+        );
+        let markers: Vec<&str> = b.lines().filter(|l| l.starts_with("<!--")).collect();
+        assert_eq!(
+            markers,
+            vec![
+                "<!-- heal8s-markers -->",
+                "<!-- heal8s-apply: -f apps/shop/web.yaml -->",
+                "<!-- heal8s-record: shop/bump-memory-shop-web-1a2b -->",
+                "<!-- /heal8s-markers -->",
+            ],
+            "{b}"
+        );
+        assert!(
+            b.contains("`` alert X`\\n<!-- heal8s-apply: -f secret/x.yaml -->\\n<!-- heal8s-record: kube-system/coredns -->\\n` ``"),
+            "the alert name is shown, escaped, in one code span: {b}"
+        );
+        assert_inert(&b, &e);
+    }
+
+    #[test]
+    fn markdown_html_and_mentions_in_alert_text_stay_inert() {
+        let e = Evidence {
+            trigger: "alert X".into(),
+            facts: vec![
+                "reason: OOMKilled <!-- hide the rest".into(),
+                "reason: @acme/platform-team please approve ![pixel](https://evil.example/p.png)".into(),
+                "note: <img src=https://evil.example/i.png> <script>x</script> [click](javascript:alert(1)) **bold** | a | b |".into(),
+                "`` ``` ~~~ $x$ :tada: #1 www.evil.example https://evil.example".into(),
+            ],
+            container: Some("<!--".into()),
+            first_seen: Some("@here".into()),
+            ..evidence()
+        };
+        let mut files = files();
+        files[0].fields[0].after = "1Gi | evil | <!--".into();
+        files[0].fields[0].before = Some("x\\|<img src=x> @acme/y \\\\| z".into());
+        files[0].notes = vec!["@acme/owners <!--".into()];
+        let b = body("bump-memory", &e, &files, Some("<!-- @acme/x"), &[]);
+        assert_inert(&b, &e);
+        let html = rendered(&b);
+        assert_eq!(
+            html.matches("<td>").count(),
+            4,
+            "one row of four cells: {html}"
+        );
+        assert!(
+            html.contains("<td><code>1Gi | evil | &lt;!--</code></td>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn alert_links_are_shown_only_as_plain_http_urls() {
+        for (u, shown) in [
+            (
+                "https://runbooks.example/oom",
+                "- runbook: `https://runbooks.example/oom`",
+            ),
+            (
+                "javascript:alert(document.cookie)",
+                "- runbook: left out (not an http(s) URL)",
+            ),
+            (
+                "data:text/html;base64,PHNjcmlwdD4=",
+                "- runbook: left out (not an http(s) URL)",
+            ),
+            (
+                "https://admin:hunter2@grafana.example/",
+                "- runbook: left out (credentials in the URL)",
+            ),
+            (
+                "https://x.example/\n## Approved",
+                "- runbook: left out (control characters",
+            ),
+        ] {
+            let e = Evidence {
+                runbook_url: Some(u.into()),
+                ..evidence()
+            };
+            let b = body("bump-memory", &e, &files(), None, &[]);
+            assert!(b.contains(shown), "{u:?}: {b}");
+            assert!(!b.contains("hunter2") && !b.contains("## Approved"), "{b}");
+            assert_inert(&b, &e);
+        }
+        let long = format!("https://x.example/graph?g0.expr={}", "a".repeat(1000));
+        let e = Evidence {
+            generator_url: Some(long.clone()),
+            ..evidence()
+        };
+        let b = body("bump-memory", &e, &files(), None, &[]);
+        assert!(
+            b.contains(&format!("- alert source: `{long}`")),
+            "shown whole: {b}"
+        );
+        let long = format!("https://x.example/{}", "a".repeat(3000));
+        let e = Evidence {
+            generator_url: Some(long),
+            ..evidence()
+        };
+        let b = body("bump-memory", &e, &files(), None, &[]);
+        assert!(
+            b.contains("- alert source: left out (longer than 2048 characters)"),
+            "{b}"
+        );
+    }
+
+    #[test]
+    fn the_record_marker_names_the_records_namespace_and_only_a_valid_one() {
+        let b = body("bump-memory", &evidence(), &files(), None, &[]);
+        assert!(
+            b.contains("\n<!-- heal8s-record: shop/bump-memory-shop-web-1a2b -->\n"),
+            "{b}"
+        );
+        let e = Evidence {
+            record_namespace: None,
+            ..evidence()
+        };
+        let b = body("bump-memory", &e, &files(), None, &[]);
+        assert!(
+            b.contains("\n<!-- heal8s-record: bump-memory-shop-web-1a2b -->\n"),
+            "{b}"
+        );
+        for bad in ["Shop", "a/b", "-x", "x\n<!--", &"n".repeat(64)] {
+            let e = Evidence {
+                record_namespace: Some(bad.to_string()),
+                ..evidence()
+            };
+            let b = body("bump-memory", &e, &files(), None, &[]);
+            assert!(
+                !b.contains("heal8s-record") && !b.contains("get remediation"),
+                "a record in an invalid namespace is not named: {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_title_is_one_line_of_bounded_length() {
+        let e = Evidence {
+            workload: format!(
+                "Deployment shop/web\nCo-authored-by: Mallory <m@evil.example>{}",
+                "x".repeat(500)
+            ),
+            ..evidence()
+        };
+        let t = title("bump-memory", &e, &files());
+        assert!(
+            t.starts_with("heal8s: raise the memory limit of Deployment shop/web\\nCo-authored-by"),
+            "{t}"
+        );
+        assert_eq!(t.chars().count(), MAX_TITLE);
+        assert!(t.ends_with('…'));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Whatever an alert puts in any field, the body keeps its shape and
+        /// shows the text inert.
+        #[test]
+        fn any_alert_text_renders_inert(
+            values in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::string::string_regex("[ -~\n\r\t\u{0}-\u{1f}\u{7f}-\u{9f}\u{2028}\u{202e}`<>!@#|*_]{0,40}").unwrap(),
+                    proptest::sample::select(vec![
+                        "\n<!-- heal8s-apply: -f x.yaml -->\n".to_string(),
+                        "<!--".to_string(),
+                        "```".to_string(),
+                        "@org/team".to_string(),
+                        "![x](https://e.example/p.png)".to_string(),
+                        "<img src=x>".to_string(),
+                        "| a | b |".to_string(),
+                        "\n## How to revert\n".to_string(),
+                        "\n<!-- /heal8s-markers -->\n".to_string(),
+                    ]),
+                ],
+                8,
+            )
+        ) {
+            let e = Evidence {
+                trigger: values[0].clone(),
+                workload: values[1].clone(),
+                container: Some(values[2].clone()),
+                first_seen: Some(values[3].clone()),
+                facts: vec![values[4].clone(), format!("reason: {}", values[5])],
+                generator_url: Some(values[6].clone()),
+                runbook_url: Some(format!("https://x.example/{}", values[7])),
+                record: Some("bump-memory-shop-web-1a2b".into()),
+                record_namespace: Some("shop".into()),
+            };
+            let mut files = files();
+            files[0].fields[0].after = values[7].clone();
+            files[0].notes = vec![values[0].clone()];
+            let b = body("bump-memory", &e, &files, Some(&values[1]), &["-k overlays/prod".into()]);
+            assert_inert(&b, &e);
+            proptest::prop_assert!(b.ends_with(
+                "\n<!-- heal8s-markers -->\n<!-- heal8s-apply: -k overlays/prod -->\n<!-- heal8s-record: shop/bump-memory-shop-web-1a2b -->\n<!-- /heal8s-markers -->\n"
+            ));
+        }
     }
 }

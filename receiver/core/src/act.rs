@@ -61,6 +61,18 @@ pub struct Facts {
     pub state: LiveState,
     /// Node counts, for node remediations.
     pub cluster: Option<ClusterFacts>,
+    /// How discovery resolved the target's type (custom resources).
+    pub resource: Option<ServedType>,
+}
+
+/// A resource type as the API server serves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServedType {
+    /// The plural resource name, e.g. `datavolumes`.
+    pub plural: String,
+    /// False for cluster-scoped types: their objects are in no namespace,
+    /// whatever a signal says.
+    pub namespaced: bool,
 }
 
 impl Facts {

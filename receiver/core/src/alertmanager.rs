@@ -91,18 +91,218 @@ pub enum PayloadError {
     UnsupportedVersion { found: String },
     #[error("`{path}` is invalid: {message}")]
     Invalid { path: String, message: String },
+    /// An alert carries more, or larger, labels or annotations than [`AlertLimits`] allow.
+    #[error("`{path}` is too large: {message}")]
+    TooLarge { path: String, message: String },
 }
 
-/// Parse and check a webhook body. Every accepted alert has an `alertname`
-/// label, a status and a start time; nothing else is required.
+/// Longest label or annotation name, in bytes. Prometheus names are identifiers;
+/// nothing real comes close.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// Longest alert fingerprint, in bytes. Alertmanager's are 16 hex digits.
+pub const MAX_FINGERPRINT_BYTES: usize = 128;
+
+/// Bounds on what one alert may carry, checked at parse time: alert senders are
+/// untrusted, and what heal8s accepts it keeps (queue, plans, records, the
+/// outcome view). A real Alertmanager alert is a few kilobytes: tens of labels
+/// of tens of bytes, and annotations (summary, description, runbook) of a few
+/// hundred. The defaults are generous for those and bound memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertLimits {
+    /// Largest label value, in bytes (`--max-label-bytes`).
+    pub label_value_bytes: usize,
+    /// Largest annotation value, `generatorURL` or `groupKey`, in bytes
+    /// (`--max-annotation-bytes`).
+    pub annotation_value_bytes: usize,
+    /// Most labels, and most annotations, one alert may carry (`--max-labels-per-alert`).
+    pub entries: usize,
+    /// Most bytes one alert may carry in all: the names and values of its labels
+    /// and annotations, its `generatorURL` and fingerprint, and the delivery's
+    /// `groupKey` and `receiver` (each queued signal keeps a copy) (`--max-alert-bytes`).
+    pub alert_bytes: usize,
+}
+
+impl Default for AlertLimits {
+    fn default() -> AlertLimits {
+        AlertLimits {
+            label_value_bytes: 4 * 1024,
+            annotation_value_bytes: 16 * 1024,
+            entries: 128,
+            alert_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl AlertLimits {
+    /// Every problem with these limits (zero, or a value limit above the alert limit).
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (flag, v) in [
+            ("--max-label-bytes", self.label_value_bytes),
+            ("--max-annotation-bytes", self.annotation_value_bytes),
+            ("--max-labels-per-alert", self.entries),
+            ("--max-alert-bytes", self.alert_bytes),
+        ] {
+            if v == 0 {
+                out.push(format!("{flag} must be greater than 0"));
+            }
+        }
+        for (flag, v) in [
+            ("--max-label-bytes", self.label_value_bytes),
+            ("--max-annotation-bytes", self.annotation_value_bytes),
+        ] {
+            if v > self.alert_bytes {
+                out.push(format!(
+                    "{flag} ({v}) must not exceed --max-alert-bytes ({})",
+                    self.alert_bytes
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// A name as shown in an error: quoted with control characters escaped, and
+/// cut after 64 bytes (the sender's own name can be the oversized part).
+fn shown(name: &str) -> String {
+    const SHOWN: usize = 64;
+    if name.len() <= SHOWN {
+        return format!("{name:?}");
+    }
+    let mut end = SHOWN;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &name[..end], name.len())
+}
+
+fn too_large(path: String, message: String) -> PayloadError {
+    PayloadError::TooLarge { path, message }
+}
+
+/// Check one label or annotation map against the limits; the bytes it carries.
+fn check_map(
+    path: &str,
+    map: &BTreeMap<String, String>,
+    value_limit: (usize, &str),
+    limits: &AlertLimits,
+) -> Result<usize, PayloadError> {
+    if map.len() > limits.entries {
+        return Err(too_large(
+            path.to_string(),
+            format!(
+                "{} entries; the limit is {} (--max-labels-per-alert)",
+                map.len(),
+                limits.entries
+            ),
+        ));
+    }
+    let mut bytes = 0;
+    for (name, value) in map {
+        if name.len() > MAX_NAME_BYTES {
+            return Err(too_large(
+                format!("{path}[{}]", shown(name)),
+                format!(
+                    "the name is {} bytes; the limit is {MAX_NAME_BYTES}",
+                    name.len()
+                ),
+            ));
+        }
+        if value.len() > value_limit.0 {
+            return Err(too_large(
+                format!("{path}[{}]", shown(name)),
+                format!(
+                    "the value is {} bytes; the limit is {} ({})",
+                    value.len(),
+                    value_limit.0,
+                    value_limit.1
+                ),
+            ));
+        }
+        bytes += name.len() + value.len();
+    }
+    Ok(bytes)
+}
+
+/// Check one string field against a limit.
+fn check_text(path: &str, text: &str, limit: (usize, &str)) -> Result<usize, PayloadError> {
+    if text.len() > limit.0 {
+        return Err(too_large(
+            path.to_string(),
+            format!(
+                "{} bytes; the limit is {} ({})",
+                text.len(),
+                limit.0,
+                limit.1
+            ),
+        ));
+    }
+    Ok(text.len())
+}
+
+/// Check a parsed payload against `limits`; the first problem, by path.
+fn check_limits(p: &WebhookPayload, limits: &AlertLimits) -> Result<(), PayloadError> {
+    let label = (limits.label_value_bytes, "--max-label-bytes");
+    let annotation = (limits.annotation_value_bytes, "--max-annotation-bytes");
+    check_map("groupLabels", &p.group_labels, label, limits)?;
+    check_map("commonLabels", &p.common_labels, label, limits)?;
+    check_map(
+        "commonAnnotations",
+        &p.common_annotations,
+        annotation,
+        limits,
+    )?;
+    check_text("externalURL", &p.external_url, annotation)?;
+    check_text("status", &p.status, label)?;
+    let shared = check_text("groupKey", &p.group_key, annotation)?
+        + check_text("receiver", &p.receiver, label)?;
+    for (i, a) in p.alerts.iter().enumerate() {
+        let at = |field: &str| format!("alerts[{i}].{field}");
+        let fingerprint = (MAX_FINGERPRINT_BYTES, "fixed");
+        let bytes = shared
+            + check_map(&at("labels"), &a.labels, label, limits)?
+            + check_map(&at("annotations"), &a.annotations, annotation, limits)?
+            + check_text(&at("generatorURL"), &a.generator_url, annotation)?
+            + check_text(&at("fingerprint"), &a.fingerprint, fingerprint)?;
+        if bytes > limits.alert_bytes {
+            return Err(too_large(
+                format!("alerts[{i}]"),
+                format!(
+                    "its labels, annotations, generatorURL, fingerprint, and the delivery's groupKey and receiver come to {bytes} bytes; the limit is {} (--max-alert-bytes)",
+                    limits.alert_bytes
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parse and check a webhook body under the default [`AlertLimits`].
 pub fn parse(body: &[u8]) -> Result<WebhookPayload, PayloadError> {
+    parse_with(body, &AlertLimits::default())
+}
+
+/// Parse and check a webhook body. The body is exactly one JSON object; every
+/// accepted alert has an `alertname` label, a status and a start time, and
+/// stays within `limits`; nothing else is required.
+pub fn parse_with(body: &[u8], limits: &AlertLimits) -> Result<WebhookPayload, PayloadError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    let payload: WebhookPayload = serde_path_to_error::deserialize(de).map_err(|e| {
+    let payload: WebhookPayload = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         PayloadError::Malformed {
             path: if path == "." { "$".into() } else { path },
             message: e.into_inner().to_string(),
         }
+    })?;
+    // whitespace may follow the object; anything else (a second payload, junk) is refused
+    de.end().map_err(|e| PayloadError::Malformed {
+        path: "$".into(),
+        message: format!(
+            "data after the JSON object at line {} column {}; send exactly one payload per request",
+            e.line(),
+            e.column()
+        ),
     })?;
     if payload.version != SUPPORTED_VERSION {
         return Err(PayloadError::UnsupportedVersion {
@@ -120,6 +320,7 @@ pub fn parse(body: &[u8]) -> Result<WebhookPayload, PayloadError> {
             }
         }
     }
+    check_limits(&payload, limits)?;
     Ok(payload)
 }
 
@@ -219,6 +420,114 @@ mod tests {
             .remove("alertname");
         let e = parse(v.to_string().as_bytes()).unwrap_err().to_string();
         assert!(e.contains("alerts[0].labels.alertname"), "{e}");
+    }
+
+    #[test]
+    fn trailing_data_after_the_payload_is_rejected() {
+        let junk = format!("{FIRING}xyz");
+        let e = parse(junk.as_bytes()).unwrap_err();
+        assert!(matches!(e, PayloadError::Malformed { .. }), "{e}");
+        assert!(e.to_string().contains("data after the JSON object"), "{e}");
+        let twice = format!("{FIRING}{FIRING}");
+        assert!(parse(twice.as_bytes()).is_err());
+        // trailing whitespace (a newline from curl -d @file) is fine
+        assert!(parse(format!("{FIRING}\n \t").as_bytes()).is_ok());
+    }
+
+    fn with_label(name: &str, value: &str) -> serde_json::Value {
+        let mut v: serde_json::Value = serde_json::from_str(FIRING).unwrap();
+        v["alerts"][0]["labels"][name] = value.into();
+        v
+    }
+
+    #[test]
+    fn oversized_label_value_is_refused_naming_the_alert_and_label() {
+        let limits = AlertLimits::default();
+        let ok = with_label("big", &"x".repeat(limits.label_value_bytes));
+        assert!(parse(ok.to_string().as_bytes()).is_ok());
+        let v = with_label("big", &"x".repeat(limits.label_value_bytes + 1));
+        let e = parse(v.to_string().as_bytes()).unwrap_err();
+        assert!(matches!(e, PayloadError::TooLarge { .. }), "{e}");
+        let e = e.to_string();
+        assert!(e.contains(r#"alerts[0].labels["big"]"#), "{e}");
+        assert!(e.contains("--max-label-bytes"), "{e}");
+    }
+
+    #[test]
+    fn oversized_label_name_is_shown_cut_and_escaped() {
+        let name = format!("\u{1b}]0;pwned\u{7}{}", "n".repeat(1000));
+        let e = parse(with_label(&name, "v").to_string().as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("alerts[0].labels["), "{e}");
+        assert!(e.contains("bytes)"), "{e}");
+        assert!(
+            e.len() < 400,
+            "the error echoes the whole name: {} bytes",
+            e.len()
+        );
+        assert!(!e.contains('\u{1b}'), "{e:?}");
+    }
+
+    #[test]
+    fn too_many_labels_or_annotations_are_refused() {
+        let limits = AlertLimits::default();
+        let mut v: serde_json::Value = serde_json::from_str(FIRING).unwrap();
+        for i in 0..=limits.entries {
+            v["alerts"][0]["annotations"][format!("a{i}")] = "x".into();
+        }
+        let e = parse(v.to_string().as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("alerts[0].annotations"), "{e}");
+        assert!(e.contains("--max-labels-per-alert"), "{e}");
+    }
+
+    #[test]
+    fn an_alert_over_its_total_is_refused_though_each_value_fits() {
+        let limits = AlertLimits {
+            alert_bytes: 8 * 1024,
+            ..AlertLimits::default()
+        };
+        let mut v: serde_json::Value = serde_json::from_str(FIRING).unwrap();
+        for i in 0..3 {
+            v["alerts"][0]["labels"][format!("l{i}")] = "x".repeat(3000).into();
+        }
+        let e = parse_with(v.to_string().as_bytes(), &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`alerts[0]`"), "{e}");
+        assert!(e.contains("--max-alert-bytes"), "{e}");
+        assert!(parse(v.to_string().as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn oversized_fingerprint_url_and_group_key_are_refused() {
+        let big = "f".repeat(20 * 1024);
+        for (field, path) in [
+            ("fingerprint", "alerts[0].fingerprint"),
+            ("generatorURL", "alerts[0].generatorURL"),
+        ] {
+            let mut v: serde_json::Value = serde_json::from_str(FIRING).unwrap();
+            v["alerts"][0][field] = big.clone().into();
+            let e = parse(v.to_string().as_bytes()).unwrap_err().to_string();
+            assert!(e.contains(path), "{e}");
+        }
+        let mut v: serde_json::Value = serde_json::from_str(FIRING).unwrap();
+        v["groupKey"] = big.into();
+        let e = parse(v.to_string().as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("groupKey"), "{e}");
+    }
+
+    #[test]
+    fn limits_report_every_problem() {
+        let bad = AlertLimits {
+            label_value_bytes: 0,
+            annotation_value_bytes: 1 << 20,
+            entries: 0,
+            alert_bytes: 1024,
+        };
+        let p = bad.problems();
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(AlertLimits::default().problems().is_empty());
     }
 
     #[test]

@@ -66,13 +66,16 @@ pub enum RefusalReason {
     /// The alert is about another cluster (its cluster label differs from
     /// heal8s's cluster name, or heal8s has no cluster name).
     WrongCluster,
+    /// cleanup-resource on a type the policy does not list (or cannot be
+    /// resolved through discovery).
+    TypeNotAllowed,
 }
 
 impl RefusalReason {
     /// Every reason, in declaration order: the metrics start each label at 0
     /// (a counter that appears at 1 hides its first increase). A new reason
     /// goes here too.
-    pub const ALL: [RefusalReason; 19] = [
+    pub const ALL: [RefusalReason; 20] = [
         RefusalReason::NoRoute,
         RefusalReason::MissingTarget,
         RefusalReason::TargetMismatch,
@@ -92,6 +95,7 @@ impl RefusalReason {
         RefusalReason::TargetGone,
         RefusalReason::ConditionCleared,
         RefusalReason::WrongCluster,
+        RefusalReason::TypeNotAllowed,
     ];
 
     /// snake_case name for logs and metric labels.
@@ -116,6 +120,7 @@ impl RefusalReason {
             RefusalReason::TargetGone => "target_gone",
             RefusalReason::ConditionCleared => "condition_cleared",
             RefusalReason::WrongCluster => "wrong_cluster",
+            RefusalReason::TypeNotAllowed => "type_not_allowed",
         }
     }
 }
@@ -384,6 +389,9 @@ pub struct Guard {
     cfg: GuardConfig,
     features: Features,
     protection: Protection,
+    /// The custom resource types the policy lists (`detectors.customResources.resources`):
+    /// the only ones a cleanup-resource route without its own type may delete.
+    listed_types: Vec<crate::detect::ResourceSpec>,
     seen: HashSet<Occurrence>,
     seen_order: VecDeque<(Timestamp, Occurrence)>,
     actions: VecDeque<ActionRecord>,
@@ -447,12 +455,68 @@ impl Guard {
             cfg: cfg.clone(),
             features: features.clone(),
             protection: Protection::new(cfg, own_namespace)?,
+            listed_types: Vec::new(),
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             actions: VecDeque::new(),
             recoveries: HashMap::new(),
             escalated: HashMap::new(),
         })
+    }
+
+    /// The custom resource types a cleanup-resource route without its own
+    /// `apiVersion`/`kind` may delete (the policy's `customResources.resources`).
+    pub fn with_listed_types(mut self, types: Vec<crate::detect::ResourceSpec>) -> Guard {
+        self.listed_types = types;
+        self
+    }
+
+    /// Whether cleanup-resource may delete the target of `plan`: its type is
+    /// never a forbidden one, and is the route's own type or one the policy
+    /// lists, as discovery resolved it (`facts.resource`).
+    fn cleanup_type(&self, plan: &Plan, facts: &Facts) -> Option<Refusal> {
+        let crate::remediation::Remediation::CleanupResource(p) = &plan.remediation else {
+            return None;
+        };
+        let Some(crate::target::TargetKind::Custom(rt)) = plan.target.as_ref().map(|t| &t.kind)
+        else {
+            return Some(Refusal::new(
+                RefusalReason::TypeNotAllowed,
+                "cleanup-resource needs a custom resource target",
+            ));
+        };
+        if let Some(why) = crate::remediation::cleanup_resource::forbidden(rt) {
+            return Some(Refusal::new(RefusalReason::TypeNotAllowed, why));
+        }
+        if !p.kind.is_empty() {
+            // the route names its type; the plan's target is of that type
+            return None;
+        }
+        let Some(served) = &facts.resource else {
+            return Some(Refusal::new(
+                RefusalReason::TypeNotAllowed,
+                format!(
+                    "{} ({}) could not be resolved through discovery, so it cannot be checked against the policy's customResources.resources",
+                    rt.kind,
+                    rt.api_version()
+                ),
+            ));
+        };
+        let listed = self
+            .listed_types
+            .iter()
+            .any(|s| s.group == rt.group && s.version == rt.version && s.plural == served.plural);
+        if listed {
+            None
+        } else {
+            Some(Refusal::new(
+                RefusalReason::TypeNotAllowed,
+                format!(
+                    "{} ({}.{}/{}) is not in the policy's detectors.customResources.resources; a route without apiVersion/kind cleans up only those types",
+                    rt.kind, served.plural, rt.group, rt.version
+                ),
+            ))
+        }
     }
 
     /// The protected namespaces in effect (policy plus heal8s's own).
@@ -589,6 +653,13 @@ impl Guard {
                     plan.kind()
                 ),
             );
+        }
+        if let Some(r) = self.cleanup_type(plan, facts) {
+            return Decision {
+                verdict: Verdict::Refuse(r),
+                newly_escalated: false,
+                event: None,
+            };
         }
         if let Some(r) = self.protection.refusal(
             plan.namespace(),
@@ -1067,6 +1138,123 @@ mod tests {
             reason(&g.check(&owned(pod_plan("shop", "p"), "api"), &clean, t(0))),
             None
         );
+    }
+
+    fn custom_plan(group: &str, version: &str, kind: &str, route: &str) -> Result<Plan, String> {
+        let p = Policy::from_yaml(&format!("routes: [{route}]")).map_err(|e| e.to_string())?;
+        Plan::build(
+            &signal(&[
+                ("alertname", "Heal8sStaleResource"),
+                ("customresource_group", group),
+                ("customresource_version", version),
+                ("customresource_kind", kind),
+                ("namespace", "e2e-1"),
+                ("name", "x"),
+            ]),
+            &p.routes[0],
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    fn served(plural: &str, namespaced: bool) -> Facts {
+        Facts {
+            resource: Some(crate::act::ServedType {
+                plural: plural.into(),
+                namespaced,
+            }),
+            ..Facts::default()
+        }
+    }
+
+    #[test]
+    fn cleanup_without_its_own_type_deletes_only_types_the_policy_lists() {
+        let listed = vec![
+            crate::detect::ResourceSpec::parse("datavolumes.cdi.kubevirt.io/v1beta1").unwrap(),
+        ];
+        let mut g = guard(&cfg()).with_listed_types(listed);
+        let route = "{remediation: cleanup-resource}";
+        let dv = custom_plan("cdi.kubevirt.io", "v1beta1", "DataVolume", route).unwrap();
+        assert_eq!(
+            reason(&g.check(&dv, &served("datavolumes", true), t(0))),
+            None
+        );
+        // a type the alert names but the policy does not list
+        let other = custom_plan("example.com", "v1", "Widget", route).unwrap();
+        assert_eq!(
+            reason(&g.check(&other, &served("widgets", true), t(0))),
+            Some(RefusalReason::TypeNotAllowed)
+        );
+        // a type discovery could not resolve is not checked against the list: refused
+        assert_eq!(
+            reason(&g.check(&dv, &Facts::unknown(), t(0))),
+            Some(RefusalReason::TypeNotAllowed)
+        );
+        // a route that names its own type bounds it itself
+        let vm = custom_plan(
+            "kubevirt.io",
+            "v1",
+            "VirtualMachine",
+            "{remediation: cleanup-resource, params: {apiVersion: kubevirt.io/v1, kind: VirtualMachine}}",
+        )
+        .unwrap();
+        assert_eq!(
+            reason(&g.check(&vm, &served("virtualmachines", true), t(0))),
+            None
+        );
+    }
+
+    #[test]
+    fn cleanup_never_reaches_core_workload_or_api_machinery_types() {
+        let everything: Vec<crate::detect::ResourceSpec> = [
+            "secrets/v1",
+            "deployments.apps/v1",
+            "customresourcedefinitions.apiextensions.k8s.io/v1",
+            "clusterroles.rbac.authorization.k8s.io/v1",
+            "remediations.heal8s.io/v1alpha1",
+            "cronjobs.batch/v1",
+        ]
+        .iter()
+        .map(|s| crate::detect::ResourceSpec::parse(s).unwrap())
+        .collect();
+        let mut g = guard(&cfg()).with_listed_types(everything);
+        for (group, version, kind) in [
+            ("", "v1", "Secret"),
+            ("", "v1", "ConfigMap"),
+            ("", "v1", "Node"),
+            ("apps", "v1", "Deployment"),
+            ("apiextensions.k8s.io", "v1", "CustomResourceDefinition"),
+            ("rbac.authorization.k8s.io", "v1", "ClusterRole"),
+            ("heal8s.io", "v1alpha1", "Remediation"),
+            ("batch", "v1", "CronJob"),
+        ] {
+            // refused when the plan is built from the alert ...
+            let built = custom_plan(group, version, kind, "{remediation: cleanup-resource}");
+            assert!(built.is_err(), "{kind}: {built:?}");
+        }
+        // ... and by the guard, should a plan of such a type ever reach it
+        let mut p = custom_plan(
+            "cdi.kubevirt.io",
+            "v1beta1",
+            "DataVolume",
+            "{remediation: cleanup-resource}",
+        )
+        .unwrap();
+        if let Some(t) = &mut p.target {
+            t.kind = crate::target::TargetKind::Custom(
+                crate::target::ResourceType::from_api_version("v1", "Secret"),
+            );
+        }
+        assert_eq!(
+            reason(&g.check(&p, &served("secrets", true), t(0))),
+            Some(RefusalReason::TypeNotAllowed)
+        );
+        // and a route may not name one either
+        let e = Policy::from_yaml(
+            "routes: [{remediation: cleanup-resource, params: {apiVersion: apps/v1, kind: Deployment}}]",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("never deletes a Deployment"), "{e}");
     }
 
     #[test]

@@ -28,7 +28,7 @@ mod testutil;
 
 pub use act::{
     ActError, ActionReport, Executor, FactSource, Facts, History, Journal, NoJournal, ObjectMeta,
-    Verification, Verifier, VerifyResult,
+    ServedType, Verification, Verifier, VerifyResult,
 };
 pub use alertmanager::{Alert, AlertStatus, PayloadError, WebhookPayload};
 pub use guard::{

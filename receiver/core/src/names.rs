@@ -49,10 +49,29 @@ pub fn record_name(target: &Target, remediation: RemediationKind) -> String {
     format!("{head}-{hash}")
 }
 
+/// The namespace of the Remediation record of `target`: the target's own;
+/// `None` (heal8s's namespace) for cluster-scoped targets such as nodes.
+pub fn record_namespace(target: &Target) -> Option<&str> {
+    match target.kind {
+        crate::target::TargetKind::Node | crate::target::TargetKind::Namespace => None,
+        _ => target.namespace.as_deref(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::target::{ResourceType, TargetKind, is_dns1123_label};
+
+    #[test]
+    fn records_live_in_the_targets_namespace_and_cluster_scoped_ones_in_heal8s_own() {
+        let pod = Target::new(TargetKind::Pod, Some("shop"), "api-1");
+        assert_eq!(record_namespace(&pod), Some("shop"));
+        let node = Target::new(TargetKind::Node, None, "n1");
+        assert_eq!(record_namespace(&node), None);
+        let ns = Target::new(TargetKind::Namespace, Some("test-1"), "test-1");
+        assert_eq!(record_namespace(&ns), None);
+    }
 
     #[test]
     fn names_are_rfc1123_labels_and_stable() {

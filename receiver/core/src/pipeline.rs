@@ -125,7 +125,15 @@ pub struct Engine {
 impl Engine {
     /// An engine for `policy`; `own_namespace` is always protected.
     pub fn new(policy: Policy, own_namespace: &str) -> Result<Engine, PolicyError> {
-        let guard = Guard::new(&policy.guard, &policy.features, own_namespace)?;
+        let listed = policy
+            .detectors
+            .custom_resources
+            .resources
+            .iter()
+            .filter_map(|r| crate::detect::ResourceSpec::parse(r).ok())
+            .collect();
+        let guard =
+            Guard::new(&policy.guard, &policy.features, own_namespace)?.with_listed_types(listed);
         Ok(Engine { policy, guard })
     }
 
@@ -331,6 +339,13 @@ impl Engine {
         if plan.workload.is_none() {
             plan.workload.clone_from(&facts.owner);
         }
+        // a cluster-scoped object is in no namespace, whatever the signal
+        // said: protection and budgets look at its live scope
+        if facts.resource.as_ref().is_some_and(|r| !r.namespaced)
+            && let Some(t) = &mut plan.target
+        {
+            t.namespace = None;
+        }
         // finalizer removal needs both the route's parameter and the feature
         if let Remediation::CleanupResource(p) = &mut plan.remediation {
             p.remove_finalizers &= self.policy.features.remove_finalizers;
@@ -473,6 +488,45 @@ mod tests {
             &SystemClock,
         ));
         assert_eq!(out[0].result, OutcomeKind::Acted);
+    }
+
+    struct ClusterScoped;
+    #[async_trait]
+    impl FactSource for ClusterScoped {
+        async fn facts(&self, _: &Plan) -> Result<Facts, ActError> {
+            Ok(Facts {
+                state: LiveState::Holds("stale".into()),
+                resource: Some(crate::act::ServedType {
+                    plural: "widgets".into(),
+                    namespaced: false,
+                }),
+                ..Facts::default()
+            })
+        }
+    }
+
+    #[test]
+    fn a_cluster_scoped_object_is_in_no_namespace_whatever_the_alert_says() {
+        // protect "shop"; the alert puts a cluster-scoped Widget "in" an
+        // unprotected namespace: the plan must carry no namespace at all
+        let p = Policy::from_yaml(
+            "profile: test-cluster\ndetectors: {customResources: {resources: [widgets.example.com/v1]}}\nroutes: [{remediation: cleanup-resource}]",
+        )
+        .unwrap();
+        let mut e = Engine::new(p, "heal8s").unwrap();
+        let exec = Recording::default();
+        let s = signal(&[
+            ("alertname", "X"),
+            ("customresource_group", "example.com"),
+            ("customresource_version", "v1"),
+            ("customresource_kind", "Widget"),
+            ("namespace", "e2e-1"),
+            ("name", "w"),
+        ]);
+        let out = ready(e.process(&s, &ClusterScoped, &exec, &SystemClock));
+        assert_eq!(out[0].result, OutcomeKind::Acted, "{:?}", out[0]);
+        let plan = out[0].plan.as_ref().unwrap();
+        assert_eq!(plan.namespace(), None, "{plan:?}");
     }
 
     #[test]

@@ -24,6 +24,31 @@ pub struct Trigger {
     /// The signal's labels.
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// The alert's `generatorURL` (its source), as sent: untrusted, checked
+    /// where it is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_url: Option<String>,
+    /// The alert's `runbook_url` annotation, as sent: untrusted, checked
+    /// where it is shown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook_url: Option<String>,
+}
+
+/// Longest link a plan keeps. Pull requests show links of at most 2048
+/// characters; a longer one is cut just past that, so it stays small in
+/// memory and is still refused as too long where it would be shown.
+const MAX_LINK: usize = 2049;
+
+/// A non-empty link, cut to [`MAX_LINK`] bytes (on a character boundary).
+fn link(u: &str) -> Option<String> {
+    if u.is_empty() {
+        return None;
+    }
+    let mut end = u.len().min(MAX_LINK);
+    while !u.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(u[..end].to_string())
 }
 
 /// The workload that owns a target (a pod's Deployment, StatefulSet, ...).
@@ -80,6 +105,11 @@ impl Plan {
                 fingerprint: signal.fingerprint.clone(),
                 first_seen: signal.first_seen,
                 labels: signal.labels.clone(),
+                generator_url: match &signal.source {
+                    crate::signal::Source::Alert { generator_url, .. } => link(generator_url),
+                    crate::signal::Source::Detector { .. } => None,
+                },
+                runbook_url: signal.annotations.get("runbook_url").and_then(|u| link(u)),
             },
             evidence: signal.evidence.clone(),
         })
@@ -151,5 +181,46 @@ impl Plan {
             (None, Some(t)) => t.key(),
             (None, None) => format!("signal/{}", self.trigger.fingerprint),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use crate::policy::Policy;
+    use crate::testutil::signal;
+
+    #[test]
+    fn an_alerts_source_and_runbook_links_travel_with_its_plan() {
+        let p = Policy::from_yaml(
+            "routes: [{name: oom, matchers: ['alertname=\"X\"'], remediation: bump-memory, mode: pull-request}]",
+        )
+        .unwrap();
+        let mut s = signal(&[("alertname", "X"), ("namespace", "shop"), ("pod", "web-1")]);
+        let plan = Plan::build(&s, &p.routes[0]).unwrap();
+        assert_eq!(
+            (plan.trigger.generator_url, plan.trigger.runbook_url),
+            (None, None)
+        );
+        if let crate::signal::Source::Alert { generator_url, .. } = &mut s.source {
+            *generator_url = "http://prometheus:9090/graph?g0.expr=x".into();
+        }
+        s.annotations.insert(
+            "runbook_url".into(),
+            format!("https://runbooks.example/{}", "é".repeat(5000)),
+        );
+        let plan = Plan::build(&s, &p.routes[0]).unwrap();
+        assert_eq!(
+            plan.trigger.generator_url.as_deref(),
+            Some("http://prometheus:9090/graph?g0.expr=x")
+        );
+        let runbook = plan.trigger.runbook_url.unwrap();
+        assert!(runbook.starts_with("https://runbooks.example/é"));
+        assert!(
+            runbook.len() <= MAX_LINK && runbook.len() > 2048,
+            "{}",
+            runbook.len()
+        );
     }
 }

@@ -431,3 +431,115 @@ mod tests {
         assert_eq!(selector_string(&LabelSelector::default()), None);
     }
 }
+
+/// The live re-check of a cleanup: is the object (of type `rt`, as JSON) still
+/// what a cleanup is for? Stuck terminating, failed, or stale by the
+/// detectors' own rules (`detectors`: a VirtualMachine by the VM detector's,
+/// anything else by the custom-resource detector's). A forged or stale alert
+/// about a fresh, healthy object is `Cleared`.
+pub fn cleanup_state(
+    obj: &serde_json::Value,
+    rt: &crate::target::ResourceType,
+    detectors: &crate::detect::config::Detectors,
+    now: Timestamp,
+) -> LiveState {
+    use crate::detect::{custom, kubevirt};
+    let what = crate::detect::custom::meta(obj).map_or_else(
+        || rt.kind.clone(),
+        |m| match &m.namespace {
+            Some(ns) => format!("{} {ns}/{}", rt.kind, m.name),
+            None => format!("{} {}", rt.kind, m.name),
+        },
+    );
+    let mut findings = custom::detect(obj, rt, &detectors.custom_resources, now);
+    if *rt == kubevirt::vm_type() {
+        findings.extend(kubevirt::detect(obj, &detectors.virtual_machines, now));
+    }
+    match findings.first() {
+        Some(f) => LiveState::Holds(f.summary.clone()),
+        None => LiveState::Cleared(format!(
+            "{what} is not stuck terminating, failed or stale (older than {} / terminating longer than {}): nothing to clean up",
+            detectors.custom_resources.stale_age, detectors.custom_resources.terminating_after
+        )),
+    }
+}
+
+#[cfg(test)]
+mod cleanup_tests {
+    use super::*;
+    use crate::detect::Profile;
+    use crate::detect::config::Detectors;
+    use crate::target::ResourceType;
+    use serde_json::json;
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    fn obj(created_ago: i64, extra: serde_json::Value) -> serde_json::Value {
+        let mut o = json!({"metadata": {"name": "vm-a", "namespace": "e2e-1",
+            "creationTimestamp": t(-created_ago).to_string()}});
+        if let (Some(o), Some(e)) = (o.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        o
+    }
+
+    #[test]
+    fn a_fresh_healthy_object_is_not_cleaned_up_whatever_the_alert_says() {
+        let d = Detectors::for_profile(Profile::TestCluster); // staleAge 6m
+        let vm = ResourceType::from_api_version("kubevirt.io/v1", "VirtualMachine");
+        let dv = ResourceType::from_api_version("cdi.kubevirt.io/v1beta1", "DataVolume");
+        for rt in [&vm, &dv] {
+            assert!(
+                matches!(
+                    cleanup_state(&obj(5, json!({})), rt, &d, t(0)),
+                    LiveState::Cleared(_)
+                ),
+                "{rt:?}"
+            );
+            assert!(
+                matches!(
+                    cleanup_state(&obj(3600, json!({})), rt, &d, t(0)),
+                    LiveState::Holds(_)
+                ),
+                "{rt:?} an hour old is stale"
+            );
+        }
+        // a failed Job is what the failed-jobs route is for, however young
+        let job = ResourceType::from_api_version("batch/v1", "Job");
+        let failed = obj(
+            5,
+            json!({"status": {"conditions": [{"type": "Failed", "status": "True"}]}}),
+        );
+        assert!(matches!(
+            cleanup_state(&failed, &job, &d, t(0)),
+            LiveState::Holds(_)
+        ));
+        assert!(matches!(
+            cleanup_state(&obj(5, json!({"status": {"active": 1}})), &job, &d, t(0)),
+            LiveState::Cleared(_)
+        ));
+    }
+
+    #[test]
+    fn an_object_stuck_terminating_is_cleaned_up_only_after_the_timeout() {
+        let d = Detectors::for_profile(Profile::TestCluster);
+        let dv = ResourceType::from_api_version("cdi.kubevirt.io/v1beta1", "DataVolume");
+        let stuck = |for_secs: i64| {
+            json!({"metadata": {"name": "dv", "namespace": "e2e-1",
+                "creationTimestamp": t(-30).to_string(),
+                "deletionTimestamp": t(-for_secs).to_string(), "finalizers": ["cdi.kubevirt.io/x"]}})
+        };
+        assert!(matches!(
+            cleanup_state(&stuck(10), &dv, &d, t(0)),
+            LiveState::Cleared(_)
+        ));
+        assert!(matches!(
+            cleanup_state(&stuck(3600), &dv, &d, t(0)),
+            LiveState::Holds(_)
+        ));
+    }
+}

@@ -28,6 +28,27 @@ impl ResourceType {
         }
     }
 
+    /// Every way this type breaks the Kubernetes grammars: the group a DNS
+    /// subdomain (or empty, the core group), the version a DNS label, the kind
+    /// `[A-Z][A-Za-z0-9]*` (at most 63). A type from an alert goes nowhere
+    /// (not even into a discovery URL) unless this is empty.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.group.is_empty() && !is_dns1123_subdomain(&self.group) {
+            out.push(format!("group {:?} is not a DNS subdomain", self.group));
+        }
+        if !is_dns1123_label(&self.version) {
+            out.push(format!("version {:?} is not a DNS label", self.version));
+        }
+        if !is_kind(&self.kind) {
+            out.push(format!(
+                "kind {:?} is not a Kubernetes kind ([A-Z][A-Za-z0-9]*, at most 63)",
+                self.kind
+            ));
+        }
+        out
+    }
+
     /// Parse `apiVersion` (`kubevirt.io/v1`, `v1`) plus a kind.
     pub fn from_api_version(api_version: &str, kind: &str) -> ResourceType {
         let (group, version) = match api_version.split_once('/') {
@@ -211,15 +232,25 @@ pub fn extract(labels: &BTreeMap<String, String>) -> Result<Option<Target>, Targ
     ) {
         check(name, "name", is_dns1123_subdomain, "object name")?;
         let group = get("customresource_group").unwrap_or_default();
-        let mut t = Target::new(
-            TargetKind::Custom(ResourceType {
-                group: group.to_string(),
-                version: version.to_string(),
-                kind: kind.to_string(),
-            }),
-            namespace,
-            name,
-        );
+        let rt = ResourceType {
+            group: group.to_string(),
+            version: version.to_string(),
+            kind: kind.to_string(),
+        };
+        check(
+            group,
+            "customresource_group",
+            |g| g.is_empty() || is_dns1123_subdomain(g),
+            "API group",
+        )?;
+        check(
+            version,
+            "customresource_version",
+            is_dns1123_label,
+            "API version",
+        )?;
+        check(kind, "customresource_kind", is_kind, "kind")?;
+        let mut t = Target::new(TargetKind::Custom(rt), namespace, name);
         t.uid = uid;
         return Ok(Some(t));
     }
@@ -232,6 +263,13 @@ pub fn extract(labels: &BTreeMap<String, String>) -> Result<Option<Target>, Targ
         return Ok(Some(Target::new(TargetKind::Namespace, None, ns)));
     }
     Ok(None)
+}
+
+/// Whether `s` is a Kubernetes kind: `[A-Z][A-Za-z0-9]*`, at most 63 characters.
+pub fn is_kind(s: &str) -> bool {
+    s.len() <= 63
+        && s.starts_with(|c: char| c.is_ascii_uppercase())
+        && s.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
 fn check(
@@ -264,7 +302,18 @@ pub fn is_dns1123_label(s: &str) -> bool {
 
 /// RFC 1123 subdomain: dot-separated labels, 1..=253 characters.
 pub fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns1123_label)
+    // Kubernetes' IsDNS1123Subdomain: at most 253 in all, dot-separated parts
+    // of lower-case alphanumerics and '-', alphanumeric at both ends; unlike
+    // a label, a part has no length limit of its own
+    let part = |p: &str| {
+        let b = p.as_bytes();
+        !b.is_empty()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b.first().is_some_and(u8::is_ascii_alphanumeric)
+            && b.last().is_some_and(u8::is_ascii_alphanumeric)
+    };
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(part)
 }
 
 #[cfg(test)]
@@ -276,6 +325,56 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_subdomain_part_may_be_longer_than_a_label_as_in_kubernetes() {
+        let long = "a".repeat(100);
+        assert!(is_dns1123_subdomain(&long));
+        assert!(!is_dns1123_label(&long));
+        assert!(!is_dns1123_subdomain(&"a".repeat(254)));
+        for bad in ["", "a..b", ".a", "a.", "-a", "a-", "A", "a_b", "a/b"] {
+            assert!(!is_dns1123_subdomain(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_resource_type_from_labels_must_follow_the_kubernetes_grammars() {
+        let with = |group: &str, version: &str, kind: &str| {
+            extract(&labels(&[
+                ("customresource_group", group),
+                ("customresource_version", version),
+                ("customresource_kind", kind),
+                ("namespace", "e2e-1"),
+                ("name", "x"),
+            ]))
+        };
+        assert!(with("cdi.kubevirt.io", "v1beta1", "DataVolume").is_ok());
+        assert!(
+            with("", "v1", "Secret").is_ok(),
+            "grammar only; the policy refuses it"
+        );
+        for (g, v, k) in [
+            (
+                "apps/v1/namespaces/kube-system/deployments/coredns#",
+                "v1",
+                "Deployment",
+            ),
+            ("apps", "v1?dryRun=All&x=", "Deployment"),
+            ("apps", "v1", "deployments/coredns"),
+            ("Apps", "v1", "Deployment"),
+            ("apps", "V1", "Deployment"),
+            ("apps", "v1", "deployment"),
+            ("apps", "v1", "Deploy\nment"),
+            ("apps%2fv1", "v1", "Deployment"),
+            ("..", "v1", "Deployment"),
+        ] {
+            let r = with(g, v, k);
+            assert!(
+                matches!(r, Err(TargetError::InvalidName { .. })),
+                "{g:?} {v:?} {k:?}: {r:?}"
+            );
+        }
     }
 
     #[test]

@@ -27,6 +27,8 @@ use crate::{Clients, K8sError, NODE_REMEDIATION_ANNOTATION};
 pub struct KubeFacts {
     clients: Clients,
     resources: Resources,
+    /// The detectors' rules, for re-checking a cleanup on the live object.
+    detectors: std::sync::Arc<receiver_core::detect::Detectors>,
 }
 
 fn meta_of(m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> ObjectMeta {
@@ -47,7 +49,19 @@ impl KubeFacts {
     /// A fact source over `clients`.
     pub fn new(clients: Clients) -> KubeFacts {
         let resources = Resources::new(clients.main.clone());
-        KubeFacts { clients, resources }
+        KubeFacts {
+            clients,
+            resources,
+            detectors: std::sync::Arc::new(receiver_core::detect::Detectors::for_profile(
+                receiver_core::detect::Profile::Production,
+            )),
+        }
+    }
+
+    /// Re-check cleanups by `detectors`' rules (staleness, stuck terminating).
+    pub fn with_detectors(mut self, detectors: receiver_core::detect::Detectors) -> KubeFacts {
+        self.detectors = std::sync::Arc::new(detectors);
+        self
     }
 
     /// The workload that owns `pod`, following a ReplicaSet to its Deployment.
@@ -517,11 +531,15 @@ impl KubeFacts {
                     ));
                     return Ok(facts);
                 };
-                let api: Api<DynamicObject> = match (&t.namespace, res.namespaced) {
-                    (Some(ns), true) => {
-                        Api::namespaced_with(self.clients.main.clone(), ns, &res.resource)
-                    }
-                    _ => Api::all_with(self.clients.main.clone(), &res.resource),
+                facts.resource = Some(receiver_core::ServedType {
+                    plural: res.resource.plural.clone(),
+                    namespaced: res.namespaced,
+                });
+                // a cluster-scoped object is in no namespace, whatever the signal says
+                let ns = t.namespace.as_deref().filter(|_| res.namespaced);
+                let api: Api<DynamicObject> = match ns {
+                    Some(ns) => Api::namespaced_with(self.clients.main.clone(), ns, &res.resource),
+                    None => Api::all_with(self.clients.main.clone(), &res.resource),
                 };
                 let Some(o) = api.get_opt(&t.name).await? else {
                     facts.state = LiveState::Gone(format!("{} no longer exists", t));
@@ -534,12 +552,17 @@ impl KubeFacts {
                 }
                 facts.object = Some(meta_of(&o.metadata));
                 facts.owners = self
-                    .owner_chain(t.namespace.as_deref(), o.metadata.owner_references.as_ref())
+                    .owner_chain(ns, o.metadata.owner_references.as_ref())
                     .await?;
-                facts.namespace = self.namespace_meta(t.namespace.as_deref()).await?;
+                facts.namespace = self.namespace_meta(ns).await?;
                 facts.state = if plan.kind().is_declarative() {
                     self.declarative_state(plan, t, None, Some(&o), None)
                         .await?
+                } else if let (Remediation::CleanupResource(_), TargetKind::Custom(rt)) =
+                    (&plan.remediation, kind)
+                {
+                    let value = serde_json::to_value(&o).unwrap_or_default();
+                    receiver_core::recheck::cleanup_state(&value, rt, &self.detectors, now)
                 } else {
                     LiveState::Holds(format!("{t} exists"))
                 };

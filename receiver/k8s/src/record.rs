@@ -516,15 +516,9 @@ impl KubeJournal {
         t: &receiver_core::Target,
         kind: receiver_core::RemediationKind,
     ) -> (kube::Api<Remediation>, String) {
-        let ns = match &t.kind {
-            receiver_core::TargetKind::Node | receiver_core::TargetKind::Namespace => {
-                self.own_namespace.clone()
-            }
-            _ => t
-                .namespace
-                .clone()
-                .unwrap_or_else(|| self.own_namespace.clone()),
-        };
+        let ns = receiver_core::names::record_namespace(t)
+            .unwrap_or(&self.own_namespace)
+            .to_string();
         (
             kube::Api::namespaced(self.client.clone(), &ns),
             receiver_core::names::record_name(t, kind),

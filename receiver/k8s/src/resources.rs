@@ -57,6 +57,19 @@ impl Resources {
         version: &str,
         kind: &str,
     ) -> Result<Option<Resolved>, K8sError> {
+        let problems = receiver_core::target::ResourceType {
+            group: group.to_string(),
+            version: version.to_string(),
+            kind: kind.to_string(),
+        }
+        .problems();
+        if !problems.is_empty() {
+            // never let a malformed type reach a discovery URL
+            return Err(K8sError::Refused(format!(
+                "not a resource type: {}",
+                problems.join("; ")
+            )));
+        }
         let key = (group.to_string(), version.to_string(), kind.to_string());
         if let Some(hit) = self.by_kind.lock().await.get(&key) {
             return Ok(hit.clone());

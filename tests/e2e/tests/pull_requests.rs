@@ -184,8 +184,8 @@ async fn an_oom_killed_pod_becomes_one_pull_request_updated_in_place_then_merged
         "{body}"
     );
     // live evidence from the pod: restarts and the last OOM kill with its time
-    assert!(body.contains("- restarts: 3\n"), "{body}");
-    assert!(body.contains("- last OOM kill: 20"), "{body}");
+    assert!(body.contains("- `restarts: 3`\n"), "{body}");
+    assert!(body.contains("- `last OOM kill: 20"), "{body}");
     assert!(body.contains("(exit code 137)"), "{body}");
     let file =
         s.gh.file(REPO, BRANCH, "overlays/prod/memory.yaml")
@@ -519,9 +519,9 @@ async fn a_maxed_out_hpa_gets_a_higher_ceiling() {
             .find(|p| p.head_ref == "heal8s/scale-up/shop/web")
             .unwrap();
     let body = pr.body.unwrap();
-    assert!(body.contains("- replicas: 6 of maxReplicas 6"), "{body}");
+    assert!(body.contains("- `replicas: 6 of maxReplicas 6`"), "{body}");
     assert!(
-        body.contains(&format!("- held at maxReplicas since {since}")),
+        body.contains(&format!("- `held at maxReplicas since {since}`")),
         "{body}"
     );
     assert!(

@@ -4,40 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use std::path::{Path, PathBuf};
+#[path = "support/workflow.rs"]
+mod workflow;
+
 use std::process::Command;
 
-use gitops::yaml::{Seg, Tree, Value};
-use testkit::TempDir;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn workflow() -> Value {
-    let text = std::fs::read_to_string(root().join(".github/workflows/heal8s-apply.yml")).unwrap();
-    let tree = Tree::parse(&text).unwrap();
-    tree.values().unwrap().remove(0)
-}
-
-fn steps() -> Vec<Value> {
-    match workflow().at(&[Seg::key("jobs"), Seg::key("apply"), Seg::key("steps")]) {
-        Some(Value::Seq(s)) => s.clone(),
-        other => panic!("{other:?}"),
-    }
-}
-
-fn script(name: &str) -> String {
-    steps()
-        .into_iter()
-        .find(|s| s.at(&[Seg::key("name")]) == Some(&Value::Str(name.into())))
-        .and_then(|s| {
-            s.at(&[Seg::key("run")])
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| panic!("no step {name}"))
-}
+use gitops::yaml::{Seg, Value};
+use workflow::{Sandbox, body_with_block, root, steps};
 
 #[test]
 fn real_actionlint_accepts_the_workflows() {
@@ -65,7 +38,7 @@ fn no_expression_reaches_a_script_and_permissions_are_explicit() {
             assert!(!run.contains("${{"), "an expression in a run script: {run}");
         }
     }
-    let w = workflow();
+    let w = workflow::workflow();
     assert_eq!(w.at(&[Seg::key("permissions")]), Some(&Value::Map(vec![])));
     let job = [Seg::key("jobs"), Seg::key("apply")];
     let perms = w
@@ -85,102 +58,42 @@ fn no_expression_reaches_a_script_and_permissions_are_explicit() {
     );
 }
 
-/// A repository checkout with stub `gh` and `kubectl` on PATH.
-struct Sandbox {
-    dir: TempDir,
-}
-
-impl Sandbox {
-    fn new(changed: &[&str]) -> Sandbox {
-        let dir = TempDir::new("workflow");
-        let d = dir.path();
-        for f in [
-            "apps/web/deployment.yaml",
-            "overlays/prod/kustomization.yaml",
-            "base/deployment.yaml",
-            "charts/x/values.yaml",
-            "secret/x.yaml",
-        ] {
-            std::fs::create_dir_all(d.join(f).parent().unwrap()).unwrap();
-            std::fs::write(d.join(f), "kind: X\n").unwrap();
-        }
-        std::fs::create_dir_all(d.join("bin")).unwrap();
-        std::fs::create_dir_all(d.join("tmp")).unwrap();
-        let gh = format!(
-            "#!/bin/sh\necho \"gh $*\" >> \"$LOG\"\ncase \"$1\" in api) printf '%s\\n' {};; esac\n",
-            changed
-                .iter()
-                .map(|c| format!("'{c}'"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-        let kubectl = "#!/bin/sh\necho \"kubectl $*\" >> \"$LOG\"\ncase \"$*\" in *dry-run=server*fail*) exit 1;; diff*) exit 1;; esac\nexit 0\n";
-        for (name, body) in [("gh", gh.as_str()), ("kubectl", kubectl)] {
-            let p = d.join("bin").join(name);
-            std::fs::write(&p, body).unwrap();
-            Command::new("chmod").arg("+x").arg(&p).status().unwrap();
-        }
-        Sandbox { dir }
-    }
-
-    fn run(&self, step: &str, body: &str, roots: &str) -> (bool, String, String) {
-        let d = self.dir.path();
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg(script(step))
-            .current_dir(d)
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    d.join("bin").display(),
-                    std::env::var("PATH").unwrap()
-                ),
-            )
-            .env("LOG", d.join("log"))
-            .env("RUNNER_TEMP", d.join("tmp"))
-            .env("GITHUB_OUTPUT", d.join("tmp/output"))
-            .env("REPO", "acme/manifests")
-            .env("PR", "7")
-            .env("PR_BODY", body)
-            .env("ROOTS", roots)
-            .env("HEAL8S_NAMESPACE", "heal8s")
-            .env("ENVIRONMENT", "prod")
-            .env("RECORD", "bump-memory-shop-web-1a2b")
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            std::fs::read_to_string(d.join("tmp/targets.txt")).unwrap_or_default(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &std::fs::read_to_string(d.join("log")).unwrap_or_default(),
-        )
-    }
-}
+const RECORD: &str = "<!-- heal8s-record: shop/bump-memory-shop-web-1a2b -->";
 
 #[test]
-fn targets_come_from_checked_markers_or_the_changed_manifests() {
+fn real_kubectl_targets_come_from_the_markers_block_or_the_changed_manifests() {
+    // a kustomize overlay over the changed base; the record in its namespace
     let sb = Sandbox::new(&["base/deployment.yaml"]);
-    let body = "Raise memory.\r\n<!-- heal8s-apply: -k overlays/prod -->\r\n<!-- heal8s-record: bump-memory-shop-web-1a2b -->\r\n";
-    let (ok, targets, log) = sb.run("Decide what to apply", body, "");
-    assert!(ok, "{log}");
-    assert_eq!(targets, "-k overlays/prod\n");
+    let body = body_with_block(
+        "Raise memory.",
+        &["<!-- heal8s-apply: -k overlays/prod -->", RECORD],
+    )
+    .replace('\n', "\r\n");
+    let r = sb.run("Decide what to apply", &body, "", &[]);
+    assert!(r.ok, "{}", r.log);
+    assert_eq!(r.targets, "-k overlays/prod\n");
     assert!(
-        log.contains("gh api repos/acme/manifests/pulls/7/files --paginate"),
-        "{log}"
+        r.log
+            .contains("gh api repos/acme/manifests/pulls/7/files --paginate"),
+        "{}",
+        r.log
     );
-    let output = std::fs::read_to_string(sb.dir.path().join("tmp/output")).unwrap();
+    assert_eq!(
+        r.output,
+        "record=bump-memory-shop-web-1a2b\nrecord-namespace=shop\n"
+    );
     assert!(
-        output.contains("record=bump-memory-shop-web-1a2b"),
-        "{output}"
+        sb.dir.path().join("base/deployment.yaml").is_file(),
+        "the probe puts the file back"
     );
 
-    // no marker: the changed manifests; a values file is left to Helm
+    // no block: the changed manifests; a values file is left to Helm
     let sb = Sandbox::new(&["apps/web/deployment.yaml", "charts/x/values.yaml"]);
-    let (ok, targets, log) = sb.run("Decide what to apply", "no markers", "apps charts");
-    assert!(ok, "{log}");
-    assert_eq!(targets, "-f apps/web/deployment.yaml\n");
-    assert!(log.contains("Helm values file"), "{log}");
+    let r = sb.run("Decide what to apply", "no markers", "apps charts", &[]);
+    assert!(r.ok, "{}", r.log);
+    assert_eq!(r.targets, "-f apps/web/deployment.yaml\n");
+    assert!(r.log.contains("Helm values file"), "{}", r.log);
+    assert_eq!(r.output, "record=\nrecord-namespace=\n");
 }
 
 #[test]
@@ -191,20 +104,200 @@ fn escaping_markers_and_files_outside_the_roots_are_refused() {
         "<!-- heal8s-apply: -k $(touch${IFS}pwned) -->",
         "<!-- heal8s-apply: -f secret/x.yaml -->",
         "<!-- heal8s-apply: -f apps/missing.yaml -->",
+        "<!-- heal8s-apply: -f -rf -->",
     ] {
         let sb = Sandbox::new(&["apps/web/deployment.yaml"]);
-        let (ok, targets, log) = sb.run("Decide what to apply", evil, "apps overlays");
-        assert!(!ok && targets.is_empty(), "{evil}: {targets} {log}");
+        let r = sb.run(
+            "Decide what to apply",
+            &body_with_block("x", &[evil]),
+            "apps overlays",
+            &[],
+        );
+        assert!(!r.ok && r.targets.is_empty(), "{evil}: {r:?}");
         assert!(!sb.dir.path().join("pwned").exists());
     }
     // a changed manifest outside the roots
     let sb = Sandbox::new(&["secret/x.yaml"]);
-    let (ok, _, log) = sb.run("Decide what to apply", "", "apps");
-    assert!(!ok, "{log}");
+    let r = sb.run("Decide what to apply", "", "apps", &[]);
+    assert!(!r.ok, "{}", r.log);
     // a kustomization changed without a marker: nothing is guessed
     let sb = Sandbox::new(&["overlays/prod/kustomization.yaml"]);
-    let (ok, _, log) = sb.run("Decide what to apply", "", "");
-    assert!(!ok && log.contains("names no kustomization"), "{log}");
+    let r = sb.run("Decide what to apply", "", "", &[]);
+    assert!(
+        !r.ok && r.log.contains("names no kustomization"),
+        "{}",
+        r.log
+    );
+}
+
+/// Alert text once reached lines of their own in a body; whatever does, the
+/// workflow takes markers only from the block heal8s writes at its end.
+#[test]
+fn markers_injected_outside_the_block_are_ignored() {
+    let injected = "`KubeContainerOOMKilled\n<!-- heal8s-apply: -f secret/x.yaml -->\n<!-- heal8s-record: kube-system/coredns -->\n` fired for `Deployment shop/web`.";
+    let sb = Sandbox::new(&["apps/web/deployment.yaml", "secret/x.yaml"]);
+    let body = body_with_block(
+        injected,
+        &["<!-- heal8s-apply: -f apps/web/deployment.yaml -->", RECORD],
+    );
+    let r = sb.run("Decide what to apply", &body, "", &[]);
+    assert!(r.ok, "{}", r.log);
+    assert_eq!(r.targets, "-f apps/web/deployment.yaml\n");
+    assert_eq!(
+        r.output,
+        "record=bump-memory-shop-web-1a2b\nrecord-namespace=shop\n"
+    );
+    assert!(
+        r.log
+            .contains("ignoring 2 marker line(s) outside the heal8s markers block"),
+        "{}",
+        r.log
+    );
+    assert!(
+        !r.log.contains("coredns"),
+        "no body line is echoed: {}",
+        r.log
+    );
+
+    // injected markers and no block: only the changed manifests, never secret/x.yaml's marker
+    let sb = Sandbox::new(&["apps/web/deployment.yaml"]);
+    let r = sb.run("Decide what to apply", injected, "", &[]);
+    assert!(r.ok, "{}", r.log);
+    assert_eq!(r.targets, "-f apps/web/deployment.yaml\n");
+    assert_eq!(r.output, "record=\nrecord-namespace=\n");
+}
+
+#[test]
+fn a_forged_block_or_a_stray_line_in_the_block_fails_the_job() {
+    let genuine = body_with_block(
+        "x",
+        &["<!-- heal8s-apply: -f apps/web/deployment.yaml -->", RECORD],
+    );
+    let forged = "<!-- heal8s-markers -->\n<!-- heal8s-apply: -f secret/x.yaml -->\n<!-- /heal8s-markers -->";
+    for (why, body) in [
+        ("a second block", format!("{forged}\n{genuine}")),
+        (
+            "a block that does not end the body",
+            format!("{genuine}\nmore text\n"),
+        ),
+        (
+            "an end without an opening",
+            format!("{genuine}\n<!-- /heal8s-markers -->\n"),
+        ),
+        (
+            "a line that is not a marker",
+            body_with_block(
+                "x",
+                &[
+                    "<!-- heal8s-apply: -f apps/web/deployment.yaml -->",
+                    "hello",
+                ],
+            ),
+        ),
+        (
+            "two records",
+            body_with_block("x", &[RECORD, "<!-- heal8s-record: shop/other -->"]),
+        ),
+    ] {
+        let sb = Sandbox::new(&["apps/web/deployment.yaml", "secret/x.yaml"]);
+        let r = sb.run("Decide what to apply", &body, "", &[]);
+        assert!(!r.ok && r.targets.is_empty(), "{why}: {r:?}");
+    }
+}
+
+#[test]
+fn a_marker_naming_a_file_the_pull_request_did_not_change_fails_the_job() {
+    let sb = Sandbox::new(&["base/deployment.yaml"]);
+    let r = sb.run(
+        "Decide what to apply",
+        &body_with_block("x", &["<!-- heal8s-apply: -f apps/web/deployment.yaml -->"]),
+        "",
+        &[],
+    );
+    assert!(!r.ok && r.targets.is_empty(), "{r:?}");
+    assert!(
+        r.log.contains("the pull request did not change it"),
+        "{}",
+        r.log
+    );
+}
+
+#[test]
+fn real_kubectl_a_kustomization_that_builds_no_changed_file_fails_the_job() {
+    let sb = Sandbox::new(&["base/deployment.yaml"]);
+    let r = sb.run(
+        "Decide what to apply",
+        &body_with_block("x", &["<!-- heal8s-apply: -k overlays/other -->"]),
+        "",
+        &[],
+    );
+    assert!(!r.ok && r.targets.is_empty(), "{r:?}");
+    assert!(
+        r.log.contains("builds no file the pull request changed"),
+        "{}",
+        r.log
+    );
+    // a directory with no kustomization does not build
+    let r = sb.run(
+        "Decide what to apply",
+        &body_with_block("x", &["<!-- heal8s-apply: -k apps/web -->"]),
+        "",
+        &[],
+    );
+    assert!(!r.ok && r.log.contains("does not build"), "{}", r.log);
+}
+
+#[test]
+fn the_record_is_marked_in_the_namespace_its_marker_names_and_only_a_valid_one() {
+    // a record without a namespace is in heal8s's own
+    let sb = Sandbox::new(&["apps/web/deployment.yaml"]);
+    let r = sb.run(
+        "Decide what to apply",
+        &body_with_block("x", &["<!-- heal8s-record: delete-node-node-n1-0a1b -->"]),
+        "",
+        &[],
+    );
+    assert!(r.ok, "{}", r.log);
+    assert_eq!(
+        r.output,
+        "record=delete-node-node-n1-0a1b\nrecord-namespace=heal8s\n"
+    );
+    let too_long = format!("<!-- heal8s-record: {}/x -->", "n".repeat(64));
+    for bad in [
+        "<!-- heal8s-record: Kube-System/x -->",
+        "<!-- heal8s-record: shop_1/x -->",
+        "<!-- heal8s-record: -shop/x -->",
+        "<!-- heal8s-record: $(id)/x -->",
+        "<!-- heal8s-record: shop/../x -->",
+        "<!-- heal8s-record: shop/X -->",
+        "<!-- heal8s-record: shop/a/b -->",
+        too_long.as_str(),
+    ] {
+        let r = sb.run(
+            "Decide what to apply",
+            &body_with_block("x", &[bad]),
+            "",
+            &[],
+        );
+        assert!(!r.ok, "{bad}: {r:?}");
+    }
+    let r = sb.run(
+        "Mark the Remediation Applied and report",
+        "",
+        "",
+        &[
+            ("RECORD", "bump-memory-shop-web-1a2b"),
+            ("RECORD_NAMESPACE", "shop"),
+        ],
+    );
+    assert!(r.ok, "{}", r.log);
+    assert!(
+        r.log.contains(
+            "kubectl -n shop patch remediation bump-memory-shop-web-1a2b --subresource=status --type=merge"
+        ),
+        "{}",
+        r.log
+    );
 }
 
 #[test]
@@ -215,14 +308,15 @@ fn a_server_side_dry_run_comes_first_and_a_failure_stops_the_apply() {
         "-k overlays/prod\n-f apps/web/deployment.yaml\n",
     )
     .unwrap();
-    let (ok, _, log) = sb.run("Server-side diff and dry run", "", "");
+    let r = sb.run("Server-side diff and dry run", "", "", &[]);
     assert!(
-        ok,
-        "kubectl diff's exit 1 means differences, not failure: {log}"
+        r.ok,
+        "kubectl diff's exit 1 means differences, not failure: {}",
+        r.log
     );
-    let (ok, _, log) = sb.run("Apply", "", "");
-    assert!(ok, "{log}");
-    let calls: Vec<&str> = log.lines().filter(|l| l.starts_with("kubectl")).collect();
+    let r = sb.run("Apply", "", "", &[]);
+    assert!(r.ok, "{}", r.log);
+    let calls: Vec<&str> = r.log.lines().filter(|l| l.starts_with("kubectl")).collect();
     assert_eq!(
         calls,
         vec![
@@ -234,19 +328,20 @@ fn a_server_side_dry_run_comes_first_and_a_failure_stops_the_apply() {
             "kubectl apply --server-side --field-manager=heal8s -f apps/web/deployment.yaml",
         ]
     );
-    let (ok, _, _) = sb.run("Mark the Remediation Applied and report", "", "");
-    assert!(ok);
-    let log = std::fs::read_to_string(sb.dir.path().join("log")).unwrap();
-    assert!(log.contains("kubectl -n heal8s patch remediation bump-memory-shop-web-1a2b --subresource=status --type=merge"), "{log}");
+    let r = sb.run("Mark the Remediation Applied and report", "", "", &[]);
+    assert!(r.ok);
+    assert!(r.log.contains("kubectl -n shop patch remediation bump-memory-shop-web-1a2b --subresource=status --type=merge"), "{}", r.log);
     assert!(
-        log.contains("gh pr comment 7 --repo acme/manifests --body-file"),
-        "{log}"
+        r.log
+            .contains("gh pr comment 7 --repo acme/manifests --body-file"),
+        "{}",
+        r.log
     );
 
     let sb = Sandbox::new(&[]);
     std::fs::write(sb.dir.path().join("tmp/targets.txt"), "-f apps/fail.yaml\n").unwrap();
-    let (ok, _, log) = sb.run("Server-side diff and dry run", "", "");
-    assert!(!ok, "a failed dry run fails the step: {log}");
+    let r = sb.run("Server-side diff and dry run", "", "", &[]);
+    assert!(!r.ok, "a failed dry run fails the step: {}", r.log);
 }
 
 /// The GitHub App manifest asks for exactly what heal8s uses, subscribes to

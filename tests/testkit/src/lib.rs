@@ -414,9 +414,9 @@ impl Heal8s {
         r.json().await.unwrap()
     }
 
-    /// The recent outcomes (`/outcomes`).
+    /// The recent outcomes (`/outcomes`, the largest page: the newest 512).
     pub async fn outcomes(&self) -> Vec<serde_json::Value> {
-        serde_json::from_value(self.read("/outcomes").await).unwrap()
+        serde_json::from_value(self.read("/outcomes?limit=512").await).unwrap()
     }
 
     /// The effective policy (`/policy`).

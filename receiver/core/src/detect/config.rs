@@ -285,8 +285,23 @@ impl Detectors {
             ));
         }
         for (i, r) in self.custom_resources.resources.iter().enumerate() {
-            if let Err(e) = crate::detect::ResourceSpec::parse(r) {
-                out.push((format!("customResources.resources[{i}]"), e));
+            match crate::detect::ResourceSpec::parse(r) {
+                Err(e) => out.push((format!("customResources.resources[{i}]"), e)),
+                // what is listed here may be cleaned up: never a core,
+                // workload or API-machinery type, nor heal8s's own records
+                Ok(spec)
+                    if crate::remediation::cleanup_resource::FORBIDDEN_GROUPS
+                        .contains(&spec.group.as_str()) =>
+                {
+                    out.push((
+                        format!("customResources.resources[{i}]"),
+                        format!(
+                            "{r:?} is in API group {:?}, whose types heal8s never cleans up; list custom resources only",
+                            spec.group
+                        ),
+                    ));
+                }
+                Ok(_) => {}
             }
         }
         for (field, list) in [

@@ -25,6 +25,64 @@ pub struct CleanupResource {
     pub remove_finalizers: bool,
 }
 
+/// API groups whose types cleanup-resource never deletes, whatever a route
+/// or a signal says: the core group (Secrets, ConfigMaps, Pods, Nodes,
+/// Namespaces, Services, volumes …; pods, nodes and namespaces have their own
+/// remediations, with their own checks), workloads, the API's own machinery
+/// (CRDs, API services, webhooks, RBAC, leases, policies) and heal8s's own
+/// records.
+pub const FORBIDDEN_GROUPS: &[&str] = &[
+    "",
+    "apps",
+    "apiextensions.k8s.io",
+    "apiregistration.k8s.io",
+    "admissionregistration.k8s.io",
+    "rbac.authorization.k8s.io",
+    "authentication.k8s.io",
+    "authorization.k8s.io",
+    "certificates.k8s.io",
+    "coordination.k8s.io",
+    "discovery.k8s.io",
+    "events.k8s.io",
+    "flowcontrol.apiserver.k8s.io",
+    "networking.k8s.io",
+    "node.k8s.io",
+    "policy",
+    "resource.k8s.io",
+    "scheduling.k8s.io",
+    "storage.k8s.io",
+    "autoscaling",
+    "heal8s.io",
+    "config.openshift.io",
+    "security.openshift.io",
+    "operator.openshift.io",
+    "machine.openshift.io",
+    "user.openshift.io",
+    "oauth.openshift.io",
+];
+
+/// Why cleanup-resource must never delete objects of type `rt`, if it must not.
+pub fn forbidden(rt: &ResourceType) -> Option<String> {
+    if FORBIDDEN_GROUPS.contains(&rt.group.as_str()) {
+        let group = if rt.group.is_empty() {
+            "the core API group"
+        } else {
+            rt.group.as_str()
+        };
+        return Some(format!(
+            "cleanup-resource never deletes a {} ({group}): core, workload and API-machinery types and heal8s's own records are out of its reach",
+            rt.kind
+        ));
+    }
+    if rt.group == "batch" && rt.kind != "Job" {
+        return Some(format!(
+            "cleanup-resource deletes only Jobs from batch, not a {}",
+            rt.kind
+        ));
+    }
+    None
+}
+
 impl CleanupResource {
     /// Every problem with these parameters.
     pub fn validate(&self) -> Vec<ParamIssue> {
@@ -65,6 +123,10 @@ impl CleanupResource {
                 "kind".into(),
                 "use delete-namespace, delete-node or delete-pod for core kinds".into(),
             ));
+        } else if out.is_empty()
+            && let Some(why) = forbidden(&self.resource_type())
+        {
+            out.push(("kind".into(), why));
         }
         out
     }
@@ -77,6 +139,12 @@ impl CleanupResource {
     pub(super) fn target_for(&self, signal: &Signal) -> Result<Target, TargetMismatch> {
         if self.kind.is_empty() {
             return match &signal.target {
+                Some(Target {
+                    kind: TargetKind::Custom(rt),
+                    ..
+                }) if forbidden(rt).is_some() => Err(TargetMismatch::NotAllowed(
+                    forbidden(rt).unwrap_or_default(),
+                )),
                 Some(t) if matches!(t.kind, TargetKind::Custom(_)) => Ok(t.clone()),
                 Some(t) => Err(TargetMismatch::WrongKind {
                     remediation_needs: "a custom resource (or set apiVersion and kind)".into(),

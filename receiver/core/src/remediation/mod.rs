@@ -5,7 +5,7 @@
 //! Must not do IO: executors live in receiver-k8s and gitops.
 
 mod bump_memory;
-mod cleanup_resource;
+pub mod cleanup_resource;
 mod delete_namespace;
 mod delete_node;
 mod delete_pod;

@@ -200,7 +200,16 @@ fn is_dns_label(s: &str) -> bool {
 
 /// RFC 1123 subdomain: lower-case alphanumerics, '-' and '.', at most 253 characters.
 pub fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+    // as the API server's IsDNS1123Subdomain: 253 in all, no limit per part
+    let part = |p: &str| {
+        let b = p.as_bytes();
+        !b.is_empty()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b.first().is_some_and(u8::is_ascii_alphanumeric)
+            && b.last().is_some_and(u8::is_ascii_alphanumeric)
+    };
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(part)
 }
 
 /// Validate `metadata.name` for a kind (namespaces need a DNS label, most others a subdomain).
