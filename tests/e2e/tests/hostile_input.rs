@@ -125,7 +125,7 @@ mod cluster_targets {
     use testkit::kube::Emulator;
     use testkit::{Heal8s, TempDir, eventually};
 
-    const TOKEN: &str = "hostile-token";
+    pub(super) const TOKEN: &str = "hostile-token";
 
     fn ago(secs: i64) -> String {
         (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(secs)).to_string()
@@ -149,6 +149,12 @@ routes:
   - name: stale-or-stuck-resource
     matchers: ['alertname="Heal8sStaleResource"']
     remediation: cleanup-resource
+  - name: crashloop
+    matchers: ['alertname="KubePodCrashLooping"']
+    remediation: delete-pod
+  - name: stale-namespace
+    matchers: ['alertname="Heal8sStaleNamespace"']
+    remediation: delete-namespace
 "#;
 
     fn alert(name: &str, labels: Value) -> Value {
@@ -170,6 +176,16 @@ routes:
     fn resource(group: &str, version: &str, kind: &str, ns: &str, name: &str) -> Value {
         json!({"customresource_group": group, "customresource_version": version,
                "customresource_kind": kind, "namespace": ns, "name": name})
+    }
+
+    /// A firing delivery of one alert with `labels` (alertname included).
+    pub(super) fn alert_for(labels: Value) -> Value {
+        let name = labels["alertname"].as_str().unwrap_or("X").to_string();
+        alert(&name, labels)
+    }
+
+    pub(super) async fn setup_for_scope() -> (Emulator, Heal8s, TempDir) {
+        setup().await
     }
 
     /// A cluster with objects an attacker would like deleted, and heal8s on it.
@@ -409,5 +425,72 @@ routes:
             emu.get("cdi.kubevirt.io/v1beta1", "DataVolume", "e2e-1", "dv-new")
                 .is_some()
         );
+    }
+}
+
+mod cluster_scope {
+    //! Labels naming namespaces and objects the policy protects (issue 19):
+    //! protected namespaces and their spoofs, and namespace deletion, which an
+    //! alert can never trigger.
+
+    use std::time::Duration;
+
+    use serde_json::json;
+    use testkit::{Heal8s, eventually};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_alert_naming_a_protected_namespace_or_one_to_delete_changes_nothing() {
+        let (emu, h, _dir) = super::cluster_targets::setup_for_scope().await;
+        emu.create(json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "coredns-1", "namespace": "kube-system"},
+            "spec": {"containers": [{"name": "c", "image": "a:1"}]}}))
+            .unwrap();
+        let post = |labels: serde_json::Value| {
+            let h: &Heal8s = &h;
+            async move {
+                h.post_webhook(
+                    super::cluster_targets::TOKEN,
+                    &super::cluster_targets::alert_for(labels),
+                )
+                .await
+            }
+        };
+        let mut n = 0;
+        for labels in [
+            json!({"alertname": "KubePodCrashLooping", "namespace": "kube-system", "pod": "coredns-1"}),
+            json!({"alertname": "KubePodCrashLooping", "namespace": "Kube-System", "pod": "coredns-1"}),
+            json!({"alertname": "KubePodCrashLooping", "namespace": "kube-system ", "pod": "coredns-1"}),
+            json!({"alertname": "KubePodCrashLooping", "namespace": "kube\u{200b}system", "pod": "coredns-1"}),
+            json!({"alertname": "Heal8sStaleNamespace", "namespace": "shop"}),
+            json!({"alertname": "Heal8sStaleNamespace", "namespace": "kube-system"}),
+        ] {
+            let status = post(labels.clone()).await;
+            assert!(status == 200 || status == 400, "{status} for {labels}");
+            if status == 200 {
+                n += 1;
+            }
+        }
+        let outcomes = eventually(Duration::from_secs(30), "the outcomes", || async {
+            let o = h.outcomes().await;
+            (o.len() >= n).then_some(o)
+        })
+        .await
+        .unwrap();
+        assert!(
+            outcomes.iter().all(|o| o["result"] == "refused"),
+            "{outcomes:#?}"
+        );
+        let writes: Vec<String> = emu
+            .requests()
+            .iter()
+            .filter(|r| {
+                matches!(r.method.as_str(), "DELETE" | "PATCH" | "POST")
+                    && !r.path.contains("remediations")
+            })
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        assert!(writes.iter().all(|w| w.contains("/events")), "{writes:#?}");
+        assert!(emu.get("v1", "Pod", "kube-system", "coredns-1").is_some());
+        assert!(emu.get("v1", "Namespace", "", "shop").is_some());
     }
 }
