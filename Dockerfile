@@ -1,19 +1,24 @@
-# heal8s: a static binary on distroless, non-root.
-#   docker build -t heal8s:dev .
-#   docker run --rm -p 8080:8080 -e HEAL8S_WEBHOOK_TOKEN=dev-token heal8s:dev serve --no-cluster
-# (Not built in this repository's CI: no Docker engine runs there.)
-FROM rust:1.95.0-bookworm AS build
-RUN rustup target add x86_64-unknown-linux-musl \
- && apt-get update \
- && apt-get install -y --no-install-recommends musl-tools \
- && rm -rf /var/lib/apt/lists/*
-WORKDIR /src
-COPY . .
-RUN cargo build --release --locked --target x86_64-unknown-linux-musl -p receiver --bin heal8s
-
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=build /src/target/x86_64-unknown-linux-musl/release/heal8s /usr/local/bin/heal8s
+# heal8s: one static binary FROM scratch, run as UID 65532 on a read-only root.
+#
+# The binary is built outside (no base image is pulled, no toolchain in the
+# image): `make image` builds it for x86_64-unknown-linux-musl, stages the
+# build context in target/image/context and builds this file with podman (vfs
+# storage, no daemon); the release workflow does the same per architecture.
+# Context layout:
+#   dist/<TARGETARCH>/heal8s     the static binary (amd64, arm64)
+#   dist/ca-certificates.crt     Debian's CA bundle, for GitHub's TLS (the
+#                                Kubernetes API's CA comes from the
+#                                ServiceAccount mount)
+# By hand: podman build --platform linux/amd64 -f Dockerfile target/image/context
+# (`docker buildx build` reads it the same way).
+FROM scratch
+ARG TARGETARCH
+COPY --chmod=0555 dist/${TARGETARCH}/heal8s /usr/local/bin/heal8s
+COPY --chmod=0444 dist/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/heal8s"]
 CMD ["serve"]
+LABEL org.opencontainers.image.source="https://github.com/heal8s/heal8s" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.description="heal8s: self-healing for Kubernetes clusters"

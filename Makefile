@@ -1,9 +1,9 @@
 # The recipes CI calls. `make ci` is what .ci/run and GitHub Actions run.
 CARGO ?= cargo
 
-.PHONY: ci fmt-check clippy test test-fast build bench corpus chart
+.PHONY: ci fmt-check clippy test test-fast build bench corpus chart image image-archive
 
-ci: fmt-check clippy test corpus chart
+ci: fmt-check clippy test corpus chart image
 
 # The manifest-edit corpus (../shared/corpus, or CORPUS=DIR): heal8s applies
 # every case, the corpus's own score.py scores the outputs (needs PyYAML), and
@@ -44,6 +44,17 @@ test-fast:
 
 build:
 	$(CARGO) build --release --locked -p receiver --bin heal8s
+
+# The container image (Dockerfile): a static musl build of heal8s FROM scratch,
+# UID 65532, built and run with podman (vfs storage, no daemon), tagged as the
+# chart's default image. IMAGE_PROFILE=image is CI's faster profile;
+# image-archive also saves target/image/heal8s-image.tar for `kind load`.
+# Needs musl-tools, podman, runc and ca-certificates (Debian); see scripts/image.sh.
+image:
+	bash scripts/image.sh build
+
+image-archive:
+	bash scripts/image.sh archive
 
 # Bench binaries that print figures (not part of CI).
 bench:

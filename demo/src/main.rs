@@ -6,9 +6,13 @@
 //! Alertmanager when one is installed, else the demo posts captured real
 //! payloads itself. Then it narrates what heal8s does, and stops on Ctrl+C.
 //!
-//! The emulation runs no controllers, so the demo plays two of them and says
-//! so when it does: the ReplicaSet controller (a deleted or evicted pod gets a
-//! replacement) and the kubelet of the drained node (it reports Ready again).
+//! The emulation is an API server alone: it runs no controllers and no
+//! kubelets, so the demo plays them and says so each time it does: the
+//! ReplicaSet controller (a deleted or evicted pod gets a replacement), the
+//! kubelets of Ready nodes (a deleted pod is gone only once its kubelet
+//! confirms), the kubelet of the drained node (it comes back, reports Ready
+//! and confirms the evictions it missed) and the namespace controller (a
+//! deleted namespace is emptied and finalized).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -22,7 +26,7 @@ use clap::Parser;
 use receiver::cli::{Cli, Command};
 use serde_json::{Value, json};
 use testkit::github::{GithubEmulator, TEST_APP_ID, TEST_APP_KEY_PEM};
-use testkit::kube::Emulator;
+use testkit::kube::{Controller, Emulator};
 use testkit::scenario::{self, Problems, REPOSITORY};
 use testkit::{Alertmanager, AmTiming, TempDir};
 
@@ -566,6 +570,16 @@ async fn narrate(
 
 /// Play the controllers the emulation lacks, and say so.
 fn play_controllers(started: Instant, kube: &Emulator, seen: &mut Seen) {
+    // the kubelets of Ready nodes confirm graceful deletions; the namespace
+    // controller empties and finalizes deleted namespaces
+    for controller in [Controller::Kubelet, Controller::Namespace] {
+        for a in kube.play_once(controller) {
+            note(
+                started,
+                &format!("  (the demo, as {}, {})", a.actor, a.action),
+            );
+        }
+    }
     // the ReplicaSet controller: keep each shop Deployment at its replicas
     for d in kube.list("apps/v1", "Deployment", "shop") {
         let name = d["metadata"]["name"].as_str().unwrap_or("").to_string();
@@ -625,17 +639,19 @@ fn play_controllers(started: Instant, kube: &Emulator, seen: &mut Seen) {
             d["status"]["availableReplicas"] = json!(want);
         });
     }
-    // the kubelet of the drained node: it comes back once nothing runs on it
+    // the kubelet of the drained node: it comes back once every pod on it
+    // was evicted (they stay Terminating while it is down: nothing confirms)
     if !seen.node_back {
         let Some(node) = kube.get("v1", "Node", "", scenario::BAD_NODE) else {
             return;
         };
         let cordoned = node["spec"]["unschedulable"] == true;
-        let empty = kube
+        let evicted = kube
             .list("v1", "Pod", "")
             .iter()
-            .all(|p| p["spec"]["nodeName"] != scenario::BAD_NODE);
-        if cordoned && empty {
+            .filter(|p| p["spec"]["nodeName"] == scenario::BAD_NODE)
+            .all(|p| p["metadata"]["deletionTimestamp"].is_string());
+        if cordoned && evicted {
             let now = jiff::Timestamp::now().to_string();
             let back = kube.modify("v1", "Node", "", scenario::BAD_NODE, |n| {
                 n["status"]["conditions"] = json!([{"type": "Ready", "status": "True",
@@ -645,7 +661,7 @@ fn play_controllers(started: Instant, kube: &Emulator, seen: &mut Seen) {
                 seen.node_back = true;
                 note(
                     started,
-                    "  (the demo, as w2's kubelet after a restart, reports Ready; w2 stays cordoned until someone uncordons it)",
+                    "  (the demo, as w2's kubelet after a restart, reports Ready and will confirm the evictions it missed; w2 stays cordoned until someone uncordons it)",
                 );
             }
         }
@@ -680,7 +696,7 @@ fn summary(
   kubectl --kubeconfig {kc} get pods,remediations -A
   curl -s -H 'Authorization: token {token}' {gh}/repos/{REPOSITORY}/pulls
   heal8s's log: {log}
-  (the emulation at {k} answers kubectl; it runs no controllers)",
+  (the emulation at {k} answers kubectl; it runs no controllers or kubelets: the demo played them, as the lines in parentheses say)",
         kc = kubeconfig.display(),
         gh = gh.url(),
         log = log.display(),

@@ -15,7 +15,6 @@ use receiver::http::{AppState, Token, WEBHOOK_PATH, router};
 use receiver::metrics::Metrics;
 use receiver::worker::Recorder;
 use receiver_core::Policy;
-use tokio::sync::mpsc;
 use tower::ServiceExt;
 
 const FIXTURE: &str = include_str!("../core/tests/fixtures/sample-webhook.json");
@@ -38,7 +37,7 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let metrics = Arc::new(Metrics::new());
-        let (tx, mut rx) = mpsc::channel(100_000);
+        let (tx, mut rx) = receiver::queue::work_queue(100_000);
         tokio::spawn(async move { while rx.recv().await.is_some() {} });
         let app = router(AppState {
             token: Token::new("bench-token"),

@@ -98,9 +98,16 @@ pub struct ServeArgs {
     /// values, generatorURL, fingerprint, the delivery's groupKey and receiver).
     #[arg(long, env = "HEAL8S_MAX_ALERT_BYTES", default_value_t = 64 * 1024)]
     pub max_alert_bytes: usize,
-    /// How many alerts may wait in the work queue; beyond it webhooks get 503.
+    /// How many alerts may wait in the work queue; beyond it webhooks get
+    /// 503. Detectors' signals wait in a lane of their own, as large.
     #[arg(long, env = "HEAL8S_QUEUE_CAPACITY", default_value_t = 1024)]
     pub queue_capacity: usize,
+    /// How many plans may wait in the backlog for their budget (or their
+    /// turn). When full, a newcomer takes the place of the newest plan of the
+    /// namespace holding the most; if that is its own, it is not kept
+    /// (refused `backlog_full`) and runs when signalled again.
+    #[arg(long, env = "HEAL8S_BACKLOG_CAPACITY", default_value_t = receiver_core::pipeline::DEFAULT_BACKLOG)]
+    pub backlog_capacity: usize,
     /// How long shutdown may take to finish queued work.
     #[arg(long, env = "HEAL8S_SHUTDOWN_TIMEOUT", default_value = "25s")]
     pub shutdown_timeout: PromDuration,
@@ -112,6 +119,11 @@ pub struct ServeArgs {
     /// simulated (recorded as dry_run).
     #[arg(long, env = "HEAL8S_NO_CLUSTER")]
     pub no_cluster: bool,
+    /// How often discovery asks again about optional API groups that are not
+    /// installed (KubeVirt, configured custom resources): a detector starts
+    /// once its group is installed, without a restart. `0s` turns it off.
+    #[arg(long, env = "HEAL8S_REDISCOVER_EVERY", default_value = "3m")]
+    pub rediscover_every: PromDuration,
     /// How often an eviction refused by a PodDisruptionBudget (429) is retried.
     #[arg(long, env = "HEAL8S_EVICTION_RETRY", default_value = "5s")]
     pub eviction_retry: PromDuration,
@@ -131,6 +143,11 @@ pub struct ServeArgs {
     /// `0s` turns retention off (records are kept; no delete right is needed).
     #[arg(long, env = "HEAL8S_RECORD_TTL", default_value = "7d")]
     pub record_ttl: PromDuration,
+    /// Refusals are summed per reason, class and namespace into one Event per
+    /// window of this length, and a breaker episode is reported closed once
+    /// its class has been free this long.
+    #[arg(long, env = "HEAL8S_REPORT_INTERVAL", default_value = "1m")]
+    pub report_interval: PromDuration,
     /// Elect a leader through a Lease in --namespace: only the leader acts.
     /// Required when running more than one replica.
     #[arg(long, env = "HEAL8S_LEADER_ELECT")]
@@ -432,6 +449,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         p.routes.len(),
                         p.guard.dry_run
                     );
+                    for w in p.warnings() {
+                        eprintln!("{}: warning: {}: {}", policy.display(), w.path, w.message);
+                    }
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {

@@ -1,12 +1,13 @@
 //! The HTTP surface: the Alertmanager webhook, health, readiness, metrics, the
-//! effective policy and recent outcomes.
+//! effective policy, recent outcomes and the breakers standing down.
 //!
-//! Owns: authentication, body limits, payload acceptance into the bounded work
-//! queue, and one JSON error shape. Must not route or decide: accepted alerts
-//! become Signals on the queue and the worker does the rest.
+//! Owns: authentication, body limits, payload acceptance into the alert lane
+//! of the bounded work queue (detectors have a lane of their own, so they
+//! never fill it), and one JSON error shape. Must not route or decide:
+//! accepted alerts become Signals on the queue and the worker does the rest.
 //!
-//! Who may do what: the webhook token posts alerts and reads `/outcomes` and
-//! `/policy`; the optional read token only reads them (403 at the webhook);
+//! Who may do what: the webhook token posts alerts and reads `/outcomes`,
+//! `/breakers` and `/policy`; the optional read token only reads them (403 at the webhook);
 //! `/healthz`, `/readyz` and `/metrics` are open. Without any token
 //! (`--insecure-no-auth`) everything is open.
 //!
@@ -29,7 +30,6 @@ use receiver_core::{PayloadError, Signal, alertmanager};
 use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
-use tokio::sync::mpsc;
 
 use crate::metrics::{CodeLabel, Metrics, StatusLabel};
 use crate::worker::Recorder;
@@ -73,7 +73,8 @@ pub struct AppState {
     /// A token that may read `/outcomes` and `/policy` but not post alerts
     /// (a dashboard). Only with `token`; the webhook token reads too.
     pub read_token: Option<Token>,
-    pub queue: mpsc::Sender<Signal>,
+    /// The work queue; the webhook fills its alert lane.
+    pub queue: crate::queue::WorkQueue,
     pub metrics: Arc<Metrics>,
     pub recorder: Arc<Recorder>,
     pub policy: Arc<serde_json::Value>,
@@ -130,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/policy", get(policy))
         .route("/outcomes", get(outcomes))
+        .route("/breakers", get(breakers))
         .with_state(state)
 }
 
@@ -284,32 +286,29 @@ async fn accept(s: &AppState, req: Request) -> Result<usize, ApiError> {
             ),
         ));
     }
+    let statuses: Vec<&'static str> = signals.iter().map(|s| s.status.as_str()).collect();
     // all or nothing: either every alert of the delivery is queued, or none is
-    let permits = s.queue.try_reserve_many(n).map_err(|e| match e {
-        mpsc::error::TrySendError::Full(()) => ApiError::new(
+    s.queue.send_alerts(signals).map_err(|e| match e {
+        crate::queue::QueueError::Full => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "queue_full",
             "the work queue is full; Alertmanager will retry",
         ),
-        mpsc::error::TrySendError::Closed(()) => ApiError::new(
+        crate::queue::QueueError::Closed => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
             "heal8s is shutting down; retry against another replica",
         ),
     })?;
-    for (permit, signal) in permits.zip(signals) {
+    for status in statuses {
         s.metrics
             .alerts_received
-            .get_or_create(&StatusLabel {
-                status: signal.status.as_str(),
-            })
+            .get_or_create(&StatusLabel { status })
             .inc();
-        permit.send(signal);
     }
-    let depth = s.queue.max_capacity() - s.queue.capacity();
     s.metrics
         .queue_depth
-        .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        .set(i64::try_from(s.queue.len_of(receiver_core::lanes::Lane::Alerts)).unwrap_or(i64::MAX));
     Ok(n)
 }
 
@@ -342,12 +341,21 @@ async fn policy(State(s): State<AppState>, headers: HeaderMap) -> Response {
 /// How many outcomes `/outcomes` answers without `?limit=`.
 pub const OUTCOMES_PAGE: usize = 100;
 
-/// `/outcomes?limit=N&since=SEQ`.
+/// `/outcomes?limit=N&since=SEQ&result=acted|refused`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct OutcomesQuery {
     limit: Option<usize>,
     since: Option<u64>,
+    result: Option<ResultQuery>,
+}
+
+/// `?result=`: the outcomes kept apart (see `crate::outcomes`).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum ResultQuery {
+    Acted,
+    Refused,
 }
 
 /// A page of recent outcomes, oldest first; each carries its `seq`. Without
@@ -366,7 +374,7 @@ async fn outcomes(
             StatusCode::BAD_REQUEST,
             "invalid_query",
             format!(
-                "{why}; /outcomes takes ?limit=1..{max} (default {OUTCOMES_PAGE}) and ?since=<seq>"
+                "{why}; /outcomes takes ?limit=1..{max} (default {OUTCOMES_PAGE}), ?since=<seq> and ?result=acted|refused"
             ),
         )
         .into_response()
@@ -379,9 +387,23 @@ async fn outcomes(
     if limit == 0 || limit > max {
         return bad_query(format!("limit {limit} is out of range"));
     }
+    let which = match q.result {
+        None => crate::outcomes::Which::All,
+        Some(ResultQuery::Acted) => crate::outcomes::Which::Acted,
+        Some(ResultQuery::Refused) => crate::outcomes::Which::Refused,
+    };
     (
         [(header::CONTENT_TYPE, "application/json")],
-        s.recorder.page(q.since, limit),
+        s.recorder.page_of(which, q.since, limit),
     )
         .into_response()
+}
+
+/// The breaker episodes holding now and the last few that ended, with the
+/// targets each blocked and its refusals by reason and namespace.
+async fn breakers(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    match may_read(&s, &headers) {
+        Ok(()) => Json(s.recorder.stand_down().view()).into_response(),
+        Err(e) => e.into_response(),
+    }
 }

@@ -64,6 +64,11 @@ pub struct RemediationLabel {
     pub remediation: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabel {
+    pub class: &'static str,
+}
+
 /// All of heal8s's metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -79,10 +84,20 @@ pub struct Metrics {
     pub actions: Family<ActionLabels, Counter>,
     pub verifications: Family<ResultLabel, Counter>,
     pub signals_skipped_not_leader: Counter,
+    /// Alerts waiting in the work queue's alert lane.
     pub queue_depth: Gauge,
+    /// Detector signals waiting in the work queue's detector lane.
+    pub detector_queue_depth: Gauge,
     pub queue_capacity: Gauge,
+    /// Signals that replaced a waiting signal of their series in the work queue.
+    pub signals_coalesced: Family<SourceLabel, Counter>,
+    /// Plans waiting in the backlog (put off for want of budget, or about to run).
+    pub backlog_depth: Gauge,
+    pub backlog_capacity: Gauge,
     pub dry_run: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub unprocessed_at_shutdown: Counter<u64, AtomicU64>,
+    /// 1 while a breaker episode holds the class (see `crate::breakers`).
+    pub breaker_open: Family<ClassLabel, Gauge>,
 }
 
 impl Metrics {
@@ -143,13 +158,33 @@ impl Metrics {
         );
         reg.register(
             "queue_depth",
-            "Signals waiting in the work queue",
+            "Alerts waiting in the work queue (its alert lane: webhooks get 503 when it is full)",
             m.queue_depth.clone(),
         );
         reg.register(
+            "detector_queue_depth",
+            "Detector signals waiting in the work queue (its detector lane)",
+            m.detector_queue_depth.clone(),
+        );
+        reg.register(
             "queue_capacity",
-            "Capacity of the work queue",
+            "Capacity of each lane of the work queue (alerts, detectors)",
             m.queue_capacity.clone(),
+        );
+        reg.register(
+            "signals_coalesced",
+            "Signals that replaced a waiting signal of the same series in the work queue, by source",
+            m.signals_coalesced.clone(),
+        );
+        reg.register(
+            "backlog_depth",
+            "Plans waiting in the backlog for their budget or their turn",
+            m.backlog_depth.clone(),
+        );
+        reg.register(
+            "backlog_capacity",
+            "Capacity of the backlog",
+            m.backlog_capacity.clone(),
         );
         reg.register(
             "dry_run",
@@ -160,6 +195,11 @@ impl Metrics {
             "unprocessed_at_shutdown",
             "Signals still queued when the shutdown deadline passed",
             m.unprocessed_at_shutdown.clone(),
+        );
+        reg.register(
+            "breaker_open",
+            "1 while a breaker stands a class of actions down (partition, class rate or in-flight cap, mass flip, global budget)",
+            m.breaker_open.clone(),
         );
         m.registry = reg;
         m.start_at_zero();
@@ -175,8 +215,14 @@ impl Metrics {
             let status = status.as_str();
             at_zero(&self.alerts_received, StatusLabel { status });
         }
+        for class in receiver_core::guard::ActionClass::ALL {
+            let _ = self.breaker_open.get_or_create(&ClassLabel {
+                class: class.as_str(),
+            });
+        }
         for source in ["alert", "detector"] {
             at_zero(&self.signals, SourceLabel { source });
+            at_zero(&self.signals_coalesced, SourceLabel { source });
         }
         for reason in RefusalReason::ALL {
             let reason = reason.as_str();
@@ -210,11 +256,21 @@ impl Metrics {
 
     /// Count a processed signal and its outcomes.
     pub fn observe(&self, signal: &Signal, outcomes: &[Outcome]) {
+        self.observe_signal(signal);
+        self.observe_outcomes(outcomes);
+    }
+
+    /// Count a processed signal.
+    pub fn observe_signal(&self, signal: &Signal) {
         self.signals
             .get_or_create(&SourceLabel {
                 source: signal.source.kind(),
             })
             .inc();
+    }
+
+    /// Count outcomes.
+    pub fn observe_outcomes(&self, outcomes: &[Outcome]) {
         for o in outcomes {
             self.outcomes
                 .get_or_create(&ResultLabel {
@@ -310,6 +366,10 @@ mod tests {
                 r.as_str()
             )
         }));
+        want.extend(
+            receiver_core::guard::ActionClass::ALL
+                .map(|c| format!(r#"heal8s_breaker_open{{class="{}"}} 0"#, c.as_str())),
+        );
         want.extend(
             OutcomeKind::ALL
                 .map(|o| format!(r#"heal8s_outcomes_total{{result="{}"}} 0"#, o.as_str())),

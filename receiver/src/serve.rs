@@ -37,11 +37,19 @@ pub struct Settings {
     /// What one alert may carry.
     pub alert_limits: receiver_core::alertmanager::AlertLimits,
     pub queue_capacity: usize,
+    /// How many plans may wait in the backlog.
+    pub backlog_capacity: usize,
     pub shutdown_timeout: Duration,
     /// Succeeded records are deleted this long after they finished.
     pub record_ttl: Duration,
+    /// Refusal Events sum this long; a breaker episode closes after its class
+    /// was free this long.
+    pub report_interval: Duration,
     /// This replica's name (lease holder, author of record history).
     pub identity: String,
+    /// How often optional API groups not installed are looked up again
+    /// (zero: never).
+    pub rediscover_every: Duration,
 }
 
 /// A token from `--<flag>-file` or `--<flag>` (`HEAL8S_<ENV>`); both is an error.
@@ -120,7 +128,13 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
             tokio::sync::Semaphore::MAX_PERMITS
         );
     }
+    if args.backlog_capacity == 0 {
+        bail!("--backlog-capacity must be at least 1");
+    }
     let mut policy = args.overrides.load(args.policy.as_deref())?;
+    for w in policy.warnings() {
+        tracing::warn!(path = %w.path, "Policy warning: {}", w.message);
+    }
     if args.dry_run {
         policy.guard.dry_run = true;
     }
@@ -150,13 +164,16 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         max_body_bytes: args.max_body_bytes,
         alert_limits,
         queue_capacity: args.queue_capacity,
+        backlog_capacity: args.backlog_capacity,
         shutdown_timeout: args.shutdown_timeout.get(),
         record_ttl: args.record_ttl.get(),
+        report_interval: args.report_interval.get(),
         identity: args
             .pod_name
             .clone()
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_else(|| format!("heal8s-{}", std::process::id())),
+        rediscover_every: args.rediscover_every.get(),
     })
 }
 
@@ -173,6 +190,7 @@ fn pull_request_executor(
     args: &ServeArgs,
     policy: &receiver_core::Policy,
     facts: KubeFacts,
+    user_agent: &str,
 ) -> anyhow::Result<Option<Arc<crate::pulls::PullRequestExecutor>>> {
     use gitops::github::{Auth, Github, GithubConfig};
     let Some(prs) =
@@ -203,8 +221,11 @@ fn pull_request_executor(
             prs.repo
         ),
     };
-    let github = Github::new(GithubConfig::new(args.github_api_url.clone(), auth))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let github = Github::new(GithubConfig {
+        user_agent: user_agent.to_string(),
+        ..GithubConfig::new(args.github_api_url.clone(), auth)
+    })
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!(repository = %prs.repo, api = %args.github_api_url, "Declarative fixes become pull requests.");
     Ok(Some(Arc::new(crate::pulls::PullRequestExecutor::new(
         Arc::new(github),
@@ -249,9 +270,14 @@ pub async fn run_until(
             None,
         )
     } else {
-        let clients = Clients::connect(args.kubeconfig.as_deref()).await.context(
-            "cannot connect to Kubernetes (pass --kubeconfig, run in a cluster, or use --no-cluster)",
-        )?;
+        let client_settings =
+            receiver_k8s::client::ClientSettings::for_instance(&settings.identity);
+        tracing::info!(user_agent = %client_settings.user_agent, "Kubernetes and GitHub requests carry this User-Agent.");
+        let clients = Clients::connect(args.kubeconfig.as_deref(), &client_settings)
+            .await
+            .context(
+                "cannot connect to Kubernetes (pass --kubeconfig, run in a cluster, or use --no-cluster)",
+            )?;
         let exec = KubeExecutor::new(
             clients.clone(),
             KubeExecutorSettings {
@@ -299,8 +325,12 @@ pub async fn run_until(
         } else {
             Leadership::always()
         };
-        let pulls =
-            pull_request_executor(&args, &settings.policy, KubeFacts::new(clients.clone()))?;
+        let pulls = pull_request_executor(
+            &args,
+            &settings.policy,
+            KubeFacts::new(clients.clone()),
+            &client_settings.user_agent,
+        )?;
         if let Some(p) = &pulls {
             tokio::spawn(crate::pulls::poll_pull_requests(
                 p.clone(),
@@ -372,7 +402,8 @@ pub async fn run_with(
     cluster: Option<Clients>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<ShutdownReport> {
-    let engine = Engine::new(settings.policy.clone(), &settings.namespace)?;
+    let engine = Engine::new(settings.policy.clone(), &settings.namespace)?
+        .with_backlog_capacity(settings.backlog_capacity);
     let metrics = Arc::new(Metrics::new());
     metrics
         .queue_capacity
@@ -380,7 +411,18 @@ pub async fn run_with(
     let dry_run = settings.policy.guard.dry_run;
     metrics.dry_run.set(i64::from(dry_run));
     let recorder = Arc::new(Recorder::new(metrics.clone()));
-    let (tx, rx) = mpsc::channel(settings.queue_capacity);
+    recorder.stand_down().set_window(settings.report_interval);
+    if let Some(clients) = &cluster {
+        let sink = receiver_k8s::standdown::KubeStandDown::connect(
+            clients.main.clone(),
+            &settings.namespace,
+            &settings.identity,
+        )
+        .await;
+        recorder.stand_down().publish_to(Arc::new(sink));
+    }
+    let (tx, rx) = crate::queue::work_queue(settings.queue_capacity);
+    tx.count_into(metrics.clone());
     let accepting = Arc::new(AtomicBool::new(true));
     let state = AppState {
         token: settings.token.clone(),
@@ -418,7 +460,8 @@ pub async fn run_with(
                 &settings.policy.detectors,
                 settings.policy.guard.cooldown.get(),
                 settings.policy.features.strain_eviction,
-                state.queue.clone(),
+                settings.rediscover_every,
+                Arc::new(state.queue.clone()),
                 stop_rx,
                 state.leadership.receiver(),
             )
@@ -432,6 +475,7 @@ pub async fn run_with(
     let gc = retention.map(|clients| {
         let client = clients.main.clone();
         let ttl = settings.record_ttl;
+        let own = settings.namespace.clone();
         let mut stop = stop_detectors.subscribe();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(600));
@@ -448,6 +492,16 @@ pub async fn run_with(
                     ),
                     Err(e) => {
                         tracing::debug!(error = %e, "Could not collect old Remediation records.")
+                    }
+                }
+                match receiver_k8s::standdown::collect_garbage(client.clone(), &own, ttl).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(
+                        deleted = n,
+                        "Deleted Cleared breaker records past their TTL."
+                    ),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "Could not collect old breaker records.")
                     }
                 }
             }
@@ -478,7 +532,7 @@ pub async fn run_with(
             tracing::warn!("A detector did not stop within 2s.");
         }
     }
-    let left = queue.max_capacity() - queue.capacity();
+    let left = queue.len();
     drop(queue);
     tracing::info!(queued = left, "Draining the work queue.");
     match tokio::time::timeout(settings.shutdown_timeout, &mut worker).await {

@@ -1,10 +1,10 @@
-//! The work queue's consumer: takes accepted signals one at a time through the
-//! engine, then records every outcome (log line, metrics, recent-outcomes view).
+//! The work queue's consumer: takes accepted signals in through the engine
+//! (no API request), runs the plans of the backlog in their turn, then records
+//! every outcome (log line, metrics, recent-outcomes view).
 //!
 //! Owns: the single task that holds the Engine (so guard state needs no lock),
 //! and the recorder. Must not parse HTTP or decide anything itself.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use receiver_core::{
@@ -15,12 +15,15 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::metrics::Metrics;
+use crate::outcomes::{Rings, Which};
 
-/// How many recent outcomes `/outcomes` keeps at most.
-pub const RECENT_OUTCOMES: usize = 512;
+/// How many recent outcomes `/outcomes` answers at most in one page (each of
+/// its two rings keeps as many, see `crate::outcomes`).
+pub const RECENT_OUTCOMES: usize = crate::outcomes::RING_OUTCOMES;
 
-/// How many bytes the recent outcomes may take together (their JSON): the
-/// oldest go first when a new one would pass it. It also bounds a response.
+/// How many bytes the recent outcomes may take together (their JSON), half
+/// per ring: the oldest go first when a new one would pass it. It also
+/// bounds a response.
 pub const RECENT_OUTCOMES_BYTES: usize = 8 << 20;
 
 /// How many bytes one kept outcome may take. A larger one is kept cut: long
@@ -32,74 +35,55 @@ pub const OUTCOME_BYTES: usize = 32 << 10;
 const CUT_STRING_BYTES: usize = 512;
 const CUT_ENTRIES: usize = 32;
 
-/// One kept outcome: its sequence number and its JSON (with `seq` in it).
-#[derive(Debug)]
-struct Kept {
-    seq: u64,
-    json: Box<str>,
-}
-
-impl Kept {
-    /// What it costs in memory: its text and its slot.
-    fn cost(&self) -> usize {
-        self.json.len() + std::mem::size_of::<Kept>()
-    }
-}
-
-#[derive(Debug, Default)]
-struct Ring {
-    kept: VecDeque<Kept>,
-    bytes: usize,
-    next_seq: u64,
-}
-
-/// Records outcomes: a structured log line each, metrics, and a bounded view
-/// of recent ones (at most [`RECENT_OUTCOMES`] and [`RECENT_OUTCOMES_BYTES`]).
+/// Records outcomes: a structured log line each, metrics, a bounded view
+/// of recent ones (refusals apart from the rest, see `crate::outcomes`), and
+/// the breakers standing down (see `crate::breakers`).
 #[derive(Debug)]
 pub struct Recorder {
     metrics: Arc<Metrics>,
-    recent: Mutex<Ring>,
+    recent: Mutex<Rings>,
+    stand_down: crate::breakers::Reporter,
 }
 
 impl Recorder {
     /// A recorder counting into `metrics`.
     pub fn new(metrics: Arc<Metrics>) -> Recorder {
         Recorder {
+            stand_down: crate::breakers::Reporter::new(metrics.clone()),
             metrics,
-            recent: Mutex::new(Ring {
-                next_seq: 1,
-                ..Ring::default()
-            }),
+            recent: Mutex::new(Rings::default()),
         }
+    }
+
+    /// Where breaker episodes and refusal counts are reported.
+    pub fn stand_down(&self) -> &crate::breakers::Reporter {
+        &self.stand_down
     }
 
     /// Log, count and remember the outcomes of one signal.
     pub fn record(&self, signal: &Signal, outcomes: &[Outcome]) {
-        self.metrics.observe(signal, outcomes);
+        self.metrics.observe_signal(signal);
+        self.record_outcomes(outcomes);
+    }
+
+    /// Log, count and remember outcomes that no new signal brought (a plan
+    /// that waited in the backlog ran, or was refused there).
+    pub fn record_outcomes(&self, outcomes: &[Outcome]) {
+        self.metrics.observe_outcomes(outcomes);
         for o in outcomes {
             log(o);
         }
-        let values: Vec<Value> = outcomes.iter().map(bounded).collect();
-        if let Ok(mut ring) = self.recent.lock() {
-            for mut v in values {
-                let seq = ring.next_seq;
-                ring.next_seq += 1;
+        let values: Vec<(Which, Value)> = outcomes
+            .iter()
+            .map(|o| (Which::of(o.result), bounded(o)))
+            .collect();
+        if let Ok(mut rings) = self.recent.lock() {
+            for (which, mut v) in values {
+                let seq = rings.next_seq();
                 if let Value::Object(m) = &mut v {
                     m.insert("seq".into(), seq.into());
                 }
-                let kept = Kept {
-                    seq,
-                    json: v.to_string().into_boxed_str(),
-                };
-                while ring.kept.len() == RECENT_OUTCOMES
-                    || (!ring.kept.is_empty() && ring.bytes + kept.cost() > RECENT_OUTCOMES_BYTES)
-                {
-                    if let Some(old) = ring.kept.pop_front() {
-                        ring.bytes -= old.cost();
-                    }
-                }
-                ring.bytes += kept.cost();
-                ring.kept.push_back(kept);
+                rings.push(which, seq, v.to_string());
             }
         }
     }
@@ -107,32 +91,15 @@ impl Recorder {
     /// A page of kept outcomes as a JSON array, oldest first: with `since`, the
     /// first `limit` whose `seq` is greater; without, the newest `limit`.
     pub fn page(&self, since: Option<u64>, limit: usize) -> String {
-        let Ok(ring) = self.recent.lock() else {
-            return "[]".into();
-        };
-        let chosen: Vec<&Kept> = match since {
-            Some(after) => ring
-                .kept
-                .iter()
-                .filter(|k| k.seq > after)
-                .take(limit)
-                .collect(),
-            None => {
-                let skip = ring.kept.len().saturating_sub(limit);
-                ring.kept.iter().skip(skip).collect()
-            }
-        };
-        let mut out =
-            String::with_capacity(chosen.iter().map(|k| k.json.len() + 1).sum::<usize>() + 2);
-        out.push('[');
-        for (i, k) in chosen.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&k.json);
-        }
-        out.push(']');
-        out
+        self.page_of(Which::All, since, limit)
+    }
+
+    /// `page`, of the outcomes `which` only.
+    pub fn page_of(&self, which: Which, since: Option<u64>, limit: usize) -> String {
+        self.recent
+            .lock()
+            .map(|r| r.page(which, since, limit))
+            .unwrap_or_else(|_| "[]".into())
     }
 
     /// Every kept outcome, oldest first.
@@ -140,9 +107,9 @@ impl Recorder {
         self.recent
             .lock()
             .map(|r| {
-                r.kept
-                    .iter()
-                    .filter_map(|k| serde_json::from_str(&k.json).ok())
+                r.all()
+                    .into_iter()
+                    .filter_map(|k| serde_json::from_str(k).ok())
                     .collect()
             })
             .unwrap_or_default()
@@ -152,7 +119,7 @@ impl Recorder {
     pub fn stored_bytes(&self) -> usize {
         self.recent
             .lock()
-            .map(|r| r.kept.iter().map(Kept::cost).sum())
+            .map(|r| r.stored_bytes())
             .unwrap_or_default()
     }
 }
@@ -242,7 +209,8 @@ fn log(o: &Outcome) {
                 source = %o.source,
                 fingerprint = ?o.fingerprint,
                 status = o.status.as_str(),
-                target = o.target.as_deref(),
+                // not `target`: tracing's JSON lines use that key for the module
+                object = o.target.as_deref(),
                 route = o.route.as_deref(),
                 remediation,
                 mode,
@@ -268,6 +236,37 @@ fn log(o: &Outcome) {
         OutcomeKind::Resolved => emit!(info, "Alert resolved."),
         OutcomeKind::Failed => emit!(warn, "Remediation failed."),
         OutcomeKind::Deferred => emit!(info, "Remediation put off; nothing was changed."),
+    }
+}
+
+/// The sentence a verification is logged with, and whether it warns: each
+/// result says what happened (a failed check is never "verified").
+pub fn verification_sentence(result: VerifyResult) -> (bool, &'static str) {
+    match result {
+        VerifyResult::Recovered => (false, "Recovery verified: the target recovered."),
+        VerifyResult::NotRecovered => (
+            true,
+            "Not recovered: the target did not recover within the verification budget.",
+        ),
+        VerifyResult::Unverified => (
+            false,
+            "Recovery unverified: nothing heal8s can read says whether the target recovered.",
+        ),
+        VerifyResult::StillDown => (
+            true,
+            "Drained, but the node stayed down: the drain did its job; the node did not come back.",
+        ),
+    }
+}
+
+fn log_verification(plan: &Plan, v: &Verification) {
+    let (warn, sentence) = verification_sentence(v.result);
+    let remediation = plan.kind().as_str();
+    let object = plan.target.as_ref().map(ToString::to_string);
+    if warn {
+        tracing::warn!(remediation, object, result = ?v.result, detail = ?v.message, "{sentence}");
+    } else {
+        tracing::info!(remediation, object, result = ?v.result, detail = ?v.message, "{sentence}");
     }
 }
 
@@ -303,113 +302,271 @@ async fn next_clear(clears: &mut Option<mpsc::Receiver<String>>) -> Option<Strin
     }
 }
 
-/// Process queued signals until every sender is gone and the queue is empty.
-pub async fn run(
-    mut engine: Engine,
-    mut queue: mpsc::Receiver<Signal>,
-    mut acting: Acting,
+/// How often plans waiting in the backlog are checked again against the
+/// guard's state (no API request) when nothing else happens.
+pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// At most this many queued signals are taken in before the next plan runs.
+const INTAKE_BATCH: usize = 1024;
+
+/// A burst (several signals queued at once) is let finish arriving before
+/// the next plan runs, so the backlog shares the budget across all of it:
+/// until no signal came for `GATHER_QUIET`, at most `GATHER_MAX`. A lone
+/// signal runs at once.
+const GATHER_QUIET: std::time::Duration = std::time::Duration::from_millis(50);
+const GATHER_MAX: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The worker task's state: the engine and everything around it.
+struct Worker {
+    engine: Engine,
+    acting: Acting,
     recorder: Arc<Recorder>,
     metrics: Arc<Metrics>,
-) {
-    let (verified_tx, mut verified) = mpsc::unbounded_channel::<(Plan, Verification)>();
-    let mut clears = acting.clears.take();
-    let mut was_leader = false;
-    loop {
-        let signal = tokio::select! {
-            s = queue.recv() => match s {
-                Some(s) => s,
-                None => break,
-            },
-            Some((plan, v)) = verified.recv() => {
-                let key = plan.workload_key();
-                let escalated = engine.guard().has_escalation(&key);
-                let event = v
-                    .recovered()
-                    .then(|| engine.recovered(&plan, acting.clock.now()));
-                let cleared = escalated && !engine.guard().has_escalation(&key);
-                metrics
-                    .verifications
-                    .get_or_create(&crate::metrics::ResultLabel {
-                        result: match v.result {
-                            VerifyResult::Recovered => "recovered",
-                            VerifyResult::NotRecovered => "not_recovered",
-                            VerifyResult::Unverified => "unverified",
-                        },
-                    })
-                    .inc();
-                tracing::info!(
-                    remediation = plan.kind().as_str(),
-                    target = plan.target.as_ref().map(ToString::to_string),
-                    result = ?v.result,
-                    detail = ?v.message,
-                    "Recovery verified."
-                );
-                acting.journal.verified(&plan, &v, event.as_ref()).await;
-                if let Some(e) = event {
-                    acting.journal.remember(&[e], cleared).await;
-                }
-                continue;
-            }
-            Some(key) = next_clear(&mut clears) => {
-                if acting.leadership.is_leader() && engine.guard().has_escalation(&key) {
-                    let e = engine.clear_escalation(&key, acting.clock.now());
-                    tracing::info!(key = ?key, "Escalation cleared by a person; heal8s may act on it again.");
-                    acting.journal.remember(&[e], true).await;
-                }
-                continue;
-            }
-        };
-        metrics
-            .queue_depth
-            .set(i64::try_from(queue.len()).unwrap_or(i64::MAX));
-        let leader = acting.leadership.is_leader();
-        if leader && !was_leader {
+    verified_tx: mpsc::UnboundedSender<(Plan, Verification)>,
+    was_leader: bool,
+}
+
+impl Worker {
+    /// Whether this replica leads now. On becoming leader the guard is
+    /// restored from the durable record first; on losing the lead, the plans
+    /// detectors left waiting go (the new leader's detectors signal them again).
+    async fn lead(&mut self) -> bool {
+        let leader = self.acting.leadership.is_leader();
+        if leader && !self.was_leader {
+            self.acting.journal.resume().await;
             // what other processes did is the truth; read it before deciding anything
-            if let Some(h) = &acting.history
+            if let Some(h) = &self.acting.history
                 && let Some((actions, alerts)) = h.load().await
             {
-                engine.restore(actions, alerts, acting.clock.now());
+                self.engine
+                    .restore(actions, alerts, self.acting.clock.now());
             }
         }
-        was_leader = leader;
+        if !leader && self.was_leader {
+            let n = self.engine.abandon(|w| w.plan.trigger.source == "detector");
+            self.metrics
+                .signals_skipped_not_leader
+                .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+        }
+        self.was_leader = leader;
+        leader
+    }
+
+    /// Take one signal in: admitted, routed, planned and prechecked, with no
+    /// API request; its plans join the backlog.
+    async fn take_in(&mut self, signal: Signal) {
+        let leader = self.lead().await;
         if signal.source.kind() == "detector" && !leader {
             // queued just before the lease was lost; the new leader's detectors signal it again
-            metrics.signals_skipped_not_leader.inc();
-            continue;
+            self.metrics.signals_skipped_not_leader.inc();
+            return;
         }
-        let outcomes = engine
-            .process_with(
-                &signal,
-                acting.facts.as_ref(),
-                acting.executor.as_ref(),
-                acting.journal.as_ref(),
-                acting.clock.as_ref(),
+        let outcomes = self.engine.intake(&signal, self.acting.clock.now());
+        self.recorder.record(&signal, &outcomes);
+        self.settle(&outcomes, leader).await;
+    }
+
+    /// Run the next plan whose turn it is; false when none may run now.
+    async fn run_next(&mut self) -> bool {
+        let leader = self.lead().await;
+        let (due, outcomes) = self.engine.next(self.acting.clock.now());
+        if !outcomes.is_empty() {
+            self.recorder.record_outcomes(&outcomes);
+            self.settle(&outcomes, leader).await;
+        }
+        let Some(w) = due else {
+            return false;
+        };
+        let outcomes = self
+            .engine
+            .run(
+                w,
+                self.acting.facts.as_ref(),
+                self.acting.executor.as_ref(),
+                self.acting.journal.as_ref(),
+                self.acting.clock.as_ref(),
             )
             .await;
-        recorder.record(&signal, &outcomes);
-        for o in &outcomes {
-            if o.result == OutcomeKind::Resolved && o.source == "alert" {
-                acting.journal.resolved(&o.fingerprint).await;
+        self.recorder.record_outcomes(&outcomes);
+        self.settle(&outcomes, leader).await;
+        true
+    }
+
+    /// Everything that follows outcomes: breaker reports, the durable
+    /// record, and verification of what was done.
+    async fn settle(&mut self, outcomes: &[Outcome], leader: bool) {
+        self.metrics
+            .backlog_depth
+            .set(i64::try_from(self.engine.backlog().len()).unwrap_or(i64::MAX));
+        self.recorder.stand_down().observe(
+            &self.engine.guard().breakers(),
+            outcomes,
+            self.acting.clock.now(),
+            leader,
+        );
+        for o in outcomes {
+            // an alert's or a detector's signal: both settle what they triggered
+            if o.result == OutcomeKind::Resolved {
+                self.acting.journal.resolved(&o.fingerprint).await;
                 // the escalation ended if the policy lets a resolved alert end it
                 let cleared = o
                     .ledger
                     .iter()
-                    .any(|e| !engine.guard().has_escalation(e.event.key()));
-                acting.journal.remember(&o.ledger, cleared).await;
+                    .any(|e| !self.engine.guard().has_escalation(e.event.key()));
+                self.acting.journal.remember(&o.ledger, cleared).await;
             }
-            acting.journal.write(o).await;
+            self.acting.journal.write(o).await;
             if let (OutcomeKind::Acted, Some(plan), Some(verifier)) =
-                (o.result, &o.plan, &acting.verifier)
+                (o.result, &o.plan, &self.acting.verifier)
                 && plan.kind().is_mutating()
                 && !plan.kind().is_declarative()
             {
-                let (plan, verifier, tx) = (plan.clone(), verifier.clone(), verified_tx.clone());
+                let (plan, verifier, tx) =
+                    (plan.clone(), verifier.clone(), self.verified_tx.clone());
                 tokio::spawn(async move {
                     let v = verifier.verify(&plan).await;
                     let _ = tx.send((plan, v));
                 });
             }
         }
+    }
+}
+
+/// Process queued signals until every sender is gone and the queue is empty.
+///
+/// Each round takes in every queued signal (no API request: admit, route,
+/// plan, precheck), then runs the one plan whose turn it is in the backlog
+/// (facts, check, act). Plans put off for want of budget wait there and are
+/// checked again against the guard every [`RECHECK`], so they run as the
+/// budget frees without being signalled again.
+pub async fn run(
+    engine: Engine,
+    mut queue: crate::queue::QueueReceiver,
+    mut acting: Acting,
+    recorder: Arc<Recorder>,
+    metrics: Arc<Metrics>,
+) {
+    let (verified_tx, mut verified) = mpsc::unbounded_channel::<(Plan, Verification)>();
+    let mut clears = acting.clears.take();
+    metrics
+        .backlog_capacity
+        .set(i64::try_from(engine.backlog().capacity()).unwrap_or(i64::MAX));
+    let mut w = Worker {
+        engine,
+        acting,
+        recorder,
+        metrics,
+        verified_tx,
+        was_leader: false,
+    };
+    // breakers close and refusal windows end with no signal to notice them
+    let mut report = tokio::time::interval(crate::breakers::TICK);
+    report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // budgets free with time: waiting plans are checked again
+    let mut recheck = tokio::time::interval(RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut due = true;
+    loop {
+        let mut took = 0;
+        while took < INTAKE_BATCH
+            && let Some(s) = queue.try_recv()
+        {
+            took += 1;
+            w.take_in(s).await;
+        }
+        if took > 1 {
+            let started = tokio::time::Instant::now();
+            while started.elapsed() < GATHER_MAX
+                && let Ok(Some(s)) = tokio::time::timeout(GATHER_QUIET, queue.recv()).await
+            {
+                w.take_in(s).await;
+                while let Some(s) = queue.try_recv() {
+                    w.take_in(s).await;
+                }
+            }
+        }
+        if took > 0 {
+            due = true;
+        }
+        if due {
+            if w.run_next().await {
+                continue;
+            }
+            due = false;
+        }
+        let signal = tokio::select! {
+            s = queue.recv() => match s {
+                Some(s) => s,
+                None => break,
+            },
+            _ = recheck.tick(), if !w.engine.backlog().is_empty() => {
+                due = true;
+                continue;
+            }
+            _ = report.tick() => {
+                let leader = w.acting.leadership.is_leader();
+                // nodes coming back raise no plan: see whether breakers still hold
+                let cluster = if w.engine.guard().nodes_held() {
+                    w.acting.facts.cluster().await
+                } else {
+                    None
+                };
+                w.engine.release_breakers(w.acting.clock.now(), cluster.as_ref());
+                w.recorder.stand_down().observe(&w.engine.guard().breakers(), &[], w.acting.clock.now(), leader);
+                continue;
+            }
+            Some((plan, v)) = verified.recv() => {
+                due = true;
+                let key = plan.workload_key();
+                let escalated = w.engine.guard().has_escalation(&key);
+                let event = v
+                    .recovered()
+                    .then(|| w.engine.recovered(&plan, w.acting.clock.now()));
+                let cleared = escalated && !w.engine.guard().has_escalation(&key);
+                w.metrics
+                    .verifications
+                    .get_or_create(&crate::metrics::ResultLabel {
+                        result: match v.result {
+                            VerifyResult::Recovered => "recovered",
+                            VerifyResult::NotRecovered => "not_recovered",
+                            VerifyResult::Unverified => "unverified",
+                            VerifyResult::StillDown => "still_down",
+                        },
+                    })
+                    .inc();
+                log_verification(&plan, &v);
+                w.acting.journal.verified(&plan, &v, event.as_ref()).await;
+                if let Some(e) = event {
+                    w.acting.journal.remember(&[e], cleared).await;
+                }
+                // a node that stayed down after its drain is signalled again
+                // (routes may send it to delete-node), through the guard as always
+                match receiver_core::verify::still_down_signal(&plan, &v, w.acting.clock.now()) {
+                    Some(s) => s,
+                    None => continue,
+                }
+            }
+            Some(key) = next_clear(&mut clears) => {
+                due = true;
+                if w.acting.leadership.is_leader() && w.engine.guard().has_escalation(&key) {
+                    let e = w.engine.clear_escalation(&key, w.acting.clock.now());
+                    tracing::info!(key = ?key, "Escalation cleared by a person; heal8s may act on it again.");
+                    w.acting.journal.remember(&[e], true).await;
+                }
+                continue;
+            }
+        };
+        w.take_in(signal).await;
+        due = true;
+    }
+    // what may still run does; what waits for its budget is given up
+    while w.run_next().await {}
+    let left = w.engine.backlog().len();
+    if left > 0 {
+        tracing::info!(
+            waiting = left,
+            "Plans still waiting for their budget are given up (detectors and Alertmanager signal them again)."
+        );
     }
     tracing::info!("Work queue drained; worker stopped (pending recovery checks are abandoned).");
 }
@@ -476,7 +633,7 @@ mod tests {
             "{stored} bytes kept; the budget is {RECENT_OUTCOMES_BYTES}"
         );
         assert!(
-            stored > RECENT_OUTCOMES_BYTES / 2,
+            stored > crate::outcomes::RING_BYTES / 2,
             "too little kept to prove the budget binds: {stored}"
         );
         let kept = recorder.recent();
@@ -502,6 +659,29 @@ mod tests {
             kept.windows(2)
                 .all(|w| w[0]["seq"].as_u64() < w[1]["seq"].as_u64())
         );
+    }
+
+    #[test]
+    fn each_verification_result_says_what_happened() {
+        let all = [
+            VerifyResult::Recovered,
+            VerifyResult::NotRecovered,
+            VerifyResult::Unverified,
+            VerifyResult::StillDown,
+        ];
+        let sentences: std::collections::BTreeSet<&str> =
+            all.iter().map(|r| verification_sentence(*r).1).collect();
+        assert_eq!(sentences.len(), all.len(), "one sentence per result");
+        let (warn, failed) = verification_sentence(VerifyResult::NotRecovered);
+        assert!(warn);
+        assert!(!failed.contains("verified"), "{failed}");
+        assert!(failed.contains("did not recover"), "{failed}");
+        let (_, unverified) = verification_sentence(VerifyResult::Unverified);
+        assert!(
+            unverified.starts_with("Recovery unverified"),
+            "{unverified}"
+        );
+        assert!(!verification_sentence(VerifyResult::Recovered).0);
     }
 
     #[tokio::test]

@@ -15,7 +15,6 @@ use receiver::http::{AppState, Token, WEBHOOK_PATH, router};
 use receiver::metrics::Metrics;
 use receiver::worker::{self, Acting, Recorder};
 use receiver_core::{Engine, Policy, Signal, SystemClock};
-use tokio::sync::mpsc;
 use tower::ServiceExt;
 
 const FIRING: &str = include_str!("../core/tests/fixtures/sample-webhook.json");
@@ -24,12 +23,13 @@ const READ_TOKEN: &str = "read-only-token";
 
 struct Harness {
     state: AppState,
-    rx: mpsc::Receiver<Signal>,
+    rx: receiver::queue::QueueReceiver,
 }
 
 fn harness(capacity: usize, max_body: usize) -> Harness {
     let metrics = Arc::new(Metrics::new());
-    let (tx, rx) = mpsc::channel(capacity);
+    let (tx, rx) = receiver::queue::work_queue(capacity);
+    tx.count_into(metrics.clone());
     let state = AppState {
         token: Token::new(TOKEN),
         read_token: Token::new(READ_TOKEN),
@@ -81,9 +81,14 @@ async fn metrics_text(h: &Harness) -> String {
 }
 
 fn payload_with(n: usize) -> String {
+    payload_range(0, n)
+}
+
+/// A delivery of alerts `from..from + n`, each its own series.
+fn payload_range(from: usize, n: usize) -> String {
     let mut v: serde_json::Value = serde_json::from_str(FIRING).unwrap();
     let alert = v["alerts"][0].clone();
-    let alerts: Vec<_> = (0..n)
+    let alerts: Vec<_> = (from..from + n)
         .map(|i| {
             let mut a = alert.clone();
             a["labels"]["pod"] = format!("api-{i}").into();
@@ -101,9 +106,13 @@ async fn valid_delivery_with_token_is_accepted_onto_the_queue() {
     let (status, body) = send(app(&h), post(FIRING, bearer())).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["accepted"], 1);
+    let m = metrics_text(&h).await;
     let s = h.rx.try_recv().unwrap();
     assert_eq!(s.fingerprint, "d8369421dcf3241e");
-    let m = metrics_text(&h).await;
+    assert!(
+        metrics_text(&h).await.contains("heal8s_queue_depth 0"),
+        "the depth follows the worker taking a signal"
+    );
     assert!(
         m.contains("heal8s_alerts_received_total{status=\"firing\"} 1"),
         "{m}"
@@ -129,7 +138,7 @@ async fn missing_wrong_or_malformed_token_is_401_and_queues_nothing() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{auth:?}");
         assert_eq!(body["code"], "unauthorized");
     }
-    assert!(h.rx.try_recv().is_err());
+    assert!(h.rx.try_recv().is_none());
     let m = metrics_text(&h).await;
     assert!(
         m.contains("heal8s_webhook_requests_total{code=\"401\"} 5"),
@@ -152,7 +161,7 @@ fn get(path: &str, auth: Option<&str>) -> Request<Body> {
 #[tokio::test]
 async fn outcomes_and_policy_need_the_webhook_or_the_read_token() {
     let h = harness(8, 1 << 20);
-    for path in ["/outcomes", "/policy"] {
+    for path in ["/outcomes", "/policy", "/breakers"] {
         for auth in [
             None,
             Some("Bearer wrong"),
@@ -185,7 +194,7 @@ async fn the_read_token_cannot_post_alerts() {
     let (status, body) = send(app(&h), post(FIRING, Some("Bearer read-only-token"))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert_eq!(body["code"], "read_only_token");
-    assert!(h.rx.try_recv().is_err());
+    assert!(h.rx.try_recv().is_none());
     let m = metrics_text(&h).await;
     assert!(
         m.contains("heal8s_webhook_requests_total{code=\"403\"} 1"),
@@ -256,7 +265,7 @@ async fn body_over_the_limit_is_413_whether_declared_or_streamed() {
     let stream = Body::from_stream(futures_stream(chunks));
     let (status, _) = send(app(&h), post(stream, bearer())).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(h.rx.try_recv().is_err());
+    assert!(h.rx.try_recv().is_none());
 }
 
 fn futures_stream<T: Send + 'static>(
@@ -348,12 +357,12 @@ async fn full_queue_is_503_and_a_delivery_is_all_or_nothing() {
     let (status, _) = send(app(&h), post(payload_with(2), bearer())).await;
     assert_eq!(status, StatusCode::OK);
     // two of three slots are taken: a delivery of two alerts must not half-enter
-    let (status, body) = send(app(&h), post(payload_with(2), bearer())).await;
+    let (status, body) = send(app(&h), post(payload_range(2, 2), bearer())).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["code"], "queue_full");
     assert_eq!(h.rx.len(), 2);
     h.rx.try_recv().unwrap();
-    let (status, _) = send(app(&h), post(payload_with(2), bearer())).await;
+    let (status, _) = send(app(&h), post(payload_range(2, 2), bearer())).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(h.rx.len(), 3);
     let m = metrics_text(&h).await;
@@ -422,7 +431,7 @@ async fn no_auth_mode_accepts_without_a_token() {
     let (status, _) = send(app(&h), post(FIRING, None)).await;
     assert_eq!(status, StatusCode::OK);
     // reads are open too (the startup warning says so)
-    for path in ["/outcomes", "/policy"] {
+    for path in ["/outcomes", "/policy", "/breakers"] {
         let (status, _) = send(app(&h), get(path, None)).await;
         assert_eq!(status, StatusCode::OK, "{path}");
     }
@@ -445,18 +454,31 @@ async fn accepted_alerts_are_processed_and_repeats_deduped() {
         history: None,
         clears: None,
     };
-    for _ in 0..2 {
-        let (status, _) = send(app.clone(), post(FIRING, bearer())).await;
-        assert_eq!(status, StatusCode::OK);
-    }
-    let resolved = include_str!("../core/tests/fixtures/sample-webhook-resolved.json");
-    let (status, _) = send(app.clone(), post(resolved, bearer())).await;
-    assert_eq!(status, StatusCode::OK);
     let recorder = state.recorder.clone();
     let metrics = state.metrics.clone();
+    let worker = tokio::spawn(worker::run(
+        engine,
+        rx,
+        acting,
+        recorder.clone(),
+        metrics.clone(),
+    ));
+    // one delivery at a time, each processed before the next (a repeat
+    // still queued would replace the one waiting instead: see below)
+    let resolved = include_str!("../core/tests/fixtures/sample-webhook-resolved.json");
+    for (body, outcomes) in [(FIRING, 2), (FIRING, 3), (resolved, 4)] {
+        let (status, _) = send(app.clone(), post(body, bearer())).await;
+        assert_eq!(status, StatusCode::OK);
+        for _ in 0..500 {
+            if recorder.recent().len() >= outcomes {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
     drop(app);
     drop(state);
-    worker::run(engine, rx, acting, recorder.clone(), metrics.clone()).await;
+    worker.await.unwrap();
 
     let results: Vec<_> = recorder
         .recent()
@@ -527,12 +549,15 @@ async fn outcomes_are_paged_and_capped() {
             .map(|o| o["seq"].as_u64().unwrap())
             .collect()
     };
-    // wait for the worker (every alert makes at least one outcome)
+    // wait for the worker (every alert makes at least one outcome) to settle
+    let mut last = 0;
     for _ in 0..500 {
-        if recorder.recent().len() >= 400 {
+        let n = recorder.recent().len();
+        if n >= 400 && n == last {
             break;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        last = n;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let kept = recorder.recent().len() as u64;
     assert!(kept >= 400, "{kept}");
@@ -563,7 +588,38 @@ async fn outcomes_are_paged_and_capped() {
     }
     assert_eq!(read, kept);
 
+    // what heal8s did is kept apart from what it refused (the budget refuses
+    // most of 400 alerts), and each part pages the same way
+    let (status, acted) = send(
+        app.clone(),
+        get("/outcomes?result=acted&limit=512", bearer()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{acted}");
+    let (status, refused) = send(
+        app.clone(),
+        get("/outcomes?result=refused&limit=512&since=0", bearer()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{refused}");
+    let (acted, refused) = (acted.as_array().unwrap(), refused.as_array().unwrap());
+    assert!(!acted.is_empty() && !refused.is_empty());
+    assert!(
+        acted
+            .iter()
+            .all(|o| o["result"] != "refused" && o["result"] != "deduped")
+    );
+    assert!(
+        refused
+            .iter()
+            .all(|o| o["result"] == "refused" || o["result"] == "deduped")
+    );
+    let (status, b) = send(app.clone(), get("/breakers", bearer())).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(b["open"].is_array() && b["closed"].is_array(), "{b}");
+
     for bad in [
+        "/outcomes?result=all",
         "/outcomes?limit=513",
         "/outcomes?limit=0",
         "/outcomes?limit=many",
@@ -579,4 +635,73 @@ async fn outcomes_are_paged_and_capped() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     drop(app);
     worker.await.unwrap();
+}
+
+fn detector_signal(pod: &str) -> Signal {
+    let mut target = receiver_core::Target::new(receiver_core::TargetKind::Pod, Some("shop"), pod);
+    target.container = Some("app".into());
+    receiver_core::detect::Finding {
+        name: "Heal8sPodCrashLooping",
+        detector: "pods",
+        target,
+        reason: "CrashLoopBackOff".into(),
+        since: jiff::Timestamp::UNIX_EPOCH,
+        evidence: Default::default(),
+        summary: "crash looping".into(),
+    }
+    .to_signal(
+        receiver_core::AlertStatus::Firing,
+        jiff::Timestamp::UNIX_EPOCH,
+    )
+}
+
+/// Detectors have a lane of their own: a burst of them that fills it never
+/// turns Alertmanager away.
+#[tokio::test]
+async fn a_detector_burst_never_fills_the_queue_for_alerts() {
+    use receiver_core::lanes::SignalSink;
+    let h = harness(4, 1 << 20);
+    for i in 0..4 {
+        h.state
+            .queue
+            .send(detector_signal(&format!("p-{i}")))
+            .await
+            .unwrap();
+    }
+    // the detector lane is full: a fifth detector signal waits for room
+    let more = h.state.queue.clone();
+    let waiting = tokio::spawn(async move { more.send(detector_signal("p-9")).await });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(!waiting.is_finished());
+    let (status, body) = send(app(&h), post(payload_with(4), bearer())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(h.rx.len(), 8);
+    waiting.abort();
+}
+
+/// A newer signal of a series still queued takes the waiting one's place:
+/// a repeated delivery costs no room.
+#[tokio::test]
+async fn a_repeated_delivery_still_queued_takes_the_waiting_ones_place() {
+    let h = harness(2, 1 << 20);
+    for _ in 0..3 {
+        let (status, _) = send(app(&h), post(payload_with(2), bearer())).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(h.rx.len(), 2);
+    let m = metrics_text(&h).await;
+    assert!(
+        m.contains("heal8s_signals_coalesced_total{source=\"alert\"} 4"),
+        "{m}"
+    );
+    // an alert that resolved while its firing delivery waited: only the resolution is left
+    let mut h = harness(1, 1 << 20);
+    let resolved = include_str!("../core/tests/fixtures/sample-webhook-resolved.json");
+    for body in [FIRING, resolved] {
+        let (status, _) = send(app(&h), post(body, bearer())).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let only = h.rx.try_recv().unwrap();
+    assert_eq!(only.status, receiver_core::AlertStatus::Resolved);
+    assert!(h.rx.try_recv().is_none());
 }

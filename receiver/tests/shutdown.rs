@@ -64,9 +64,12 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
         max_body_bytes: 1 << 20,
         alert_limits: Default::default(),
         queue_capacity: 64,
+        backlog_capacity: 64,
         shutdown_timeout: timeout,
         record_ttl: Duration::from_secs(7 * 86400),
+        report_interval: Duration::from_secs(60),
         identity: "test".into(),
+        rediscover_every: Duration::from_secs(180),
     };
     let calls = Arc::new(AtomicUsize::new(0));
     let acting = Acting {

@@ -7,6 +7,10 @@
 //! serialized per installation, paced under GitHub's content-creation limits,
 //! and retried only on a rate limit (the request was refused, so nothing
 //! happened) or, for idempotent ones, a server error. Each call is counted.
+//!
+//! Every request carries heal8s's `User-Agent` (`heal8s/<version> (<instance>)`,
+//! the one its Kubernetes requests carry), in place of octocrab's: the
+//! transport below octocrab is built here for that.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -58,6 +62,9 @@ pub struct GithubConfig {
     pub per_hour: usize,
     /// Connect and read timeouts.
     pub timeout: Duration,
+    /// The `User-Agent` of every request; GitHub asks for one naming the
+    /// application.
+    pub user_agent: String,
 }
 
 impl GithubConfig {
@@ -69,6 +76,7 @@ impl GithubConfig {
             per_minute: 80,
             per_hour: 500,
             timeout: Duration::from_secs(30),
+            user_agent: format!("heal8s/{}", env!("CARGO_PKG_VERSION")),
         }
     }
 }
@@ -206,37 +214,7 @@ impl std::fmt::Debug for Github {
 
 impl Github {
     pub fn new(config: GithubConfig) -> Result<Github, GithubError> {
-        let setup = |e: octocrab::Error| GithubError::Setup(e.to_string());
-        let mut builder = Octocrab::builder()
-            .base_uri(config.api_url.trim_end_matches('/'))
-            .map_err(setup)?
-            .set_connect_timeout(Some(config.timeout))
-            .set_read_timeout(Some(config.timeout))
-            .add_header(
-                http::header::ACCEPT,
-                "application/vnd.github+json".to_string(),
-            )
-            .add_header(
-                http::HeaderName::from_static("x-github-api-version"),
-                "2022-11-28".to_string(),
-            );
-        builder = match &config.auth {
-            Auth::App {
-                app_id,
-                private_key_pem,
-            } => {
-                let key = octocrab::EncodingKey::from_rsa_pem(private_key_pem.as_bytes()).map_err(
-                    |e| {
-                        GithubError::Setup(format!(
-                            "the App private key is not an RSA PEM key: {e}"
-                        ))
-                    },
-                )?;
-                builder.app(AppId(*app_id), key)
-            }
-            Auth::Token(token) => builder.personal_token(token.clone()),
-        };
-        let root = builder.build().map_err(setup)?;
+        let root = octocrab_for(&config)?;
         Ok(Github {
             config,
             root,
@@ -459,6 +437,84 @@ impl Github {
             body,
         })
     }
+}
+
+/// An octocrab client on a transport built here: octocrab's own builder
+/// sends `User-Agent: octocrab` and appends extra headers to it, so a
+/// second `User-Agent` would travel beside it. Same TLS (rustls, ring,
+/// native roots) and timeouts as octocrab's default client.
+fn octocrab_for(config: &GithubConfig) -> Result<Octocrab, GithubError> {
+    use http::header::{ACCEPT, HeaderName, HeaderValue, USER_AGENT};
+    use octocrab::service::middleware::{
+        auth_header::AuthHeaderLayer, base_uri::BaseUriLayer, extra_headers::ExtraHeadersLayer,
+    };
+    let setup = |what: &str, e: &dyn std::fmt::Display| GithubError::Setup(format!("{what}: {e}"));
+    let base: http::Uri = config
+        .api_url
+        .trim_end_matches('/')
+        .parse()
+        .map_err(|e| setup(&format!("API URL {:?}", config.api_url), &e))?;
+    let upload: http::Uri = http::Uri::from_static("https://uploads.github.com");
+    let header = |what: &str, v: &str| {
+        HeaderValue::from_str(v).map_err(|e| setup(&format!("{what} header"), &e))
+    };
+    let headers = vec![
+        (USER_AGENT, header("User-Agent", &config.user_agent)?),
+        (
+            ACCEPT,
+            HeaderValue::from_static("application/vnd.github+json"),
+        ),
+        (
+            HeaderName::from_static("x-github-api-version"),
+            HeaderValue::from_static("2022-11-28"),
+        ),
+    ];
+    let (auth_header, auth_state) = match &config.auth {
+        Auth::App {
+            app_id,
+            private_key_pem,
+        } => {
+            let key = octocrab::EncodingKey::from_rsa_pem(private_key_pem.as_bytes())
+                .map_err(|e| setup("the App private key is not an RSA PEM key", &e))?;
+            (
+                None,
+                octocrab::AuthState::App(octocrab::auth::AppAuth {
+                    app_id: AppId(*app_id),
+                    key,
+                }),
+            )
+        }
+        Auth::Token(token) => {
+            let mut v = header("Authorization", &format!("Bearer {token}"))
+                .map_err(|_| GithubError::Setup("the token is not a valid header value".into()))?;
+            v.set_sensitive(true);
+            (Some(v), octocrab::AuthState::None)
+        }
+    };
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_native_roots(provider)
+        .map_err(|e| setup("TLS roots", &e))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let mut connector = hyper_timeout::TimeoutConnector::new(https);
+    connector.set_connect_timeout(Some(config.timeout));
+    connector.set_read_timeout(Some(config.timeout));
+    connector.set_write_timeout(Some(config.timeout));
+    let transport =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(connector);
+    octocrab::OctocrabBuilder::new_empty()
+        .with_service(transport)
+        .with_layer(&ExtraHeadersLayer::new(Arc::new(headers)))
+        .with_layer(&BaseUriLayer::new(base.clone()))
+        .with_layer(&AuthHeaderLayer::new(auth_header, base, upload))
+        .with_auth(auth_state)
+        .build()
+        .map_err(|e| setup("octocrab", &e))
 }
 
 /// Percent-encode a repository path or ref for a URL, keeping `/`.

@@ -37,9 +37,11 @@ pub enum LiveState {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ClusterFacts {
     pub nodes_total: u32,
-    /// Nodes whose Ready condition is not True.
+    /// Nodes whose Ready condition is not True, or that heal8s holds
+    /// (cordoned, not yet back), each counted once.
     pub nodes_unhealthy: u32,
-    /// Nodes heal8s is remediating right now (cordoned by heal8s), other than the target.
+    /// Nodes heal8s holds right now (its mark on, still unschedulable): in
+    /// flight until Ready again and uncordoned, or deleted.
     pub nodes_in_remediation: Vec<String>,
 }
 
@@ -96,6 +98,12 @@ pub struct ActError {
 pub trait FactSource: Send + Sync {
     /// Facts about `plan`'s target (and its namespace and owner).
     async fn facts(&self, plan: &Plan) -> Result<Facts, ActError>;
+
+    /// The node counts alone, to see whether a node breaker still holds;
+    /// `None` when unknown (offline).
+    async fn cluster(&self) -> Option<ClusterFacts> {
+        None
+    }
 }
 
 /// What an executor did.
@@ -143,6 +151,10 @@ pub trait Journal: Send + Sync {
     /// Record `outcome`.
     async fn write(&self, outcome: &crate::pipeline::Outcome);
 
+    /// This replica (again) leads: whatever it knew of the records may be
+    /// out of date (another replica wrote in between).
+    async fn resume(&self) {}
+
     /// Record that `plan` is about to be carried out for real, before it is,
     /// with the action `event` the guard counted: a crash in the middle then
     /// leaves a trace the next process honours. (The outcome written after
@@ -182,6 +194,9 @@ pub enum VerifyResult {
     /// Nothing heal8s can read says whether it recovered (an owner of an
     /// unknown kind, a bare pod): neither success nor failure is claimed.
     Unverified,
+    /// A drain that did its job on a node that stayed down: the workloads
+    /// moved away, the node did not come back (a candidate for delete-node).
+    StillDown,
 }
 
 /// Whether a target recovered after an action, with the evidence.

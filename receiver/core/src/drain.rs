@@ -137,6 +137,120 @@ pub fn plan(
     out
 }
 
+/// Whether `selector` selects an object with `labels` (matchLabels and
+/// matchExpressions, as the API server evaluates them; an empty selector
+/// selects everything, as a PodDisruptionBudget's does in policy/v1).
+pub fn selects(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    labels: &BTreeMap<String, String>,
+) -> bool {
+    let by_label = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
+    let by_expr = selector.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.clone().unwrap_or_default();
+        match e.operator.as_str() {
+            "In" => labels.get(&e.key).is_some_and(|v| values.contains(v)),
+            "NotIn" => labels.get(&e.key).is_none_or(|v| !values.contains(v)),
+            "Exists" => labels.contains_key(&e.key),
+            "DoesNotExist" => !labels.contains_key(&e.key),
+            _ => false,
+        }
+    });
+    by_label && by_expr
+}
+
+/// The PodDisruptionBudgets that cover `pod` (same namespace, selector
+/// matches), each as a sentence: `PodDisruptionBudget shop/api (minAvailable
+/// 1, 0 disruptions allowed)`.
+pub fn blocking_budgets(
+    pod: &Pod,
+    pdbs: &[k8s_openapi::api::policy::v1::PodDisruptionBudget],
+) -> Vec<String> {
+    let labels = pod.metadata.labels.clone().unwrap_or_default();
+    let ns = pod.metadata.namespace.as_deref();
+    pdbs.iter()
+        .filter(|b| b.metadata.namespace.as_deref() == ns)
+        .filter(|b| {
+            b.spec
+                .as_ref()
+                .and_then(|s| s.selector.as_ref())
+                .is_some_and(|sel| selects(sel, &labels))
+        })
+        .map(|b| {
+            let spec = b.spec.as_ref();
+            let limit = match (
+                spec.and_then(|s| s.min_available.as_ref()),
+                spec.and_then(|s| s.max_unavailable.as_ref()),
+            ) {
+                (Some(m), _) => format!("minAvailable {}", int_or_string(m)),
+                (None, Some(m)) => format!("maxUnavailable {}", int_or_string(m)),
+                (None, None) => "no limit".to_string(),
+            };
+            let allowed = b.status.as_ref().map_or(0, |s| s.disruptions_allowed);
+            format!(
+                "PodDisruptionBudget {}/{} ({limit}, {allowed} disruptions allowed)",
+                ns.unwrap_or("-"),
+                b.metadata.name.as_deref().unwrap_or("-")
+            )
+        })
+        .collect()
+}
+
+fn int_or_string(v: &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString) -> String {
+    match v {
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(i) => i.to_string(),
+        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(s) => s.clone(),
+    }
+}
+
+/// What heal8s does with a node it drained once the node has been Ready for
+/// the settle period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Release {
+    /// Uncordon it and remove heal8s's marks: the cordon was heal8s's own and
+    /// nobody changed it since.
+    Uncordon,
+    /// Remove heal8s's marks, keep the cordon: someone else cordoned it first.
+    Unmark,
+    /// Leave it as it is: a person uncordoned it or changed heal8s's mark
+    /// (a human change wins).
+    LeaveAlone(String),
+}
+
+/// The release of `node` (see [`Release`]): `mark` is heal8s's remediation
+/// annotation as it is now, `cordoned_by_heal8s` its ownership mark,
+/// `unschedulable` the node's current cordon.
+pub fn release(
+    node: &str,
+    mark: Option<&str>,
+    cordoned_by_heal8s: bool,
+    unschedulable: bool,
+) -> Release {
+    match mark {
+        None => Release::LeaveAlone(format!(
+            "heal8s's mark was removed from node {node} by someone else; left as it is"
+        )),
+        Some(m)
+            if !matches!(
+                m,
+                "draining" | "drained" | "cordoned" | "failed" | "interrupted"
+            ) =>
+        {
+            Release::LeaveAlone(format!(
+                "heal8s's mark on node {node} was changed to {m:?} by someone else; left as it is"
+            ))
+        }
+        Some(_) if !unschedulable => Release::LeaveAlone(format!(
+            "node {node} was uncordoned by someone else; left as it is"
+        )),
+        Some(_) if cordoned_by_heal8s => Release::Uncordon,
+        Some(_) => Release::Unmark,
+    }
+}
+
 /// What to do with a node a drain was cut off on (a restart, a crash, a
 /// lost lease left it marked `draining`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,6 +404,59 @@ mod tests {
         let r = reconcile_interrupted("w1", false, true);
         assert!(!r.uncordon);
         assert_eq!(r.mark, Some("interrupted"));
+    }
+
+    #[test]
+    fn a_recovered_node_is_uncordoned_only_if_heal8s_cordoned_it_and_nobody_changed_it() {
+        assert_eq!(
+            release("w1", Some("drained"), true, true),
+            Release::Uncordon
+        );
+        assert_eq!(
+            release("w1", Some("cordoned"), true, true),
+            Release::Uncordon
+        );
+        assert_eq!(release("w1", Some("drained"), false, true), Release::Unmark);
+        for (mark, ours, cordoned) in [
+            (None, true, true),
+            (Some("keep-for-debugging"), true, true),
+            (Some("drained"), true, false),
+        ] {
+            assert!(
+                matches!(release("w1", mark, ours, cordoned), Release::LeaveAlone(_)),
+                "{mark:?} {ours} {cordoned}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_budgets_covering_a_pod_are_named_with_their_limits() {
+        let p = pod(
+            "shop",
+            "api-1",
+            Some("ReplicaSet"),
+            json!({"app": "api", "tier": "web"}),
+        );
+        let pdbs: Vec<k8s_openapi::api::policy::v1::PodDisruptionBudget> = serde_json::from_value(json!([
+            {"metadata": {"name": "api", "namespace": "shop"},
+             "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "api"}}},
+             "status": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 1, "expectedPods": 1}},
+            {"metadata": {"name": "web", "namespace": "shop"},
+             "spec": {"maxUnavailable": "10%", "selector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["web"]}]}}},
+            {"metadata": {"name": "other", "namespace": "shop"},
+             "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}},
+            {"metadata": {"name": "api", "namespace": "elsewhere"},
+             "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "api"}}}}
+        ]))
+        .unwrap();
+        let b = blocking_budgets(&p, &pdbs);
+        assert_eq!(
+            b,
+            [
+                "PodDisruptionBudget shop/api (minAvailable 1, 0 disruptions allowed)",
+                "PodDisruptionBudget shop/web (maxUnavailable 10%, 0 disruptions allowed)"
+            ]
+        );
     }
 
     #[test]

@@ -23,6 +23,8 @@ use crate::policy::{GuardConfig, PolicyError, PolicyIssue};
 use crate::remediation::{Mode, RemediationKind};
 use crate::signal::Signal;
 
+mod precheck;
+
 /// The label or annotation that opts an object or namespace out of heal8s.
 pub const OPT_OUT_KEY: &str = "heal8s.io/ignore";
 
@@ -69,13 +71,24 @@ pub enum RefusalReason {
     /// cleanup-resource on a type the policy does not list (or cannot be
     /// resolved through discovery).
     TypeNotAllowed,
+    /// The class has as many actions in flight as it may.
+    ClassInFlight,
+    /// The class's rate (`guard.nodes.rate`, `guard.classes.*.rate`) is spent.
+    ClassRate,
+    /// Too many targets of the class turned unhealthy at once: a detector
+    /// fault or a rolling partition, not a wave of real failures.
+    MassFlip,
+    /// The plan would have waited for its budget, but the backlog of waiting
+    /// plans is full (see `backlog`): it is not kept, and runs only when
+    /// signalled again.
+    BacklogFull,
 }
 
 impl RefusalReason {
     /// Every reason, in declaration order: the metrics start each label at 0
     /// (a counter that appears at 1 hides its first increase). A new reason
     /// goes here too.
-    pub const ALL: [RefusalReason; 20] = [
+    pub const ALL: [RefusalReason; 24] = [
         RefusalReason::NoRoute,
         RefusalReason::MissingTarget,
         RefusalReason::TargetMismatch,
@@ -96,7 +109,25 @@ impl RefusalReason {
         RefusalReason::ConditionCleared,
         RefusalReason::WrongCluster,
         RefusalReason::TypeNotAllowed,
+        RefusalReason::ClassInFlight,
+        RefusalReason::ClassRate,
+        RefusalReason::MassFlip,
+        RefusalReason::BacklogFull,
     ];
+
+    /// Whether this refusal is a breaker standing a whole class down (not a
+    /// verdict on one target).
+    pub fn is_breaker(self) -> bool {
+        matches!(
+            self,
+            RefusalReason::Partition
+                | RefusalReason::NodeInRemediation
+                | RefusalReason::ClassInFlight
+                | RefusalReason::ClassRate
+                | RefusalReason::MassFlip
+                | RefusalReason::GlobalBudget
+        )
+    }
 
     /// snake_case name for logs and metric labels.
     pub fn as_str(self) -> &'static str {
@@ -121,6 +152,10 @@ impl RefusalReason {
             RefusalReason::ConditionCleared => "condition_cleared",
             RefusalReason::WrongCluster => "wrong_cluster",
             RefusalReason::TypeNotAllowed => "type_not_allowed",
+            RefusalReason::ClassInFlight => "class_in_flight",
+            RefusalReason::ClassRate => "class_rate",
+            RefusalReason::MassFlip => "mass_flip",
+            RefusalReason::BacklogFull => "backlog_full",
         }
     }
 }
@@ -205,6 +240,87 @@ impl Decision {
     }
 }
 
+/// The class of an action, for the breakers that act per class (rates,
+/// in-flight caps, mass flips). `as_str` is a bounded metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionClass {
+    /// delete-pod, evict-pod.
+    Pods,
+    /// drain-node, delete-node.
+    Nodes,
+    /// delete-namespace.
+    Namespaces,
+    /// cleanup-resource without finalizer removal.
+    Resources,
+    /// cleanup-resource that may remove finalizers.
+    Finalizers,
+    /// bump-memory, scale-up, rollback-image.
+    PullRequests,
+    /// notify-only.
+    Notify,
+}
+
+impl ActionClass {
+    /// Every class, for metrics that start at 0.
+    pub const ALL: [ActionClass; 7] = [
+        ActionClass::Pods,
+        ActionClass::Nodes,
+        ActionClass::Namespaces,
+        ActionClass::Resources,
+        ActionClass::Finalizers,
+        ActionClass::PullRequests,
+        ActionClass::Notify,
+    ];
+
+    /// The class of `plan`.
+    pub fn of(plan: &Plan) -> ActionClass {
+        use crate::remediation::Remediation as R;
+        match &plan.remediation {
+            R::DeletePod(_) | R::EvictPod(_) => ActionClass::Pods,
+            R::DrainNode(_) | R::DeleteNode(_) => ActionClass::Nodes,
+            R::DeleteNamespace(_) => ActionClass::Namespaces,
+            R::CleanupResource(p) if p.remove_finalizers => ActionClass::Finalizers,
+            R::CleanupResource(_) => ActionClass::Resources,
+            R::BumpMemory(_) | R::ScaleUp(_) | R::RollbackImage(_) => ActionClass::PullRequests,
+            R::NotifyOnly(_) => ActionClass::Notify,
+        }
+    }
+
+    /// kebab-case name for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionClass::Pods => "pods",
+            ActionClass::Nodes => "nodes",
+            ActionClass::Namespaces => "namespaces",
+            ActionClass::Resources => "resources",
+            ActionClass::Finalizers => "finalizers",
+            ActionClass::PullRequests => "pull-requests",
+            ActionClass::Notify => "notify",
+        }
+    }
+}
+
+impl fmt::Display for ActionClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A breaker that holds a class of actions, as the guard last saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Breaker {
+    pub class: ActionClass,
+    /// `partition`, `class_in_flight`, `class_rate` or `mass_flip`.
+    pub reason: RefusalReason,
+    /// Since when it has held (the first refusal of this episode).
+    pub since: Timestamp,
+    /// The last refusal's sentence.
+    pub message: String,
+    /// The targets it refused in this episode (at most 100, oldest first).
+    pub blocked: Vec<String>,
+}
+
 /// What ends an escalation (policy `guard.escalation.clearedBy`) and, in
 /// every case, starts the count of repeats over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -244,6 +360,10 @@ pub enum GuardEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         namespace: Option<String>,
         remediation: RemediationKind,
+        /// Its class, for the class rates (absent in records written before
+        /// classes existed: then the remediation's usual class).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class: Option<ActionClass>,
     },
     /// `key` recovered: its count of repeats starts over, and its escalation
     /// ends when `by` is in `clearedBy`.
@@ -253,6 +373,14 @@ pub enum GuardEvent {
         key: String,
         remediation: RemediationKind,
     },
+    /// The action of `remediation` on `key` that started at `started` ended
+    /// (done, failed or simulated): its cooldown counts from now. An action
+    /// with no end (cut off by a crash) counts from its start.
+    Ended {
+        key: String,
+        remediation: RemediationKind,
+        started: Timestamp,
+    },
 }
 
 impl GuardEvent {
@@ -261,7 +389,8 @@ impl GuardEvent {
         match self {
             GuardEvent::Action { key, .. }
             | GuardEvent::Recovered { key, .. }
-            | GuardEvent::Escalated { key, .. } => key,
+            | GuardEvent::Escalated { key, .. }
+            | GuardEvent::Ended { key, .. } => key,
         }
     }
 }
@@ -280,6 +409,23 @@ struct ActionRecord {
     key: String,
     namespace: Option<String>,
     kind: RemediationKind,
+    class: ActionClass,
+    /// When it ended; `None` while in flight or when its end is unknown.
+    ended: Option<Timestamp>,
+}
+
+/// The usual class of a remediation (cleanup-resource: without finalizers).
+fn class_of_kind(kind: RemediationKind) -> ActionClass {
+    match kind {
+        RemediationKind::DeletePod | RemediationKind::EvictPod => ActionClass::Pods,
+        RemediationKind::DrainNode | RemediationKind::DeleteNode => ActionClass::Nodes,
+        RemediationKind::DeleteNamespace => ActionClass::Namespaces,
+        RemediationKind::CleanupResource => ActionClass::Resources,
+        RemediationKind::BumpMemory | RemediationKind::ScaleUp | RemediationKind::RollbackImage => {
+            ActionClass::PullRequests
+        }
+        RemediationKind::NotifyOnly => ActionClass::Notify,
+    }
 }
 
 type Occurrence = (String, Timestamp, AlertStatus);
@@ -399,6 +545,11 @@ pub struct Guard {
     recoveries: HashMap<String, Timestamp>,
     /// The escalation latch: refused until cleared (`clearedBy`).
     escalated: HashMap<(String, RemediationKind), Timestamp>,
+    /// Distinct targets per class first checked within the mass-flip window
+    /// (transient: not restored after a restart).
+    flips: HashMap<ActionClass, VecDeque<(Timestamp, String)>>,
+    /// The breakers holding a class now, by class.
+    breakers: std::collections::BTreeMap<ActionClass, Breaker>,
 }
 
 fn since(now: Timestamp, then: Timestamp) -> Duration {
@@ -461,6 +612,8 @@ impl Guard {
             actions: VecDeque::new(),
             recoveries: HashMap::new(),
             escalated: HashMap::new(),
+            flips: HashMap::new(),
+            breakers: std::collections::BTreeMap::new(),
         })
     }
 
@@ -600,12 +753,15 @@ impl Guard {
                 key,
                 namespace,
                 remediation,
+                class,
             } => {
                 let rec = ActionRecord {
                     at: e.at,
                     key: key.clone(),
                     namespace: namespace.clone(),
                     kind: *remediation,
+                    class: class.unwrap_or_else(|| class_of_kind(*remediation)),
+                    ended: None,
                 };
                 // keep time order (events replayed from several records interleave)
                 let pos = self.actions.partition_point(|a| a.at <= e.at);
@@ -623,6 +779,19 @@ impl Guard {
                 self.escalated
                     .entry((key.clone(), *remediation))
                     .or_insert(e.at);
+            }
+            GuardEvent::Ended {
+                key,
+                remediation,
+                started,
+            } => {
+                if let Some(a) = self
+                    .actions
+                    .iter_mut()
+                    .find(|a| a.at == *started && a.key == *key && a.kind == *remediation)
+                {
+                    a.ended = Some(a.ended.map_or(e.at, |x| x.max(e.at)));
+                }
             }
         }
     }
@@ -674,44 +843,14 @@ impl Guard {
             };
         }
 
-        if matches!(
-            plan.kind(),
-            RemediationKind::DrainNode | RemediationKind::DeleteNode
-        ) && let Some(c) = &facts.cluster
-        {
-            let limit = self.cfg.nodes.max_unhealthy_percent;
-            let pct = if c.nodes_total == 0 {
-                0
-            } else {
-                u64::from(c.nodes_unhealthy) * 100 / u64::from(c.nodes_total)
-            };
-            if pct > u64::from(limit) {
-                return Decision::refuse(
-                    RefusalReason::Partition,
-                    format!(
-                        "{} of {} nodes are unhealthy ({pct}% > {limit}%): that is a partition, not a node failure",
-                        c.nodes_unhealthy, c.nodes_total
-                    ),
-                );
-            }
-            let target = plan.target.as_ref().map(|t| t.name.as_str());
-            let others: Vec<&str> = c
-                .nodes_in_remediation
-                .iter()
-                .map(String::as_str)
-                .filter(|n| Some(*n) != target)
-                .collect();
-            if others.len() >= self.cfg.nodes.max_concurrent as usize {
-                return Decision::refuse(
-                    RefusalReason::NodeInRemediation,
-                    format!("node(s) {} already in remediation", others.join(", ")),
-                );
-            }
+        self.prune(now);
+        let class = ActionClass::of(plan);
+        if let Some(r) = self.class_breakers(plan, class, facts, now) {
+            return self.stand_down(class, plan, r, now);
         }
 
         let key = plan.workload_key();
         let kind = plan.kind();
-        self.prune(now);
 
         // escalation is a latch: once escalated, refused until cleared
         if let Some(at) = self.escalated.get(&(key.clone(), kind)) {
@@ -738,7 +877,9 @@ impl Guard {
             .iter()
             .filter(|a| a.key == key && a.kind == kind)
             .filter(|a| since(now, a.at) < esc.within.get())
-            .filter(|a| recovered_at.is_none_or(|r| a.at > r))
+            // a node is the same machine after it recovers: a flapping node
+            // keeps its count within the window and escalates
+            .filter(|a| a.class == ActionClass::Nodes || recovered_at.is_none_or(|r| a.at > r))
             .count();
         if repeats >= esc.after as usize {
             let message = format!(
@@ -760,20 +901,23 @@ impl Guard {
             };
         }
 
+        // the cooldown counts from the end of the last run (from its start
+        // when its end is unknown: cut off by a crash)
         let cooldown = self.cfg.cooldown.get();
         if let Some(last) = self
             .actions
             .iter()
-            .rev()
-            .find(|a| a.key == key && a.kind == kind)
-            && since(now, last.at) < cooldown
+            .filter(|a| a.key == key && a.kind == kind)
+            .map(|a| a.ended.unwrap_or(a.at))
+            .max()
+            && since(now, last) < cooldown
         {
-            let left = cooldown.saturating_sub(since(now, last.at));
+            let left = cooldown.saturating_sub(since(now, last));
             return Decision::refuse(
                 RefusalReason::Cooldown,
                 format!(
-                    "{kind} ran on {key} {} ago; cooldown has {} left",
-                    PromDuration(Duration::from_secs(since(now, last.at).as_secs())),
+                    "{kind} on {key} last ended {} ago; cooldown has {} left",
+                    PromDuration(Duration::from_secs(since(now, last).as_secs())),
                     PromDuration(Duration::from_secs(left.as_secs().max(1)))
                 ),
             );
@@ -782,6 +926,7 @@ impl Guard {
         // Budgets limit janitor actions on the cluster; pull requests have caps
         // of their own (per repository and hour), so they neither use nor meet budgets.
         if kind.is_declarative() {
+            self.breakers.remove(&class);
             return Decision::allow(dry_run_source);
         }
         let b = &self.cfg.budgets;
@@ -812,11 +957,13 @@ impl Guard {
         }
         let n = count(&|_| true, b.global.per);
         if n >= b.global.max as usize {
-            return Decision::refuse(
+            let r = Refusal::new(
                 RefusalReason::GlobalBudget,
                 format!("{n} actions in the last {}", b.global.per),
             );
+            return self.stand_down(class, plan, r, now);
         }
+        self.breakers.remove(&class);
         Decision::allow(dry_run_source)
     }
 
@@ -865,6 +1012,27 @@ impl Guard {
         }
     }
 
+    /// The end of the action `started` (an event `record` returned) at `now`:
+    /// its cooldown counts from here. The event for the durable record.
+    pub fn ended(&mut self, started: &PastEvent, now: Timestamp) -> Option<PastEvent> {
+        let GuardEvent::Action {
+            key, remediation, ..
+        } = &started.event
+        else {
+            return None;
+        };
+        let e = PastEvent {
+            at: now,
+            event: GuardEvent::Ended {
+                key: key.clone(),
+                remediation: *remediation,
+                started: started.at,
+            },
+        };
+        self.apply(&e);
+        Some(e)
+    }
+
     /// Record that `plan` was carried out (or simulated, in dry-run) at `now`,
     /// and return the event for the durable record. Dry-run actions count too,
     /// so a dry run shows what budgets would allow. Notify-only is no action.
@@ -878,28 +1046,277 @@ impl Guard {
                 key: plan.workload_key(),
                 namespace: plan.namespace().map(str::to_string),
                 remediation: plan.kind(),
+                class: Some(ActionClass::of(plan)),
             },
         };
         self.apply(&e);
         Some(e)
     }
 
+    /// The breakers that hold a class now (what `/outcomes`, the metric
+    /// `heal8s_breaker_open` and the breaker record show).
+    pub fn breakers(&self) -> Vec<Breaker> {
+        self.breakers.values().cloned().collect()
+    }
+
+    /// Close the breakers that no longer hold at `now`, without a plan to
+    /// check: a budget or rate whose window slid, a mass flip aged out, and,
+    /// given fresh `cluster` facts, a partition or in-flight cap that healed
+    /// (without them node breakers stay as they are). Returns the classes
+    /// closed. Nodes coming back Ready raise no plan, so without this a
+    /// healed partition would look open until the next node action.
+    pub fn release_breakers(
+        &mut self,
+        now: Timestamp,
+        cluster: Option<&crate::act::ClusterFacts>,
+    ) -> Vec<ActionClass> {
+        self.prune(now);
+        let mut closed = Vec::new();
+        let open: Vec<(ActionClass, RefusalReason)> = self
+            .breakers
+            .values()
+            .map(|b| (b.class, b.reason))
+            .collect();
+        for (class, reason) in open {
+            let holds = match reason {
+                RefusalReason::GlobalBudget => {
+                    let b = self.cfg.budgets.global;
+                    self.actions
+                        .iter()
+                        .filter(|a| !a.kind.is_declarative() && since(now, a.at) < b.per.get())
+                        .count()
+                        >= b.max as usize
+                }
+                RefusalReason::ClassRate => {
+                    let rate = match class {
+                        ActionClass::Nodes => Some(self.cfg.nodes.rate),
+                        other => self.class_limits(other).and_then(|l| l.rate),
+                    };
+                    rate.is_some_and(|r| {
+                        self.actions
+                            .iter()
+                            .filter(|a| a.class == class && since(now, a.at) < r.per.get())
+                            .count()
+                            >= r.max as usize
+                    })
+                }
+                RefusalReason::MassFlip => {
+                    let flip = match class {
+                        ActionClass::Nodes => Some(self.cfg.nodes.mass_flip),
+                        other => self.class_limits(other).and_then(|l| l.mass_flip),
+                    };
+                    match (flip, self.flips.get_mut(&class)) {
+                        (Some(m), Some(q)) => {
+                            while q
+                                .front()
+                                .is_some_and(|(at, _)| since(now, *at) >= m.within.get())
+                            {
+                                q.pop_front();
+                            }
+                            q.len() > m.targets as usize
+                        }
+                        _ => false,
+                    }
+                }
+                RefusalReason::Partition | RefusalReason::NodeInRemediation => match cluster {
+                    Some(c) => {
+                        let n = &self.cfg.nodes;
+                        c.nodes_unhealthy >= n.max_unhealthy.limit(c.nodes_total)
+                            || c.nodes_total.saturating_sub(c.nodes_unhealthy) < n.min_healthy
+                            || c.nodes_in_remediation.len() >= n.max_in_flight as usize
+                    }
+                    None => true,
+                },
+                _ => true,
+            };
+            if !holds {
+                self.breakers.remove(&class);
+                closed.push(class);
+            }
+        }
+        closed
+    }
+
+    /// Whether a breaker holds node remediation (its release needs cluster facts).
+    pub fn nodes_held(&self) -> bool {
+        self.breakers.contains_key(&ActionClass::Nodes)
+    }
+
+    /// The limits of `class` other than nodes'.
+    fn class_limits(&self, class: ActionClass) -> Option<&crate::policy::ClassLimits> {
+        let c = &self.cfg.classes;
+        match class {
+            ActionClass::Pods => Some(&c.pods),
+            ActionClass::Namespaces => Some(&c.namespaces),
+            ActionClass::Resources => Some(&c.resources),
+            ActionClass::Finalizers => Some(&c.finalizers),
+            ActionClass::Nodes | ActionClass::PullRequests | ActionClass::Notify => None,
+        }
+    }
+
+    /// The breakers of `class`, checked for `plan` at `now`: the mass flip,
+    /// and for nodes the partition (count or share, `>=`, unhealthy including
+    /// the nodes heal8s holds), the healthy floor, the in-flight cap; then
+    /// the class rate.
+    fn class_breakers(
+        &mut self,
+        plan: &Plan,
+        class: ActionClass,
+        facts: &Facts,
+        now: Timestamp,
+    ) -> Option<Refusal> {
+        let nodes = &self.cfg.nodes;
+        let (flip, rate) = match class {
+            ActionClass::Nodes => (Some(nodes.mass_flip), Some(nodes.rate)),
+            other => match self.class_limits(other) {
+                Some(l) => (l.mass_flip, l.rate),
+                None => (None, None),
+            },
+        };
+        let target = plan
+            .target
+            .as_ref()
+            .map_or_else(|| plan.workload_key(), |t| t.key());
+        if let Some(m) = flip {
+            let q = self.flips.entry(class).or_default();
+            while q
+                .front()
+                .is_some_and(|(at, _)| since(now, *at) >= m.within.get())
+            {
+                q.pop_front();
+            }
+            if !q.iter().any(|(_, k)| *k == target) {
+                q.push_back((now, target.clone()));
+            }
+            if q.len() > m.targets as usize {
+                return Some(Refusal::new(
+                    RefusalReason::MassFlip,
+                    format!(
+                        "{} {class} targets turned unhealthy within {} (more than {}): a detector fault or a failure arriving piece by piece, not separate failures; {class} remediation stands down until they age out",
+                        q.len(),
+                        m.within,
+                        m.targets
+                    ),
+                ));
+            }
+        }
+        if class == ActionClass::Nodes
+            && let Some(c) = &facts.cluster
+        {
+            let limit = nodes.max_unhealthy.limit(c.nodes_total);
+            if c.nodes_unhealthy >= limit {
+                return Some(Refusal::new(
+                    RefusalReason::Partition,
+                    format!(
+                        "{} of {} nodes are unhealthy or held by heal8s (at least {limit}, maxUnhealthy {}): that is a partition, not a node failure",
+                        c.nodes_unhealthy, c.nodes_total, nodes.max_unhealthy
+                    ),
+                ));
+            }
+            let healthy = c.nodes_total.saturating_sub(c.nodes_unhealthy);
+            if healthy < nodes.min_healthy {
+                return Some(Refusal::new(
+                    RefusalReason::Partition,
+                    format!(
+                        "only {healthy} of {} nodes are healthy, fewer than minHealthy {}",
+                        c.nodes_total, nodes.min_healthy
+                    ),
+                ));
+            }
+            let name = plan.target.as_ref().map(|t| t.name.as_str());
+            let others: Vec<&str> = c
+                .nodes_in_remediation
+                .iter()
+                .map(String::as_str)
+                .filter(|n| Some(*n) != name)
+                .collect();
+            if others.len() >= nodes.max_in_flight as usize {
+                return Some(Refusal::new(
+                    RefusalReason::NodeInRemediation,
+                    format!(
+                        "node(s) {} already held by heal8s (maxInFlight {}): in flight until Ready again and uncordoned, or deleted",
+                        others.join(", "),
+                        nodes.max_in_flight
+                    ),
+                ));
+            }
+        }
+        if let Some(r) = rate {
+            let n = self
+                .actions
+                .iter()
+                .filter(|a| a.class == class && since(now, a.at) < r.per.get())
+                .count();
+            if n >= r.max as usize {
+                return Some(Refusal::new(
+                    RefusalReason::ClassRate,
+                    format!(
+                        "class {class}: {n} action(s) in the last {} (at most {})",
+                        r.per, r.max
+                    ),
+                ));
+            }
+        }
+        None
+    }
+
+    /// Refuse `plan` with a breaker's refusal `r`, keeping the episode (its
+    /// start and the targets it blocked) for people to see.
+    fn stand_down(
+        &mut self,
+        class: ActionClass,
+        plan: &Plan,
+        r: Refusal,
+        now: Timestamp,
+    ) -> Decision {
+        let target = plan
+            .target
+            .as_ref()
+            .map_or_else(|| plan.workload_key(), |t| t.key());
+        let b = self.breakers.entry(class).or_insert_with(|| Breaker {
+            class,
+            reason: r.reason,
+            since: now,
+            message: String::new(),
+            blocked: Vec::new(),
+        });
+        b.reason = r.reason;
+        b.message.clone_from(&r.message);
+        if !b.blocked.contains(&target) {
+            if b.blocked.len() == 100 {
+                b.blocked.remove(0);
+            }
+            b.blocked.push(target);
+        }
+        Decision {
+            verdict: Verdict::Refuse(r),
+            newly_escalated: false,
+            event: None,
+        }
+    }
+
     fn prune(&mut self, now: Timestamp) {
         let b = &self.cfg.budgets;
+        let c = &self.cfg.classes;
+        let class_rates = [&c.pods, &c.namespaces, &c.resources, &c.finalizers]
+            .into_iter()
+            .filter_map(|l| l.rate.map(|r| r.per));
         let horizon = [
             self.cfg.cooldown,
             self.cfg.escalation.within,
             b.global.per,
             b.per_namespace.per,
             b.per_workload.per,
+            self.cfg.nodes.rate.per,
         ]
         .into_iter()
+        .chain(class_rates)
         .max()
         .map_or(Duration::ZERO, PromDuration::get);
         while self
             .actions
             .front()
-            .is_some_and(|a| since(now, a.at) >= horizon)
+            .is_some_and(|a| since(now, a.ended.unwrap_or(a.at).max(a.at)) >= horizon)
         {
             self.actions.pop_front();
         }
@@ -1557,6 +1974,7 @@ mod tests {
     fn node_plans_have_no_namespace_and_use_global_budget() {
         let mut c = cfg();
         c.budgets.global.max = 1;
+        c.nodes.rate.max = 10;
         let mut g = guard(&c);
         let p = |n: &str| {
             plan_for(
@@ -1603,6 +2021,225 @@ mod tests {
             }),
             ..Facts::default()
         }
+    }
+
+    fn drain(n: &str) -> Plan {
+        plan_for(
+            &[("alertname", "KubeNodeNotReady"), ("node", n)],
+            "{remediation: drain-node}",
+        )
+    }
+
+    fn node_check(g: &mut Guard, n: &str, facts: &Facts, at: i64) -> Option<RefusalReason> {
+        let p = drain(n);
+        let d = g.check(&p, facts, t(at));
+        let r = reason(&d);
+        if r.is_none() {
+            g.record(&p, t(at));
+        }
+        r
+    }
+
+    #[test]
+    fn a_partition_arriving_node_by_node_drains_one_node() {
+        // 5 of 10 nodes go NotReady 2 s apart; a drained node stays held
+        // (cordoned by heal8s) and counts as unhealthy and in flight
+        let mut g = guard(&cfg());
+        let mut held: Vec<String> = Vec::new();
+        let mut acted = Vec::new();
+        for i in 0..5u32 {
+            let name = format!("n{i}");
+            let busy: Vec<&str> = held.iter().map(String::as_str).collect();
+            // unhealthy: the nodes down so far (held ones included, once each)
+            let facts = cluster(10, i + 1, &busy);
+            let r = node_check(&mut g, &name, &facts, i64::from(i) * 2);
+            if r.is_none() {
+                acted.push(name.clone());
+                held.push(name);
+            }
+        }
+        assert_eq!(acted, ["n0"], "one node, then the breakers hold");
+        // the in-flight cap alone would stop it; the rate holds even without it
+        let mut c = cfg();
+        c.nodes.max_in_flight = 10;
+        let mut g = guard(&c);
+        assert_eq!(node_check(&mut g, "n0", &cluster(10, 1, &[]), 0), None);
+        assert_eq!(
+            node_check(&mut g, "n1", &cluster(10, 2, &["n0"]), 2),
+            Some(RefusalReason::ClassRate)
+        );
+        // ... and the mass flip holds even with a generous rate
+        c.nodes.rate.max = 100;
+        let mut g = guard(&c);
+        let mut reasons = Vec::new();
+        for i in 0..5u32 {
+            reasons.push(node_check(
+                &mut g,
+                &format!("n{i}"),
+                &cluster(100, 1, &[]),
+                i64::from(i) * 2,
+            ));
+        }
+        assert_eq!(reasons[3], Some(RefusalReason::MassFlip), "{reasons:?}");
+        assert_eq!(reasons[4], Some(RefusalReason::MassFlip), "{reasons:?}");
+        // the flips age out
+        assert_eq!(node_check(&mut g, "n9", &cluster(100, 1, &[]), 400), None);
+    }
+
+    #[test]
+    fn the_partition_breaker_trips_at_the_threshold_as_a_count_or_a_share() {
+        let mut g = guard(&cfg()); // 40% of 10 = 4
+        assert_eq!(
+            node_check(&mut g, "a", &cluster(10, 4, &[]), 0),
+            Some(RefusalReason::Partition)
+        );
+        assert_eq!(node_check(&mut g, "a", &cluster(10, 3, &[]), 0), None);
+        let mut c = cfg();
+        c.nodes.max_unhealthy = crate::policy::Threshold::Count(2);
+        let mut g = guard(&c);
+        assert_eq!(
+            node_check(&mut g, "a", &cluster(50, 2, &[]), 0),
+            Some(RefusalReason::Partition)
+        );
+        assert_eq!(node_check(&mut g, "a", &cluster(50, 1, &[]), 0), None);
+        // a share is never below 2: one bad node in a small pool is healable
+        c.nodes.max_unhealthy = crate::policy::Threshold::Percent(33);
+        let mut g = guard(&c);
+        assert_eq!(node_check(&mut g, "a", &cluster(3, 1, &[]), 0), None);
+        let mut g = guard(&c);
+        assert_eq!(
+            node_check(&mut g, "a", &cluster(3, 2, &[]), 0),
+            Some(RefusalReason::Partition)
+        );
+        // minHealthy: never leave fewer healthy nodes than this
+        c.nodes.min_healthy = 3;
+        let mut g = guard(&c);
+        assert_eq!(
+            node_check(&mut g, "a", &cluster(3, 1, &[]), 0),
+            Some(RefusalReason::Partition)
+        );
+    }
+
+    #[test]
+    fn a_flapping_node_keeps_its_count_across_recoveries_and_escalates() {
+        let mut c = cfg();
+        c.cooldown = PromDuration::secs(60);
+        c.nodes.rate.max = 100;
+        c.escalation.after = 2;
+        let mut g = guard(&c);
+        let key = "Node/-/w1";
+        assert_eq!(node_check(&mut g, "w1", &cluster(10, 1, &[]), 0), None);
+        g.record_recovery(key, RecoveryBy::Verified, t(100));
+        assert_eq!(node_check(&mut g, "w1", &cluster(10, 1, &[]), 200), None);
+        // back again, and down again: a resolved alert is no reset either
+        let mut s = signal(&[("alertname", "KubeNodeNotReady"), ("node", "w1")]);
+        s.status = AlertStatus::Resolved;
+        s.first_seen = t(250);
+        assert!(matches!(
+            g.admit(&s, t(300)),
+            Admission::Resolved { recovered: Some(_) }
+        ));
+        assert_eq!(
+            node_check(&mut g, "w1", &cluster(10, 1, &[]), 400),
+            Some(RefusalReason::Escalated)
+        );
+        // a pod's workload, by contrast, starts over after a recovery
+        c.budgets.per_workload.max = 100;
+        let mut g = guard(&c);
+        let p = owned(pod_plan("shop", "a"), "api");
+        assert_eq!(act(&mut g, &p, t(0)), None);
+        g.record_recovery("Deployment/shop/api", RecoveryBy::Verified, t(100));
+        assert_eq!(act(&mut g, &p, t(200)), None, "the count started over");
+        assert_eq!(act(&mut g, &p, t(400)), None);
+        assert_eq!(
+            act(&mut g, &p, t(600)),
+            Some(RefusalReason::Escalated),
+            "two since the recovery"
+        );
+        g.record_recovery("Deployment/shop/api", RecoveryBy::Verified, t(700));
+        assert_eq!(
+            act(&mut g, &p, t(800)),
+            None,
+            "none since the last recovery"
+        );
+    }
+
+    #[test]
+    fn a_breaker_closes_when_it_no_longer_holds_without_a_plan() {
+        let mut g = guard(&cfg());
+        // a partition: 2 of 4 down
+        assert_eq!(
+            node_check(&mut g, "a", &cluster(4, 2, &[]), 0),
+            Some(RefusalReason::Partition)
+        );
+        // no facts: node breakers stay
+        assert!(g.release_breakers(t(5), None).is_empty());
+        assert!(g.nodes_held());
+        // still 2 of 4: stays
+        assert!(
+            g.release_breakers(t(6), cluster(4, 2, &[]).cluster.as_ref())
+                .is_empty()
+        );
+        // healed
+        assert_eq!(
+            g.release_breakers(t(7), cluster(4, 0, &[]).cluster.as_ref()),
+            [ActionClass::Nodes]
+        );
+        assert!(g.breakers().is_empty());
+        // a spent global budget closes when its window slides
+        let mut c = cfg();
+        c.budgets.global.max = 1;
+        let mut g = guard(&c);
+        assert_eq!(act(&mut g, &pod_plan("a", "p"), t(0)), None);
+        assert_eq!(
+            act(&mut g, &pod_plan("b", "p"), t(1)),
+            Some(RefusalReason::GlobalBudget)
+        );
+        assert!(g.release_breakers(t(30), None).is_empty());
+        assert_eq!(g.release_breakers(t(61), None), [ActionClass::Pods]);
+    }
+
+    #[test]
+    fn namespace_deletions_have_a_rate_of_their_own() {
+        let mut c = cfg();
+        c.budgets.per_namespace.max = 100;
+        c.budgets.global.max = 100;
+        let mut g = guard(&c); // 5 per 10m
+        let ns = |n: &str| {
+            plan_for(
+                &[("alertname", "Stale"), ("namespace", n)],
+                "{remediation: delete-namespace, params: {namePattern: 'test-.*'}}",
+            )
+        };
+        for i in 0..5 {
+            assert_eq!(act(&mut g, &ns(&format!("test-{i}")), t(i * 10)), None);
+        }
+        assert_eq!(
+            act(&mut g, &ns("test-5"), t(60)),
+            Some(RefusalReason::ClassRate)
+        );
+        assert_eq!(act(&mut g, &ns("test-6"), t(601)), None);
+    }
+
+    #[test]
+    fn a_breaker_episode_is_kept_until_its_class_acts_again() {
+        let mut g = guard(&cfg());
+        assert_eq!(
+            node_check(&mut g, "a", &cluster(4, 2, &[]), 0),
+            Some(RefusalReason::Partition)
+        );
+        assert_eq!(
+            node_check(&mut g, "b", &cluster(4, 2, &[]), 5),
+            Some(RefusalReason::Partition)
+        );
+        let b = g.breakers();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].class, ActionClass::Nodes);
+        assert_eq!(b[0].reason, RefusalReason::Partition);
+        assert_eq!(b[0].since, t(0));
+        assert_eq!(b[0].blocked, ["Node/-/a", "Node/-/b"]);
+        assert_eq!(node_check(&mut g, "a", &cluster(4, 1, &[]), 10), None);
+        assert!(g.breakers().is_empty());
     }
 
     #[test]
@@ -1661,6 +2298,7 @@ mod tests {
                 key: "Deployment/shop/api".into(),
                 namespace: Some("shop".into()),
                 remediation: RemediationKind::DeletePod,
+                class: None,
             },
         }
     }
@@ -1680,6 +2318,50 @@ mod tests {
         assert_eq!(
             act(&mut g, &owned(pod_plan("shop", "new-pod"), "api"), t(0)),
             Some(RefusalReason::Escalated)
+        );
+    }
+
+    #[test]
+    fn the_cooldown_counts_from_the_end_of_an_action_also_after_a_failover() {
+        let c = cfg(); // cooldown 10m
+        let p = owned(pod_plan("shop", "a"), "api");
+        let mut live = guard(&c);
+        assert_eq!(reason(&live.check(&p, &Facts::unknown(), t(0))), None);
+        let started = live.record(&p, t(0)).unwrap();
+        // a long action: it ends 9 minutes later
+        let ended = live.ended(&started, t(540)).unwrap();
+        // 5 minutes after its end: still cooling down, live and restored alike
+        let mut restored = guard(&c);
+        restored.restore([started.clone(), ended.clone()]);
+        for g in [&mut live, &mut restored] {
+            assert_eq!(
+                reason(&g.check(
+                    &owned(pod_plan("shop", "b"), "api"),
+                    &Facts::unknown(),
+                    t(840)
+                )),
+                Some(RefusalReason::Cooldown)
+            );
+            assert_eq!(
+                reason(&g.check(
+                    &owned(pod_plan("shop", "b"), "api"),
+                    &Facts::unknown(),
+                    t(1141)
+                )),
+                None
+            );
+        }
+        // an action cut off by a crash (no end known) counts from its start;
+        // the takeover's "interrupted" mark is no run of its own
+        let mut g = guard(&c);
+        g.restore([started]);
+        assert_eq!(
+            reason(&g.check(
+                &owned(pod_plan("shop", "b"), "api"),
+                &Facts::unknown(),
+                t(601)
+            )),
+            None
         );
     }
 
@@ -1982,7 +2664,10 @@ mod tests {
             let mut events: Vec<PastEvent> = d.event.clone().into_iter().collect();
             let r = reason(&d);
             if r.is_none() {
-                events.extend(g.record(p, now));
+                let started = g.record(p, now);
+                let ended = started.as_ref().and_then(|s| g.ended(s, now));
+                events.extend(started);
+                events.extend(ended);
             }
             (r, events)
         };
@@ -2036,7 +2721,7 @@ mod tests {
             c.budgets.per_workload = Budget { max: 4, per: PromDuration::secs(3600) };
             c.budgets.per_namespace = Budget { max: 3, per: PromDuration::secs(600) };
             c.budgets.global = Budget { max: 5, per: PromDuration::secs(600) };
-            c.nodes.max_unhealthy_percent = 100;
+            c.nodes.max_unhealthy = crate::policy::Threshold::Percent(100);
             let mut live = guard(&c);
             let mut now = 0i64;
             let mut kept: Vec<serde_json::Value> = Vec::new();

@@ -7,10 +7,12 @@
 
 pub mod act;
 pub mod alertmanager;
+pub mod backlog;
 pub mod detect;
 pub mod drain;
 pub mod duration;
 pub mod guard;
+pub mod lanes;
 pub mod names;
 pub mod pipeline;
 pub mod plan;
@@ -20,7 +22,9 @@ pub mod recheck;
 pub mod remediation;
 pub mod route;
 pub mod signal;
+pub mod standdown;
 pub mod target;
+pub mod transient;
 pub mod verify;
 
 #[cfg(test)]

@@ -1,16 +1,27 @@
 //! The pipeline from one Signal to its outcomes: admit (dedupe) → route → plan →
-//! facts → guard → act → record. One path for alerts and detectors alike.
+//! precheck → facts → guard → act → record. One path for alerts and detectors alike.
 //!
-//! Owns: the order of the steps and the `Outcome` each signal ends in. The IO
-//! steps (facts, act) go through the `act` traits; this module does no IO itself.
+//! Owns: the order of the steps and the `Outcome` each signal ends in. The
+//! guard's precheck runs before any live read, so a plan refused on guard
+//! state alone (budgets, cooldowns, escalations, protection, class breakers)
+//! costs no API request. In the service, plans then wait in the backlog
+//! (`backlog`), which offers them fairly and keeps those put off for want of
+//! budget until it frees ([`Engine::intake`], [`Engine::next`],
+//! [`Engine::run`]); [`Engine::process`] carries one signal through at once.
+//! The IO steps (facts, act) go through the `act` traits; this module does no
+//! IO itself.
 
 use jiff::Timestamp;
 use serde::Serialize;
 
+use std::collections::HashMap;
+use std::time::Duration;
+
 use crate::act::{Executor, FactSource, Facts, LiveState};
 use crate::alertmanager::AlertStatus;
+use crate::backlog::{Backlog, Offer, Pushed, Taken, Waiting, waits};
 use crate::guard::{Admission, Guard, Refusal, RefusalReason, Verdict};
-use crate::plan::Plan;
+use crate::plan::{Plan, WorkloadRef};
 use crate::policy::{Policy, PolicyError};
 use crate::remediation::{Mode, Remediation, RemediationKind, TargetMismatch};
 use crate::route;
@@ -120,6 +131,164 @@ pub struct Outcome {
 pub struct Engine {
     policy: Policy,
     guard: Guard,
+    backlog: Backlog,
+    /// What owns a pod's controller, as the live cluster last said
+    /// (`namespace/ReplicaSet/name` → its Deployment): lets precheck count a
+    /// detector's pod against its workload without reading anything.
+    owners: HashMap<String, WorkloadRef>,
+}
+
+/// How many plans the backlog holds unless told otherwise.
+pub const DEFAULT_BACKLOG: usize = 4096;
+
+/// A plan the live check put off (a breaker only the live cluster shows,
+/// such as a partition) is offered again after this long.
+pub const LIVE_RETRY: Duration = Duration::from_secs(15);
+
+/// At most this many pod controllers' owners are remembered (then the memory starts over).
+const OWNERS_KEPT: usize = 10_000;
+
+/// The outcome of `plan` at `at`, before anything is known of how it ends.
+fn outcome_of(plan: &Plan, at: Timestamp) -> Outcome {
+    Outcome {
+        at,
+        source: plan.trigger.source.clone(),
+        name: plan.trigger.name.clone(),
+        fingerprint: plan.trigger.fingerprint.clone(),
+        status: AlertStatus::Firing,
+        target: plan.target.as_ref().map(ToString::to_string),
+        route: Some(plan.route.clone()),
+        remediation: Some(plan.kind()),
+        mode: Some(plan.mode),
+        result: OutcomeKind::Refused,
+        reason: None,
+        escalated: false,
+        message: String::new(),
+        pull_request: None,
+        deferred: None,
+        plan: None,
+        ledger: Vec::new(),
+    }
+}
+
+/// `o` refused with `r`.
+fn refused(mut o: Outcome, plan: Plan, r: Refusal) -> Outcome {
+    o.result = OutcomeKind::Refused;
+    o.reason = Some(r.reason);
+    o.message = r.message;
+    o.plan = Some(plan);
+    o
+}
+
+/// What [`Outcome::deferred`] says of a plan waiting in the backlog.
+pub const WAITING: &str = "Waiting";
+
+/// `o` refused with `r` for now: its plan waits in the backlog (`n` waiting).
+fn waiting(o: Outcome, plan: Plan, r: Refusal, n: usize) -> Outcome {
+    let mut o = refused(o, plan, r);
+    o.message = format!(
+        "{}; waits its turn in the backlog ({n} waiting) and runs as the budget frees, checked against the live cluster first",
+        o.message
+    );
+    o.deferred = Some(WAITING.into());
+    o
+}
+
+/// The outcome of a plan the full backlog did not keep.
+fn not_kept(w: Waiting, capacity: usize, at: Timestamp) -> Outcome {
+    let o = outcome_of(&w.plan, at);
+    let why = match &w.blocked {
+        Some(b) => format!("{}; ", b.message),
+        None => String::new(),
+    };
+    refused(
+        o,
+        w.plan,
+        Refusal::new(
+            RefusalReason::BacklogFull,
+            format!(
+                "{why}the backlog of waiting plans is full ({capacity}) and this one was not kept: it runs when signalled again (a detector after the cooldown, Alertmanager at its repeat interval)"
+            ),
+        ),
+    )
+}
+
+/// The pod controller a detector saw on `plan`'s pod (`Kind/name`), and its namespace.
+fn controller_of(plan: &Plan) -> Option<(&str, &str, Option<&str>)> {
+    // only heal8s's own watch cache is trusted to say; an alert could say anything
+    if plan.trigger.source != "detector" {
+        return None;
+    }
+    let t = plan.target.as_ref()?;
+    if t.kind != crate::target::TargetKind::Pod {
+        return None;
+    }
+    let (kind, name) = plan
+        .evidence
+        .details
+        .get(crate::detect::pod::CONTROLLER_DETAIL)?
+        .split_once('/')?;
+    Some((kind, name, t.namespace.as_deref()))
+}
+
+/// The workload a detector's pod plan counts against, as known without a
+/// live read: the pod's controller when that is the workload (StatefulSet,
+/// DaemonSet, Job, ...), else what the live cluster last said owns its
+/// ReplicaSet. `None` when unknown, or when the plan already names it.
+fn known_owner(owners: &HashMap<String, WorkloadRef>, plan: &Plan) -> Option<WorkloadRef> {
+    if plan.workload.is_some() {
+        return None;
+    }
+    let (kind, name, ns) = controller_of(plan)?;
+    if kind == "ReplicaSet" {
+        return owners
+            .get(&format!("{}/{kind}/{name}", ns.unwrap_or("-")))
+            .cloned();
+    }
+    Some(WorkloadRef {
+        kind: kind.to_string(),
+        namespace: ns.map(str::to_string),
+        name: name.to_string(),
+    })
+}
+
+/// The guard's precheck of `plan` with its known owner; a refusal is noted
+/// as `check` would have noted it.
+fn precheck(
+    guard: &mut Guard,
+    owners: &HashMap<String, WorkloadRef>,
+    plan: &Plan,
+    now: Timestamp,
+) -> Option<Refusal> {
+    let owned;
+    let probe = match known_owner(owners, plan) {
+        Some(w) => {
+            owned = Plan {
+                workload: Some(w),
+                ..plan.clone()
+            };
+            &owned
+        }
+        None => plan,
+    };
+    let r = guard.precheck(probe, now)?;
+    guard.note_refusal(probe, &r, now);
+    Some(r)
+}
+
+/// The workload line of the backlog `plan` waits in: its owner when known,
+/// else its pod's controller, else its target.
+fn line_of(owners: &HashMap<String, WorkloadRef>, plan: &Plan) -> String {
+    if let Some(w) = &plan.workload {
+        return w.key();
+    }
+    if let Some(w) = known_owner(owners, plan) {
+        return w.key();
+    }
+    match controller_of(plan) {
+        Some((kind, name, ns)) => format!("{kind}/{}/{name}", ns.unwrap_or("-")),
+        None => plan.workload_key(),
+    }
 }
 
 impl Engine {
@@ -134,7 +303,23 @@ impl Engine {
             .collect();
         let guard =
             Guard::new(&policy.guard, &policy.features, own_namespace)?.with_listed_types(listed);
-        Ok(Engine { policy, guard })
+        Ok(Engine {
+            policy,
+            guard,
+            backlog: Backlog::new(DEFAULT_BACKLOG),
+            owners: HashMap::new(),
+        })
+    }
+
+    /// The same engine with a backlog of at most `capacity` plans.
+    pub fn with_backlog_capacity(mut self, capacity: usize) -> Engine {
+        self.backlog = Backlog::new(capacity);
+        self
+    }
+
+    /// The plans waiting their turn.
+    pub fn backlog(&self) -> &Backlog {
+        &self.backlog
     }
 
     /// The policy in effect.
@@ -163,6 +348,15 @@ impl Engine {
             crate::guard::RecoveryBy::Verified,
             now,
         )
+    }
+
+    /// Close the breakers that no longer hold (see `Guard::release_breakers`).
+    pub fn release_breakers(
+        &mut self,
+        now: Timestamp,
+        cluster: Option<&crate::act::ClusterFacts>,
+    ) -> Vec<crate::guard::ActionClass> {
+        self.guard.release_breakers(now, cluster)
     }
 
     /// A person cleared the escalation of `key`. Returns the event for the record.
@@ -198,6 +392,25 @@ impl Engine {
         clock: &dyn Clock,
     ) -> Vec<Outcome> {
         let now = clock.now();
+        let (mut out, plans) = self.plans(signal, now);
+        for (o, plan) in plans {
+            match precheck(&mut self.guard, &self.owners, &plan, now) {
+                Some(r) => out.push(refused(o, plan, r)),
+                None => {
+                    out.push(
+                        self.run_plan(o, plan, facts, executor, journal, clock)
+                            .await,
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    /// Admit `signal`, route it and make its plans: the outcomes of what
+    /// ended there (a repeat, a resolution, no route, no target), and the
+    /// plans with the outcome each will fill in.
+    fn plans(&mut self, signal: &Signal, now: Timestamp) -> (Vec<Outcome>, Vec<(Outcome, Plan)>) {
         let base = |result: OutcomeKind, message: String| Outcome {
             at: now,
             source: signal.source.kind().to_string(),
@@ -219,24 +432,30 @@ impl Engine {
         };
         match self.guard.admit(signal, now) {
             Admission::Duplicate => {
-                return vec![base(
-                    OutcomeKind::Deduped,
-                    "this occurrence was delivered before".into(),
-                )];
+                return (
+                    vec![base(
+                        OutcomeKind::Deduped,
+                        "this occurrence was delivered before".into(),
+                    )],
+                    Vec::new(),
+                );
             }
             Admission::Resolved { recovered } => {
                 let msg = match &recovered {
-                    Some(e) => format!("resolved; {} counts as recovered", e.event.key()),
+                    Some(e) => format!(
+                        "resolved; for escalation {} counts as recovered (a record settles on its verification)",
+                        e.event.key()
+                    ),
                     None => "resolved".into(),
                 };
                 let mut o = base(OutcomeKind::Resolved, msg);
                 o.ledger.extend(recovered);
-                return vec![o];
+                return (vec![o], Vec::new());
             }
             Admission::Refused(Refusal { reason, message }) => {
                 let mut o = base(OutcomeKind::Refused, message);
                 o.reason = Some(reason);
-                return vec![o];
+                return (vec![o], Vec::new());
             }
             Admission::New => {}
         }
@@ -244,17 +463,24 @@ impl Engine {
         if routes.is_empty() {
             let mut o = base(OutcomeKind::Refused, "no route matched".into());
             o.reason = Some(RefusalReason::NoRoute);
-            return vec![o];
+            return (vec![o], Vec::new());
         }
         let routes: Vec<_> = routes.into_iter().cloned().collect();
-        let mut out = Vec::with_capacity(routes.len());
+        let (mut out, mut plans) = (Vec::new(), Vec::with_capacity(routes.len()));
         for r in &routes {
             let mut o = base(OutcomeKind::Refused, String::new());
             o.route = Some(r.name.clone());
             o.remediation = Some(r.remediation.kind());
             o.mode = Some(r.mode);
-            let mut plan = match Plan::build(signal, r) {
-                Ok(p) => p,
+            match Plan::build(signal, r) {
+                Ok(mut plan) => {
+                    o.target = plan.target.as_ref().map(ToString::to_string);
+                    // finalizer removal needs both the route's parameter and the feature
+                    if let Remediation::CleanupResource(p) = &mut plan.remediation {
+                        p.remove_finalizers &= self.policy.features.remove_finalizers;
+                    }
+                    plans.push((o, plan));
+                }
                 Err(e) => {
                     o.reason = Some(match e {
                         TargetMismatch::Missing(_) => RefusalReason::MissingTarget,
@@ -262,77 +488,258 @@ impl Engine {
                     });
                     o.message = e.to_string();
                     out.push(o);
+                }
+            }
+        }
+        (out, plans)
+    }
+
+    /// Take `signal` in without reading the cluster: admit, route, plan and
+    /// precheck. Plans refused for good end here; the others join the
+    /// backlog (those put off for want of budget with an outcome saying so)
+    /// and run when [`Engine::next`] offers them. Returns the outcomes so far.
+    pub fn intake(&mut self, signal: &Signal, now: Timestamp) -> Vec<Outcome> {
+        if signal.status == AlertStatus::Resolved {
+            // the problem is over: nothing of it waits any longer
+            let fp = &signal.fingerprint;
+            self.backlog
+                .remove_where(|w| &w.plan.trigger.fingerprint == fp);
+        }
+        let (mut out, plans) = self.plans(signal, now);
+        for (o, plan) in plans {
+            let blocked = match precheck(&mut self.guard, &self.owners, &plan, now) {
+                Some(r) if !waits(r.reason) => {
+                    out.push(refused(o, plan, r));
                     continue;
                 }
+                blocked => blocked,
             };
-            o.target = plan.target.as_ref().map(ToString::to_string);
-            let live = match facts.facts(&plan).await {
-                Ok(f) => f,
-                Err(e) => {
-                    o.reason = Some(RefusalReason::FactsUnavailable);
-                    o.result = OutcomeKind::Failed;
-                    o.message = format!("could not read the live object: {e}");
-                    o.plan = Some(plan);
+            let line = line_of(&self.owners, &plan);
+            let w = Waiting {
+                plan: plan.clone(),
+                since: now,
+                not_before: None,
+                blocked: blocked.clone(),
+            };
+            let capacity = self.backlog.capacity();
+            match self.backlog.push(w, &line) {
+                Pushed::Queued => {}
+                // accepted input is never dropped silently: the plan it
+                // replaced says so
+                Pushed::Replaced(previous) => {
+                    let mut o = outcome_of(&previous, now);
+                    o.result = OutcomeKind::Deduped;
+                    o.message = format!(
+                        "superseded while waiting by a newer signal about the same target ({} {})",
+                        plan.trigger.source, plan.trigger.name
+                    );
+                    o.plan = Some(*previous);
                     out.push(o);
+                }
+                Pushed::Evicted(victim) => out.push(not_kept(victim, capacity, now)),
+                Pushed::Rejected(w) => {
+                    out.push(not_kept(w, capacity, now));
                     continue;
                 }
-            };
-            self.complete(&mut plan, &live);
-            let cleared = match &live.state {
-                LiveState::Gone(why) => Some((RefusalReason::TargetGone, why.clone())),
-                LiveState::Cleared(why) => Some((RefusalReason::ConditionCleared, why.clone())),
-                LiveState::Holds(_) | LiveState::Unknown => None,
-            };
-            if let Some((reason, why)) = cleared {
-                o.reason = Some(reason);
-                o.message = why;
-                o.plan = Some(plan);
-                out.push(o);
-                continue;
             }
-            let decision = self.guard.check(&plan, &live, clock.now());
-            o.ledger.extend(decision.event);
-            let dry_run = match decision.verdict {
-                Verdict::Refuse(Refusal { reason, message }) => {
-                    o.reason = Some(reason);
-                    o.escalated = decision.newly_escalated;
-                    o.message = message;
-                    o.plan = Some(plan);
-                    out.push(o);
-                    continue;
-                }
-                Verdict::Allow { dry_run, .. } => dry_run,
-            };
-            // the action counts from the moment it starts: a crash in the
-            // middle leaves it in the record, and a restart honours it
-            let counted = self.guard.record(&plan, clock.now());
-            if !dry_run && plan.kind().is_mutating() {
-                journal.begin(&plan, counted.as_ref()).await;
+            if let Some(r) = blocked {
+                out.push(waiting(o, plan, r, self.backlog.len()));
             }
-            let result = executor.execute(&plan, dry_run).await;
-            o.ledger.extend(counted);
-            match result {
-                Ok(report) => {
-                    o.result = if report.deferred.is_some() {
-                        OutcomeKind::Deferred
-                    } else if report.simulated {
-                        OutcomeKind::DryRun
-                    } else {
-                        OutcomeKind::Acted
-                    };
-                    o.message = report.message;
-                    o.pull_request = report.pull_request;
-                    o.deferred = report.deferred;
-                }
-                Err(e) => {
-                    o.result = OutcomeKind::Failed;
-                    o.message = e.to_string();
-                }
-            }
-            o.plan = Some(plan);
-            out.push(o);
         }
         out
+    }
+
+    /// The next plan due to run at `now`, offered fairly (see `backlog`) and
+    /// prechecked again; with the outcomes of plans found put off for the
+    /// first time or refused for good on the way.
+    pub fn next(&mut self, now: Timestamp) -> (Option<Waiting>, Vec<Outcome>) {
+        let mut out = Vec::new();
+        loop {
+            let (guard, owners) = (&mut self.guard, &self.owners);
+            let n = self.backlog.len();
+            let taken = self
+                .backlog
+                .next(now, |w| match precheck(guard, owners, &w.plan, now) {
+                    None => Offer::Run,
+                    Some(r) if waits(r.reason) => {
+                        if w.blocked.is_none() {
+                            out.push(waiting(
+                                outcome_of(&w.plan, now),
+                                w.plan.clone(),
+                                r.clone(),
+                                n,
+                            ));
+                        }
+                        Offer::Wait(Some(r))
+                    }
+                    Some(r) => Offer::Drop(r),
+                });
+            match taken {
+                Some(Taken::Run(w)) => return (Some(w), out),
+                Some(Taken::Dropped(w, r)) => {
+                    out.push(refused(outcome_of(&w.plan, now), w.plan, r));
+                }
+                None => return (None, out),
+            }
+        }
+    }
+
+    /// Carry out a plan [`Engine::next`] gave: facts, the full check, the
+    /// action. A plan the live check puts off for want of budget or for a
+    /// breaker goes back to the backlog, offered again after [`LIVE_RETRY`]
+    /// (its outcome says so the first time).
+    pub async fn run(
+        &mut self,
+        w: Waiting,
+        facts: &dyn FactSource,
+        executor: &dyn Executor,
+        journal: &dyn crate::act::Journal,
+        clock: &dyn Clock,
+    ) -> Vec<Outcome> {
+        let now = clock.now();
+        let line = line_of(&self.owners, &w.plan);
+        let o = self
+            .run_plan(
+                outcome_of(&w.plan, now),
+                w.plan.clone(),
+                facts,
+                executor,
+                journal,
+                clock,
+            )
+            .await;
+        let put_off =
+            o.result == OutcomeKind::Refused && !o.escalated && o.reason.is_some_and(waits);
+        if !put_off {
+            return vec![o];
+        }
+        let mut plan = w.plan;
+        // what the live cluster said owns it counts from now on
+        if let Some(checked) = &o.plan {
+            plan.workload.clone_from(&checked.workload);
+        }
+        let first = w.blocked.is_none();
+        let r = Refusal::new(
+            o.reason.unwrap_or(RefusalReason::GlobalBudget),
+            o.message.clone(),
+        );
+        let retry = jiff::SignedDuration::try_from(LIVE_RETRY).unwrap_or_default();
+        self.backlog.requeue(
+            Waiting {
+                plan: plan.clone(),
+                since: w.since,
+                not_before: now.checked_add(retry).ok(),
+                blocked: Some(r.clone()),
+            },
+            &line,
+        );
+        if !first {
+            return Vec::new();
+        }
+        vec![waiting(o, plan, r, self.backlog.len())]
+    }
+
+    /// Take out of the backlog every plan `drop` picks (a follower leaves
+    /// detectors' plans to the leader); returns how many.
+    pub fn abandon(&mut self, drop: impl FnMut(&Waiting) -> bool) -> usize {
+        self.backlog.remove_where(drop).len()
+    }
+
+    /// One plan from the live read on: facts, the full check, the action.
+    async fn run_plan(
+        &mut self,
+        mut o: Outcome,
+        mut plan: Plan,
+        facts: &dyn FactSource,
+        executor: &dyn Executor,
+        journal: &dyn crate::act::Journal,
+        clock: &dyn Clock,
+    ) -> Outcome {
+        let live = match facts.facts(&plan).await {
+            Ok(f) => f,
+            Err(e) => {
+                o.reason = Some(RefusalReason::FactsUnavailable);
+                o.result = OutcomeKind::Failed;
+                o.message = format!("could not read the live object: {e}");
+                o.plan = Some(plan);
+                return o;
+            }
+        };
+        self.learn_owner(&plan, &live);
+        self.complete(&mut plan, &live);
+        let cleared = match &live.state {
+            LiveState::Gone(why) => Some((RefusalReason::TargetGone, why.clone())),
+            LiveState::Cleared(why) => Some((RefusalReason::ConditionCleared, why.clone())),
+            LiveState::Holds(_) | LiveState::Unknown => None,
+        };
+        if let Some((reason, why)) = cleared {
+            o.reason = Some(reason);
+            o.message = why;
+            o.plan = Some(plan);
+            return o;
+        }
+        let decision = self.guard.check(&plan, &live, clock.now());
+        o.ledger.extend(decision.event);
+        let dry_run = match decision.verdict {
+            Verdict::Refuse(Refusal { reason, message }) => {
+                o.reason = Some(reason);
+                o.escalated = decision.newly_escalated;
+                o.message = message;
+                o.plan = Some(plan);
+                return o;
+            }
+            Verdict::Allow { dry_run, .. } => dry_run,
+        };
+        // the action counts from the moment it starts: a crash in the
+        // middle leaves it in the record, and a restart honours it
+        let counted = self.guard.record(&plan, clock.now());
+        if !dry_run && plan.kind().is_mutating() {
+            journal.begin(&plan, counted.as_ref()).await;
+        }
+        let result = executor.execute(&plan, dry_run).await;
+        // the cooldown counts from the end of the action
+        let ended = counted
+            .as_ref()
+            .and_then(|c| self.guard.ended(c, clock.now()));
+        o.ledger.extend(counted);
+        o.ledger.extend(ended);
+        match result {
+            Ok(report) => {
+                o.result = if report.deferred.is_some() {
+                    OutcomeKind::Deferred
+                } else if report.simulated {
+                    OutcomeKind::DryRun
+                } else {
+                    OutcomeKind::Acted
+                };
+                o.message = report.message;
+                o.pull_request = report.pull_request;
+                o.deferred = report.deferred;
+            }
+            Err(e) => {
+                o.result = OutcomeKind::Failed;
+                o.message = e.to_string();
+            }
+        }
+        o.plan = Some(plan);
+        o
+    }
+
+    /// Remember what the live cluster said owns the controller of `plan`'s pod.
+    fn learn_owner(&mut self, plan: &Plan, live: &Facts) {
+        let (Some((kind, name, ns)), Some(owner)) = (controller_of(plan), &live.owner) else {
+            return;
+        };
+        if kind != "ReplicaSet" {
+            return;
+        }
+        if self.owners.len() >= OWNERS_KEPT {
+            self.owners.clear();
+        }
+        self.owners.insert(
+            format!("{}/{kind}/{name}", ns.unwrap_or("-")),
+            owner.clone(),
+        );
     }
 
     fn complete(&self, plan: &mut Plan, facts: &Facts) {

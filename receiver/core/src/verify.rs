@@ -111,6 +111,37 @@ pub fn restarts(pods: &[Pod]) -> u64 {
         .sum()
 }
 
+/// The signal name of a node that stayed down after heal8s drained it: a
+/// policy routes it to `delete-node` where that is enabled (so the machine
+/// controller replaces the node), like any other signal through the guard.
+pub const NODE_STILL_DOWN: &str = "Heal8sNodeStillDownAfterDrain";
+
+/// The signal a drain verified as `StillDown` raises, `None` for any other
+/// verification.
+pub fn still_down_signal(
+    plan: &crate::plan::Plan,
+    v: &Verification,
+    now: Timestamp,
+) -> Option<crate::signal::Signal> {
+    if v.result != VerifyResult::StillDown {
+        return None;
+    }
+    let target = plan.target.clone()?;
+    let finding = crate::detect::Finding {
+        name: NODE_STILL_DOWN,
+        detector: "nodes",
+        target,
+        reason: "StillDownAfterDrain".into(),
+        since: now,
+        evidence: crate::signal::Evidence {
+            reason: Some("StillDownAfterDrain".into()),
+            ..crate::signal::Evidence::default()
+        },
+        summary: v.message.clone(),
+    };
+    Some(finding.to_signal(crate::alertmanager::AlertStatus::Firing, now))
+}
+
 /// Turns looks at a target into a verdict: recovered only once it has been
 /// healthy, without a new restart, for `stable_for`.
 #[derive(Debug, Clone)]

@@ -97,6 +97,11 @@ pub struct DrainReport {
     /// `ns/name (why)` of pods left alone: DaemonSet-managed, mirror and
     /// terminating pods, and pods heal8s must not touch.
     pub skipped: Vec<String>,
+    /// `ns/name` of evicted pods left `Terminating` because the node's kubelet
+    /// is gone and will never confirm their deletion.
+    pub terminating: Vec<String>,
+    /// Whether the node's kubelet was gone (the node not Ready).
+    pub kubelet_gone: bool,
 }
 
 /// Drain options.
@@ -112,6 +117,11 @@ pub struct DrainOptions {
     /// What to do with a pod the rules protect.
     pub protected_pods: receiver_core::policy::ProtectedPods,
 }
+
+/// How many times an eviction refused by a PodDisruptionBudget is tried on a
+/// node whose kubelet is gone: its pods are not Ready, so the budget will not
+/// free up by waiting; heal8s says which budget blocks and stops.
+pub const DEAD_NODE_EVICTION_TRIES: u32 = 3;
 
 fn node_ready(n: &Node) -> bool {
     receiver_core::detect::node::ready_status(n) == Some("True")
@@ -230,9 +240,18 @@ pub async fn drain(
 ) -> Result<DrainReport, K8sError> {
     let deadline = Instant::now() + opts.timeout;
     let (pods, plan) = plan(clients, node, opts).await?;
+    let nodes: Api<Node> = Api::all(clients.main.clone());
+    let kubelet_alive = nodes.get_opt(node).await?.is_some_and(|n| node_ready(&n));
     let mut report = DrainReport {
         skipped: plan.skipped.clone(),
+        kubelet_gone: !kubelet_alive,
         ..DrainReport::default()
+    };
+    // on a dead node a budget that says no will keep saying no: a few tries, then say why
+    let eviction_deadline = if kubelet_alive {
+        deadline
+    } else {
+        deadline.min(Instant::now() + opts.retry_every * DEAD_NODE_EVICTION_TRIES)
     };
     let key = |p: &Pod| {
         format!(
@@ -255,7 +274,7 @@ pub async fn drain(
                 &name,
                 opts.grace_period_seconds,
                 opts.dry_run,
-                deadline,
+                eviction_deadline,
                 opts.retry_every,
             )
             .await
@@ -263,34 +282,67 @@ pub async fn drain(
     }))
     .await;
     let mut failures = Vec::new();
+    let mut blocked: Vec<&Pod> = Vec::new();
     for (p, r) in to_evict.iter().zip(results) {
         match r {
             Ok(_) => report.evicted.push(key(p)),
+            Err(K8sError::Timeout(_)) => blocked.push(p),
             Err(e) => failures.push(e.to_string()),
         }
     }
+    if !blocked.is_empty() {
+        // name the budget that blocks each pod (a list heal8s may not be
+        // allowed is no reason to hide the rest)
+        let pdbs: Vec<k8s_openapi::api::policy::v1::PodDisruptionBudget> =
+            Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::all(clients.main.clone())
+                .list(&ListParams::default())
+                .await
+                .map(|l| l.items)
+                .unwrap_or_default();
+        for p in blocked {
+            let by = receiver_core::drain::blocking_budgets(p, &pdbs);
+            failures.push(format!(
+                "{} blocked by {}",
+                key(p),
+                if by.is_empty() {
+                    "a PodDisruptionBudget (429)".to_string()
+                } else {
+                    by.join(" and ")
+                }
+            ));
+        }
+    }
     if !failures.is_empty() {
+        let why = if kubelet_alive {
+            String::new()
+        } else {
+            format!(
+                " Node {node}'s kubelet is gone (not Ready): its pods are not Ready, so a budget that says no will not change its mind by waiting; the budget's owner can set unhealthyPodEvictionPolicy: AlwaysAllow."
+            )
+        };
         return Err(K8sError::Timeout(format!(
-            "drain of node {node} incomplete after evicting {} pod(s): {}",
+            "drain of node {node} incomplete after evicting {} pod(s): {}.{why}",
             report.evicted.len(),
             failures.join("; ")
         )));
     }
     if !opts.dry_run {
         // Wait for the evicted pods to go away, like kubectl drain does. On a
-        // node that is not Ready no kubelet will confirm the deletion, so a pod
-        // marked for deletion counts as gone (kubectl's --skip-wait-for-delete-timeout).
-        let nodes: Api<Node> = Api::all(clients.main.clone());
-        let kubelet_alive = nodes.get_opt(node).await?.is_some_and(|n| node_ready(&n));
+        // node that is not Ready no kubelet will confirm the deletion: a pod
+        // marked for deletion counts as evicted (kubectl's
+        // --skip-wait-for-delete-timeout), and the report names it.
         for p in &to_evict {
             let ns = p.metadata.namespace.as_deref().unwrap_or_default();
             let api: Api<Pod> = Api::namespaced(clients.main.clone(), ns);
             let name = p.metadata.name.as_deref().unwrap_or_default();
             loop {
                 match api.get_opt(name).await? {
-                    Some(cur)
-                        if cur.metadata.uid == p.metadata.uid
-                            && (kubelet_alive || cur.metadata.deletion_timestamp.is_none()) => {}
+                    Some(cur) if cur.metadata.uid == p.metadata.uid => {
+                        if !kubelet_alive && cur.metadata.deletion_timestamp.is_some() {
+                            report.terminating.push(key(p));
+                            break;
+                        }
+                    }
                     _ => break,
                 }
                 if Instant::now() > deadline {
@@ -343,4 +395,43 @@ pub async fn reconcile_interrupted(
         out.push((name, r.message));
     }
     Ok(out)
+}
+
+/// Kubernetes' non-graceful node shutdown taint: pods on the node are
+/// force-deleted and their volumes detached, so StatefulSets can move. Only
+/// for a node that is really shut down (fenced).
+pub const OUT_OF_SERVICE_TAINT: &str = "node.kubernetes.io/out-of-service";
+
+/// Add the out-of-service taint (`nodeshutdown:NoExecute`) to `node`, keeping
+/// its other taints.
+pub async fn taint_out_of_service(
+    clients: &Clients,
+    node: &str,
+    dry_run: bool,
+) -> Result<(), K8sError> {
+    let api: Api<Node> = Api::all(clients.main.clone());
+    let Some(n) = api.get_opt(node).await? else {
+        return Ok(());
+    };
+    let mut taints = n.spec.and_then(|s| s.taints).unwrap_or_default();
+    if taints.iter().any(|t| t.key == OUT_OF_SERVICE_TAINT) {
+        return Ok(());
+    }
+    taints.push(k8s_openapi::api::core::v1::Taint {
+        key: OUT_OF_SERVICE_TAINT.into(),
+        value: Some("nodeshutdown".into()),
+        effect: "NoExecute".into(),
+        time_added: None,
+    });
+    let pp = PatchParams {
+        dry_run,
+        ..PatchParams::default()
+    };
+    api.patch(
+        node,
+        &pp,
+        &Patch::Merge(&json!({"spec": {"taints": taints}})),
+    )
+    .await?;
+    Ok(())
 }

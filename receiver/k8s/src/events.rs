@@ -74,7 +74,7 @@ impl Events {
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&ev, &reference).await {
-            tracing::warn!(error = %e, reason, target = %target, "Could not record a Kubernetes Event.");
+            tracing::warn!(error = %e, reason, object = %target, "Could not record a Kubernetes Event.");
         }
     }
 }

@@ -351,7 +351,7 @@ impl KubeExecutor {
                     stuck_for.as_secs(),
                     self.settings.finalizers_after.as_secs()
                 );
-                tracing::warn!(target = %t, finalizers = ?finalizers, dry_run, "Removed stuck finalizers as a last resort.");
+                tracing::warn!(object = %t, finalizers = ?finalizers, dry_run, "Removed stuck finalizers as a last resort.");
                 self.event(t, dry_run, true, "FinalizersRemoved", note.clone())
                     .await;
                 said.push(format!("{}{note}", prefix(dry_run)));
@@ -384,7 +384,7 @@ impl KubeExecutor {
         }
     }
 
-    #[instrument(skip_all, fields(remediation = %plan.kind(), target = ?plan.target.as_ref().map(ToString::to_string), dry_run))]
+    #[instrument(skip_all, fields(remediation = %plan.kind(), object = ?plan.target.as_ref().map(ToString::to_string), dry_run))]
     async fn run(&self, plan: &Plan, dry_run: bool) -> Result<ActionReport, K8sError> {
         let Some(t) = plan.target.as_ref() else {
             return Err(K8sError::Refused(format!("{} needs a target", plan.kind())));
@@ -409,13 +409,27 @@ impl KubeExecutor {
                 if p.cordon_only {
                     done(format!("{}cordoned node {}", prefix(dry_run), t.name))
                 } else {
-                    done(format!(
+                    let mut said = format!(
                         "{}cordoned and drained node {}: evicted [{}], skipped [{}]",
                         prefix(dry_run),
                         t.name,
                         r.evicted.join(", "),
                         r.skipped.join(", ")
-                    ))
+                    );
+                    if r.kubelet_gone {
+                        said.push_str(&format!(
+                            "; the node's kubelet is gone, so evicted pods stay Terminating until the node is fenced or deleted: [{}]",
+                            r.terminating.join(", ")
+                        ));
+                        if p.out_of_service_taint {
+                            drain::taint_out_of_service(&self.clients, &t.name, dry_run).await?;
+                            said.push_str(&format!(
+                                "; tainted {}=nodeshutdown:NoExecute (outOfServiceTaint: the node must be shut down)",
+                                drain::OUT_OF_SERVICE_TAINT
+                            ));
+                        }
+                    }
+                    done(said)
                 }
             }
             Remediation::DeleteNode(p) => {

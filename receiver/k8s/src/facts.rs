@@ -20,7 +20,7 @@ use receiver_core::{
 };
 
 use crate::resources::Resources;
-use crate::{Clients, K8sError, NODE_REMEDIATION_ANNOTATION};
+use crate::{Clients, K8sError};
 
 /// Reads the live cluster for the guard and the pipeline.
 #[derive(Debug, Clone)]
@@ -106,6 +106,20 @@ impl KubeFacts {
         ns: Option<&str>,
         refs: Option<&Vec<OwnerReference>>,
     ) -> Result<Vec<(String, ObjectMeta)>, K8sError> {
+        Ok(self
+            .owner_chain_with_refs(ns, refs)
+            .await?
+            .into_iter()
+            .map(|(name, meta, _)| (name, meta))
+            .collect())
+    }
+
+    /// `owner_chain`, with each owner's own ownerReferences as read.
+    async fn owner_chain_with_refs(
+        &self,
+        ns: Option<&str>,
+        refs: Option<&Vec<OwnerReference>>,
+    ) -> Result<Vec<(String, ObjectMeta, Option<Vec<OwnerReference>>)>, K8sError> {
         let mut out = Vec::new();
         let mut refs = refs.cloned();
         for _ in 0..5 {
@@ -135,6 +149,7 @@ impl KubeFacts {
             out.push((
                 format!("{} {}/{}", r.kind, ns.unwrap_or("-"), r.name),
                 meta_of(&o.metadata),
+                o.metadata.owner_references.clone(),
             ));
             refs = o.metadata.owner_references.clone();
         }
@@ -404,25 +419,14 @@ impl KubeFacts {
         Ok(api.get_opt(ns).await?.map(|n| meta_of(&n.metadata)))
     }
 
-    async fn cluster(&self) -> Result<ClusterFacts, K8sError> {
+    async fn node_census(&self) -> Result<ClusterFacts, K8sError> {
         let api: Api<Node> = Api::all(self.clients.main.clone());
         let nodes = api.list(&ListParams::default()).await?;
-        let census = node::NodeCensus::of(&nodes.items);
+        let (total, down, held) = node::breaker_census(&nodes.items);
         Ok(ClusterFacts {
-            nodes_total: census.total,
-            nodes_unhealthy: census.unhealthy,
-            nodes_in_remediation: nodes
-                .items
-                .iter()
-                .filter(|n| {
-                    n.metadata
-                        .annotations
-                        .as_ref()
-                        .and_then(|a| a.get(NODE_REMEDIATION_ANNOTATION))
-                        .is_some_and(|v| v == "draining")
-                })
-                .filter_map(|n| n.metadata.name.clone())
-                .collect(),
+            nodes_total: total,
+            nodes_unhealthy: down,
+            nodes_in_remediation: held,
         })
     }
 
@@ -449,10 +453,30 @@ impl KubeFacts {
                     return Ok(facts);
                 }
                 facts.object = Some(meta_of(&p.metadata));
-                facts.owner = self.owner_of(&p).await?;
-                facts.owners = self
-                    .owner_chain(Some(ns), p.metadata.owner_references.as_ref())
+                let chain = self
+                    .owner_chain_with_refs(Some(ns), p.metadata.owner_references.as_ref())
                     .await?;
+                // the owning workload, from the chain just read: a
+                // ReplicaSet's own controller (its Deployment), read once
+                let direct = controller_of(p.metadata.owner_references.as_ref());
+                facts.owner = match (direct, chain.first()) {
+                    (Some(r), Some((_, _, rs_refs))) if r.kind == "ReplicaSet" => {
+                        Some(controller_of(rs_refs.as_ref()).map_or_else(
+                            || (r.kind.clone(), r.name.clone()),
+                            |o| (o.kind.clone(), o.name.clone()),
+                        ))
+                        .map(|(kind, name)| WorkloadRef {
+                            kind,
+                            namespace: p.metadata.namespace.clone(),
+                            name,
+                        })
+                    }
+                    _ => self.owner_of(&p).await?,
+                };
+                facts.owners = chain
+                    .into_iter()
+                    .map(|(name, meta, _)| (name, meta))
+                    .collect();
                 facts.namespace = self.namespace_meta(Some(ns)).await?;
                 facts.state = if plan.kind().is_declarative() {
                     self.declarative_state(plan, t, Some(&p), None, facts.owner.as_ref())
@@ -474,7 +498,7 @@ impl KubeFacts {
                     return Ok(facts);
                 };
                 facts.object = Some(meta_of(&n.metadata));
-                facts.cluster = Some(self.cluster().await?);
+                facts.cluster = Some(self.node_census().await?);
                 facts.state = if node::is_unhealthy(&n) || !plan.kind().is_mutating() {
                     LiveState::Holds(format!(
                         "node {} is Ready={}",
@@ -576,5 +600,9 @@ impl KubeFacts {
 impl FactSource for KubeFacts {
     async fn facts(&self, plan: &Plan) -> Result<Facts, ActError> {
         self.facts_inner(plan).await.map_err(ActError::from)
+    }
+
+    async fn cluster(&self) -> Option<ClusterFacts> {
+        self.node_census().await.ok()
     }
 }

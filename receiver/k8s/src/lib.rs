@@ -11,6 +11,8 @@ pub mod executor;
 pub mod facts;
 pub mod record;
 pub mod resources;
+pub mod schema;
+pub mod standdown;
 pub mod verify;
 pub mod watch;
 
@@ -18,13 +20,11 @@ pub use client::Clients;
 pub use executor::{KubeExecutor, KubeExecutorSettings};
 pub use facts::KubeFacts;
 
-/// Annotation heal8s puts on a node it is remediating: `draining`, `drained`,
-/// `failed`, or `interrupted` (a drain cut off by a restart, reconciled).
-pub const NODE_REMEDIATION_ANNOTATION: &str = "heal8s.io/remediation";
+/// Annotation heal8s puts on a node it is remediating (see `receiver_core::detect::node`).
+pub const NODE_REMEDIATION_ANNOTATION: &str = receiver_core::detect::node::REMEDIATION_ANNOTATION;
 
-/// Annotation heal8s puts on a node it cordoned itself (it was schedulable
-/// before): heal8s's ownership mark; it only ever uncordons such a node.
-pub const NODE_CORDONED_ANNOTATION: &str = "heal8s.io/cordoned";
+/// Annotation heal8s puts on a node it cordoned itself (see `receiver_core::detect::node`).
+pub const NODE_CORDONED_ANNOTATION: &str = receiver_core::detect::node::CORDONED_ANNOTATION;
 
 /// What failed talking to Kubernetes.
 #[derive(Debug, thiserror::Error)]
@@ -69,9 +69,12 @@ impl From<K8sError> for receiver_core::ActError {
     }
 }
 
-/// Whether `e` is the API's 404.
+/// Whether `e` is the API's 404: a `NotFound` Status, or any 404 (a real
+/// API server answers a path it does not serve, such as an API group that
+/// is not installed, with a plain-text `404 page not found`, which kube
+/// reads as a Status with reason "Failed to parse error data").
 pub fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.is_not_found())
+    matches!(e, kube::Error::Api(s) if s.is_not_found() || s.code == 404)
 }
 
 /// The API's status code for `e`, if it is an API error.

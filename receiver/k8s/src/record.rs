@@ -86,6 +86,7 @@ pub struct TargetSpec {
     )
 )]
 #[serde(rename_all = "camelCase")]
+#[schemars(transform = crate::schema::kubernetes_formats)]
 pub struct RemediationSpec {
     pub trigger: TriggerSpec,
     pub target: TargetSpec,
@@ -124,11 +125,17 @@ pub enum Phase {
     Notified,
     /// Acted, but nothing heal8s can read says whether the target recovered.
     Unverified,
-    /// An escalation was ended (a recovery, or a person cleared it).
+    /// An escalation was ended (a recovery, or a person cleared it), or a
+    /// breaker episode ended (the class may act again).
     Cleared,
     /// A declarative fix was computed but not proposed: the policy names no
     /// pull-request repository.
     NotProposed,
+    /// A drain did its job, but the node stayed down (it may be deleted next).
+    Drained,
+    /// A breaker record: heal8s stands a class of actions down (a partition,
+    /// a rate, a mass flip); `Cleared` once the class may act again.
+    Holding,
 }
 
 /// One step of a remediation's history.
@@ -163,6 +170,8 @@ pub struct Condition {
 /// What happened.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+// u32/u64 fields as int64 with their bounds: the API server warns about uint formats
+#[schemars(transform = crate::schema::kubernetes_formats)]
 pub struct RemediationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<Phase>,
@@ -194,6 +203,40 @@ pub struct RemediationStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "ledger_schema")]
     pub ledger: Vec<receiver_core::PastEvent>,
+    /// A breaker record: the targets the breaker refused in this episode
+    /// (`Kind/namespace/name`, at most 100, oldest first).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<String>,
+    /// A breaker record: the refusals of its class while it held, by reason
+    /// and namespace (at most 50 entries; the rest in `refusalsOmitted`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refusals: Vec<RefusalCount>,
+    /// A breaker record: refusals counted but not listed in `refusals`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refusals_omitted: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Refusals of one reason in one namespace, as a breaker record keeps them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefusalCount {
+    /// The refusal reason, e.g. `partition`, `global_budget`.
+    pub reason: String,
+    /// Absent for cluster-scoped targets (nodes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub count: u64,
+    /// The first few refused targets (`Kind/namespace/name`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<String>,
+    /// RFC 3339 time of the first refusal.
+    pub first: String,
+    /// RFC 3339 time of the last refusal.
+    pub last: String,
 }
 
 fn ledger_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -246,6 +289,32 @@ pub fn crd_yaml() -> Result<String, String> {
     serde_saphyr::to_string(&json).map_err(|e| e.to_string())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_times_never_go_backwards() {
+        let mut s = RemediationStatus {
+            started_at: Some("2026-12-07T10:00:00.043Z".into()),
+            ..RemediationStatus::default()
+        };
+        let entry = |at: &str| HistoryEntry {
+            at: at.into(),
+            phase: Phase::Acting,
+            by: String::new(),
+            message: String::new(),
+        };
+        push_history(&mut s, entry("2026-12-07T10:00:00Z"));
+        push_history(&mut s, entry("2026-12-07T10:00:05Z"));
+        push_history(&mut s, entry("2026-12-07T10:00:04Z"));
+        let at: Vec<jiff::Timestamp> = s.history.iter().map(|h| h.at.parse().unwrap()).collect();
+        let started: jiff::Timestamp = "2026-12-07T10:00:00.043Z".parse().unwrap();
+        assert!(at[0] >= started, "{at:?}");
+        assert!(at.windows(2).all(|w| w[0] <= w[1]), "{at:?}");
+    }
+}
+
 /// How many history entries a record keeps.
 pub const HISTORY: usize = 10;
 
@@ -295,7 +364,22 @@ async fn write_status(
 }
 
 /// Append `entry`, keeping the last `HISTORY` entries.
-fn push_history(status: &mut RemediationStatus, entry: HistoryEntry) {
+fn push_history(status: &mut RemediationStatus, mut entry: HistoryEntry) {
+    // times in a record never go backwards: an outcome decided a moment
+    // before its action was recorded as started is stamped no earlier
+    let parse = |s: &str| s.parse::<jiff::Timestamp>().ok();
+    let floor = status
+        .history
+        .last()
+        .and_then(|h| parse(&h.at))
+        .into_iter()
+        .chain(status.started_at.as_deref().and_then(parse))
+        .max();
+    if let (Some(floor), Some(at)) = (floor, parse(&entry.at))
+        && at < floor
+    {
+        entry.at = floor.to_string();
+    }
     status.history.push(entry);
     let excess = status.history.len().saturating_sub(HISTORY);
     status.history.drain(..excess);
@@ -493,6 +577,18 @@ pub fn phase_of(o: &receiver_core::Outcome) -> (Phase, String) {
     }
 }
 
+/// A record `begin` wrote: its `namespace/name`, the status written and the
+/// record's generation.
+type Begun = (String, RemediationStatus, Option<i64>);
+
+/// The records a journal knows exist (`namespace/name`), and the
+/// fingerprints of the signals that triggered them.
+#[derive(Debug, Default)]
+struct Known {
+    records: std::collections::HashSet<String>,
+    fingerprints: std::collections::HashSet<String>,
+}
+
 /// Writes Remediation objects: created when heal8s acts, simulates, fails or
 /// escalates; updated on every later outcome for the same target and remediation.
 #[derive(Clone)]
@@ -500,6 +596,15 @@ pub struct KubeJournal {
     client: kube::Client,
     own_namespace: String,
     identity: String,
+    /// The records known to exist (`namespace/name`): an outcome that can
+    /// only update a record (a refusal) costs no read when there is none.
+    /// `None` until listed once, and again after this replica takes the lead.
+    known: std::sync::Arc<std::sync::Mutex<Option<Known>>>,
+    /// The status `begin` last wrote, by record (`namespace/name`), with the
+    /// record's generation: the outcome written right after builds on it
+    /// instead of reading the record back (the worker writes a record's
+    /// status from one task, so nothing comes in between).
+    begun: std::sync::Arc<std::sync::Mutex<Option<Begun>>>,
 }
 
 impl std::fmt::Debug for KubeJournal {
@@ -525,6 +630,68 @@ impl KubeJournal {
         )
     }
 
+    /// `namespace/name` of the record of `kind` on `t`.
+    fn record_key(
+        &self,
+        t: &receiver_core::Target,
+        kind: receiver_core::RemediationKind,
+    ) -> String {
+        format!(
+            "{}/{}",
+            receiver_core::names::record_namespace(t).unwrap_or(&self.own_namespace),
+            receiver_core::names::record_name(t, kind)
+        )
+    }
+
+    /// What is known of the records, listing them once (one request) if
+    /// nothing is; `f` reads it.
+    async fn with_known<T>(&self, f: impl Fn(&Known) -> T) -> Result<T, kube::Error> {
+        if let Ok(known) = self.known.lock()
+            && let Some(k) = known.as_ref()
+        {
+            return Ok(f(k));
+        }
+        let api: kube::Api<Remediation> = kube::Api::all(self.client.clone());
+        let mut listed = Known::default();
+        for r in api.list(&kube::api::ListParams::default()).await?.items {
+            if let (Some(ns), Some(name)) = (r.metadata.namespace, r.metadata.name) {
+                listed.records.insert(format!("{ns}/{name}"));
+                listed.fingerprints.insert(r.spec.trigger.fingerprint);
+            }
+        }
+        let out = f(&listed);
+        if let Ok(mut known) = self.known.lock() {
+            *known = Some(listed);
+        }
+        Ok(out)
+    }
+
+    /// Whether the record of `kind` on `t` may exist: every record is listed
+    /// once, then those this replica creates are added.
+    async fn may_exist(
+        &self,
+        t: &receiver_core::Target,
+        kind: receiver_core::RemediationKind,
+    ) -> Result<bool, kube::Error> {
+        let key = self.record_key(t, kind);
+        self.with_known(|k| k.records.contains(&key)).await
+    }
+
+    /// The record of `kind` on `t` (triggered by `fingerprint`) exists, or is about to.
+    fn note_exists(
+        &self,
+        t: &receiver_core::Target,
+        kind: receiver_core::RemediationKind,
+        fingerprint: &str,
+    ) {
+        if let Ok(mut known) = self.known.lock()
+            && let Some(k) = known.as_mut()
+        {
+            k.records.insert(self.record_key(t, kind));
+            k.fingerprints.insert(fingerprint.to_string());
+        }
+    }
+
     /// A journal when the CRD is served; `None` (with one warning) when it is not,
     /// so recording degrades to Events and logs.
     pub async fn connect(
@@ -541,6 +708,8 @@ impl KubeJournal {
                 client,
                 own_namespace: own_namespace.to_string(),
                 identity: identity.to_string(),
+                known: Default::default(),
+                begun: Default::default(),
             }),
             Ok(None) => {
                 tracing::warn!(
@@ -568,17 +737,33 @@ impl KubeJournal {
         let (api, name) = self.locate(t, kind);
         let (phase, reason) = phase_of(o);
         let now = o.at.to_string();
-        let existing = api.get_opt(&name).await?;
         let creates = matches!(
             o.result,
             OutcomeKind::Acted | OutcomeKind::DryRun | OutcomeKind::Failed | OutcomeKind::Deferred
         ) || phase == Phase::Escalated;
-        let generation = existing
-            .as_ref()
-            .and_then(|r| r.metadata.generation)
-            .unwrap_or(1);
+        // a refusal only adds to a record that exists: most have none
+        if !creates && !self.may_exist(t, kind).await? {
+            return Ok(());
+        }
+        let key = self.record_key(t, kind);
+        let begun = self
+            .begun
+            .lock()
+            .ok()
+            .and_then(|mut b| b.take_if(|(k, _, _)| *k == key));
+        let existing = match begun {
+            Some((_, status, generation)) => Some((Some(status), generation)),
+            None => api
+                .get_opt(&name)
+                .await?
+                .map(|r| (r.status, r.metadata.generation)),
+        };
+        if existing.is_some() || creates {
+            self.note_exists(t, kind, &plan.trigger.fingerprint);
+        }
+        let generation = existing.as_ref().and_then(|(_, g)| *g).unwrap_or(1);
         let mut status = match existing {
-            Some(r) => r.status.unwrap_or_default(),
+            Some((status, _)) => status.unwrap_or_default(),
             None if !creates => return Ok(()),
             None => {
                 let spec = spec_for(plan, t, kind);
@@ -679,6 +864,13 @@ impl KubeJournal {
 
 #[async_trait::async_trait]
 impl receiver_core::Journal for KubeJournal {
+    async fn resume(&self) {
+        // another replica may have written records since: list them again
+        if let Ok(mut known) = self.known.lock() {
+            *known = None;
+        }
+    }
+
     async fn write(&self, outcome: &receiver_core::Outcome) {
         if let Err(e) = self.write_inner(outcome).await {
             tracing::warn!(error = %e, "Could not write the Remediation record.");
@@ -846,6 +1038,7 @@ impl KubeJournal {
             VerifyResult::Recovered => (Phase::Succeeded, "Recovered", "True"),
             VerifyResult::NotRecovered => (Phase::Failed, "NotRecovered", "False"),
             VerifyResult::Unverified => (Phase::Unverified, "Unverified", "Unknown"),
+            VerifyResult::StillDown => (Phase::Drained, "NodeStillDown", "False"),
         };
         let now = jiff::Timestamp::now().to_string();
         status.observed_generation = Some(generation);
@@ -924,16 +1117,28 @@ impl KubeJournal {
         let Some(t) = &plan.target else { return Ok(()) };
         let kind = plan.kind();
         let (api, name) = self.locate(t, kind);
-        let mut status = match api.get_opt(&name).await? {
-            Some(r) => r.status.unwrap_or_default(),
+        // a record known to be absent is created without reading it first
+        let existing = if self.may_exist(t, kind).await? {
+            api.get_opt(&name).await?
+        } else {
+            None
+        };
+        self.note_exists(t, kind, &plan.trigger.fingerprint);
+        let (mut status, generation) = match existing {
+            Some(r) => (r.status.unwrap_or_default(), r.metadata.generation),
             None => {
                 let r = Remediation::new(&name, spec_for(plan, t, kind));
                 match api.create(&PostParams::default(), &r).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.is_already_exists() => {}
+                    Ok(created) => (RemediationStatus::default(), created.metadata.generation),
+                    Err(kube::Error::Api(s)) if s.is_already_exists() => {
+                        // written by someone since heal8s listed the records
+                        match api.get_opt(&name).await? {
+                            Some(r) => (r.status.unwrap_or_default(), r.metadata.generation),
+                            None => (RemediationStatus::default(), None),
+                        }
+                    }
                     Err(e) => return Err(e),
                 }
-                RemediationStatus::default()
             }
         };
         let now = jiff::Timestamp::now().to_string();
@@ -955,6 +1160,9 @@ impl KubeJournal {
             },
         );
         write_status(&api, &name, &status).await?;
+        if let Ok(mut b) = self.begun.lock() {
+            *b = Some((self.record_key(t, kind), status, generation));
+        }
         Ok(())
     }
 }
@@ -963,15 +1171,21 @@ impl KubeJournal {
     async fn resolved_inner(&self, fingerprint: &str) -> Result<(), kube::Error> {
         use kube::Api;
         use kube::api::ListParams;
+        // most signals that resolve (a pod that recovered, or was deleted
+        // while its plan waited) triggered no record: nothing to read
+        if !self
+            .with_known(|k| k.fingerprints.contains(fingerprint))
+            .await?
+        {
+            return Ok(());
+        }
         let all: Api<Remediation> = Api::all(self.client.clone());
         for r in all.list(&ListParams::default()).await?.items {
             let Some(mut status) = r.status.clone() else {
                 continue;
             };
-            if r.spec.trigger.source != "alert"
-                || r.spec.trigger.fingerprint != fingerprint
-                || status.phase != Some(Phase::Acting)
-            {
+            // an alert's or a detector's signal resolving alike
+            if r.spec.trigger.fingerprint != fingerprint || status.phase != Some(Phase::Acting) {
                 continue;
             }
             let (Some(ns), Some(name)) =
@@ -981,6 +1195,26 @@ impl KubeJournal {
             };
             let now = jiff::Timestamp::now().to_string();
             let api: Api<Remediation> = Api::namespaced(self.client.clone(), ns);
+            if let Some(why) = verification_decides(&r.spec.remediation) {
+                // the signal's resolution is no proof the action is done: a
+                // detector stops seeing a namespace or resource the moment its
+                // deletion is marked, though it may stay Terminating forever;
+                // a node is back before heal8s gives back its cordon
+                push_history(
+                    &mut status,
+                    HistoryEntry {
+                        at: now,
+                        phase: Phase::Acting,
+                        by: self.identity.clone(),
+                        message: format!(
+                            "alert {} resolved; the record settles on its verification ({why})",
+                            r.spec.trigger.alertname
+                        ),
+                    },
+                );
+                write_status(&api, name, &status).await?;
+                continue;
+            }
             if !keeps_identity(&r.spec.target) {
                 // the pod's alert resolved because heal8s deleted the pod: no
                 // evidence that its workload recovered; the verification settles it
@@ -1027,6 +1261,20 @@ impl KubeJournal {
             write_status(&api, name, &status).await?;
         }
         Ok(())
+    }
+}
+
+/// Why a resolved signal does not settle a record of `remediation` (its
+/// verification does), or `None` when it may.
+fn verification_decides(remediation: &str) -> Option<&'static str> {
+    match remediation {
+        "drain-node" => {
+            Some("the node has been Ready for the settle period and heal8s has released its cordon")
+        }
+        "delete-namespace" | "cleanup-resource" | "delete-node" => {
+            Some("the object is gone, not merely Terminating")
+        }
+        _ => None,
     }
 }
 

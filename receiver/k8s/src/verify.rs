@@ -143,10 +143,35 @@ impl KubeVerifier {
                         .get_opt(&t.name)
                         .await?
                         .is_some(),
-                    TargetKind::Namespace => Api::<Namespace>::all(self.clients.main.clone())
-                        .get_opt(&t.name)
-                        .await?
-                        .is_some(),
+                    TargetKind::Namespace => {
+                        match Api::<Namespace>::all(self.clients.main.clone())
+                            .get_opt(&t.name)
+                            .await?
+                        {
+                            // say what holds a namespace in Terminating
+                            Some(n) if n.metadata.deletion_timestamp.is_some() => {
+                                let why: Vec<String> = n
+                                    .status
+                                    .and_then(|s| s.conditions)
+                                    .unwrap_or_default()
+                                    .into_iter()
+                                    .filter(|c| c.status == "True")
+                                    .filter_map(|c| c.message)
+                                    .collect();
+                                return Ok(Health::Unhealthy(format!(
+                                    "namespace {} is still Terminating{}",
+                                    t.name,
+                                    if why.is_empty() {
+                                        String::new()
+                                    } else {
+                                        format!(": {}", why.join("; "))
+                                    }
+                                )));
+                            }
+                            Some(_) => true,
+                            None => false,
+                        }
+                    }
                     TargetKind::Custom(rt) => match self
                         .resources
                         .by_kind(&rt.group, &rt.version, &rt.kind)
@@ -182,25 +207,92 @@ impl KubeVerifier {
     }
 }
 
+impl KubeVerifier {
+    /// Give back a node heal8s drained once it has been Ready for the settle
+    /// period (see `receiver_core::drain::release`); what was done, as a sentence.
+    async fn release_node(&self, name: &str) -> Result<String, kube::Error> {
+        use kube::api::{Patch, PatchParams};
+        use receiver_core::drain::{Release, release};
+        let api: Api<Node> = Api::all(self.clients.main.clone());
+        let Some(n) = api.get_opt(name).await? else {
+            return Ok(format!("node {name} is gone"));
+        };
+        let annotations = n.metadata.annotations.clone().unwrap_or_default();
+        let decision = release(
+            name,
+            annotations
+                .get(crate::NODE_REMEDIATION_ANNOTATION)
+                .map(String::as_str),
+            annotations
+                .get(crate::NODE_CORDONED_ANNOTATION)
+                .is_some_and(|v| v == "true"),
+            n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true),
+        );
+        let unmark = serde_json::json!({"metadata": {"annotations": {
+            crate::NODE_REMEDIATION_ANNOTATION: null,
+            crate::NODE_CORDONED_ANNOTATION: null,
+        }}});
+        match decision {
+            Release::Uncordon => {
+                let mut patch = unmark;
+                patch["spec"] = serde_json::json!({"unschedulable": null});
+                api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await?;
+                Ok(format!("heal8s uncordoned node {name} (its own cordon)"))
+            }
+            Release::Unmark => {
+                api.patch(name, &PatchParams::default(), &Patch::Merge(&unmark))
+                    .await?;
+                Ok(format!(
+                    "node {name} stays cordoned: it was cordoned before heal8s came"
+                ))
+            }
+            Release::LeaveAlone(why) => Ok(why),
+        }
+    }
+}
+
 #[async_trait]
 impl Verifier for KubeVerifier {
     async fn verify(&self, plan: &Plan) -> Verification {
+        use receiver_core::VerifyResult;
         let budget = self.budget().await;
         let deadline = jiff::Timestamp::now()
             .checked_add(jiff::SignedDuration::try_from(budget).unwrap_or_default())
             .unwrap_or_else(|_| jiff::Timestamp::now());
         let mut stability = Stability::new(self.stable_for);
+        let drained = matches!(plan.remediation, Remediation::DrainNode(_));
         loop {
             let now = jiff::Timestamp::now();
             let health = match self.look(plan).await {
                 Ok(h) => h,
                 Err(e) => Health::Unhealthy(format!("could not read the target: {e}")),
             };
-            if let Some(v) = stability.observe(now, health) {
+            if let Some(mut v) = stability.observe(now, health) {
+                if drained
+                    && v.result == VerifyResult::Recovered
+                    && let Some(t) = &plan.target
+                {
+                    // recovered only once heal8s has given back what it took
+                    match self.release_node(&t.name).await {
+                        Ok(done) => v.message = format!("{}; {done}", v.message),
+                        Err(e) => {
+                            v.result = VerifyResult::NotRecovered;
+                            v.message =
+                                format!("{}, but heal8s could not uncordon it: {e}", v.message);
+                        }
+                    }
+                }
                 return v;
             }
             if stability.expired(now, deadline) {
-                return stability.give_up(budget);
+                let mut v = stability.give_up(budget);
+                if drained {
+                    // the drain did its job; the node did not come back
+                    v.result = VerifyResult::StillDown;
+                    v.message = format!("drained, but the node is still down: {}", v.message);
+                }
+                return v;
             }
             tokio::time::sleep(self.poll).await;
         }

@@ -2,9 +2,13 @@
 //! pods, nodes, namespaces, KubeVirt VMs and configured custom resources. Each
 //! change is run through the pure detectors at once (low latency), and every
 //! cached object again each `resync` (time-based conditions). Findings go
-//! through an `Emitter` and into the same work queue as alerts.
+//! through an `Emitter` and into the detector lane of the work queue (alerts
+//! have a lane of their own, so a burst here never turns Alertmanager away).
 //!
-//! A resource type whose CRD is not installed is skipped with one log line.
+//! Optional resource types (KubeVirt VMs, configured custom resources)
+//! whose API group is not installed are named in one info line; discovery
+//! asks again periodically and starts their detectors once they are served,
+//! without a restart.
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -20,15 +24,16 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, reflector::store::Writer};
 use kube::{Api, Resource, ResourceExt};
-use receiver_core::Signal;
+use receiver_core::detect::config::{CustomResourceDetector, VmDetector};
 use receiver_core::detect::{
     Detectors, Emitter, Finding, ResourceSpec, custom, kubevirt, namespace, node, pod, strain,
 };
+use receiver_core::lanes::SignalSink;
 use serde::de::DeserializeOwned;
-use tokio::sync::{mpsc, watch as stop_watch};
+use tokio::sync::watch as stop_watch;
 
 use crate::Clients;
-use crate::resources::Resources;
+use crate::resources::{Lookup, Resolved, Resources};
 
 /// Shared node counts, kept by the node watcher, read for strain warnings.
 #[derive(Debug, Default)]
@@ -89,7 +94,7 @@ async fn run_one<K, D, T>(
     detect: D,
     resync: Duration,
     resignal_after: Duration,
-    queue: mpsc::Sender<Signal>,
+    queue: Arc<dyn SignalSink>,
     mut stop: stop_watch::Receiver<bool>,
     leader: stop_watch::Receiver<bool>,
 ) where
@@ -152,13 +157,18 @@ async fn run_one<K, D, T>(
 }
 
 /// Start every enabled detector (and strain relief when `strain_eviction` is on).
-/// They stop when `stop` flips to true (or the queue closes).
+/// They stop when `stop` flips to true (or the queue closes). Detectors of
+/// optional types (KubeVirt VMs, configured custom resources) whose API group
+/// is not installed start when it is: discovery asks again every
+/// `rediscover` (zero: never).
+#[allow(clippy::too_many_arguments)]
 pub async fn start(
     clients: &Clients,
     cfg: &Detectors,
     resignal_after: Duration,
     strain_eviction: bool,
-    queue: mpsc::Sender<Signal>,
+    rediscover: Duration,
+    queue: Arc<dyn SignalSink>,
     stop: stop_watch::Receiver<bool>,
     leader: stop_watch::Receiver<bool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -241,84 +251,254 @@ pub async fn start(
             leader.clone(),
         )));
     }
-    let resources = Resources::new(client.clone());
+    let spawner = Spawner {
+        client: client.clone(),
+        resync,
+        resignal_after,
+        queue: queue.clone(),
+        stop: stop.clone(),
+        leader: leader.clone(),
+    };
+    let mut optional = Vec::new();
     if cfg.virtual_machines.enabled {
-        match resources
-            .by_kind("kubevirt.io", "v1", "VirtualMachine")
-            .await
-        {
-            Ok(Some(res)) => {
-                let c = cfg.virtual_machines.clone();
-                let writer = Writer::new(res.resource.clone());
-                let reader = writer.as_reader();
-                tasks.push(tokio::spawn(run_one(
-                    "virtual-machines".into(),
-                    Api::<DynamicObject>::all_with(client.clone(), &res.resource),
-                    writer,
-                    reader,
-                    trim_meta::<DynamicObject>,
-                    move |o: &DynamicObject, now| {
-                        serde_json::to_value(o)
-                            .map(|v| kubevirt::detect(&v, &c, now))
-                            .unwrap_or_default()
-                    },
-                    resync,
-                    resignal_after,
-                    queue.clone(),
-                    stop.clone(),
-                    leader.clone(),
-                )));
-            }
-            Ok(None) => tracing::info!(
-                "KubeVirt VirtualMachines are not served by this cluster; the VM detector is skipped."
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "Could not discover KubeVirt VirtualMachines; the VM detector is skipped.")
-            }
-        }
+        optional.push(Optional::VirtualMachines(cfg.virtual_machines.clone()));
     }
     if cfg.custom_resources.enabled {
         for spec in &cfg.custom_resources.resources {
-            let Ok(rs) = ResourceSpec::parse(spec) else {
-                continue;
-            };
-            match resources
-                .by_plural(&rs.group, &rs.version, &rs.plural)
-                .await
-            {
-                Ok(Some(res)) => {
-                    let c = cfg.custom_resources.clone();
-                    let rt = rs.with_kind(&res.resource.kind);
-                    let writer = Writer::new(res.resource.clone());
-                    let reader = writer.as_reader();
-                    tasks.push(tokio::spawn(run_one(
-                        format!("custom-resources/{rs}"),
-                        Api::<DynamicObject>::all_with(client.clone(), &res.resource),
-                        writer,
-                        reader,
-                        trim_meta::<DynamicObject>,
-                        move |o: &DynamicObject, now| {
-                            serde_json::to_value(o)
-                                .map(|v| custom::detect(&v, &rt, &c, now))
-                                .unwrap_or_default()
-                        },
-                        resync,
-                        resignal_after,
-                        queue.clone(),
-                        stop.clone(),
-                        leader.clone(),
-                    )));
-                }
-                Ok(None) => {
-                    tracing::info!(resource = %rs, "Resource type not served by this cluster (CRD not installed); skipped.")
-                }
+            if let Ok(rs) = ResourceSpec::parse(spec) {
+                optional.push(Optional::Custom(rs, cfg.custom_resources.clone()));
+            }
+        }
+    }
+    if !optional.is_empty() {
+        let resources = Resources::new(client.clone());
+        let mut pending = Vec::new();
+        for o in optional {
+            match o.lookup(&resources).await {
+                Ok(Lookup::Served(res)) => tasks.push(spawner.spawn(&o, &res)),
+                Ok(missing) => pending.push((o, Seen::of(&missing))),
                 Err(e) => {
-                    tracing::warn!(resource = %rs, error = %e, "Could not discover resource type; skipped.")
+                    tracing::warn!(detector = %o.name(), error = %e, "Could not discover this detector's resource type; trying again later.");
+                    pending.push((o, Seen::Failed(e.to_string())));
                 }
+            }
+        }
+        if !pending.is_empty() {
+            // one line for every optional type the cluster lacks, not one each
+            let (groups, types) = missing_summary(&pending);
+            let every = if rediscover.is_zero() {
+                "never: rediscovery is off".to_string()
+            } else {
+                format!(
+                    "every {}",
+                    receiver_core::duration::PromDuration(rediscover)
+                )
+            };
+            if !groups.is_empty() || !types.is_empty() {
+                tracing::info!(
+                    not_installed = %groups.join(", "),
+                    not_served = %types.join(", "),
+                    "Optional API groups are not installed on this cluster (not_installed), or are without a watched type (not_served); their detectors start once they are (checked {every})."
+                );
+            }
+            if !rediscover.is_zero() {
+                tasks.push(tokio::spawn(rediscover_loop(
+                    pending, resources, spawner, rediscover, stop,
+                )));
             }
         }
     }
     tasks
+}
+
+/// A detector of a type the cluster may not serve.
+#[derive(Debug, Clone)]
+enum Optional {
+    VirtualMachines(VmDetector),
+    Custom(ResourceSpec, CustomResourceDetector),
+}
+
+impl Optional {
+    fn name(&self) -> String {
+        match self {
+            Optional::VirtualMachines(_) => "virtual-machines".into(),
+            Optional::Custom(rs, _) => format!("custom-resources/{rs}"),
+        }
+    }
+
+    /// `group/version` and the type within it, for the log.
+    fn what(&self) -> (String, String) {
+        match self {
+            Optional::VirtualMachines(_) => ("kubevirt.io/v1".into(), "VirtualMachine".into()),
+            Optional::Custom(rs, _) => (rs.api_version(), rs.to_string()),
+        }
+    }
+
+    async fn lookup(&self, resources: &Resources) -> Result<Lookup, crate::K8sError> {
+        match self {
+            Optional::VirtualMachines(_) => {
+                resources
+                    .lookup_kind("kubevirt.io", "v1", "VirtualMachine")
+                    .await
+            }
+            Optional::Custom(rs, _) => {
+                resources
+                    .lookup_plural(&rs.group, &rs.version, &rs.plural)
+                    .await
+            }
+        }
+    }
+}
+
+/// What the last discovery of an optional type said, so that only a change is logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    GroupNotInstalled,
+    NotInGroup,
+    Failed(String),
+}
+
+impl Seen {
+    fn of(lookup: &Lookup) -> Seen {
+        match lookup {
+            Lookup::NotInGroup => Seen::NotInGroup,
+            _ => Seen::GroupNotInstalled,
+        }
+    }
+}
+
+/// The group versions not installed, and the types missing from installed
+/// ones, each once, sorted.
+fn missing_summary(pending: &[(Optional, Seen)]) -> (Vec<String>, Vec<String>) {
+    let mut groups = std::collections::BTreeSet::new();
+    let mut types = std::collections::BTreeSet::new();
+    for (o, seen) in pending {
+        let (gv, t) = o.what();
+        match seen {
+            Seen::GroupNotInstalled => {
+                groups.insert(gv);
+            }
+            Seen::NotInGroup => {
+                types.insert(t);
+            }
+            Seen::Failed(_) => {}
+        }
+    }
+    (groups.into_iter().collect(), types.into_iter().collect())
+}
+
+/// A detector over dynamic objects.
+type Detect = Box<dyn Fn(&DynamicObject, Timestamp) -> Vec<Finding> + Send>;
+
+/// What every detector task needs besides its type.
+#[derive(Clone)]
+struct Spawner {
+    client: kube::Client,
+    resync: Duration,
+    resignal_after: Duration,
+    queue: Arc<dyn SignalSink>,
+    stop: stop_watch::Receiver<bool>,
+    leader: stop_watch::Receiver<bool>,
+}
+
+impl Spawner {
+    /// Start the detector of `o`, served as `res`.
+    fn spawn(&self, o: &Optional, res: &Resolved) -> tokio::task::JoinHandle<()> {
+        let writer = Writer::new(res.resource.clone());
+        let reader = writer.as_reader();
+        let api = Api::<DynamicObject>::all_with(self.client.clone(), &res.resource);
+        let detect: Detect = match o {
+            Optional::VirtualMachines(c) => {
+                let c = c.clone();
+                Box::new(move |o: &DynamicObject, now| {
+                    serde_json::to_value(o)
+                        .map(|v| kubevirt::detect(&v, &c, now))
+                        .unwrap_or_default()
+                })
+            }
+            Optional::Custom(rs, c) => {
+                let (c, rt) = (c.clone(), rs.with_kind(&res.resource.kind));
+                Box::new(move |o: &DynamicObject, now| {
+                    serde_json::to_value(o)
+                        .map(|v| custom::detect(&v, &rt, &c, now))
+                        .unwrap_or_default()
+                })
+            }
+        };
+        tokio::spawn(run_one(
+            o.name(),
+            api,
+            writer,
+            reader,
+            trim_meta::<DynamicObject>,
+            detect,
+            self.resync,
+            self.resignal_after,
+            self.queue.clone(),
+            self.stop.clone(),
+            self.leader.clone(),
+        ))
+    }
+}
+
+/// Ask again, every `every`, about the optional types not served yet; start
+/// each one's detector once it is. Logs only changes. Ends at `stop`, after
+/// the detectors it started.
+async fn rediscover_loop(
+    mut pending: Vec<(Optional, Seen)>,
+    resources: Resources,
+    spawner: Spawner,
+    every: Duration,
+    mut stop: stop_watch::Receiver<bool>,
+) {
+    let mut started = Vec::new();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !pending.is_empty() {
+        tokio::select! {
+            r = stop.changed() => if r.is_err() || *stop.borrow() { break },
+            _ = tick.tick() => {}
+        }
+        let mut still = Vec::new();
+        for (o, before) in pending {
+            let now = match o.lookup(&resources).await {
+                Ok(Lookup::Served(res)) => {
+                    let (gv, _) = o.what();
+                    tracing::info!(detector = %o.name(), api_version = %gv, "The API group is installed now; starting its detector.");
+                    started.push(spawner.spawn(&o, &res));
+                    continue;
+                }
+                Ok(missing) => Seen::of(&missing),
+                Err(e) => Seen::Failed(e.to_string()),
+            };
+            if now != before {
+                match &now {
+                    Seen::Failed(e) => {
+                        tracing::warn!(detector = %o.name(), error = %e, "Could not discover this detector's resource type; trying again later.")
+                    }
+                    Seen::GroupNotInstalled => {
+                        tracing::info!(detector = %o.name(), api_version = %o.what().0, "The API group is not installed; the detector waits for it.")
+                    }
+                    Seen::NotInGroup => {
+                        tracing::info!(detector = %o.name(), resource = %o.what().1, "The API group is installed without this type; the detector waits for it.")
+                    }
+                }
+            }
+            still.push((o, now));
+        }
+        pending = still;
+    }
+    if !pending.is_empty() || !started.is_empty() {
+        // the started detectors stop on the same signal
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                break;
+            }
+        }
+    }
+    for t in started {
+        let _ = t.await;
+    }
 }
 
 /// While the cluster is strained, signal a few broken non-test pods for eviction each round.
@@ -326,7 +506,7 @@ async fn strain_relief(
     pods: Store<Pod>,
     strain: Arc<Strain>,
     cfg: Detectors,
-    queue: mpsc::Sender<Signal>,
+    queue: Arc<dyn SignalSink>,
     mut stop: stop_watch::Receiver<bool>,
     leader: stop_watch::Receiver<bool>,
 ) {

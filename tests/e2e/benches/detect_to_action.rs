@@ -201,7 +201,13 @@ async fn main() {
                 })
                 .unwrap();
             loop {
-                if run.emu.get("v1", "Pod", &ns, &name).is_none() {
+                // deleted: gone, or Terminating (heal8s's delete accepted; no
+                // kubelet is played here to confirm it)
+                let deleted = run
+                    .emu
+                    .get("v1", "Pod", &ns, &name)
+                    .is_none_or(|p| p["metadata"]["deletionTimestamp"].is_string());
+                if deleted {
                     latencies.push(t0.elapsed());
                     break;
                 }

@@ -1,7 +1,10 @@
 //! End to end against the Kubernetes API emulation: a real `heal8s serve`
 //! process with a real `kube::Client` (from a kubeconfig) watches and acts on
-//! the emulated cluster. The emulation runs no controllers; tests script what
-//! a ReplicaSet or kubelet would do. The emulation serves from the test's own
+//! the emulated cluster. The emulation runs no controllers; every cluster
+//! here plays the kubelets of its Ready nodes (graceful pod deletions are
+//! confirmed; pods on nodes that are not Ready stay Terminating) and the
+//! namespace controller, and tests script what a ReplicaSet or a returning
+//! kubelet would do. The emulation serves from the test's own
 //! runtime, so the tests run multi-threaded: waiting for a process to exit
 //! blocks a thread, never the emulation.
 
@@ -10,7 +13,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use testkit::kube::{Emulator, RequestMatch};
+use testkit::kube::{Controller, Emulator, PlayedControllers, RequestMatch};
 use testkit::{Heal8s, TempDir, eventually};
 
 const TOKEN: &str = "kube-e2e-token";
@@ -23,14 +26,18 @@ fn ago(secs: i64) -> String {
 struct Cluster {
     emu: Emulator,
     dir: TempDir,
+    /// The kubelets of Ready nodes and the namespace controller, played.
+    _controllers: PlayedControllers,
 }
 
 impl Cluster {
     async fn new() -> Cluster {
         let emu = Emulator::start().await.unwrap();
+        let controllers = emu.play(&[Controller::Kubelet, Controller::Namespace]);
         Cluster {
             emu,
             dir: TempDir::new("kube-e2e"),
+            _controllers: controllers,
         }
     }
 
@@ -139,12 +146,13 @@ impl Cluster {
             kubeconfig.to_str().unwrap(),
             "--policy",
             policy_file.to_str().unwrap(),
-            "--eviction-retry",
-            "200ms",
             // a short stability window keeps verification quick in tests
             "--verify-stable-for",
             "1s",
         ];
+        if !extra.contains(&"--eviction-retry") {
+            args.extend_from_slice(&["--eviction-retry", "200ms"]);
+        }
         args.extend_from_slice(extra);
         Heal8s::start(TOKEN, &args).await.unwrap()
     }
@@ -392,7 +400,13 @@ async fn a_not_ready_node_is_cordoned_and_drained_but_daemonset_pods_stay() {
         node["metadata"]["annotations"]["heal8s.io/remediation"],
         "drained"
     );
-    assert!(!c.exists("v1", "Pod", "shop", "api-1"));
+    // evicted, but w1's kubelet is gone: nothing confirms the deletion, and
+    // the pod stays Terminating, as on a real cluster
+    let api_1 = c.emu.get("v1", "Pod", "shop", "api-1").unwrap();
+    assert!(
+        api_1["metadata"]["deletionTimestamp"].is_string(),
+        "{api_1:#}"
+    );
     assert!(
         c.exists("v1", "Pod", "shop", "logs-1"),
         "DaemonSet pods are not evicted"
@@ -554,6 +568,7 @@ async fn production_profile_removes_no_finalizers_and_deletes_no_vms() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_test_namespace_is_deleted_and_an_excluded_one_is_not() {
     let c = Cluster::new().await;
+    c.namespace("heal8s");
     for ns in ["test-1", "test-keep-2"] {
         c.emu
             .create(json!({"apiVersion": "v1", "kind": "Namespace",
@@ -579,6 +594,27 @@ async fn a_stale_test_namespace_is_deleted_and_an_excluded_one_is_not() {
     assert!(
         c.exists("v1", "Namespace", "", "test-new-3"),
         "young namespaces are not stale"
+    );
+    // the detector's signal resolves once the namespace is gone, and the
+    // record settles on it, as the README promises
+    let record = eventually(WAIT, "the namespace record to settle", || async {
+        c.emu
+            .list("heal8s.io/v1alpha1", "Remediation", "heal8s")
+            .into_iter()
+            .chain(c.emu.list("heal8s.io/v1alpha1", "Remediation", "test-1"))
+            .find(|r| {
+                r["spec"]["remediation"] == "delete-namespace" && r["status"]["phase"] != "Acting"
+            })
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", h.proc.output()));
+    // the detector stops seeing the namespace once its deletion is marked;
+    // the record settles when the namespace controller (played here) has
+    // removed it, not before
+    assert_eq!(
+        (&record["status"]["phase"], &record["status"]["reason"]),
+        (&json!("Succeeded"), &json!("Recovered")),
+        "{record:#}"
     );
 }
 
@@ -1035,10 +1071,15 @@ async fn a_drain_cut_off_by_a_crash_is_reconciled_and_blocks_no_other_node() {
         .unwrap();
     let p = policy(
         "production",
-        "",
+        // w2's drain comes right after w1's: lift the node rate (1 per 10m)
+        "guard: {nodes: {rate: {max: 10, per: 10m}}}",
         "  - {matchers: ['alertname=\"Heal8sNodeNotReady\"'], remediation: drain-node, params: {timeout: 60s}}",
     );
-    let first = c.heal8s(&p, &["--pod-name", "first"]).await;
+    // slow retries keep the PDB-blocked drain of the dead node in flight
+    // (3 tries) long enough to cut it off
+    let first = c
+        .heal8s(&p, &["--pod-name", "first", "--eviction-retry", "10s"])
+        .await;
     let record_phase = || {
         c.emu
             .list("heal8s.io/v1alpha1", "Remediation", "heal8s")
@@ -1136,7 +1177,11 @@ async fn a_drain_cut_off_on_a_node_still_down_keeps_the_cordon_and_is_not_repeat
         "",
         "  - {matchers: ['alertname=\"Heal8sNodeNotReady\"'], remediation: drain-node, params: {timeout: 60s}}",
     );
-    let first = c.heal8s(&p, &["--pod-name", "first"]).await;
+    // slow retries keep the PDB-blocked drain of the dead node in flight
+    // (3 tries) long enough to cut it off
+    let first = c
+        .heal8s(&p, &["--pod-name", "first", "--eviction-retry", "10s"])
+        .await;
     eventually(WAIT, "the drain to start", || async {
         c.emu
             .list("heal8s.io/v1alpha1", "Remediation", "heal8s")
@@ -1161,8 +1206,13 @@ async fn a_drain_cut_off_on_a_node_still_down_keeps_the_cordon_and_is_not_repeat
     };
     let before = evictions();
     let second = c.heal8s(&p, &["--pod-name", "second"]).await;
-    // the node is signalled again, and the restored cooldown holds: no second drain
-    outcome_with(&second, |o| is(o, "refused", Some("cooldown"), "Node w1")).await;
+    // the node is signalled again, and the restored action holds: the node
+    // rate (or the cooldown) refuses a second drain
+    outcome_with(&second, |o| {
+        is(o, "refused", None, "Node w1")
+            && ["cooldown", "class_rate"].contains(&o["reason"].as_str().unwrap_or(""))
+    })
+    .await;
     let w1 = c.emu.get("v1", "Node", "", "w1").unwrap();
     assert_eq!(w1["spec"]["unschedulable"], true, "{w1:#}");
     assert_eq!(
@@ -1672,5 +1722,254 @@ async fn a_pod_whose_owner_heal8s_cannot_read_is_unverified_not_recovered() {
             .unwrap()
             .contains("CloneSet"),
         "{record:#}"
+    );
+}
+
+const DRAIN_ROUTE: &str = "  - {matchers: ['alertname=\"Heal8sNodeNotReady\"'], remediation: drain-node, params: {timeout: 20s}}";
+
+fn set_ready(c: &Cluster, node: &str, status: &str) {
+    c.emu
+        .modify("v1", "Node", "", node, |n| {
+            n["status"]["conditions"][0]["status"] = json!(status);
+            n["status"]["conditions"][0]["lastTransitionTime"] = json!(ago(600));
+        })
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_arriving_node_by_node_drains_one_node_and_refuses_the_rest() {
+    let c = Cluster::new().await;
+    c.namespace("heal8s");
+    for i in 0..10 {
+        c.node(&format!("n{i}"), "True", 600);
+    }
+    let h = c.heal8s(&policy("production", "", DRAIN_ROUTE), &[]).await;
+    // 5 of 10 nodes go NotReady 2 s apart
+    for i in 0..5 {
+        set_ready(&c, &format!("n{i}"), "False");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    for i in 1..5 {
+        let o = outcome_with(&h, |o| is(o, "refused", None, &format!("Node n{i}"))).await;
+        assert!(
+            [
+                "node_in_remediation",
+                "class_rate",
+                "mass_flip",
+                "partition"
+            ]
+            .contains(&o["reason"].as_str().unwrap_or("")),
+            "{o:#}"
+        );
+    }
+    let cordoned: Vec<String> = (0..10)
+        .map(|i| format!("n{i}"))
+        .filter(|n| c.emu.get("v1", "Node", "", n).unwrap()["spec"]["unschedulable"] == true)
+        .collect();
+    assert_eq!(cordoned, ["n0"], "{:#?}", h.outcomes().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drained_node_back_ready_is_uncordoned_and_only_then_recovered() {
+    let c = Cluster::new().await;
+    c.namespace("heal8s");
+    c.node("w1", "False", 600);
+    for n in ["w2", "w3", "w4"] {
+        c.node(n, "True", 600);
+    }
+    let h = c
+        .heal8s(
+            &policy("production", "", DRAIN_ROUTE),
+            &["--verify-timeout", "30s"],
+        )
+        .await;
+    outcome_with(&h, |o| is(o, "acted", None, "Node w1")).await;
+    assert_eq!(
+        c.emu.get("v1", "Node", "", "w1").unwrap()["spec"]["unschedulable"],
+        true
+    );
+    set_ready(&c, "w1", "True");
+    let record = eventually(WAIT, "the drain record to settle", || async {
+        c.emu
+            .list("heal8s.io/v1alpha1", "Remediation", "heal8s")
+            .into_iter()
+            .find(|r| r["spec"]["target"]["name"] == "w1" && r["status"]["phase"] != "Acting")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", h.proc.output()));
+    assert_eq!(record["status"]["phase"], "Succeeded", "{record:#}");
+    assert!(
+        record["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("uncordoned node w1"),
+        "{record:#}"
+    );
+    let w1 = c.emu.get("v1", "Node", "", "w1").unwrap();
+    assert!(
+        w1["spec"]["unschedulable"].is_null() || w1["spec"]["unschedulable"] == false,
+        "{w1:#}"
+    );
+    assert!(
+        w1["metadata"]["annotations"]["heal8s.io/remediation"].is_null(),
+        "{w1:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cordon_changed_by_a_person_is_left_as_they_left_it() {
+    let c = Cluster::new().await;
+    c.namespace("heal8s");
+    c.node("w1", "False", 600);
+    for n in ["w2", "w3", "w4"] {
+        c.node(n, "True", 600);
+    }
+    let h = c
+        .heal8s(
+            &policy("production", "", DRAIN_ROUTE),
+            &["--verify-timeout", "30s"],
+        )
+        .await;
+    outcome_with(&h, |o| is(o, "acted", None, "Node w1")).await;
+    // someone marks the node for debugging before it comes back
+    c.emu
+        .modify("v1", "Node", "", "w1", |n| {
+            n["metadata"]["annotations"]["heal8s.io/remediation"] = json!("keep-for-debugging");
+        })
+        .unwrap();
+    set_ready(&c, "w1", "True");
+    let record = eventually(WAIT, "the drain record to settle", || async {
+        c.emu
+            .list("heal8s.io/v1alpha1", "Remediation", "heal8s")
+            .into_iter()
+            .find(|r| r["spec"]["target"]["name"] == "w1" && r["status"]["phase"] != "Acting")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", h.proc.output()));
+    assert!(
+        record["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("left as it is"),
+        "{record:#}"
+    );
+    assert_eq!(
+        c.emu.get("v1", "Node", "", "w1").unwrap()["spec"]["unschedulable"],
+        true
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_still_down_after_its_drain_is_drained_not_failed_and_escalates_to_delete_node() {
+    let c = Cluster::new().await;
+    c.namespace("heal8s");
+    c.node("w1", "False", 600);
+    for n in ["w2", "w3", "w4"] {
+        c.node(n, "True", 600);
+    }
+    let routes = format!(
+        "{DRAIN_ROUTE}\n  - {{matchers: ['alertname=\"Heal8sNodeStillDownAfterDrain\"'], remediation: delete-node, params: {{drainFirst: false}}}}"
+    );
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "features: {deleteNodes: true}\nguard: {nodes: {rate: {max: 10, per: 10m}}}",
+                &routes,
+            ),
+            &["--verify-timeout", "2s"],
+        )
+        .await;
+    outcome_with(&h, |o| {
+        is(o, "acted", None, "Node w1") && o["remediation"] == "drain-node"
+    })
+    .await;
+    let record = eventually(WAIT, "the drain record to settle", || async {
+        c.emu
+            .list("heal8s.io/v1alpha1", "Remediation", "heal8s")
+            .into_iter()
+            .find(|r| r["spec"]["remediation"] == "drain-node" && r["status"]["phase"] != "Acting")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", h.proc.output()));
+    assert_eq!(record["status"]["phase"], "Drained", "{record:#}");
+    assert_eq!(record["status"]["reason"], "NodeStillDown", "{record:#}");
+    // escalated to delete-node, through the guard like any signal
+    gone(&c, &h, "v1", "Node", "", "w1").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_drain_names_the_budget_that_blocks_it_and_stops_early() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.namespace("heal8s");
+    c.node("w1", "Unknown", 600);
+    for n in ["w2", "w3", "w4"] {
+        c.node(n, "True", 600);
+    }
+    c.pod("shop", "api-1", Some(("ReplicaSet", "api-rs")), "w1", false);
+    c.emu
+        .create(
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": "api", "namespace": "shop"},
+            "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "api"}}}}),
+        )
+        .unwrap();
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "",
+                "  - {matchers: ['alertname=~\"Heal8sNode.*\"'], remediation: drain-node, params: {timeout: 10m}}",
+            ),
+            &[],
+        )
+        .await;
+    // well within the 10-minute timeout: a dead node's budget will not change its mind
+    let failed = outcome_with(&h, |o| is(o, "failed", None, "Node w1")).await;
+    let message = failed["message"].as_str().unwrap();
+    assert!(
+        message.contains("shop/api-1 blocked by PodDisruptionBudget shop/api (minAvailable 1"),
+        "{message}"
+    );
+    assert!(message.contains("kubelet is gone"), "{message}");
+    assert!(
+        message.contains("unhealthyPodEvictionPolicy: AlwaysAllow"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_node_gets_the_out_of_service_taint_when_the_route_opts_in() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.namespace("heal8s");
+    c.node("w1", "Unknown", 600);
+    for n in ["w2", "w3", "w4"] {
+        c.node(n, "True", 600);
+    }
+    c.pod("shop", "db-0", Some(("ReplicaSet", "db-rs")), "w1", false);
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "",
+                "  - {matchers: ['alertname=~\"Heal8sNode.*\"'], remediation: drain-node, params: {outOfServiceTaint: true}}",
+            ),
+            &[],
+        )
+        .await;
+    let acted = outcome_with(&h, |o| is(o, "acted", None, "Node w1")).await;
+    let message = acted["message"].as_str().unwrap();
+    assert!(message.contains("kubelet is gone"), "{message}");
+    let w1 = c.emu.get("v1", "Node", "", "w1").unwrap();
+    let taints = w1["spec"]["taints"].as_array().cloned().unwrap_or_default();
+    assert!(
+        taints
+            .iter()
+            .any(|t| t["key"] == "node.kubernetes.io/out-of-service"
+                && t["value"] == "nodeshutdown"
+                && t["effect"] == "NoExecute"),
+        "{w1:#}"
     );
 }

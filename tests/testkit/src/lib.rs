@@ -171,11 +171,17 @@ pub struct KubeProcess {
 impl KubeProcess {
     /// Start `testkit kube --port 0 --kubeconfig-out ... --log-requests` and wait for its URL.
     pub fn start() -> anyhow::Result<KubeProcess> {
+        KubeProcess::start_with(&[])
+    }
+
+    /// [`KubeProcess::start`] with more arguments, e.g. `["--play", "kubelet,namespace"]`.
+    pub fn start_with(extra: &[&str]) -> anyhow::Result<KubeProcess> {
         let dir = TempDir::new("kube");
         let kubeconfig = dir.path().join("kubeconfig");
         let mut cmd = Command::new(testkit_bin());
         cmd.args(["kube", "--port", "0", "--log-requests", "--kubeconfig-out"])
-            .arg(&kubeconfig);
+            .arg(&kubeconfig)
+            .args(extra);
         let proc = Proc::spawn(cmd, dir.path().join("kube.log"))?;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

@@ -30,6 +30,10 @@ enum Command {
         /// Print every request on stderr.
         #[arg(long)]
         log_requests: bool,
+        /// Play these controllers, which a bare API server lacks: kubelet,
+        /// namespace, serviceaccount, node-lifecycle (repeatable or comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        play: Vec<testkit::kube::Controller>,
     },
     /// Serve the GitHub REST API emulation on 127.0.0.1 (plain HTTP); prints its URL.
     Github {
@@ -64,7 +68,11 @@ async fn main() -> anyhow::Result<()> {
             port,
             kubeconfig_out,
             log_requests,
-        } => testkit::kube::serve_standalone(port, kubeconfig_out.as_deref(), log_requests).await,
+            play,
+        } => {
+            testkit::kube::serve_standalone(port, kubeconfig_out.as_deref(), log_requests, &play)
+                .await
+        }
         Command::Github {
             port,
             app_id,

@@ -12,7 +12,7 @@ use kube::core::{GroupVersionKind, Status};
 use kube::discovery::{self, Discovery, Scope};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use testkit::kube::Emulator;
+use testkit::kube::{Controller, Emulator};
 
 fn pod(name: &str, labels: Value) -> Pod {
     serde_json::from_value(json!({
@@ -99,7 +99,11 @@ async fn pods_round_trip_with_server_filled_metadata() {
 
     let deleted = pods.delete("a", &DeleteParams::default()).await.unwrap();
     let gone = deleted.left().expect("the deleted pod is returned");
-    assert_eq!(gone.metadata.deletion_grace_period_seconds, Some(30));
+    assert_eq!(
+        gone.metadata.deletion_grace_period_seconds,
+        Some(0),
+        "a pod bound to no node has no kubelet to wait for: it goes at once"
+    );
     assert!(pods.get_opt("a").await.unwrap().is_none());
     let err = api_error(pods.get("a").await.unwrap_err());
     assert_eq!((err.code, err.reason.as_str()), (404, "NotFound"));
@@ -732,6 +736,8 @@ async fn deleting_a_namespace_deletes_everything_in_it() {
         ["kubernetes"],
         "the API server adds the kubernetes finalizer"
     );
+    // as the ServiceAccount controller would: pods need the default account
+    emu.play_once(Controller::ServiceAccount);
     let pods: Api<Pod> = Api::namespaced(client.clone(), "test-123");
     pods.create(&PostParams::default(), &pod("a", json!({})))
         .await
@@ -752,6 +758,8 @@ async fn deleting_a_namespace_deletes_everything_in_it() {
         .left()
         .unwrap();
     assert_eq!(t.status.unwrap().phase.as_deref(), Some("Terminating"));
+    // the namespace controller empties it (played here; the emulation runs none)
+    emu.play_once(Controller::Namespace);
     assert!(pods.get_opt("a").await.unwrap().is_none());
     assert!(
         emu.get("kubevirt.io/v1", "VirtualMachine", "test-123", "vm")
@@ -775,6 +783,9 @@ async fn deleting_a_namespace_deletes_everything_in_it() {
     )
     .await
     .unwrap();
+    // empty now, but only its controller finalizes it
+    assert!(namespaces.get_opt("test-123").await.unwrap().is_some());
+    emu.play_once(Controller::Namespace);
     assert!(namespaces.get_opt("test-123").await.unwrap().is_none());
 }
 
@@ -782,10 +793,10 @@ async fn deleting_a_namespace_deletes_everything_in_it() {
 async fn delete_options_are_honoured() {
     let (_emu, client) = setup().await;
     let pods: Api<Pod> = Api::namespaced(client, "default");
-    let created = pods
-        .create(&PostParams::default(), &pod("a", json!({})))
-        .await
-        .unwrap();
+    // bound to a node, so that its deletion is graceful
+    let mut bound = pod("a", json!({}));
+    bound.spec.as_mut().unwrap().node_name = Some("n1".into());
+    let created = pods.create(&PostParams::default(), &bound).await.unwrap();
     let wrong_uid = DeleteParams {
         preconditions: Some(kube::api::Preconditions {
             uid: Some("00000000-0000-4000-8000-000000000000".into()),
@@ -803,6 +814,18 @@ async fn delete_options_are_honoured() {
         .unwrap();
     assert_eq!(gone.metadata.deletion_grace_period_seconds, Some(5));
     assert_eq!(gone.uid(), created.uid());
+    // a longer grace changes nothing; a shorter one (0: forced) removes it
+    let again = pods
+        .delete("a", &DeleteParams::default().grace_period(20))
+        .await
+        .unwrap()
+        .left()
+        .unwrap();
+    assert_eq!(again.metadata.deletion_grace_period_seconds, Some(5));
+    pods.delete("a", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
+    assert!(pods.get_opt("a").await.unwrap().is_none());
 
     for name in ["x", "y", "z"] {
         let labels = if name == "z" {

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, EvictParams, PostParams};
 use kube::core::Status;
 use serde_json::{Value, json};
-use testkit::kube::{ApiError, Emulator, PDB_VIOLATION, RequestMatch};
+use testkit::kube::{ApiError, Controller, Emulator, PDB_VIOLATION, RequestMatch};
 
 fn running_pod(emu: &Emulator, name: &str, app: &str, ready: bool) {
     emu.create(json!({"apiVersion": "v1", "kind": "Pod",
@@ -32,6 +32,13 @@ async fn setup() -> (Emulator, Api<Pod>) {
     let emu = Emulator::start().await.unwrap();
     emu.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}))
         .unwrap();
+    emu.play_once(Controller::ServiceAccount);
+    // the pods' node, Ready: its kubelet (played with `confirm`) confirms evictions
+    emu.create(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+    )
+    .unwrap();
     // Without kube's default retries, to see each 429 as the server answers it
     // (a production client would retry it up to 15 times).
     let mut config = emu.config().await.unwrap();
@@ -51,6 +58,16 @@ fn exists(emu: &Emulator, name: &str) -> bool {
     emu.get("v1", "Pod", "shop", name).is_some()
 }
 
+fn terminating(emu: &Emulator, name: &str) -> bool {
+    emu.get("v1", "Pod", "shop", name)
+        .is_some_and(|p| p["metadata"]["deletionTimestamp"].is_string())
+}
+
+/// n1's kubelet stops the evicted pods and confirms their deletion.
+fn confirm(emu: &Emulator) {
+    emu.play_once(Controller::Kubelet);
+}
+
 #[tokio::test]
 async fn eviction_without_a_budget_deletes_the_pod() {
     let (emu, pods) = setup().await;
@@ -58,6 +75,11 @@ async fn eviction_without_a_budget_deletes_the_pod() {
     let status = pods.evict("a", &EvictParams::default()).await.unwrap();
     assert!(status.is_success());
     assert_eq!(status.code, 201);
+    assert!(
+        terminating(&emu, "a"),
+        "evicted, until its kubelet confirms"
+    );
+    confirm(&emu);
     assert!(!exists(&emu, "a"));
 }
 
@@ -126,8 +148,11 @@ async fn max_unavailable_counts_unready_pods_against_the_budget() {
         json!({"maxUnavailable": "34%", "selector": {"matchLabels": {"app": "web"}}}),
     );
     pods.evict("a", &EvictParams::default()).await.unwrap();
+    // (expected counts the pods themselves: the evicted one counts until it is gone)
+    confirm(&emu);
     // now 3 expected: 2 allowed unavailable (34% of 3 rounds up to 2), 1 unready → 1 left
     pods.evict("b", &EvictParams::default()).await.unwrap();
+    confirm(&emu);
     // now 2 expected: 1 allowed (34% of 2 → 1), 1 unready → none left for the ready pod
     let err = api_error(pods.evict("c", &EvictParams::default()).await.unwrap_err());
     assert_eq!(err.code, 429);
@@ -279,5 +304,6 @@ async fn eviction_answers_can_be_forced_with_faults() {
         500
     );
     pods.evict("a", &EvictParams::default()).await.unwrap();
+    confirm(&emu);
     assert!(!exists(&emu, "a"));
 }

@@ -1,7 +1,11 @@
 //! Real `kubectl` against the standalone Kubernetes API emulation
 //! (`testkit kube`): client-side and server-side apply, get (tables and JSON),
 //! api-resources, status patches, delete, cordon and drain with evictions and
-//! a blocking PodDisruptionBudget. Needs kubectl (`$KUBECTL` or on PATH).
+//! a blocking PodDisruptionBudget, against a cluster whose controllers and
+//! kubelets are played (`--play`); and against a bare API server, where
+//! evicted pods wait for a kubelet that is gone, a deleted namespace waits
+//! for its controller, and the server's warnings reach kubectl's stderr.
+//! Needs kubectl (`$KUBECTL` or on PATH).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -17,7 +21,20 @@ struct Kubectl {
 }
 
 impl Kubectl {
+    /// A cluster: the emulation with its controllers and the kubelets of
+    /// Ready nodes played.
     fn start() -> Kubectl {
+        Kubectl {
+            server: KubeProcess::start_with(&[
+                "--play",
+                "kubelet,namespace,serviceaccount,node-lifecycle",
+            ])
+            .unwrap(),
+        }
+    }
+
+    /// A bare API server: nothing plays the controllers or the kubelets.
+    fn bare() -> Kubectl {
         Kubectl {
             server: KubeProcess::start().unwrap(),
         }
@@ -59,6 +76,27 @@ impl Kubectl {
         let path = self.server.dir.path().join(name);
         fs::write(&path, yaml).unwrap();
         self.ok(&["apply", "-f", path.to_str().unwrap()])
+    }
+
+    /// Create namespace `name` and wait for its `default` ServiceAccount (the
+    /// played ServiceAccount controller's work): as on a real cluster, a pod
+    /// created in the same breath as its namespace can race that controller.
+    fn namespace(&self, name: &str) {
+        self.apply(
+            "ns.yaml",
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n"),
+        );
+        for _ in 0..100 {
+            if self
+                .run(&["get", "serviceaccount", "default", "-n", name])
+                .status
+                .success()
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("no default ServiceAccount in {name}");
     }
 }
 
@@ -161,8 +199,9 @@ const READY: &str =
 #[test]
 fn real_kubectl_applies_gets_patches_and_deletes() {
     let k = Kubectl::start();
+    k.namespace("shop");
     let out = k.apply("app.yaml", APP);
-    assert!(out.contains("namespace/shop created"), "{out}");
+    assert!(out.contains("namespace/shop unchanged"), "{out}");
     assert!(out.contains("deployment.apps/web created"), "{out}");
     assert!(out.contains("pod/solo created"), "{out}");
 
@@ -254,10 +293,7 @@ fn real_kubectl_applies_gets_patches_and_deletes() {
 #[test]
 fn real_kubectl_cordons_and_drains_a_node_through_evictions() {
     let k = Kubectl::start();
-    k.apply(
-        "ns.yaml",
-        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n",
-    );
+    k.namespace("shop");
     k.apply("node.yaml", NODE_AND_PODS);
     for p in ["web-1", "web-2", "agent-x"] {
         k.ok(&[
@@ -391,4 +427,124 @@ spec:
     k.ok(&["delete", "crd", "widgets.example.com"]);
     let gone = k.run(&["get", "widgets.example.com"]);
     assert!(!gone.status.success(), "the type is no longer served");
+}
+
+#[test]
+fn real_kubectl_drains_a_dead_node_into_terminating_pods_on_a_bare_api_server() {
+    let k = Kubectl::bare();
+    // no ServiceAccount controller runs: the test makes the account itself
+    k.apply(
+        "ns.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\n\
+         apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, namespace: shop}\n",
+    );
+    // the node's kubelet is gone: it last said NotReady
+    k.apply(
+        "node.yaml",
+        &NODE_AND_PODS.replace(
+            r#"{type: Ready, status: "True"}"#,
+            r#"{type: Ready, status: "False"}"#,
+        ),
+    );
+    let node = k.json(&["get", "node", "node-1"]);
+    assert_eq!(
+        node["spec"]["taints"][0]["key"], "node.kubernetes.io/not-ready",
+        "a new node is tainted not-ready at registration"
+    );
+    for p in ["web-1", "web-2"] {
+        k.ok(&[
+            "patch",
+            "pod",
+            p,
+            "-n",
+            "shop",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            READY,
+        ]);
+    }
+    let out = k.run(&[
+        "drain",
+        "node-1",
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        "--timeout=4s",
+    ]);
+    assert!(!out.status.success(), "nothing confirms the evictions");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "error when waiting for pod \"web-1\" in namespace \"shop\" to terminate: context deadline exceeded"
+        ),
+        "{err}"
+    );
+    let log = k.server.log();
+    assert!(
+        log.contains("POST /api/v1/namespaces/shop/pods/web-1/eviction -> 201"),
+        "{log}"
+    );
+    let table = k.ok(&["get", "pods", "-n", "shop"]);
+    for p in ["web-1", "web-2"] {
+        let row = table.lines().find(|l| l.starts_with(p)).unwrap();
+        assert!(row.contains("Terminating"), "{table}");
+    }
+
+    // a namespace waits for its controller; kubectl is told so on a second delete
+    k.ok(&["delete", "namespace", "shop", "--wait=false"]);
+    let ns = k.ok(&["get", "namespace", "shop"]);
+    assert!(ns.contains("Terminating"), "{ns}");
+    let again = k.run(&["delete", "namespace", "shop", "--wait=false"]);
+    assert!(!again.status.success());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("Error from server (Conflict): Operation cannot be fulfilled on namespaces \"shop\": The system is ensuring all content is removed from this namespace."),
+        "{err}"
+    );
+}
+
+#[test]
+fn real_kubectl_shows_the_servers_warnings() {
+    let k = Kubectl::bare();
+    let path = k.server.dir.path().join("crd.yaml");
+    fs::write(
+        &path,
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              replicas: {type: integer, format: uint32}
+"#,
+    )
+    .unwrap();
+    let out = k.run(&["apply", "-f", path.to_str().unwrap()]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"Warning: unrecognized format "uint32""#),
+        "{err}"
+    );
+    let out = k.run(&["get", "endpoints", "-A"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "Warning: v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice"
+        ),
+        "{err}"
+    );
 }

@@ -108,6 +108,43 @@ pub fn detect(node: &Node, cfg: &NodeDetector, now: Timestamp) -> Vec<Finding> {
     out
 }
 
+/// Annotation heal8s puts on a node it is remediating: `draining`,
+/// `drained`, `cordoned`, `failed` or `interrupted`.
+pub const REMEDIATION_ANNOTATION: &str = "heal8s.io/remediation";
+
+/// Annotation heal8s puts on a node it cordoned itself (it was schedulable
+/// before): heal8s's ownership mark; it only ever uncordons such a node.
+pub const CORDONED_ANNOTATION: &str = "heal8s.io/cordoned";
+
+/// Whether heal8s holds `n`: its remediation mark is on and the node is still
+/// unschedulable. A held node counts as unhealthy and as in flight until it is
+/// Ready again and uncordoned (or deleted); a person who uncordons it releases it.
+pub fn held(n: &Node) -> bool {
+    let marked = n
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(REMEDIATION_ANNOTATION));
+    let cordoned = n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
+    marked && cordoned
+}
+
+/// The node counts the partition breaker needs: the total, the nodes
+/// unhealthy or held by heal8s (each once), and the names of the held ones.
+pub fn breaker_census<'a>(nodes: impl IntoIterator<Item = &'a Node>) -> (u32, u32, Vec<String>) {
+    let (mut total, mut down) = (0u32, 0u32);
+    let mut held_names = Vec::new();
+    for n in nodes {
+        total += 1;
+        let h = held(n);
+        down += u32::from(h || is_unhealthy(n));
+        if h {
+            held_names.extend(n.metadata.name.clone());
+        }
+    }
+    (total, down, held_names)
+}
+
 /// Cluster-wide node health, for strain and partition checks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NodeCensus {

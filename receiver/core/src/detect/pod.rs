@@ -29,6 +29,21 @@ const STARTING: &[&str] = &["ContainerCreating", "PodInitializing"];
 /// How long after an OOM kill it is still signalled.
 pub const OOM_RECENT: Duration = Duration::from_secs(3600);
 
+/// The evidence detail naming the pod's controller, `Kind/name` (e.g.
+/// `ReplicaSet/api-7d9c`): lets the guard count a pod against its workload
+/// before anything is read from the cluster.
+pub const CONTROLLER_DETAIL: &str = "controller";
+
+/// `Kind/name` of the pod's controller (its first owner when none is marked).
+fn controller(pod: &Pod) -> Option<String> {
+    let refs = pod.metadata.owner_references.as_ref()?;
+    let r = refs
+        .iter()
+        .find(|r| r.controller == Some(true))
+        .or_else(|| refs.first())?;
+    Some(format!("{}/{}", r.kind, r.name))
+}
+
 fn condition_since(pod: &Pod, type_: &str, status: &str) -> Option<Timestamp> {
     pod.status
         .as_ref()?
@@ -242,6 +257,13 @@ pub fn detect(pod: &Pod, cfg: &PodDetector, now: Timestamp) -> Vec<Finding> {
                 },
                 summary: format!("pod {ns}/{name} has been Pending since {c}"),
             });
+        }
+    }
+    if let Some(c) = controller(pod) {
+        for f in &mut out {
+            f.evidence
+                .details
+                .insert(CONTROLLER_DETAIL.to_string(), c.clone());
         }
     }
     out

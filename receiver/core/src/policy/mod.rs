@@ -164,14 +164,153 @@ pub enum ProtectedPods {
     Refuse,
 }
 
+/// A count of nodes (`2`) or a share of them (`"33%"`), as Cluster API's
+/// MachineHealthCheck spells `maxUnhealthy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threshold {
+    Count(u32),
+    Percent(u32),
+}
+
+impl Threshold {
+    /// The count this threshold means in a pool of `total`: a percentage is
+    /// rounded up, and never below 2, so one bad node in a small pool stays
+    /// healable (Karpenter's fixed 20% blocked repair on small pools).
+    pub fn limit(self, total: u32) -> u32 {
+        match self {
+            Threshold::Count(n) => n,
+            Threshold::Percent(p) => {
+                let n = (u64::from(total) * u64::from(p)).div_ceil(100);
+                u32::try_from(n).unwrap_or(u32::MAX).max(2)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Threshold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Threshold::Count(n) => write!(f, "{n}"),
+            Threshold::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+impl Serialize for Threshold {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Threshold::Count(n) => s.serialize_u32(*n),
+            Threshold::Percent(_) => s.serialize_str(&self.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Threshold {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u32),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Count(n) => Ok(Threshold::Count(n)),
+            Raw::Text(t) => {
+                let bad = || {
+                    serde::de::Error::custom(format!(
+                        "{t:?} is neither a count (2) nor a percentage (\"33%\")"
+                    ))
+                };
+                let p = t.strip_suffix('%').ok_or_else(bad)?;
+                let p: u32 = p.trim().parse().map_err(|_| bad())?;
+                Ok(Threshold::Percent(p))
+            }
+        }
+    }
+}
+
+/// How fast one class of actions may go: a sliding-window rate, and a
+/// mass-flip breaker (more than `targets` distinct targets of the class
+/// turning unhealthy within `within` is a detector fault, not a wave of
+/// real failures: the class stops until the flips age out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClassLimits {
+    /// At most `max` actions of the class per `per`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<Budget>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mass_flip: Option<MassFlip>,
+}
+
+/// See [`ClassLimits`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MassFlip {
+    pub targets: u32,
+    pub within: PromDuration,
+}
+
+/// Limits per class of action other than nodes (those are under `nodes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Classes {
+    pub pods: ClassLimits,
+    pub namespaces: ClassLimits,
+    pub resources: ClassLimits,
+    pub finalizers: ClassLimits,
+}
+
+impl Default for Classes {
+    fn default() -> Self {
+        let rate = |max, mins: u64| {
+            Some(Budget {
+                max,
+                per: PromDuration::secs(mins * 60),
+            })
+        };
+        Classes {
+            pods: ClassLimits {
+                rate: None,
+                mass_flip: None,
+            },
+            namespaces: ClassLimits {
+                rate: rate(5, 10),
+                mass_flip: Some(MassFlip {
+                    targets: 20,
+                    within: PromDuration::secs(120),
+                }),
+            },
+            resources: ClassLimits {
+                rate: None,
+                mass_flip: None,
+            },
+            finalizers: ClassLimits {
+                rate: rate(5, 10),
+                mass_flip: None,
+            },
+        }
+    }
+}
+
 /// Caps on node remediation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct NodeGuard {
-    /// Stop all node remediation while more than this share of nodes is unhealthy.
-    pub max_unhealthy_percent: u32,
-    /// Never remediate more than this many nodes at a time.
-    pub max_concurrent: u32,
+    /// The partition breaker: no node remediation while this many nodes (or
+    /// this share, never below 2) are unhealthy; a node heal8s holds
+    /// (cordoned or drained, not yet back) counts as unhealthy.
+    pub max_unhealthy: Threshold,
+    /// No node remediation that would leave fewer healthy nodes than this.
+    pub min_healthy: u32,
+    /// At most this many nodes held by heal8s at a time (in flight until Ready
+    /// again and uncordoned, or deleted).
+    pub max_in_flight: u32,
+    /// At most `max` node actions (drains, deletions) per `per`.
+    pub rate: Budget,
+    /// More than `targets` nodes turning unhealthy within `within` stops node
+    /// remediation (a detector fault, or a partition arriving node by node).
+    pub mass_flip: MassFlip,
     /// What a drain does with pods heal8s must not touch.
     pub protected_pods: ProtectedPods,
 }
@@ -179,8 +318,17 @@ pub struct NodeGuard {
 impl Default for NodeGuard {
     fn default() -> Self {
         NodeGuard {
-            max_unhealthy_percent: 40,
-            max_concurrent: 1,
+            max_unhealthy: Threshold::Percent(40),
+            min_healthy: 1,
+            max_in_flight: 1,
+            rate: Budget {
+                max: 1,
+                per: PromDuration::secs(600),
+            },
+            mass_flip: MassFlip {
+                targets: 3,
+                within: PromDuration::secs(300),
+            },
             protected_pods: ProtectedPods::Skip,
         }
     }
@@ -203,6 +351,8 @@ pub struct GuardConfig {
     pub budgets: Budgets,
     pub escalation: Escalation,
     pub nodes: NodeGuard,
+    /// Rates and mass-flip breakers per class of action.
+    pub classes: Classes,
     /// This cluster's name. An alert whose `cluster_label` names another
     /// cluster is refused (`wrong_cluster`); `--cluster-name` overrides it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -225,6 +375,7 @@ impl Default for GuardConfig {
             budgets: Budgets::default(),
             escalation: Escalation::default(),
             nodes: NodeGuard::default(),
+            classes: Classes::default(),
             cluster_name: None,
             cluster_label: DEFAULT_CLUSTER_LABEL.to_string(),
         }
@@ -321,17 +472,72 @@ impl GuardConfig {
                 "must name at least one of verified, alertResolved, human (or an escalation could never end)",
             ));
         }
-        if !(1..=100).contains(&self.nodes.max_unhealthy_percent) {
-            out.push(PolicyIssue::new(
-                "guard.nodes.maxUnhealthyPercent",
-                "must be between 1 and 100",
-            ));
+        match self.nodes.max_unhealthy {
+            Threshold::Percent(p) if !(1..=100).contains(&p) => out.push(PolicyIssue::new(
+                "guard.nodes.maxUnhealthy",
+                "a percentage must be between 1% and 100%",
+            )),
+            Threshold::Count(0) => out.push(PolicyIssue::new(
+                "guard.nodes.maxUnhealthy",
+                "must be at least 1 (a count) or a percentage such as \"40%\"",
+            )),
+            _ => {}
         }
-        if self.nodes.max_concurrent == 0 {
+        if self.nodes.max_in_flight == 0 {
             out.push(PolicyIssue::new(
-                "guard.nodes.maxConcurrent",
+                "guard.nodes.maxInFlight",
                 "must be at least 1",
             ));
+        }
+        let mut rate = |path: String, b: &Budget| {
+            if b.max == 0 {
+                out.push(PolicyIssue::new(
+                    format!("{path}.max"),
+                    "must be at least 1",
+                ));
+            }
+            if b.per.get().is_zero() {
+                out.push(PolicyIssue::new(
+                    format!("{path}.per"),
+                    "must be longer than 0s",
+                ));
+            }
+        };
+        rate("guard.nodes.rate".into(), &self.nodes.rate);
+        for (name, c) in [
+            ("pods", &self.classes.pods),
+            ("namespaces", &self.classes.namespaces),
+            ("resources", &self.classes.resources),
+            ("finalizers", &self.classes.finalizers),
+        ] {
+            if let Some(b) = &c.rate {
+                rate(format!("guard.classes.{name}.rate"), b);
+            }
+        }
+        let mut flips = vec![("guard.nodes.massFlip".to_string(), self.nodes.mass_flip)];
+        for (name, c) in [
+            ("pods", &self.classes.pods),
+            ("namespaces", &self.classes.namespaces),
+            ("resources", &self.classes.resources),
+            ("finalizers", &self.classes.finalizers),
+        ] {
+            if let Some(m) = c.mass_flip {
+                flips.push((format!("guard.classes.{name}.massFlip"), m));
+            }
+        }
+        for (path, m) in flips {
+            if m.targets == 0 {
+                out.push(PolicyIssue::new(
+                    format!("{path}.targets"),
+                    "must be at least 1",
+                ));
+            }
+            if m.within.get().is_zero() {
+                out.push(PolicyIssue::new(
+                    format!("{path}.within"),
+                    "must be longer than 0s",
+                ));
+            }
         }
         if self.dedupe_window.get().is_zero() {
             out.push(PolicyIssue::new(
@@ -453,6 +659,39 @@ impl Policy {
             Profile::Production => Policy::from_yaml(DEFAULT_POLICY_YAML),
             Profile::TestCluster => Policy::from_yaml(TEST_CLUSTER_POLICY_YAML),
         }
+    }
+
+    /// Where the policy's values disagree with each other so that a signal can
+    /// never be acted on (the policy still loads; `check-config` and `serve`
+    /// say so): a route's live gate stricter than the detector that feeds it.
+    pub fn warnings(&self) -> Vec<PolicyIssue> {
+        let mut out = Vec::new();
+        let ns = &self.detectors.namespaces;
+        if ns.enabled {
+            let stale: std::collections::BTreeMap<String, String> = [
+                ("alertname".to_string(), "Heal8sStaleNamespace".to_string()),
+                (
+                    crate::detect::DETECTOR_LABEL.to_string(),
+                    "namespaces".to_string(),
+                ),
+            ]
+            .into();
+            for (i, r) in self.routes.iter().enumerate() {
+                if let crate::remediation::Remediation::DeleteNamespace(p) = &r.remediation
+                    && r.matchers.iter().all(|m| m.matches(&stale))
+                    && p.min_age > ns.stale_age
+                {
+                    out.push(PolicyIssue::new(
+                        format!("routes[{i}].params.minAge"),
+                        format!(
+                            "minAge {} is longer than detectors.namespaces.staleAge {}: the namespace detector's findings are refused (condition_cleared) until a namespace is {} old; set minAge to at most {}",
+                            p.min_age, ns.stale_age, p.min_age, ns.stale_age
+                        ),
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// Parse and validate a policy file; every problem is reported at once.
@@ -925,5 +1164,25 @@ extra: 1
         assert_eq!(r["params"]["factor"], 1.2);
         assert_eq!(r["mode"], "pull-request");
         assert_eq!(v["guard"]["cooldown"], "10m");
+    }
+    #[test]
+    fn a_route_gate_stricter_than_its_detector_is_a_warning() {
+        let p = Policy::from_yaml(
+            "profile: test-cluster\ndetectors: {namespaces: {enabled: true, watch: ['test-*'], staleAge: 6m}}\nroutes: [{matchers: ['alertname=\"Heal8sStaleNamespace\"'], remediation: delete-namespace}]",
+        )
+        .unwrap();
+        let w = p.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].path, "routes[0].params.minAge");
+        assert!(
+            w[0].message.contains("1h") && w[0].message.contains("6m"),
+            "{}",
+            w[0].message
+        );
+        // the shipped profiles agree with themselves
+        for profile in [Profile::Production, Profile::TestCluster] {
+            let p = Policy::builtin(profile).unwrap();
+            assert!(p.warnings().is_empty(), "{profile:?}: {:?}", p.warnings());
+        }
     }
 }

@@ -18,6 +18,11 @@ pub struct DrainNode {
     pub grace_period_seconds: Option<u32>,
     /// Evict pods that use emptyDir volumes (their data is lost). Off by default.
     pub delete_emptydir_data: bool,
+    /// On a node whose kubelet is gone, after the drain, add Kubernetes'
+    /// non-graceful node shutdown taint `node.kubernetes.io/out-of-service=
+    /// nodeshutdown:NoExecute`, so StatefulSet pods and their volumes move
+    /// off it. Only safe when the node is really shut down (fenced). Off by default.
+    pub out_of_service_taint: bool,
 }
 
 impl Default for DrainNode {
@@ -27,6 +32,7 @@ impl Default for DrainNode {
             timeout: PromDuration::secs(600),
             grace_period_seconds: None,
             delete_emptydir_data: false,
+            out_of_service_taint: false,
         }
     }
 }

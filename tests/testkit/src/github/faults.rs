@@ -162,6 +162,9 @@ pub struct RequestRecord {
     pub faulted: bool,
     /// Who the credentials identified (`heal8s[bot]`, a PAT's user, `app:<id>`), if anyone.
     pub auth: Option<String>,
+    /// Every `User-Agent` header the request carried, in order (GitHub
+    /// expects exactly one, naming the application).
+    pub user_agents: Vec<String>,
     /// When the request arrived.
     pub at: Instant,
     /// When the request arrived, wall clock.

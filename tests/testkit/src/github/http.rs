@@ -386,6 +386,12 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Resp
         ),
         faulted,
         auth: who,
+        user_agents: parts
+            .headers
+            .get_all(axum::http::header::USER_AGENT)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect(),
         at,
         time,
         duration: at.elapsed(),

@@ -98,6 +98,23 @@ impl ApiError {
         )
     }
 
+    /// 403 `<resource> "<name>" is forbidden: <why>` (`<resource> is
+    /// forbidden: <why>` without a name, `forbidden: <why>` without a
+    /// resource), as the API server's `NewForbidden` words it.
+    pub fn forbidden(group: &str, plural: &str, name: &str, why: &str) -> ApiError {
+        let message = if plural.is_empty() {
+            format!("forbidden: {why}")
+        } else if name.is_empty() {
+            format!("{} is forbidden: {why}", qualified(group, plural))
+        } else {
+            format!(
+                "{} \"{name}\" is forbidden: {why}",
+                qualified(group, plural)
+            )
+        };
+        ApiError::new(403, "Forbidden", message).with_details(details(group, plural, name))
+    }
+
     /// 422 `<Kind> "<name>" is invalid: <field>: <why>`.
     pub fn invalid(group: &str, kind: &str, name: &str, field: &str, why: &str) -> ApiError {
         ApiError::new(

@@ -1,8 +1,12 @@
 //! The HTTP face of the emulator: one axum fallback handler that parses
 //! Kubernetes API paths, applies injected faults, logs the request, and maps
-//! verbs onto the store, watch, subresource and discovery modules. Holds no
-//! state of its own.
+//! verbs onto the store, watch, subresource and discovery modules. Answers as
+//! kube-apiserver does at its edges too: paths of API groups that are not
+//! installed get a plain-text `404 page not found`, and warnings (deprecated
+//! API versions, unknown formats in a CRD's schema) come back as `Warning`
+//! headers. Holds no state of its own.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,11 +21,11 @@ use super::Shared;
 use super::discovery;
 use super::error::{ApiError, success_status};
 use super::eviction;
-use super::faults::RequestRecord;
+use super::faults::{RequestAttrs, RequestRecord, ResourceAttrs};
 use super::openapi;
 use super::patch::{self, PatchType};
 use super::present::{self, Shape};
-use super::resources::ResourceDef;
+use super::resources::{ResourceDef, unrecognized_formats};
 use super::scale::{self, ScaleWrite};
 use super::selectors::{FieldSelector, LabelSelector, selectable_fields};
 use super::store::{DeleteOpts, ListQuery, Part, WatchFrom, WriteOpts};
@@ -156,6 +160,72 @@ fn verb_of(method: &Method, route: &Route, params: &Params) -> &'static str {
     }
 }
 
+/// What the API server's catch-all answers for a path no API serves (an API
+/// group that is not installed, say): Go's `http.NotFound`, plain text.
+fn page_not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        "404 page not found\n",
+    )
+        .into_response()
+}
+
+/// A warning as the API server sends it: `299 - "<text>"`, the text quoted
+/// as Go's `strconv.Quote` does.
+fn warning_value(text: &str) -> String {
+    let mut q = String::with_capacity(text.len() + 8);
+    q.push_str("299 - \"");
+    for c in text.chars() {
+        match c {
+            '"' => q.push_str("\\\""),
+            '\\' => q.push_str("\\\\"),
+            ' '..='~' => q.push(c),
+            '\n' => q.push_str("\\n"),
+            '\t' => q.push_str("\\t"),
+            c if u32::from(c) < 0x10000 => q.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => q.push_str(&format!("\\U{:08x}", u32::from(c))),
+        }
+    }
+    q.push('"');
+    q
+}
+
+/// The authorizer's view of a request.
+fn request_attrs(
+    method: &Method,
+    verb: &str,
+    path: &str,
+    query: &str,
+    route: &Route,
+) -> RequestAttrs {
+    let resource = match route {
+        Route::Object(p) => Some(ResourceAttrs {
+            group: p.group.clone(),
+            resource: p.plural.clone(),
+            subresource: p.sub.clone().unwrap_or_default(),
+            // a namespace is its own namespace, as the API server's RequestInfo has it
+            namespace: match (&p.namespace, &p.name) {
+                (Some(ns), _) => ns.clone(),
+                (None, Some(n)) if p.group.is_empty() && p.plural == "namespaces" => n.clone(),
+                _ => String::new(),
+            },
+            name: p.name.clone().unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    RequestAttrs {
+        method: method.to_string(),
+        verb: verb.to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
+        resource,
+    }
+}
+
 fn json_response(code: u16, body: String) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -193,7 +263,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let verb = verb_of(&method, &route, &params);
     let (delay, fault) = shared
         .faults
-        .decide(method.as_str(), verb, &path, &raw_query);
+        .decide(&request_attrs(&method, verb, &path, &raw_query, &route));
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -212,11 +282,23 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
                     headers: &parts.headers,
                     params: &params,
                     body: &bytes,
+                    warnings: RefCell::new(Vec::new()),
                 };
-                match dispatch(&ctx, &route) {
+                let mut r = match dispatch(&ctx, &route) {
                     Ok(r) => r,
                     Err(e) => error_response(&e),
+                };
+                let mut sent: Vec<String> = Vec::new();
+                for w in ctx.warnings.into_inner() {
+                    if sent.contains(&w) {
+                        continue;
+                    }
+                    if let Ok(v) = warning_value(&w).parse() {
+                        r.headers_mut().append(header::WARNING, v);
+                    }
+                    sent.push(w);
                 }
+                r
             }
         },
     };
@@ -247,6 +329,13 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         path,
         query: raw_query,
         status: response.status().as_u16(),
+        user_agent: parts
+            .headers
+            .get_all(header::USER_AGENT)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect::<Vec<_>>()
+            .join(", "),
         at,
     });
     response
@@ -259,9 +348,29 @@ struct Ctx<'a> {
     headers: &'a HeaderMap,
     params: &'a Params,
     body: &'a Bytes,
+    /// Warnings for the response's `Warning` headers.
+    warnings: RefCell<Vec<String>>,
 }
 
 impl Ctx<'_> {
+    fn warn(&self, text: impl Into<String>) {
+        self.warnings.borrow_mut().push(text.into());
+    }
+
+    /// Warn about unknown formats a CRD write brings into its schemas (an
+    /// update warns only about formats the old object did not have yet).
+    fn warn_crd_formats(&self, def: &ResourceDef, old: Option<&Value>, new: &Value) {
+        if !def.is("apiextensions.k8s.io", "customresourcedefinitions") {
+            return;
+        }
+        let before = old.map(unrecognized_formats).unwrap_or_default();
+        for f in unrecognized_formats(new) {
+            if !before.contains(&f) {
+                self.warn(format!("unrecognized format \"{f}\""));
+            }
+        }
+    }
+
     fn header(&self, name: header::HeaderName) -> &str {
         self.headers
             .get(name)
@@ -341,17 +450,15 @@ fn dispatch(ctx: &Ctx<'_>, route: &Route) -> Result<Response, ApiError> {
         Route::Group(g) => {
             get_only()?;
             let doc = discovery::api_group(&ctx.shared.lock().registry, g);
-            doc.map(|d| value_response(200, &d))
-                .ok_or_else(ApiError::no_route)
+            Ok(doc.map_or_else(page_not_found, |d| value_response(200, &d)))
         }
         Route::Resources(g, v) => {
             get_only()?;
             let doc = discovery::api_resource_list(&ctx.shared.lock().registry, g, v);
-            doc.map(|d| value_response(200, &d))
-                .ok_or_else(ApiError::no_route)
+            Ok(doc.map_or_else(page_not_found, |d| value_response(200, &d)))
         }
         Route::Object(p) => object_route(ctx, p),
-        Route::Unknown => Err(ApiError::no_route()),
+        Route::Unknown => Ok(page_not_found()),
     }
 }
 
@@ -365,13 +472,26 @@ fn aggregated_response(doc: &Value) -> Response {
 }
 
 fn object_route(ctx: &Ctx<'_>, p: &ObjectPath) -> Result<Response, ApiError> {
-    let def = ctx
-        .shared
-        .lock()
-        .registry
-        .find(&p.group, &p.version, &p.plural)
-        .cloned()
-        .ok_or_else(ApiError::no_route)?;
+    let found = {
+        let st = ctx.shared.lock();
+        match st.registry.find(&p.group, &p.version, &p.plural) {
+            Some(d) => Ok(d.clone()),
+            // A served built-in group version answers an unknown resource
+            // with a Status; a group version not served at all, or a custom
+            // resource's group without this resource (the CRD handler
+            // delegates), reaches the catch-all: plain text.
+            None => Err(!st.registry.resources(&p.group, &p.version).is_empty()
+                && ResourceDef::new(&p.group, &p.version, "", "", false).is_builtin_type()),
+        }
+    };
+    let def = match found {
+        Ok(d) => d,
+        Err(true) => return Err(ApiError::no_route()),
+        Err(false) => return Ok(page_not_found()),
+    };
+    if let Some(w) = &def.deprecation {
+        ctx.warn(w.clone());
+    }
     if !def.namespaced && p.namespace.is_some() {
         return Err(ApiError::no_route());
     }
@@ -389,6 +509,10 @@ fn object_route(ctx: &Ctx<'_>, p: &ObjectPath) -> Result<Response, ApiError> {
             match sub.as_str() {
                 "status" => part_sub(ctx, &def, ns, name, Part::Status),
                 "resize" => part_sub(ctx, &def, ns, name, Part::Resize),
+                "finalize" if *ctx.method == Method::PUT => {
+                    part_sub(ctx, &def, ns, name, Part::Finalize)
+                }
+                "finalize" => Err(ApiError::method_not_allowed(ctx.method.as_str())),
                 "scale" => scale_sub(ctx, &def, ns, name),
                 "eviction" => eviction_sub(ctx, ns, name),
                 _ => Err(ApiError::no_route()),
@@ -432,6 +556,7 @@ fn collection(ctx: &Ctx<'_>, def: &ResourceDef, ns: Option<&str>) -> Result<Resp
             }
             let body = ctx.json_body()?;
             let created = ctx.shared.lock().create(def, ns, body, ctx.write_opts())?;
+            ctx.warn_crd_formats(def, None, &created);
             Ok(json_response(
                 201,
                 present::object(def, &created, Shape::Full),
@@ -562,14 +687,17 @@ fn single(
         }
         Method::PUT => {
             let body = ctx.json_body()?;
+            let old = crd_before(ctx, def, ns, name);
             let obj =
                 ctx.shared
                     .lock()
                     .update(def, ns, name, body, Part::Main, ctx.write_opts())?;
+            ctx.warn_crd_formats(def, old.as_ref(), &obj);
             Ok(json_response(200, present::object(def, &obj, Shape::Full)))
         }
         Method::PATCH => {
             let (kind, body) = patch_input(ctx)?;
+            let old = crd_before(ctx, def, ns, name);
             let (obj, created) = ctx.shared.lock().patch(
                 def,
                 ns,
@@ -579,6 +707,7 @@ fn single(
                 Part::Main,
                 ctx.write_opts(),
             )?;
+            ctx.warn_crd_formats(def, old.as_ref(), &obj);
             Ok(json_response(
                 if created { 201 } else { 200 },
                 present::object(def, &obj, Shape::Full),
@@ -593,7 +722,15 @@ fn single(
     }
 }
 
-/// `status` or `resize`: reads show the whole object, writes change only that part.
+/// The stored CRD before a write to it (for format-warning ratcheting).
+fn crd_before(ctx: &Ctx<'_>, def: &ResourceDef, ns: Option<&str>, name: &str) -> Option<Value> {
+    if !def.is("apiextensions.k8s.io", "customresourcedefinitions") {
+        return None;
+    }
+    ctx.shared.lock().get(def, ns, name).ok().map(|o| o.value())
+}
+
+/// `status`, `resize` or `finalize`: reads show the whole object, writes change only that part.
 fn part_sub(
     ctx: &Ctx<'_>,
     def: &ResourceDef,

@@ -1,19 +1,60 @@
 //! Kubernetes API emulation for tests: a plain-HTTP, no-auth API server on
 //! loopback, in-process (`Emulator::start`) or standalone (`testkit kube`),
 //! that real `kube::Client`s and real `kubectl` talk to. It stores objects and
-//! enforces API-server rules, but runs no controllers: tests script what
-//! controllers and kubelets would do through the store API (`create`,
-//! `update`, `modify`, `delete`).
+//! enforces API-server rules, and is as strict as a kube-apiserver running
+//! alone (as envtest's is): it refuses and delays what a real one does.
+//! - Graceful deletion: a pod bound to a node and not finished, deleted or
+//!   evicted, gets `deletionTimestamp` (now + grace) and
+//!   `deletionGracePeriodSeconds` and stays until a delete with a shorter
+//!   grace (its kubelet's, with 0) removes it; an unbound or finished pod,
+//!   and `gracePeriodSeconds: 0` (force), go at once. Finalizers hold any
+//!   object, terminating.
+//! - Namespaces: a deleted namespace keeps `spec.finalizers: [kubernetes]`,
+//!   turns `Terminating` and keeps its contents until the namespace
+//!   controller empties and finalizes it (`PUT .../finalize`); a repeated
+//!   delete meanwhile is the real 409; `spec.finalizers` only changes
+//!   through `finalize`.
+//! - Admission on HTTP creates: a pod whose ServiceAccount (`default`
+//!   unless named) does not exist is refused with the real 403; a new Node
+//!   is tainted `node.kubernetes.io/not-ready:NoSchedule`. The namespaces a
+//!   cluster starts with have their `default` ServiceAccount.
+//! - Paths of API groups or versions that are not served (an optional
+//!   group like kubevirt.io after `unregister`) answer the catch-all's
+//!   plain-text `404 page not found`; an unknown resource in a served
+//!   built-in group version gets a `Status`.
+//! - Warnings come back as `Warning: 299 - "..."` headers: unknown formats
+//!   in a CRD's schemas (`unrecognized format "uint64"`, on create, and on
+//!   update for formats it brings in), deprecated CRD versions, and v1
+//!   Endpoints (deprecated in 1.33, the version the emulation claims).
+//!
+//! It runs no controllers and no kubelets. Tests script their work through
+//! the store API (`create`, `update`, `modify`, `delete`, `delete_now`),
+//! which skips admission and keeps `.status` as given, or play them by name
+//! (`Controller`; `Emulator::play_once` for one pass, `Emulator::play`,
+//! `kubelet`, `namespace_controller` in the background, `testkit kube
+//! --play ...`): the kubelets of Ready nodes confirm graceful pod deletions
+//! (as kwok's do; pods on other nodes stay Terminating); the namespace
+//! controller empties terminating namespaces (pods wait for their kubelets)
+//! and finalizes them, with its status conditions; the ServiceAccount
+//! controller makes each active namespace's `default` account; the node
+//! lifecycle controller keeps the not-ready / unreachable / unschedulable
+//! taints in line with the Ready condition and the cordon. `Faults` inject
+//! failures and delays, including the 403s a restarted server answers until
+//! its RBAC caches load (`restart_with_cold_rbac`, `forbid_next`).
 //!
 //! Deliberate differences from a real API server (no controllers, no etcd):
-//! - deletion is immediate unless `metadata.finalizers` is non-empty (pods
-//!   too: no kubelet confirms graceful deletion; the returned and DELETED
-//!   objects carry `deletionTimestamp`/`deletionGracePeriodSeconds`);
-//!   `propagationPolicy` is accepted but no garbage collector runs;
-//! - namespace deletion runs synchronously inside the DELETE; the namespace's
-//!   `spec.finalizers` never block it, `metadata.finalizers` do;
-//! - PodDisruptionBudgets are evaluated from the pods themselves (expected =
-//!   selected non-terminal pods), not from a disruption controller's status;
+//! - no garbage collector (`propagationPolicy` is accepted, owners' deletion
+//!   leaves dependents), no pod GC (pods of a deleted node stay, the
+//!   out-of-service taint frees nothing), no taint-based eviction, no
+//!   disruption controller: PodDisruptionBudgets are evaluated from the
+//!   pods themselves (expected = selected non-terminal pods, terminating
+//!   ones included until they are gone; healthy = ready and not terminating);
+//! - no authentication or authorization: every request is allowed unless a
+//!   fault denies it; no admission beyond the two plugins above (no
+//!   defaulting of tolerations, service-account token volumes, limit ranges
+//!   or quotas) and no webhooks; namespaces get no
+//!   `kubernetes.io/metadata.name` label; the played kubelets confirm at
+//!   once (containers stop instantly) and never set a terminal phase first;
 //! - server-side apply merges (maps recursively, known keyed lists by key) but
 //!   tracks no field ownership and never removes fields; no `managedFields`;
 //! - no schema validation or defaulting beyond metadata, names, labels,
@@ -23,6 +64,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod controllers;
 mod discovery;
 mod error;
 mod eviction;
@@ -48,6 +90,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::Value;
 
+pub use controllers::{Controller, ControllerAction};
 pub use error::ApiError;
 pub use eviction::PDB_VIOLATION;
 pub use faults::{FaultId, Faults, RequestMatch, RequestRecord};
@@ -295,8 +338,9 @@ impl Emulator {
 
     /// Replace an object entirely, `.status` included (a controller's or
     /// kubelet's write). A non-empty metadata.resourceVersion must be current
-    /// (409 otherwise). Emits MODIFIED, or DELETED when it empties the
-    /// finalizers of a terminating object.
+    /// (409 otherwise). Emits MODIFIED, or DELETED when it leaves a
+    /// terminating object nothing to wait for (no finalizers, no graceful
+    /// deletion pending; for a namespace, an empty `spec.finalizers`).
     pub fn update(&self, obj: Value) -> Result<Value, ApiError> {
         let mut st = self.shared.lock();
         let def = st.def_of(&obj)?;
@@ -329,8 +373,10 @@ impl Emulator {
         self.shared.lock().modify(&def, ns.as_deref(), name, f)
     }
 
-    /// Delete as the API does: immediately, or terminating while finalizers
-    /// remain; a namespace takes its contents with it. Returns the object as deleted.
+    /// Delete as the API does with default options: a pod bound to a node
+    /// is left terminating until its kubelet confirms (see [`Controller::Kubelet`]),
+    /// finalizers hold any object, and a namespace only turns `Terminating`
+    /// (see [`Controller::Namespace`]). Returns the object as deleted or marked.
     pub fn delete(
         &self,
         api_version: &str,
@@ -345,6 +391,49 @@ impl Emulator {
             .delete(&def, ns.as_deref(), name, &DeleteOpts::default())
     }
 
+    /// Delete with grace period 0, as `kubectl delete --grace-period=0
+    /// --force` does: a pod goes without waiting for its kubelet (finalizers
+    /// still hold it). Returns the object as deleted or marked.
+    pub fn delete_now(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Value, ApiError> {
+        let def = self.def(api_version, kind)?;
+        let ns = Emulator::ns(&def, namespace);
+        let opts = DeleteOpts {
+            grace_period_seconds: Some(0),
+            ..DeleteOpts::default()
+        };
+        self.shared.lock().delete(&def, ns.as_deref(), name, &opts)
+    }
+
+    /// Play one pass of `controller` now: what a real cluster's controller
+    /// (or kubelet) would do at this moment. What it did, for narration.
+    pub fn play_once(&self, controller: Controller) -> Vec<ControllerAction> {
+        self.shared.lock().play(controller)
+    }
+
+    /// Play `controllers` in the background (a pass every 20 ms) until the
+    /// returned handle is dropped. Needs a tokio runtime.
+    pub fn play(&self, controllers: &[Controller]) -> PlayedControllers {
+        PlayedControllers::start(self.shared.clone(), controllers)
+    }
+
+    /// Play the kubelets of Ready nodes in the background, as kwok does:
+    /// graceful pod deletions on those nodes are confirmed.
+    pub fn kubelet(&self) -> PlayedControllers {
+        self.play(&[Controller::Kubelet])
+    }
+
+    /// Play the namespace controller in the background: terminating
+    /// namespaces are emptied, then finalized.
+    pub fn namespace_controller(&self) -> PlayedControllers {
+        self.play(&[Controller::Namespace])
+    }
+
     /// Stop serving: open watches end, the listener closes.
     pub fn shutdown(&mut self) {
         self.faults().drop_watches();
@@ -357,6 +446,57 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// Controllers played in the background by [`Emulator::play`]; they stop
+/// when this is dropped.
+#[derive(Debug)]
+pub struct PlayedControllers {
+    task: tokio::task::JoinHandle<()>,
+    actions: Arc<Mutex<Vec<ControllerAction>>>,
+}
+
+impl PlayedControllers {
+    const PERIOD: Duration = Duration::from_millis(20);
+
+    fn start(shared: Arc<Shared>, controllers: &[Controller]) -> PlayedControllers {
+        let controllers = controllers.to_vec();
+        let actions = Arc::new(Mutex::new(Vec::new()));
+        let log = actions.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let mut did = Vec::new();
+                {
+                    let mut st = shared.lock();
+                    for c in &controllers {
+                        did.extend(st.play(*c));
+                    }
+                }
+                if !did.is_empty() {
+                    for a in &did {
+                        tracing::debug!(controller = %a.controller, "{a}.");
+                    }
+                    log.lock().unwrap_or_else(|e| e.into_inner()).extend(did);
+                }
+                tokio::time::sleep(PlayedControllers::PERIOD).await;
+            }
+        });
+        PlayedControllers { task, actions }
+    }
+
+    /// Everything the played controllers did so far.
+    pub fn actions(&self) -> Vec<ControllerAction> {
+        self.actions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for PlayedControllers {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
@@ -386,11 +526,13 @@ preferences: {{}}
 
 /// Run a standalone emulator on `127.0.0.1:port` until SIGTERM or SIGINT:
 /// writes the kubeconfig to `kubeconfig_out` (if given), then prints the URL
-/// on stdout; with `log_requests`, every request is printed on stderr.
+/// on stdout; with `log_requests`, every request is printed on stderr; the
+/// `play`ed controllers run in the background.
 pub async fn serve_standalone(
     port: u16,
     kubeconfig_out: Option<&Path>,
     log_requests: bool,
+    play: &[Controller],
 ) -> anyhow::Result<()> {
     let mut emu = Emulator::start_on(
         SocketAddr::from(([127, 0, 0, 1], port)),
@@ -403,6 +545,7 @@ pub async fn serve_standalone(
     if let Some(path) = kubeconfig_out {
         emu.write_kubeconfig(path)?;
     }
+    let _played = (!play.is_empty()).then(|| emu.play(play));
     println!("{}", emu.url());
     use std::io::Write as _;
     std::io::stdout().flush()?;

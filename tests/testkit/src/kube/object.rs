@@ -136,6 +136,28 @@ pub fn rfc3339_in(seconds: i64) -> String {
         .unwrap_or_else(|_| now_rfc3339())
 }
 
+/// An RFC 3339 timestamp moved by `seconds`, in the same format.
+pub fn rfc3339_shift(ts: &str, seconds: i64) -> Option<String> {
+    let t: jiff::Timestamp = ts.parse().ok()?;
+    let s = t.as_second().checked_add(seconds)?;
+    jiff::Timestamp::from_second(s).ok().map(|t| t.to_string())
+}
+
+/// Whether a node has condition `Ready=True`.
+pub fn node_is_ready(node: &Value) -> bool {
+    node_ready_status(node) == Some("True")
+}
+
+/// The status of a node's `Ready` condition (`True`, `False`, `Unknown`), if it has one.
+pub fn node_ready_status(node: &Value) -> Option<&str> {
+    path(node, "status.conditions")
+        .and_then(Value::as_array)?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+        .and_then(|c| c.get("status"))
+        .and_then(Value::as_str)
+}
+
 fn next_random() -> u64 {
     static STATE: AtomicU64 = AtomicU64::new(0);
     let seed = STATE.load(Ordering::Relaxed);

@@ -29,6 +29,9 @@ pub struct ResourceDef {
     pub categories: Vec<String>,
     /// A CRD's additionalPrinterColumns, for `kubectl get` tables.
     pub printer_columns: Vec<PrinterColumn>,
+    /// A deprecated API version: the warning every request to it gets
+    /// (a `Warning: 299 - "..."` header).
+    pub deprecation: Option<String>,
 }
 
 /// One additionalPrinterColumn of a CRD version.
@@ -56,6 +59,7 @@ impl ResourceDef {
             short_names: Vec::new(),
             categories: Vec::new(),
             printer_columns: Vec::new(),
+            deprecation: None,
         }
     }
 
@@ -74,6 +78,12 @@ impl ResourceDef {
     /// With these kubectl categories.
     pub fn with_categories(mut self, cats: &[&str]) -> Self {
         self.categories = cats.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// Deprecated: every request to it gets `warning` as a `Warning` header.
+    pub fn with_deprecation(mut self, warning: &str) -> Self {
+        self.deprecation = Some(warning.to_string());
         self
     }
 
@@ -152,6 +162,12 @@ pub(crate) fn subresource_info(
             "Eviction".into(),
             vec!["create"],
         ),
+        "finalize" => (
+            String::new(),
+            String::new(),
+            def.kind.clone(),
+            vec!["update"],
+        ),
         _ => (
             String::new(),
             String::new(),
@@ -173,7 +189,7 @@ pub fn builtin_resources() -> Vec<ResourceDef> {
             .with_subresources(&["status"])
             .with_short_names(&["no"]),
         d("", "v1", "Namespace", "namespaces", false)
-            .with_subresources(&["status"])
+            .with_subresources(&["status", "finalize"])
             .with_short_names(&["ns"]),
         d("", "v1", "Event", "events", true).with_short_names(&["ev"]),
         d("", "v1", "ConfigMap", "configmaps", true).with_short_names(&["cm"]),
@@ -183,6 +199,12 @@ pub fn builtin_resources() -> Vec<ResourceDef> {
             .with_short_names(&["svc"])
             .with_categories(&["all"]),
         d("", "v1", "ServiceAccount", "serviceaccounts", true).with_short_names(&["sa"]),
+        // served and deprecated in Kubernetes 1.33, the version the emulation claims
+        d("", "v1", "Endpoints", "endpoints", true)
+            .with_short_names(&["ep"])
+            .with_deprecation(
+                "v1 Endpoints is deprecated in v1.33+; use discovery.k8s.io/v1 EndpointSlice",
+            ),
         d(
             "",
             "v1",
@@ -231,6 +253,13 @@ pub fn builtin_resources() -> Vec<ResourceDef> {
         .with_subresources(&["status"])
         .with_short_names(&["pdb"]),
         d("coordination.k8s.io", "v1", "Lease", "leases", true),
+        d(
+            "discovery.k8s.io",
+            "v1",
+            "EndpointSlice",
+            "endpointslices",
+            true,
+        ),
         d("events.k8s.io", "v1", "Event", "events", true).with_short_names(&["ev"]),
         d(
             "apiextensions.k8s.io",
@@ -440,6 +469,12 @@ pub fn defs_from_crd(crd: &Value) -> Result<Vec<ResourceDef>, String> {
         if version.is_empty() {
             return Err("spec.versions[].name is required".into());
         }
+        let deprecation = (v.get("deprecated").and_then(Value::as_bool) == Some(true)).then(|| {
+            match v.get("deprecationWarning").and_then(Value::as_str) {
+                Some(w) => w.to_string(),
+                None => default_deprecation_warning(&group, &kind, &version, versions),
+            }
+        });
         let mut subresources = Vec::new();
         if let Some(subs) = v.get("subresources").and_then(Value::as_object) {
             for sub in ["status", "scale"] {
@@ -473,9 +508,130 @@ pub fn defs_from_crd(crd: &Value) -> Result<Vec<ResourceDef>, String> {
             short_names: strings(names.get("shortNames")),
             categories: strings(names.get("categories")),
             printer_columns,
+            deprecation,
         });
     }
     Ok(out)
+}
+
+/// The string formats a CRD schema may use in the Kubernetes version the
+/// emulation claims (1.33; `k8s-short-name` and `k8s-long-name` came in 1.34).
+const STRING_FORMATS: &[&str] = &[
+    "bsonobjectid",
+    "uri",
+    "email",
+    "hostname",
+    "ipv4",
+    "ipv6",
+    "cidr",
+    "mac",
+    "uuid",
+    "uuid3",
+    "uuid4",
+    "uuid5",
+    "isbn",
+    "isbn10",
+    "isbn13",
+    "creditcard",
+    "ssn",
+    "hexcolor",
+    "rgbcolor",
+    "byte",
+    "password",
+    "date",
+    "duration",
+    "datetime",
+    "quantity",
+];
+
+/// Formats in a CRD's schemas the API server does not recognize (it warns
+/// `unrecognized format "<f>"` for each), in schema order: for integers
+/// only `int32` and `int64` are known, for numbers `float` and `double`,
+/// for strings (or no type) the validation formats (dashes ignored).
+pub(crate) fn unrecognized_formats(crd: &Value) -> Vec<String> {
+    fn walk(schema: &Value, out: &mut Vec<String>) {
+        let Some(m) = schema.as_object() else {
+            return;
+        };
+        if let Some(f) = m
+            .get("format")
+            .and_then(Value::as_str)
+            .filter(|f| !f.is_empty())
+        {
+            let known = match m.get("type").and_then(Value::as_str).unwrap_or("") {
+                "" | "string" => STRING_FORMATS.contains(&f.replace('-', "").as_str()),
+                "integer" => matches!(f, "int32" | "int64"),
+                "number" => matches!(f, "float" | "double"),
+                _ => false,
+            };
+            if !known {
+                out.push(f.to_string());
+            }
+        }
+        for key in ["items", "additionalProperties", "not", "additionalItems"] {
+            match m.get(key) {
+                Some(Value::Array(a)) => a.iter().for_each(|s| walk(s, out)),
+                Some(s) => walk(s, out),
+                None => {}
+            }
+        }
+        for key in ["allOf", "anyOf", "oneOf"] {
+            if let Some(Value::Array(a)) = m.get(key) {
+                a.iter().for_each(|s| walk(s, out));
+            }
+        }
+        for key in [
+            "properties",
+            "patternProperties",
+            "definitions",
+            "dependencies",
+        ] {
+            if let Some(Value::Object(props)) = m.get(key) {
+                props.values().for_each(|s| walk(s, out));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(s) = crd.pointer("/spec/validation/openAPIV3Schema") {
+        walk(s, &mut out);
+    }
+    for v in crd
+        .pointer("/spec/versions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(s) = v.pointer("/schema/openAPIV3Schema") {
+            walk(s, &mut out);
+        }
+    }
+    out
+}
+
+/// The warning for a deprecated CRD version without its own
+/// `deprecationWarning`, as the API server words it: `<group>/<version>
+/// <Kind> is deprecated`, then `; use <group>/<newest> <Kind>` when a newer
+/// served version is not deprecated.
+fn default_deprecation_warning(
+    group: &str,
+    kind: &str,
+    version: &str,
+    versions: &[Value],
+) -> String {
+    let mut msg = format!("{group}/{version} {kind} is deprecated");
+    let newest = versions
+        .iter()
+        .filter(|v| {
+            v.get("served").and_then(Value::as_bool) != Some(false)
+                && v.get("deprecated").and_then(Value::as_bool) != Some(true)
+        })
+        .filter_map(|v| v.get("name").and_then(Value::as_str))
+        .filter(|n| version_priority(n) > version_priority(version))
+        .max_by_key(|n| version_priority(n));
+    if let Some(n) = newest {
+        msg.push_str(&format!("; use {group}/{n} {kind}"));
+    }
+    msg
 }
 
 #[cfg(test)]
@@ -498,6 +654,36 @@ mod tests {
         assert_eq!(r.find_kind("apps/v1", "deploy").unwrap().kind, "Deployment");
         assert_eq!(r.find_kind("v1", "pods").unwrap().kind, "Pod");
         assert!(r.find_kind("v2", "Pod").is_none());
+    }
+
+    #[test]
+    fn unknown_formats_in_crd_schemas_are_found() {
+        let crd = json!({"spec": {"versions": [{"name": "v1", "schema": {"openAPIV3Schema": {
+        "type": "object", "properties": {
+            "count": {"type": "integer", "format": "uint64"},
+            "small": {"type": "integer", "format": "int32"},
+            "at": {"type": "string", "format": "date-time"},
+            "list": {"type": "array", "items": {"type": "integer", "format": "uint32"}},
+            "ratio": {"type": "number", "format": "double"}
+        }}}}]}});
+        assert_eq!(unrecognized_formats(&crd), ["uint64", "uint32"]);
+    }
+
+    #[test]
+    fn deprecated_crd_versions_point_at_the_newest_served_one() {
+        let crd = json!({"spec": {"group": "x.io", "names": {"kind": "W", "plural": "ws"},
+        "versions": [
+            {"name": "v1alpha1", "served": true, "deprecated": true},
+            {"name": "v1beta1", "served": true},
+            {"name": "v1", "served": true, "storage": true},
+            {"name": "v2", "served": false}
+        ]}});
+        let defs = defs_from_crd(&crd).unwrap();
+        assert_eq!(
+            defs[0].deprecation.as_deref(),
+            Some("x.io/v1alpha1 W is deprecated; use x.io/v1 W")
+        );
+        assert_eq!(defs[1].deprecation, None);
     }
 
     #[test]

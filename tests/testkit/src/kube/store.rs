@@ -57,6 +57,8 @@ pub(crate) enum Part {
     Status,
     /// `pods/resize`: only `spec.containers[*].resources` change.
     Resize,
+    /// `namespaces/finalize`: only `spec.finalizers` change.
+    Finalize,
 }
 
 /// Options of a delete.
@@ -173,13 +175,20 @@ impl State {
             compacted_rv: 0,
             changes,
         };
+        let direct = WriteOpts {
+            dry_run: false,
+            direct: true,
+        };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let _ = s.create_object(
                 json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
-                WriteOpts {
-                    dry_run: false,
-                    direct: true,
-                },
+                direct,
+            );
+            // The cluster has run before: the ServiceAccount controller made these.
+            let _ = s.create_object(
+                json!({"apiVersion": "v1", "kind": "ServiceAccount",
+                       "metadata": {"name": "default", "namespace": ns}}),
+                direct,
             );
         }
         s
@@ -515,6 +524,9 @@ impl State {
             }
             self.check_namespace(&ns)?;
         }
+        if !opts.direct {
+            self.admit_create(def, &ns, &name, &mut obj)?;
+        }
         let key = (ns.clone(), name.clone());
         if self.stored(def, &key).is_some() {
             return Err(ApiError::already_exists(&def.group, &def.plural, &name));
@@ -582,7 +594,16 @@ impl State {
                 .entry("spec")
                 .or_insert_with(|| Value::Object(Map::new()));
             if let Some(s) = spec.as_object_mut() {
-                s.entry("finalizers").or_insert(json!(["kubernetes"]));
+                // as the namespace strategy: the kubernetes finalizer is always added
+                let fs = s.entry("finalizers").or_insert(json!([]));
+                if !fs.is_array() {
+                    *fs = json!([]);
+                }
+                if let Some(a) = fs.as_array_mut()
+                    && !a.iter().any(|f| f == "kubernetes")
+                {
+                    a.push(json!("kubernetes"));
+                }
             }
             let status = root
                 .entry("status")
@@ -719,6 +740,15 @@ impl State {
                         None => m.remove("status"),
                     };
                 }
+                if def.is("", "namespaces") {
+                    // only `namespaces/finalize` changes spec.finalizers
+                    set_spec_finalizers(&mut new, old.pointer("/spec/finalizers").cloned());
+                }
+                new
+            }
+            Part::Finalize => {
+                let mut new = old.clone();
+                set_spec_finalizers(&mut new, written.pointer("/spec/finalizers").cloned());
                 new
             }
             Part::Status => {
@@ -891,9 +921,7 @@ impl State {
             defs_from_crd(&new)
                 .map_err(|e| ApiError::invalid(&def.group, &def.kind, &name, "spec", &e))?;
         }
-        let finished = object::is_terminating(&new)
-            && object::finalizers(&new).is_empty()
-            && !(def.is("", "namespaces") && self.namespace_has_objects(&name));
+        let finished = State::deletion_finished(def, &new);
         if opts.dry_run {
             return Ok(new);
         }
@@ -980,15 +1008,113 @@ impl State {
         Ok(())
     }
 
-    /// Whether any namespaced object lives in namespace `ns`.
-    fn namespace_has_objects(&self, ns: &str) -> bool {
-        self.registry.namespaced_storages().iter().any(|s| {
-            self.objects.get(s).is_some_and(|m| {
-                m.range((ns.to_string(), String::new())..)
-                    .next()
-                    .is_some_and(|((n, _), _)| n == ns)
-            })
-        })
+    /// Whether a write leaves a terminating object ready to go, as the API
+    /// server's `ShouldDeleteDuringUpdate`: no finalizers, no graceful
+    /// deletion pending (a kubelet has not confirmed), and for a namespace
+    /// an empty `spec.finalizers` (its controller has finalized it).
+    fn deletion_finished(def: &ResourceDef, new: &Value) -> bool {
+        object::is_terminating(new)
+            && object::finalizers(new).is_empty()
+            && deletion_grace(new) == 0
+            && (!def.is("", "namespaces") || spec_finalizers(new).is_empty())
+    }
+
+    /// Remove a terminating object whose deletion nothing holds any more
+    /// (what the namespace controller's status write does to a finalized
+    /// namespace). Whether it was removed.
+    pub(crate) fn remove_if_finished(&mut self, def: &ResourceDef, key: ObjKey) -> bool {
+        let Some(obj) = self.stored(def, &key).map(|o| o.value()) else {
+            return false;
+        };
+        if !State::deletion_finished(def, &obj) {
+            return false;
+        }
+        self.remove(def, key, obj);
+        true
+    }
+
+    /// Stored objects of a type being deleted (`deletionTimestamp` set), in a
+    /// namespace or everywhere.
+    pub(crate) fn deleting_in(
+        &self,
+        storage: &StorageKey,
+        namespace: Option<&str>,
+    ) -> Vec<Arc<Stored>> {
+        let Some(map) = self.objects.get(storage) else {
+            return Vec::new();
+        };
+        let pick = |(_, v): (&ObjKey, &Arc<Stored>)| v.deleting().then(|| v.clone());
+        match namespace {
+            Some(ns) => map
+                .range((ns.to_string(), String::new())..)
+                .take_while(|((n, _), _)| n == ns)
+                .filter_map(pick)
+                .collect(),
+            None => map.iter().filter_map(pick).collect(),
+        }
+    }
+
+    /// Admission on a create through the HTTP API (the store API scripts
+    /// state and skips it): the ServiceAccount plugin refuses a pod whose
+    /// service account does not exist; the NodeTaint plugin taints a new
+    /// node `node.kubernetes.io/not-ready:NoSchedule`.
+    fn admit_create(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        obj: &mut Value,
+    ) -> Result<(), ApiError> {
+        if def.is("", "pods") {
+            let sa = obj
+                .pointer("/spec/serviceAccountName")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .unwrap_or("default")
+                .to_string();
+            let sa_key = (ns.to_string(), sa.clone());
+            let exists = self
+                .objects
+                .get(&(String::new(), "serviceaccounts".to_string()))
+                .is_some_and(|m| m.contains_key(&sa_key));
+            if !exists {
+                return Err(ApiError::forbidden(
+                    "",
+                    "pods",
+                    name,
+                    &format!(
+                        "error looking up service account {ns}/{sa}: serviceaccount \"{sa}\" not found"
+                    ),
+                ));
+            }
+            if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
+                spec.entry("serviceAccountName").or_insert(json!(sa));
+            }
+        } else if def.is("", "nodes") {
+            let root = obj
+                .as_object_mut()
+                .ok_or_else(|| ApiError::bad_request("a Node must be a JSON object"))?;
+            let spec = root
+                .entry("spec")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !spec.is_object() {
+                *spec = Value::Object(Map::new());
+            }
+            if let Some(spec) = spec.as_object_mut() {
+                let taints = spec.entry("taints").or_insert_with(|| json!([]));
+                if !taints.is_array() {
+                    *taints = json!([]);
+                }
+                if let Some(ts) = taints.as_array_mut()
+                    && !ts
+                        .iter()
+                        .any(|t| t["key"] == NOT_READY_TAINT && t["effect"] == "NoSchedule")
+                {
+                    ts.push(json!({"key": NOT_READY_TAINT, "effect": "NoSchedule"}));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Remove an object for good: new resourceVersion, DELETED event, cascades.
@@ -1018,33 +1144,7 @@ impl State {
             }
             self.registry.unregister_all(&first.group, &first.plural);
         }
-        if def.namespaced && !key.0.is_empty() {
-            self.maybe_finish_namespace(&key.0);
-        }
         last
-    }
-
-    /// Remove a terminating namespace once it is empty and has no finalizers.
-    fn maybe_finish_namespace(&mut self, ns: &str) {
-        let key = (String::new(), ns.to_string());
-        let Some(obj) = self
-            .objects
-            .get(&ns_storage())
-            .and_then(|m| m.get(&key))
-            .cloned()
-        else {
-            return;
-        };
-        let obj = obj.value();
-        if !object::is_terminating(&obj)
-            || !object::finalizers(&obj).is_empty()
-            || self.namespace_has_objects(ns)
-        {
-            return;
-        }
-        if let Some(def) = self.registry.for_storage(&ns_storage()).cloned() {
-            self.remove(&def, key, obj);
-        }
     }
 
     /// Delete an object: immediately, or mark it terminating while finalizers remain.
@@ -1088,11 +1188,17 @@ impl State {
             }
         }
         if def.is("", "namespaces") {
-            return Ok(self.delete_namespace(def, key, old, old_v, opts));
+            return self.delete_namespace(def, key, old, old_v, opts);
         }
         Ok(self.delete_key(def, key, old, old_v, opts))
     }
 
+    /// Delete one object as the generic registry does. A pod is deleted
+    /// gracefully: bound to a node and not finished, it stays with
+    /// `deletionTimestamp` (now + grace) and `deletionGracePeriodSeconds`
+    /// until a delete with a shorter grace (its kubelet's, with 0) removes
+    /// it; unbound or finished pods, and a grace of 0, go at once. Other
+    /// types go at once. Finalizers hold any of them, terminating.
     fn delete_key(
         &mut self,
         def: &ResourceDef,
@@ -1102,39 +1208,70 @@ impl State {
         opts: &DeleteOpts,
     ) -> Value {
         let mut new = old_v;
-        if object::is_terminating(&new) && !object::finalizers(&new).is_empty() {
-            return new;
+        let held = !object::finalizers(&new).is_empty();
+        let pod = def.is("", "pods");
+        let requested = opts.grace_period_seconds.map(|g| if g < 0 { 1 } else { g });
+        if object::is_terminating(&new) {
+            let pending = deletion_grace(&new);
+            if !pod || pending <= 0 {
+                // nothing graceful pending: finalizers hold it, or it goes now
+                if held || opts.dry_run {
+                    return new;
+                }
+                return self.remove(def, key, new);
+            }
+            // graceful deletion pending: only a shorter grace period changes it
+            let Some(period) = requested.filter(|p| *p < pending) else {
+                return new;
+            };
+            let since = object::meta_str(&new, "deletionTimestamp")
+                .and_then(|t| object::rfc3339_shift(t, period - pending))
+                .unwrap_or_else(|| object::rfc3339_in(period));
+            let m = meta_mut(&mut new);
+            m.insert("deletionTimestamp".into(), Value::String(since));
+            m.insert("deletionGracePeriodSeconds".into(), json!(period));
+            if opts.dry_run {
+                return new;
+            }
+            if period == 0 && !held {
+                return self.remove(def, key, new);
+            }
+            return self.store_terminating(def, key, old, new);
         }
-        let grace = opts.grace_period_seconds.or_else(|| {
-            def.is("", "pods").then(|| {
-                new.pointer("/spec/terminationGracePeriodSeconds")
-                    .and_then(Value::as_i64)
-                    .unwrap_or(30)
-            })
-        });
-        if !object::finalizers(&new).is_empty() {
+        if pod {
+            let period = pod_grace_period(&new, requested);
             let m = meta_mut(&mut new);
             m.insert(
                 "deletionTimestamp".into(),
-                Value::String(object::rfc3339_in(grace.unwrap_or(0))),
+                Value::String(object::rfc3339_in(period)),
             );
+            m.insert("deletionGracePeriodSeconds".into(), json!(period));
+            if opts.dry_run {
+                return new;
+            }
+            if period == 0 && !held {
+                return self.remove(def, key, new);
+            }
+            let m = meta_mut(&mut new);
+            let gen_now = m.get("generation").and_then(Value::as_i64).unwrap_or(1) + 1;
+            m.insert("generation".into(), json!(gen_now));
+            return self.store_terminating(def, key, old, new);
+        }
+        if held {
+            let m = meta_mut(&mut new);
             m.insert(
-                "deletionGracePeriodSeconds".into(),
-                json!(grace.unwrap_or(0)),
+                "deletionTimestamp".into(),
+                Value::String(object::now_rfc3339()),
             );
+            m.insert("deletionGracePeriodSeconds".into(), json!(0));
             let gen_now = m.get("generation").and_then(Value::as_i64).unwrap_or(1) + 1;
             m.insert("generation".into(), json!(gen_now));
             if opts.dry_run {
                 return new;
             }
-            let rv = self.next_rv();
-            set_meta(&mut new, "resourceVersion", Value::String(rv.to_string()));
-            let ns = key.0.clone();
-            let arc = self.put(def, key, &new);
-            self.emit(ChangeKind::Modified, def, &ns, arc, Some(old));
-            return new;
+            return self.store_terminating(def, key, old, new);
         }
-        if let Some(g) = grace {
+        if let Some(g) = requested {
             let m = meta_mut(&mut new);
             m.insert(
                 "deletionTimestamp".into(),
@@ -1148,6 +1285,26 @@ impl State {
         self.remove(def, key, new)
     }
 
+    /// Store an object marked for deletion (MODIFIED).
+    fn store_terminating(
+        &mut self,
+        def: &ResourceDef,
+        key: ObjKey,
+        old: Arc<Stored>,
+        mut new: Value,
+    ) -> Value {
+        let rv = self.next_rv();
+        set_meta(&mut new, "resourceVersion", Value::String(rv.to_string()));
+        let ns = key.0.clone();
+        let arc = self.put(def, key, &new);
+        self.emit(ChangeKind::Modified, def, &ns, arc, Some(old));
+        new
+    }
+
+    /// Delete a namespace as its registry does: the first delete only marks
+    /// it `Terminating` (its contents and removal are the namespace
+    /// controller's work); while `spec.finalizers` is not empty a repeated
+    /// delete is a 409; once finalized, an ordinary delete.
     fn delete_namespace(
         &mut self,
         def: &ResourceDef,
@@ -1155,9 +1312,17 @@ impl State {
         old: Arc<Stored>,
         old_v: Value,
         opts: &DeleteOpts,
-    ) -> Value {
+    ) -> Result<Value, ApiError> {
         if object::is_terminating(&old_v) {
-            return old_v;
+            if !spec_finalizers(&old_v).is_empty() {
+                return Err(ApiError::conflict(
+                    "",
+                    "namespaces",
+                    &key.1,
+                    "The system is ensuring all content is removed from this namespace.  Upon completion, this namespace will automatically be purged by the system.",
+                ));
+            }
+            return Ok(self.delete_key(def, key, old, old_v, opts));
         }
         let mut new = old_v;
         set_meta(
@@ -1174,26 +1339,71 @@ impl State {
             }
         }
         if opts.dry_run {
-            return new;
+            return Ok(new);
         }
-        let rv = self.next_rv();
-        set_meta(&mut new, "resourceVersion", Value::String(rv.to_string()));
-        let ns = key.1.clone();
-        let arc = self.put(def, key, &new);
-        self.emit(ChangeKind::Modified, def, "", arc, Some(old));
-        for storage in self.registry.namespaced_storages() {
-            let Some(sdef) = self.registry.for_storage(&storage).cloned() else {
-                continue;
-            };
-            for obj in self.objects_in(&storage, Some(&ns)) {
-                let v = obj.value();
-                let okey = (ns.clone(), object::name(&v).unwrap_or("").to_string());
-                self.delete_key(&sdef, okey, obj, v, &DeleteOpts::default());
-            }
-        }
-        self.maybe_finish_namespace(&ns);
-        new
+        Ok(self.store_terminating(def, key, old, new))
     }
+}
+
+/// The `node.kubernetes.io/not-ready` taint key.
+pub(crate) const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
+
+/// `metadata.deletionGracePeriodSeconds` (0 when absent).
+fn deletion_grace(obj: &Value) -> i64 {
+    obj.pointer("/metadata/deletionGracePeriodSeconds")
+        .and_then(Value::as_i64)
+        .unwrap_or(0)
+}
+
+/// A namespace's `spec.finalizers`.
+pub(crate) fn spec_finalizers(obj: &Value) -> Vec<String> {
+    obj.pointer("/spec/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn set_spec_finalizers(obj: &mut Value, finalizers: Option<Value>) {
+    let Some(root) = obj.as_object_mut() else {
+        return;
+    };
+    let spec = root
+        .entry("spec")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if let Some(s) = spec.as_object_mut() {
+        match finalizers {
+            Some(f) => s.insert("finalizers".into(), f),
+            None => s.remove("finalizers"),
+        };
+    }
+}
+
+/// The grace period of a pod's deletion, as the pod strategy decides it:
+/// the one asked for, else the pod's `terminationGracePeriodSeconds` (30 by
+/// default); 0 for a pod bound to no node or already finished; negative as 1.
+fn pod_grace_period(pod: &Value, requested: Option<i64>) -> i64 {
+    let mut period = requested.unwrap_or_else(|| {
+        pod.pointer("/spec/terminationGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(30)
+    });
+    let unbound = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty);
+    let finished = matches!(
+        pod.pointer("/status/phase").and_then(Value::as_str),
+        Some("Succeeded" | "Failed")
+    );
+    if unbound || finished {
+        period = 0;
+    }
+    if period < 0 { 1 } else { period }
 }
 
 /// A stored change as a watch with these selectors sees it: selector

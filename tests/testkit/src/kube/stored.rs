@@ -15,6 +15,8 @@ pub(crate) struct Stored {
     labels: Box<[(Box<str>, Box<str>)]>,
     /// Values of the type's selectable fields that are not empty.
     fields: Box<[(&'static str, Box<str>)]>,
+    /// `metadata.deletionTimestamp` is set (what the played controllers look for).
+    deleting: bool,
 }
 
 impl Stored {
@@ -43,7 +45,13 @@ impl Stored {
                 .into(),
             labels,
             fields,
+            deleting: object::is_terminating(obj),
         }
+    }
+
+    /// Whether `metadata.deletionTimestamp` is set.
+    pub(crate) fn deleting(&self) -> bool {
+        self.deleting
     }
 
     /// The object as a `Value` (parsed on demand).
