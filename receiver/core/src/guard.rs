@@ -275,15 +275,11 @@ impl ActionClass {
 
     /// The class of `plan`.
     pub fn of(plan: &Plan) -> ActionClass {
-        use crate::remediation::Remediation as R;
         match &plan.remediation {
-            R::DeletePod(_) | R::EvictPod(_) => ActionClass::Pods,
-            R::DrainNode(_) | R::DeleteNode(_) => ActionClass::Nodes,
-            R::DeleteNamespace(_) => ActionClass::Namespaces,
-            R::CleanupResource(p) if p.remove_finalizers => ActionClass::Finalizers,
-            R::CleanupResource(_) => ActionClass::Resources,
-            R::BumpMemory(_) | R::ScaleUp(_) | R::RollbackImage(_) => ActionClass::PullRequests,
-            R::NotifyOnly(_) => ActionClass::Notify,
+            crate::remediation::Remediation::CleanupResource(p) if p.remove_finalizers => {
+                ActionClass::Finalizers
+            }
+            _ => class_of_kind(plan.kind()),
         }
     }
 
@@ -1087,46 +1083,17 @@ impl Guard {
                         .count()
                         >= b.max as usize
                 }
-                RefusalReason::ClassRate => {
-                    let rate = match class {
-                        ActionClass::Nodes => Some(self.cfg.nodes.rate),
-                        other => self.class_limits(other).and_then(|l| l.rate),
-                    };
-                    rate.is_some_and(|r| {
-                        self.actions
-                            .iter()
-                            .filter(|a| a.class == class && since(now, a.at) < r.per.get())
-                            .count()
-                            >= r.max as usize
-                    })
-                }
-                RefusalReason::MassFlip => {
-                    let flip = match class {
-                        ActionClass::Nodes => Some(self.cfg.nodes.mass_flip),
-                        other => self.class_limits(other).and_then(|l| l.mass_flip),
-                    };
-                    match (flip, self.flips.get_mut(&class)) {
-                        (Some(m), Some(q)) => {
-                            while q
-                                .front()
-                                .is_some_and(|(at, _)| since(now, *at) >= m.within.get())
-                            {
-                                q.pop_front();
-                            }
-                            q.len() > m.targets as usize
-                        }
-                        _ => false,
+                RefusalReason::ClassRate => self.rate_refusal(class, now).is_some(),
+                RefusalReason::MassFlip => match self.limits_of(class).0 {
+                    Some(m) => {
+                        let n = self.flips_within(class, m, now).len();
+                        Self::mass_flip_refusal(class, n, m).is_some()
                     }
-                }
-                RefusalReason::Partition | RefusalReason::NodeInRemediation => match cluster {
-                    Some(c) => {
-                        let n = &self.cfg.nodes;
-                        c.nodes_unhealthy >= n.max_unhealthy.limit(c.nodes_total)
-                            || c.nodes_total.saturating_sub(c.nodes_unhealthy) < n.min_healthy
-                            || c.nodes_in_remediation.len() >= n.max_in_flight as usize
-                    }
-                    None => true,
+                    None => false,
                 },
+                RefusalReason::Partition | RefusalReason::NodeInRemediation => {
+                    cluster.is_none_or(|c| self.node_refusal(c, None).is_some())
+                }
                 _ => true,
             };
             if !holds {
@@ -1154,10 +1121,122 @@ impl Guard {
         }
     }
 
+    /// The mass-flip and rate limits of `class`.
+    fn limits_of(
+        &self,
+        class: ActionClass,
+    ) -> (
+        Option<crate::policy::MassFlip>,
+        Option<crate::policy::Budget>,
+    ) {
+        match class {
+            ActionClass::Nodes => (Some(self.cfg.nodes.mass_flip), Some(self.cfg.nodes.rate)),
+            other => self
+                .class_limits(other)
+                .map_or((None, None), |l| (l.mass_flip, l.rate)),
+        }
+    }
+
+    /// The mass-flip refusal of `class` when `n` distinct targets turned
+    /// unhealthy within the window `m`.
+    fn mass_flip_refusal(
+        class: ActionClass,
+        n: usize,
+        m: crate::policy::MassFlip,
+    ) -> Option<Refusal> {
+        (n > m.targets as usize).then(|| {
+            Refusal::new(
+                RefusalReason::MassFlip,
+                format!(
+                    "{n} {class} targets turned unhealthy within {} (more than {}): a detector fault or a failure arriving piece by piece, not separate failures; {class} remediation stands down until they age out",
+                    m.within, m.targets
+                ),
+            )
+        })
+    }
+
+    /// The class rate's refusal at `now`, if it is spent.
+    fn rate_refusal(&self, class: ActionClass, now: Timestamp) -> Option<Refusal> {
+        let r = self.limits_of(class).1?;
+        let n = self
+            .actions
+            .iter()
+            .filter(|a| a.class == class && since(now, a.at) < r.per.get())
+            .count();
+        (n >= r.max as usize).then(|| {
+            Refusal::new(
+                RefusalReason::ClassRate,
+                format!(
+                    "class {class}: {n} action(s) in the last {} (at most {})",
+                    r.per, r.max
+                ),
+            )
+        })
+    }
+
+    /// The node breakers on cluster counts `c`: the partition (count or
+    /// share, `>=`, unhealthy including the nodes heal8s holds), the healthy
+    /// floor, the in-flight cap (held nodes other than `target`).
+    fn node_refusal(&self, c: &crate::act::ClusterFacts, target: Option<&str>) -> Option<Refusal> {
+        let nodes = &self.cfg.nodes;
+        let limit = nodes.max_unhealthy.limit(c.nodes_total);
+        if c.nodes_unhealthy >= limit {
+            return Some(Refusal::new(
+                RefusalReason::Partition,
+                format!(
+                    "{} of {} nodes are unhealthy or held by heal8s (at least {limit}, maxUnhealthy {}): that is a partition, not a node failure",
+                    c.nodes_unhealthy, c.nodes_total, nodes.max_unhealthy
+                ),
+            ));
+        }
+        let healthy = c.nodes_total.saturating_sub(c.nodes_unhealthy);
+        if healthy < nodes.min_healthy {
+            return Some(Refusal::new(
+                RefusalReason::Partition,
+                format!(
+                    "only {healthy} of {} nodes are healthy, fewer than minHealthy {}",
+                    c.nodes_total, nodes.min_healthy
+                ),
+            ));
+        }
+        let others: Vec<&str> = c
+            .nodes_in_remediation
+            .iter()
+            .map(String::as_str)
+            .filter(|n| Some(*n) != target)
+            .collect();
+        (others.len() >= nodes.max_in_flight as usize).then(|| {
+            Refusal::new(
+                RefusalReason::NodeInRemediation,
+                format!(
+                    "node(s) {} already held by heal8s (maxInFlight {}): in flight until Ready again and uncordoned, or deleted",
+                    others.join(", "),
+                    nodes.max_in_flight
+                ),
+            )
+        })
+    }
+
+    /// The distinct targets of `class` sighted within `m`'s window at `now`
+    /// (older sightings dropped).
+    fn flips_within(
+        &mut self,
+        class: ActionClass,
+        m: crate::policy::MassFlip,
+        now: Timestamp,
+    ) -> &mut VecDeque<(Timestamp, String)> {
+        let q = self.flips.entry(class).or_default();
+        while q
+            .front()
+            .is_some_and(|(at, _)| since(now, *at) >= m.within.get())
+        {
+            q.pop_front();
+        }
+        q
+    }
+
     /// The breakers of `class`, checked for `plan` at `now`: the mass flip,
-    /// and for nodes the partition (count or share, `>=`, unhealthy including
-    /// the nodes heal8s holds), the healthy floor, the in-flight cap; then
-    /// the class rate.
+    /// for nodes the node breakers (see `node_refusal`), then the class rate.
     fn class_breakers(
         &mut self,
         plan: &Plan,
@@ -1165,99 +1244,27 @@ impl Guard {
         facts: &Facts,
         now: Timestamp,
     ) -> Option<Refusal> {
-        let nodes = &self.cfg.nodes;
-        let (flip, rate) = match class {
-            ActionClass::Nodes => (Some(nodes.mass_flip), Some(nodes.rate)),
-            other => match self.class_limits(other) {
-                Some(l) => (l.mass_flip, l.rate),
-                None => (None, None),
-            },
-        };
         let target = plan
             .target
             .as_ref()
             .map_or_else(|| plan.workload_key(), |t| t.key());
-        if let Some(m) = flip {
-            let q = self.flips.entry(class).or_default();
-            while q
-                .front()
-                .is_some_and(|(at, _)| since(now, *at) >= m.within.get())
-            {
-                q.pop_front();
-            }
+        if let (Some(m), _) = self.limits_of(class) {
+            let q = self.flips_within(class, m, now);
             if !q.iter().any(|(_, k)| *k == target) {
                 q.push_back((now, target.clone()));
             }
-            if q.len() > m.targets as usize {
-                return Some(Refusal::new(
-                    RefusalReason::MassFlip,
-                    format!(
-                        "{} {class} targets turned unhealthy within {} (more than {}): a detector fault or a failure arriving piece by piece, not separate failures; {class} remediation stands down until they age out",
-                        q.len(),
-                        m.within,
-                        m.targets
-                    ),
-                ));
+            let n = q.len();
+            if let Some(r) = Self::mass_flip_refusal(class, n, m) {
+                return Some(r);
             }
         }
         if class == ActionClass::Nodes
             && let Some(c) = &facts.cluster
+            && let Some(r) = self.node_refusal(c, plan.target.as_ref().map(|t| t.name.as_str()))
         {
-            let limit = nodes.max_unhealthy.limit(c.nodes_total);
-            if c.nodes_unhealthy >= limit {
-                return Some(Refusal::new(
-                    RefusalReason::Partition,
-                    format!(
-                        "{} of {} nodes are unhealthy or held by heal8s (at least {limit}, maxUnhealthy {}): that is a partition, not a node failure",
-                        c.nodes_unhealthy, c.nodes_total, nodes.max_unhealthy
-                    ),
-                ));
-            }
-            let healthy = c.nodes_total.saturating_sub(c.nodes_unhealthy);
-            if healthy < nodes.min_healthy {
-                return Some(Refusal::new(
-                    RefusalReason::Partition,
-                    format!(
-                        "only {healthy} of {} nodes are healthy, fewer than minHealthy {}",
-                        c.nodes_total, nodes.min_healthy
-                    ),
-                ));
-            }
-            let name = plan.target.as_ref().map(|t| t.name.as_str());
-            let others: Vec<&str> = c
-                .nodes_in_remediation
-                .iter()
-                .map(String::as_str)
-                .filter(|n| Some(*n) != name)
-                .collect();
-            if others.len() >= nodes.max_in_flight as usize {
-                return Some(Refusal::new(
-                    RefusalReason::NodeInRemediation,
-                    format!(
-                        "node(s) {} already held by heal8s (maxInFlight {}): in flight until Ready again and uncordoned, or deleted",
-                        others.join(", "),
-                        nodes.max_in_flight
-                    ),
-                ));
-            }
+            return Some(r);
         }
-        if let Some(r) = rate {
-            let n = self
-                .actions
-                .iter()
-                .filter(|a| a.class == class && since(now, a.at) < r.per.get())
-                .count();
-            if n >= r.max as usize {
-                return Some(Refusal::new(
-                    RefusalReason::ClassRate,
-                    format!(
-                        "class {class}: {n} action(s) in the last {} (at most {})",
-                        r.per, r.max
-                    ),
-                ));
-            }
-        }
-        None
+        self.rate_refusal(class, now)
     }
 
     /// Refuse `plan` with a breaker's refusal `r`, keeping the episode (its

@@ -291,9 +291,14 @@ fn check(
 
 /// RFC 1123 label: lower-case alphanumerics and '-', 1..=63, alphanumeric at both ends.
 pub fn is_dns1123_label(s: &str) -> bool {
+    s.len() <= 63 && is_rfc1123_part(s)
+}
+
+/// Lower-case alphanumerics and '-', alphanumeric at both ends, not empty
+/// (a label without its length limit).
+fn is_rfc1123_part(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
-        && b.len() <= 63
         && b.iter()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b.first().is_some_and(u8::is_ascii_alphanumeric)
@@ -305,15 +310,7 @@ pub fn is_dns1123_subdomain(s: &str) -> bool {
     // Kubernetes' IsDNS1123Subdomain: at most 253 in all, dot-separated parts
     // of lower-case alphanumerics and '-', alphanumeric at both ends; unlike
     // a label, a part has no length limit of its own
-    let part = |p: &str| {
-        let b = p.as_bytes();
-        !b.is_empty()
-            && b.iter()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-            && b.first().is_some_and(u8::is_ascii_alphanumeric)
-            && b.last().is_some_and(u8::is_ascii_alphanumeric)
-    };
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(part)
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_rfc1123_part)
 }
 
 #[cfg(test)]

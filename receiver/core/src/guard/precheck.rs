@@ -178,19 +178,11 @@ impl Guard {
         class: ActionClass,
         now: Timestamp,
     ) -> Option<Option<Refusal>> {
-        let nodes = &self.cfg.nodes;
-        let (flip, rate) = match class {
-            ActionClass::Nodes => (Some(nodes.mass_flip), Some(nodes.rate)),
-            other => match self.class_limits(other) {
-                Some(l) => (l.mass_flip, l.rate),
-                None => (None, None),
-            },
-        };
         let target = plan
             .target
             .as_ref()
             .map_or_else(|| plan.workload_key(), |t| t.key());
-        if let Some(m) = flip {
+        if let (Some(m), _) = self.limits_of(class) {
             // as `check` sees the window: the aged sightings at its front dropped
             let window: Vec<&String> = self
                 .flips
@@ -203,33 +195,12 @@ impl Guard {
             if !window.contains(&&target) {
                 return Some(None);
             }
-            if window.len() > m.targets as usize {
-                return Some(Some(Refusal::new(
-                    RefusalReason::MassFlip,
-                    format!(
-                        "{} {class} targets turned unhealthy within {} (more than {}): a detector fault or a failure arriving piece by piece, not separate failures; {class} remediation stands down until they age out",
-                        window.len(),
-                        m.within,
-                        m.targets
-                    ),
-                )));
+            if let Some(r) = Guard::mass_flip_refusal(class, window.len(), m) {
+                return Some(Some(r));
             }
         }
-        if let Some(r) = rate {
-            let n = self
-                .actions
-                .iter()
-                .filter(|a| a.class == class && since(now, a.at) < r.per.get())
-                .count();
-            if n >= r.max as usize {
-                return Some(Some(Refusal::new(
-                    RefusalReason::ClassRate,
-                    format!(
-                        "{n} {class} actions in the last {} (at most {})",
-                        r.per, r.max
-                    ),
-                )));
-            }
+        if let Some(r) = self.rate_refusal(class, now) {
+            return Some(Some(r));
         }
         None
     }
