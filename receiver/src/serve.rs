@@ -403,7 +403,8 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<ShutdownReport> {
     let engine = Engine::new(settings.policy.clone(), &settings.namespace)?
-        .with_backlog_capacity(settings.backlog_capacity);
+        .with_backlog_capacity(settings.backlog_capacity)
+        .with_verification(acting.verifier.is_some());
     let metrics = Arc::new(Metrics::new());
     metrics
         .queue_capacity

@@ -519,6 +519,7 @@ pub async fn run(
                 due = true;
                 let key = plan.workload_key();
                 let escalated = w.engine.guard().has_escalation(&key);
+                let settled = w.engine.settled(&plan, w.acting.clock.now());
                 let event = v
                     .recovered()
                     .then(|| w.engine.recovered(&plan, w.acting.clock.now()));
@@ -535,7 +536,9 @@ pub async fn run(
                     })
                     .inc();
                 log_verification(&plan, &v);
-                w.acting.journal.verified(&plan, &v, event.as_ref()).await;
+                let events: Vec<_> = settled.into_iter().chain(event.clone()).collect();
+                w.acting.journal.verified(&plan, &v, &events).await;
+                // a recovery also reaches the other records of its workload
                 if let Some(e) = event {
                     w.acting.journal.remember(&[e], cleared).await;
                 }

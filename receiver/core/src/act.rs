@@ -161,13 +161,14 @@ pub trait Journal: Send + Sync {
     /// carries the same event again; keeping it is idempotent.)
     async fn begin(&self, _plan: &Plan, _event: Option<&crate::guard::PastEvent>) {}
 
-    /// Record whether the target of an executed `plan` recovered; `event` is
-    /// the recovery the guard applied, if it did.
+    /// Record whether the target of an executed `plan` recovered; `events`
+    /// are what the guard applied (the action settled, and its recovery if
+    /// it did).
     async fn verified(
         &self,
         _plan: &Plan,
         _verification: &Verification,
-        _event: Option<&crate::guard::PastEvent>,
+        _events: &[crate::guard::PastEvent],
     ) {
     }
 

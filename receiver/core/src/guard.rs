@@ -377,7 +377,20 @@ pub enum GuardEvent {
         remediation: RemediationKind,
         started: Timestamp,
     },
+    /// What the action of `remediation` on `key` that started at `started`
+    /// did is known (verified, or nothing to verify): it is no longer in
+    /// flight (see `maxInFlight`). An action never settled stops counting
+    /// as in flight after [`IN_FLIGHT_AT_MOST`].
+    Settled {
+        key: String,
+        remediation: RemediationKind,
+        started: Timestamp,
+    },
 }
+
+/// How long an action that is never settled (a crash during its
+/// verification) counts as in flight.
+pub const IN_FLIGHT_AT_MOST: Duration = Duration::from_secs(15 * 60);
 
 impl GuardEvent {
     /// The workload or target key the event is about.
@@ -386,7 +399,8 @@ impl GuardEvent {
             GuardEvent::Action { key, .. }
             | GuardEvent::Recovered { key, .. }
             | GuardEvent::Escalated { key, .. }
-            | GuardEvent::Ended { key, .. } => key,
+            | GuardEvent::Ended { key, .. }
+            | GuardEvent::Settled { key, .. } => key,
         }
     }
 }
@@ -408,6 +422,15 @@ struct ActionRecord {
     class: ActionClass,
     /// When it ended; `None` while in flight or when its end is unknown.
     ended: Option<Timestamp>,
+    /// When what it did became known (see [`GuardEvent::Settled`]).
+    settled: Option<Timestamp>,
+}
+
+impl ActionRecord {
+    /// Whether it is in flight at `now`: started, and what it did not yet known.
+    fn in_flight(&self, now: Timestamp) -> bool {
+        self.settled.is_none() && since(now, self.at) < IN_FLIGHT_AT_MOST
+    }
 }
 
 /// The usual class of a remediation (cleanup-resource: without finalizers).
@@ -758,6 +781,7 @@ impl Guard {
                     kind: *remediation,
                     class: class.unwrap_or_else(|| class_of_kind(*remediation)),
                     ended: None,
+                    settled: None,
                 };
                 // keep time order (events replayed from several records interleave)
                 let pos = self.actions.partition_point(|a| a.at <= e.at);
@@ -787,6 +811,19 @@ impl Guard {
                     .find(|a| a.at == *started && a.key == *key && a.kind == *remediation)
                 {
                     a.ended = Some(a.ended.map_or(e.at, |x| x.max(e.at)));
+                }
+            }
+            GuardEvent::Settled {
+                key,
+                remediation,
+                started,
+            } => {
+                if let Some(a) = self
+                    .actions
+                    .iter_mut()
+                    .find(|a| a.at == *started && a.key == *key && a.kind == *remediation)
+                {
+                    a.settled = Some(a.settled.map_or(e.at, |x| x.max(e.at)));
                 }
             }
         }
@@ -1029,6 +1066,33 @@ impl Guard {
         Some(e)
     }
 
+    /// What the latest action of `kind` on the workload or target `key` did
+    /// is known at `now` (verified, or nothing to verify): it leaves flight.
+    /// The event for the durable record; `None` when nothing is in flight.
+    pub fn settle(
+        &mut self,
+        key: &str,
+        kind: RemediationKind,
+        now: Timestamp,
+    ) -> Option<PastEvent> {
+        let started = self
+            .actions
+            .iter()
+            .rev()
+            .find(|a| a.key == key && a.kind == kind && a.settled.is_none())?
+            .at;
+        let e = PastEvent {
+            at: now,
+            event: GuardEvent::Settled {
+                key: key.to_string(),
+                remediation: kind,
+                started,
+            },
+        };
+        self.apply(&e);
+        Some(e)
+    }
+
     /// Record that `plan` was carried out (or simulated, in dry-run) at `now`,
     /// and return the event for the durable record. Dry-run actions count too,
     /// so a dry run shows what budgets would allow. Notify-only is no action.
@@ -1084,6 +1148,7 @@ impl Guard {
                         >= b.max as usize
                 }
                 RefusalReason::ClassRate => self.rate_refusal(class, now).is_some(),
+                RefusalReason::ClassInFlight => self.in_flight_refusal(class, "", now).is_some(),
                 RefusalReason::MassFlip => match self.limits_of(class).0 {
                     Some(m) => {
                         let n = self.flips_within(class, m, now).len();
@@ -1169,6 +1234,38 @@ impl Guard {
                 format!(
                     "class {class}: {n} action(s) in the last {} (at most {})",
                     r.per, r.max
+                ),
+            )
+        })
+    }
+
+    /// The class in-flight cap's refusal at `now`: as many actions of
+    /// `class` on targets other than `target` in flight as `maxInFlight`
+    /// allows (nodes count held nodes instead, see `node_refusal`).
+    fn in_flight_refusal(
+        &self,
+        class: ActionClass,
+        target: &str,
+        now: Timestamp,
+    ) -> Option<Refusal> {
+        let max = self.class_limits(class)?.max_in_flight?;
+        let mut keys: Vec<&str> = self
+            .actions
+            .iter()
+            .filter(|a| a.class == class && a.key != target && a.in_flight(now))
+            .map(|a| a.key.as_str())
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        (keys.len() >= max as usize).then(|| {
+            let shown: Vec<&str> = keys.iter().take(5).copied().collect();
+            Refusal::new(
+                RefusalReason::ClassInFlight,
+                format!(
+                    "class {class}: {} action(s) in flight ({}{}), at most {max} (maxInFlight): in flight until verified",
+                    keys.len(),
+                    shown.join(", "),
+                    if keys.len() > shown.len() { ", ..." } else { "" },
                 ),
             )
         })
@@ -1264,6 +1361,9 @@ impl Guard {
         {
             return Some(r);
         }
+        if let Some(r) = self.in_flight_refusal(class, &plan.workload_key(), now) {
+            return Some(r);
+        }
         self.rate_refusal(class, now)
     }
 
@@ -1305,9 +1405,10 @@ impl Guard {
     fn prune(&mut self, now: Timestamp) {
         let b = &self.cfg.budgets;
         let c = &self.cfg.classes;
-        let class_rates = [&c.pods, &c.namespaces, &c.resources, &c.finalizers]
+        let class_rates = c
+            .named()
             .into_iter()
-            .filter_map(|l| l.rate.map(|r| r.per));
+            .filter_map(|(_, l)| l.rate.map(|r| r.per));
         let horizon = [
             self.cfg.cooldown,
             self.cfg.escalation.within,
@@ -1320,11 +1421,9 @@ impl Guard {
         .chain(class_rates)
         .max()
         .map_or(Duration::ZERO, PromDuration::get);
-        while self
-            .actions
-            .front()
-            .is_some_and(|a| since(now, a.ended.unwrap_or(a.at).max(a.at)) >= horizon)
-        {
+        while self.actions.front().is_some_and(|a| {
+            since(now, a.ended.unwrap_or(a.at).max(a.at)) >= horizon && !a.in_flight(now)
+        }) {
             self.actions.pop_front();
         }
         self.recoveries
@@ -2211,7 +2310,7 @@ mod tests {
         let mut c = cfg();
         c.budgets.per_namespace.max = 100;
         c.budgets.global.max = 100;
-        let mut g = guard(&c); // 5 per 10m
+        let mut g = guard(&c); // 5 per 10m, 3 in flight
         let ns = |n: &str| {
             plan_for(
                 &[("alertname", "Stale"), ("namespace", n)],
@@ -2219,13 +2318,81 @@ mod tests {
             )
         };
         for i in 0..5 {
-            assert_eq!(act(&mut g, &ns(&format!("test-{i}")), t(i * 10)), None);
+            let p = ns(&format!("test-{i}"));
+            assert_eq!(act(&mut g, &p, t(i * 10)), None);
+            g.settle(&p.workload_key(), p.kind(), t(i * 10 + 5));
         }
         assert_eq!(
             act(&mut g, &ns("test-5"), t(60)),
             Some(RefusalReason::ClassRate)
         );
         assert_eq!(act(&mut g, &ns("test-6"), t(601)), None);
+    }
+
+    #[test]
+    fn namespace_deletions_in_flight_are_capped_until_verified_or_stale() {
+        let mut c = cfg();
+        c.budgets.per_namespace.max = 100;
+        c.budgets.global.max = 100;
+        c.classes.namespaces.rate = None;
+        let mut g = guard(&c); // 3 in flight
+        let ns = |n: &str| {
+            plan_for(
+                &[("alertname", "Stale"), ("namespace", n)],
+                "{remediation: delete-namespace, params: {namePattern: 'test-.*'}}",
+            )
+        };
+        let mut ledger = Vec::new();
+        for i in 0..3 {
+            let p = ns(&format!("test-{i}"));
+            assert_eq!(reason(&g.check(&p, &Facts::unknown(), t(i))), None);
+            ledger.extend(g.record(&p, t(i)));
+        }
+        // a fourth namespace waits while three are deleting
+        let fourth = ns("test-3");
+        let d = g.check(&fourth, &Facts::unknown(), t(10));
+        let Verdict::Refuse(r) = d.verdict else {
+            panic!("allowed a fourth namespace in flight")
+        };
+        assert_eq!(r.reason, RefusalReason::ClassInFlight);
+        assert!(r.message.contains("3 action(s) in flight"), "{}", r.message);
+        assert_eq!(g.breakers()[0].class, ActionClass::Namespaces);
+        // precheck says the same without a live read
+        assert_eq!(
+            g.precheck(&fourth, t(11)).map(|r| r.reason),
+            Some(RefusalReason::ClassInFlight)
+        );
+        // a restarted replica restores the flights from the ledger
+        let mut restored = guard(&c);
+        restored.restore(ledger.clone());
+        assert_eq!(
+            reason(&restored.check(&fourth, &Facts::unknown(), t(12))),
+            Some(RefusalReason::ClassInFlight)
+        );
+        // one verified (gone, or not): it leaves flight, and the breaker opens no more
+        let first = ns("test-0");
+        let settled = g
+            .settle(&first.workload_key(), first.kind(), t(20))
+            .unwrap();
+        assert!(
+            g.settle(&first.workload_key(), first.kind(), t(21))
+                .is_none()
+        );
+        assert!(
+            g.release_breakers(t(21), None)
+                .contains(&ActionClass::Namespaces)
+        );
+        assert_eq!(act(&mut g, &fourth, t(22)), None);
+        // the settlement survives a restart too
+        ledger.push(settled);
+        restored.restore(ledger);
+        assert_eq!(
+            reason(&restored.check(&fourth, &Facts::unknown(), t(23))),
+            None
+        );
+        // never verified (a crash): out of flight after IN_FLIGHT_AT_MOST
+        let late = i64::try_from(IN_FLIGHT_AT_MOST.as_secs()).unwrap() + 30;
+        assert_eq!(act(&mut g, &ns("test-4"), t(late)), None);
     }
 
     #[test]

@@ -136,6 +136,8 @@ pub struct Engine {
     /// (`namespace/ReplicaSet/name` → its Deployment): lets precheck count a
     /// detector's pod against its workload without reading anything.
     owners: HashMap<String, WorkloadRef>,
+    /// Whether a verifier follows up on actions (they stay in flight until it has).
+    verifies: bool,
 }
 
 /// How many plans the backlog holds unless told otherwise.
@@ -308,7 +310,15 @@ impl Engine {
             guard,
             backlog: Backlog::new(DEFAULT_BACKLOG),
             owners: HashMap::new(),
+            verifies: true,
         })
+    }
+
+    /// The same engine, told whether a verifier follows up on what it does:
+    /// without one, an action leaves flight as soon as it ends.
+    pub fn with_verification(mut self, verifies: bool) -> Engine {
+        self.verifies = verifies;
+        self
     }
 
     /// The same engine with a backlog of at most `capacity` plans.
@@ -701,6 +711,7 @@ impl Engine {
         let ended = counted
             .as_ref()
             .and_then(|c| self.guard.ended(c, clock.now()));
+        let counted_some = counted.is_some();
         o.ledger.extend(counted);
         o.ledger.extend(ended);
         match result {
@@ -721,8 +732,24 @@ impl Engine {
                 o.message = e.to_string();
             }
         }
+        // only an action that was carried out has something to verify; what
+        // failed, was simulated, deferred or proposed leaves flight at once
+        let verifies =
+            self.verifies && o.result == OutcomeKind::Acted && !plan.kind().is_declarative();
+        if !verifies && counted_some {
+            o.ledger.extend(
+                self.guard
+                    .settle(&plan.workload_key(), plan.kind(), clock.now()),
+            );
+        }
         o.plan = Some(plan);
         o
+    }
+
+    /// What `plan`'s action did is known (verified, or nothing verifies it):
+    /// it is no longer in flight. Returns the event for the durable record.
+    pub fn settled(&mut self, plan: &Plan, now: Timestamp) -> Option<crate::guard::PastEvent> {
+        self.guard.settle(&plan.workload_key(), plan.kind(), now)
     }
 
     /// Remember what the live cluster said owns the controller of `plan`'s pod.

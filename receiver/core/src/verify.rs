@@ -103,8 +103,8 @@ pub fn workload_health(kind: &str, ns: &str, o: &serde_json::Value, restarts: u6
 }
 
 /// The container restart total of `pods`.
-pub fn restarts(pods: &[Pod]) -> u64 {
-    pods.iter()
+pub fn restarts<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> u64 {
+    pods.into_iter()
         .filter_map(|p| p.status.as_ref())
         .flat_map(|s| s.container_statuses.iter().flatten())
         .map(|c| u64::try_from(c.restart_count).unwrap_or(0))

@@ -32,6 +32,8 @@ pub struct Clients {
     pub main: Client,
     /// Without kube's default retry on 429/503/504: for evictions.
     pub no_retry: Client,
+    /// What the watches hold (see [`crate::cache`]).
+    pub caches: crate::cache::Caches,
 }
 
 impl std::fmt::Debug for Clients {
@@ -114,7 +116,11 @@ impl Clients {
         let mut plain = config;
         plain.default_retry = false;
         let no_retry = build(plain, settings.forbidden)?;
-        Ok(Clients { main, no_retry })
+        Ok(Clients {
+            main,
+            no_retry,
+            caches: crate::cache::Caches::default(),
+        })
     }
 }
 

@@ -415,6 +415,11 @@ impl KubeFacts {
 
     async fn namespace_meta(&self, ns: Option<&str>) -> Result<Option<ObjectMeta>, K8sError> {
         let Some(ns) = ns else { return Ok(None) };
+        // the namespace watch's copy when it holds one (its labels and
+        // annotations are what the opt-out reads); else the API server
+        if let Some(Some(n)) = self.clients.caches.namespace(ns) {
+            return Ok(Some(meta_of(&n.metadata)));
+        }
         let api: Api<Namespace> = Api::all(self.clients.main.clone());
         Ok(api.get_opt(ns).await?.map(|n| meta_of(&n.metadata)))
     }

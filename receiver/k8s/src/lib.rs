@@ -4,6 +4,7 @@
 //!
 //! Decisions stay in receiver-core; this crate only reads, writes and watches.
 
+pub mod cache;
 pub mod client;
 pub mod drain;
 pub mod events;

@@ -893,9 +893,9 @@ impl receiver_core::Journal for KubeJournal {
         &self,
         plan: &receiver_core::Plan,
         v: &receiver_core::Verification,
-        event: Option<&receiver_core::PastEvent>,
+        events: &[receiver_core::PastEvent],
     ) {
-        if let Err(e) = self.verified_inner(plan, v, event).await {
+        if let Err(e) = self.verified_inner(plan, v, events).await {
             tracing::warn!(error = %e, "Could not record the verification on the Remediation.");
         }
     }
@@ -1020,7 +1020,7 @@ impl KubeJournal {
         &self,
         plan: &receiver_core::Plan,
         v: &receiver_core::Verification,
-        event: Option<&receiver_core::PastEvent>,
+        events: &[receiver_core::PastEvent],
     ) -> Result<(), kube::Error> {
         use receiver_core::VerifyResult;
         let Some(t) = &plan.target else { return Ok(()) };
@@ -1050,9 +1050,7 @@ impl KubeJournal {
             &v.message,
             &now,
         );
-        if let Some(e) = event {
-            push_ledger(&mut status, std::slice::from_ref(e));
-        }
+        push_ledger(&mut status, events);
         status.phase = Some(phase);
         status.reason = reason.into();
         status.message = v.message.chars().take(1000).collect();

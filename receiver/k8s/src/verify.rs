@@ -1,7 +1,9 @@
 //! Recovery verification, read from the cluster: after an action, look at
 //! the target (the owning workload's own status, the node's Ready condition,
-//! or the object's disappearance) every second within a budget that scales
-//! with cluster size. What counts as recovered (the stability window, how a
+//! or the object's disappearance) after 1 s, then at doubling intervals up to
+//! [`POLL_MAX`], within a budget that scales with cluster size. The pods a
+//! workload selects and the namespace count come from the watch caches when
+//! they are synced. What counts as recovered (the stability window, how a
 //! workload's status reads, "unverified") is decided in
 //! `receiver_core::verify`.
 
@@ -27,6 +29,9 @@ pub fn budget_for(namespaces: usize) -> Duration {
         _ => Duration::from_secs(120),
     }
 }
+
+/// The longest wait between two looks at a target being verified.
+pub const POLL_MAX: Duration = Duration::from_secs(10);
 
 /// Verifies recovery through the Kubernetes API.
 #[derive(Debug, Clone)]
@@ -54,6 +59,9 @@ impl KubeVerifier {
     async fn budget(&self) -> Duration {
         if let Some(t) = self.timeout {
             return t;
+        }
+        if let Some(n) = self.clients.caches.namespace_count() {
+            return budget_for(n);
         }
         let api: Api<Namespace> = Api::all(self.clients.main.clone());
         match api.list_metadata(&ListParams::default()).await {
@@ -84,21 +92,25 @@ impl KubeVerifier {
             return Ok(Health::Unhealthy(format!("{kind} {ns}/{name} is gone")));
         };
         let value = serde_json::to_value(&o).unwrap_or_default();
-        let selector: Vec<String> = value
+        let selector: std::collections::BTreeMap<String, String> = value
             .pointer("/spec/selector/matchLabels")
             .and_then(serde_json::Value::as_object)
             .map(|m| {
                 m.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
                     .collect()
             })
             .unwrap_or_default();
         let restarts = if selector.is_empty() {
             0
+        } else if let Some(pods) = self.clients.caches.pods_selected(ns, &selector) {
+            // the pod watch already holds them: no request
+            receiver_core::verify::restarts(pods.iter().map(AsRef::as_ref))
         } else {
+            let labels: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let pods: Api<Pod> = Api::namespaced(self.clients.main.clone(), ns);
             let list = pods
-                .list(&ListParams::default().labels(&selector.join(",")))
+                .list(&ListParams::default().labels(&labels.join(",")))
                 .await?;
             receiver_core::verify::restarts(&list.items)
         };
@@ -261,6 +273,11 @@ impl Verifier for KubeVerifier {
             .checked_add(jiff::SignedDuration::try_from(budget).unwrap_or_default())
             .unwrap_or_else(|_| jiff::Timestamp::now());
         let mut stability = Stability::new(self.stable_for);
+        // look often at first (most targets recover within seconds), then
+        // back off to a tenth of the budget's first minutes: a storm's
+        // verifications cost few requests
+        let mut poll = self.poll;
+        let poll_max = (budget / 18).clamp(self.poll, POLL_MAX);
         let drained = matches!(plan.remediation, Remediation::DrainNode(_));
         loop {
             let now = jiff::Timestamp::now();
@@ -294,7 +311,8 @@ impl Verifier for KubeVerifier {
                 }
                 return v;
             }
-            tokio::time::sleep(self.poll).await;
+            tokio::time::sleep(poll).await;
+            poll = (poll * 2).min(poll_max);
         }
     }
 }

@@ -180,6 +180,7 @@ pub async fn start(
     if cfg.pods.enabled {
         let c = cfg.pods.clone();
         let (reader, writer) = reflector::store::<Pod>();
+        clients.caches.set_pods(reader.clone());
         if strain_eviction && cfg.nodes.enabled {
             tasks.push(tokio::spawn(strain_relief(
                 reader.clone(),
@@ -229,11 +230,13 @@ pub async fn start(
             leader.clone(),
         )));
     }
+    let (ns_reader, ns_writer) = reflector::store::<Namespace>();
+    clients.caches.set_namespaces(ns_reader.clone());
     if cfg.namespaces.enabled {
         let c = cfg.namespaces.clone();
         let threshold = cfg.nodes.strain_threshold_percent;
         let s = strain.clone();
-        let (reader, writer) = reflector::store::<Namespace>();
+        let (reader, writer) = (ns_reader, ns_writer);
         tasks.push(tokio::spawn(run_one(
             "namespaces".into(),
             Api::<Namespace>::all(client.clone()),
@@ -244,6 +247,23 @@ pub async fn start(
                 warn_if_strained(n, &c.watch, s.percent(), threshold, now);
                 namespace::detect(n, &c, now)
             },
+            resync,
+            resignal_after,
+            queue.clone(),
+            stop.clone(),
+            leader.clone(),
+        )));
+    } else {
+        // no namespace detector: the watch still feeds the cache the
+        // opt-out check reads before every action (one watch, not one GET
+        // per action)
+        tasks.push(tokio::spawn(run_one(
+            "namespaces (cache only)".into(),
+            Api::<Namespace>::all(client.clone()),
+            ns_writer,
+            ns_reader,
+            trim_meta::<Namespace>,
+            |_: &Namespace, _| Vec::new(),
             resync,
             resignal_after,
             queue.clone(),

@@ -199,6 +199,9 @@ impl Guard {
                 return Some(Some(r));
             }
         }
+        if let Some(r) = self.in_flight_refusal(class, &plan.workload_key(), now) {
+            return Some(Some(r));
+        }
         if let Some(r) = self.rate_refusal(class, now) {
             return Some(Some(r));
         }
@@ -213,7 +216,10 @@ impl Guard {
     pub fn note_refusal(&mut self, plan: &Plan, refusal: &Refusal, now: Timestamp) {
         if matches!(
             refusal.reason,
-            RefusalReason::MassFlip | RefusalReason::ClassRate | RefusalReason::GlobalBudget
+            RefusalReason::MassFlip
+                | RefusalReason::ClassInFlight
+                | RefusalReason::ClassRate
+                | RefusalReason::GlobalBudget
         ) {
             let class = ActionClass::of(plan);
             let _ = self.stand_down(class, plan, refusal.clone(), now);
@@ -459,6 +465,7 @@ mod tests {
                     };
                     if pod_limits {
                         c.classes.pods = ClassLimits {
+                            max_in_flight: Some(flips + 1),
                             rate: Some(Budget {
                                 max: 3,
                                 per: PromDuration::secs(120),
@@ -502,11 +509,9 @@ mod tests {
                 refusal(&act(g, &plan, owner.as_ref(), now)).map(|r| r.reason)
             }
             Step::Verified { ns, w } => {
-                g.record_recovery(
-                    &owner(NAMESPACES[*ns as usize], *w).key(),
-                    RecoveryBy::Verified,
-                    now,
-                );
+                let key = owner(NAMESPACES[*ns as usize], *w).key();
+                g.settle(&key, crate::remediation::RemediationKind::DeletePod, now);
+                g.record_recovery(&key, RecoveryBy::Verified, now);
                 None
             }
             Step::Cleared { ns, w } => {

@@ -236,6 +236,10 @@ impl<'de> Deserialize<'de> for Threshold {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ClassLimits {
+    /// At most this many actions of the class in flight (started, and not
+    /// yet verified; see `receiver_core::guard::IN_FLIGHT_AT_MOST`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
     /// At most `max` actions of the class per `per`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<Budget>,
@@ -261,6 +265,18 @@ pub struct Classes {
     pub finalizers: ClassLimits,
 }
 
+impl Classes {
+    /// Each class's limits with its key under `guard.classes`.
+    pub fn named(&self) -> [(&'static str, &ClassLimits); 4] {
+        [
+            ("pods", &self.pods),
+            ("namespaces", &self.namespaces),
+            ("resources", &self.resources),
+            ("finalizers", &self.finalizers),
+        ]
+    }
+}
+
 impl Default for Classes {
     fn default() -> Self {
         let rate = |max, mins: u64| {
@@ -271,10 +287,12 @@ impl Default for Classes {
         };
         Classes {
             pods: ClassLimits {
+                max_in_flight: None,
                 rate: None,
                 mass_flip: None,
             },
             namespaces: ClassLimits {
+                max_in_flight: Some(3),
                 rate: rate(5, 10),
                 mass_flip: Some(MassFlip {
                     targets: 20,
@@ -282,10 +300,12 @@ impl Default for Classes {
                 }),
             },
             resources: ClassLimits {
+                max_in_flight: None,
                 rate: None,
                 mass_flip: None,
             },
             finalizers: ClassLimits {
+                max_in_flight: Some(3),
                 rate: rate(5, 10),
                 mass_flip: None,
             },
@@ -504,23 +524,21 @@ impl GuardConfig {
             }
         };
         rate("guard.nodes.rate".into(), &self.nodes.rate);
-        for (name, c) in [
-            ("pods", &self.classes.pods),
-            ("namespaces", &self.classes.namespaces),
-            ("resources", &self.classes.resources),
-            ("finalizers", &self.classes.finalizers),
-        ] {
+        for (name, c) in self.classes.named() {
             if let Some(b) = &c.rate {
                 rate(format!("guard.classes.{name}.rate"), b);
             }
         }
+        for (name, c) in self.classes.named() {
+            if c.max_in_flight == Some(0) {
+                out.push(PolicyIssue::new(
+                    format!("guard.classes.{name}.maxInFlight"),
+                    "must be at least 1 (leave it unset for no cap)",
+                ));
+            }
+        }
         let mut flips = vec![("guard.nodes.massFlip".to_string(), self.nodes.mass_flip)];
-        for (name, c) in [
-            ("pods", &self.classes.pods),
-            ("namespaces", &self.classes.namespaces),
-            ("resources", &self.classes.resources),
-            ("finalizers", &self.classes.finalizers),
-        ] {
+        for (name, c) in self.classes.named() {
             if let Some(m) = c.mass_flip {
                 flips.push((format!("guard.classes.{name}.massFlip"), m));
             }
