@@ -49,7 +49,7 @@ fn main() {
             max_body_bytes: 8 << 20,
             alert_limits: Default::default(),
             accepting: Arc::new(AtomicBool::new(true)),
-            leadership: receiver::leader::Leadership::always(),
+            leadership: receiver_k8s::leader::Leadership::always(),
         });
         for n in [1usize, 100] {
             let body = payload(n);

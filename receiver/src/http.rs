@@ -84,7 +84,7 @@ pub struct AppState {
     /// Cleared when shutdown starts: readiness fails and new webhooks get 503.
     pub accepting: Arc<AtomicBool>,
     /// Followers answer webhooks with 503 `not_leader`.
-    pub leadership: crate::leader::Leadership,
+    pub leadership: receiver_k8s::leader::Leadership,
 }
 
 /// The one error shape: a status and a JSON body `{"error": ..., "code": ...}`.

@@ -1,11 +1,11 @@
 //! heal8s service and CLI: the composition root. Wires the pure core to its IO
 //! (HTTP receiver, work queue, executors), owns configuration and shutdown.
 
+pub mod args;
 pub mod breakers;
 pub mod cli;
 pub mod executor;
 pub mod http;
-pub mod leader;
 pub mod metrics;
 pub mod outcomes;
 pub mod patch_cmd;

@@ -220,7 +220,7 @@ impl Metrics {
                 class: class.as_str(),
             });
         }
-        for source in ["alert", "detector"] {
+        for source in receiver_core::signal::SourceKind::ALL.map(|s| s.as_str()) {
             at_zero(&self.signals, SourceLabel { source });
             at_zero(&self.signals_coalesced, SourceLabel { source });
         }
@@ -264,7 +264,7 @@ impl Metrics {
     pub fn observe_signal(&self, signal: &Signal) {
         self.signals
             .get_or_create(&SourceLabel {
-                source: signal.source.kind(),
+                source: signal.source.kind().as_str(),
             })
             .inc();
     }

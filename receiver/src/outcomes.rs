@@ -13,10 +13,15 @@ use receiver_core::OutcomeKind;
 /// How many outcomes each ring keeps at most.
 pub const RING_OUTCOMES: usize = 512;
 
+/// How many bytes the recent outcomes may take together (their JSON), half
+/// per ring: the oldest go first when a new one would pass it. It also
+/// bounds a response.
+pub const RECENT_OUTCOMES_BYTES: usize = 8 << 20;
+
 /// How many bytes (their JSON) each ring's outcomes may take together: the
 /// oldest go first when a new one would pass it. Both rings together stay
-/// within `worker::RECENT_OUTCOMES_BYTES`.
-pub const RING_BYTES: usize = crate::worker::RECENT_OUTCOMES_BYTES / 2;
+/// within `RECENT_OUTCOMES_BYTES`.
+pub const RING_BYTES: usize = RECENT_OUTCOMES_BYTES / 2;
 
 /// Which outcomes a page holds (`/outcomes?result=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

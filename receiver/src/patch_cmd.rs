@@ -245,7 +245,7 @@ fn edit(args: &PatchArgs) -> anyhow::Result<Edit> {
     if let Some(image) = &e.image {
         return Ok(Edit::Image(image.clone()));
     }
-    let policy = crate::cli::load_policy(args.policy.as_deref())?;
+    let policy = crate::args::load_policy(args.policy.as_deref())?;
     let find = |pick: fn(&Remediation) -> bool| {
         policy
             .routes

@@ -9,7 +9,7 @@ use std::io::Read as _;
 use anyhow::Context;
 use receiver_core::{Engine, Outcome, Signal, SystemClock, alertmanager};
 
-use crate::cli::{Output, PlanArgs, load_policy};
+use crate::args::{Output, PlanArgs, load_policy};
 use crate::executor::{OfflineFacts, SimulatingExecutor};
 
 /// Plan every alert of the payload and render the result.
@@ -30,7 +30,7 @@ pub async fn run(args: &PlanArgs) -> anyhow::Result<String> {
     if args.dry_run {
         policy.guard.dry_run = true;
     }
-    crate::cli::apply_cluster_name(&mut policy, args.cluster_name.as_deref())?;
+    crate::args::apply_cluster_name(&mut policy, args.cluster_name.as_deref())?;
     let mut engine = Engine::new(policy, &args.namespace)?;
     let mut all = Vec::new();
     for signal in Signal::from_payload(&payload) {

@@ -143,15 +143,17 @@ impl PullRequestExecutor {
             return Some(w.clone());
         }
         let t = plan.target.as_ref()?;
-        let kind = match t.kind {
-            TargetKind::Deployment => "Deployment",
-            TargetKind::StatefulSet => "StatefulSet",
-            TargetKind::DaemonSet => "DaemonSet",
-            TargetKind::HorizontalPodAutoscaler => "HorizontalPodAutoscaler",
-            _ => return None,
-        };
+        if !matches!(
+            t.kind,
+            TargetKind::Deployment
+                | TargetKind::StatefulSet
+                | TargetKind::DaemonSet
+                | TargetKind::HorizontalPodAutoscaler
+        ) {
+            return None;
+        }
         Some(WorkloadRef {
-            kind: kind.to_string(),
+            kind: t.kind.kind_name().to_string(),
             namespace: t.namespace.clone(),
             name: t.name.clone(),
         })
@@ -426,7 +428,7 @@ impl Executor for Dispatch {
 pub async fn poll_pull_requests(
     exec: Arc<PullRequestExecutor>,
     client: kube::Client,
-    leadership: crate::leader::Leadership,
+    leadership: receiver_k8s::leader::Leadership,
     every: std::time::Duration,
     identity: String,
 ) {

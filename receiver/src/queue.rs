@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use async_trait::async_trait;
 use receiver_core::Signal;
 use receiver_core::lanes::{Closed, Lane, Lanes, SignalSink};
+use receiver_core::signal::SourceKind;
 use tokio::sync::Notify;
 
 #[derive(Debug)]
@@ -38,12 +39,14 @@ impl Shared {
         }
     }
 
-    fn coalesced(&self, source: &'static str, n: usize) {
+    fn coalesced(&self, source: SourceKind, n: usize) {
         if n > 0
             && let Some(m) = self.metrics.get()
         {
             m.signals_coalesced
-                .get_or_create(&crate::metrics::SourceLabel { source })
+                .get_or_create(&crate::metrics::SourceLabel {
+                    source: source.as_str(),
+                })
                 .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
         }
     }
@@ -133,7 +136,7 @@ impl WorkQueue {
             replaced
         };
         self.shared.work.notify_one();
-        self.shared.coalesced("alert", replaced);
+        self.shared.coalesced(SourceKind::Alert, replaced);
         Ok(replaced)
     }
 
@@ -190,7 +193,8 @@ impl SignalSink for WorkQueue {
             match pushed {
                 Ok(replaced) => {
                     self.shared.work.notify_one();
-                    self.shared.coalesced("detector", usize::from(replaced));
+                    self.shared
+                        .coalesced(SourceKind::Detector, usize::from(replaced));
                     return Ok(());
                 }
                 Err(back) => signal = *back,

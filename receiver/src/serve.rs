@@ -14,13 +14,13 @@ use receiver_core::{Engine, Journal, NoJournal, Policy, SystemClock};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::cli::ServeArgs;
+use crate::args::ServeArgs;
 use crate::executor::{OfflineFacts, SimulatingExecutor};
 use crate::http::{AppState, Token, WEBHOOK_PATH, router};
-use crate::leader::{LeaderGated, Leadership};
 use crate::metrics::Metrics;
 use crate::worker::{self, Acting, Recorder};
 use receiver_core::duration::PromDuration;
+use receiver_k8s::leader::{LeaderGated, Leadership};
 use receiver_k8s::record::KubeJournal;
 use receiver_k8s::verify::KubeVerifier;
 use receiver_k8s::{Clients, KubeExecutor, KubeExecutorSettings, KubeFacts};
@@ -138,7 +138,7 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     if args.dry_run {
         policy.guard.dry_run = true;
     }
-    crate::cli::apply_cluster_name(&mut policy, args.cluster_name.as_deref())?;
+    crate::args::apply_cluster_name(&mut policy, args.cluster_name.as_deref())?;
     let g = &policy.guard;
     let longest = [
         g.cooldown,
@@ -464,7 +464,7 @@ pub async fn run_with(
                 settings.rediscover_every,
                 Arc::new(state.queue.clone()),
                 stop_rx,
-                state.leadership.receiver(),
+                state.leadership.clone(),
             )
             .await
         }

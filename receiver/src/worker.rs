@@ -7,6 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use receiver_core::signal::SourceKind;
 use receiver_core::{
     Clock, Engine, Executor, FactSource, History, Journal, Outcome, OutcomeKind, Plan, Signal,
     Verification, Verifier, VerifyResult,
@@ -20,11 +21,6 @@ use crate::outcomes::{Rings, Which};
 /// How many recent outcomes `/outcomes` answers at most in one page (each of
 /// its two rings keeps as many, see `crate::outcomes`).
 pub const RECENT_OUTCOMES: usize = crate::outcomes::RING_OUTCOMES;
-
-/// How many bytes the recent outcomes may take together (their JSON), half
-/// per ring: the oldest go first when a new one would pass it. It also
-/// bounds a response.
-pub const RECENT_OUTCOMES_BYTES: usize = 8 << 20;
 
 /// How many bytes one kept outcome may take. A larger one is kept cut: long
 /// strings shortened, long lists and maps shortened, and `"truncated": true`.
@@ -280,7 +276,7 @@ pub struct Acting {
     /// Watches targets recover after actions; `None` offline.
     pub verifier: Option<Arc<dyn Verifier>>,
     /// Only the leader processes detector signals.
-    pub leadership: crate::leader::Leadership,
+    pub leadership: receiver_k8s::leader::Leadership,
     /// The durable history the guard is restored from whenever this replica
     /// becomes leader (at once without election); `None` offline.
     pub history: Option<Arc<dyn History>>,
@@ -309,10 +305,12 @@ pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(2);
 /// At most this many queued signals are taken in before the next plan runs.
 const INTAKE_BATCH: usize = 1024;
 
-/// A burst (several signals queued at once) is let finish arriving before
-/// the next plan runs, so the backlog shares the budget across all of it:
-/// until no signal came for `GATHER_QUIET`, at most `GATHER_MAX`. A lone
-/// signal runs at once.
+/// A burst (at least `GATHER_FROM` signals queued at once) is let finish
+/// arriving before the next plan runs, so the backlog shares the budget
+/// across all of it: until no signal came for `GATHER_QUIET`, at most
+/// `GATHER_MAX`. A lone signal, or a few (a problem and the resolution of the
+/// last one, in a steady stream), runs at once.
+const GATHER_FROM: usize = 8;
 const GATHER_QUIET: std::time::Duration = std::time::Duration::from_millis(50);
 const GATHER_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -343,7 +341,9 @@ impl Worker {
             }
         }
         if !leader && self.was_leader {
-            let n = self.engine.abandon(|w| w.plan.trigger.source == "detector");
+            let n = self
+                .engine
+                .abandon(|w| w.plan.trigger.source == SourceKind::Detector);
             self.metrics
                 .signals_skipped_not_leader
                 .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
@@ -356,7 +356,7 @@ impl Worker {
     /// API request; its plans join the backlog.
     async fn take_in(&mut self, signal: Signal) {
         let leader = self.lead().await;
-        if signal.source.kind() == "detector" && !leader {
+        if signal.source.kind() == SourceKind::Detector && !leader {
             // queued just before the lease was lost; the new leader's detectors signal it again
             self.metrics.signals_skipped_not_leader.inc();
             return;
@@ -474,7 +474,7 @@ pub async fn run(
             took += 1;
             w.take_in(s).await;
         }
-        if took > 1 {
+        if took >= GATHER_FROM {
             let started = tokio::time::Instant::now();
             while started.elapsed() < GATHER_MAX
                 && let Ok(Some(s)) = tokio::time::timeout(GATHER_QUIET, queue.recv()).await
@@ -580,6 +580,7 @@ mod tests {
 
     use super::*;
     use crate::executor::{OfflineFacts, SimulatingExecutor};
+    use crate::outcomes::RECENT_OUTCOMES_BYTES;
     use receiver_core::{NoJournal, Policy, SystemClock, alertmanager};
 
     const FIRING: &str = include_str!("../core/tests/fixtures/sample-webhook.json");

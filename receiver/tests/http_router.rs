@@ -40,7 +40,7 @@ fn harness(capacity: usize, max_body: usize) -> Harness {
         max_body_bytes: max_body,
         alert_limits: Default::default(),
         accepting: Arc::new(AtomicBool::new(true)),
-        leadership: receiver::leader::Leadership::always(),
+        leadership: receiver_k8s::leader::Leadership::always(),
     };
     Harness { state, rx }
 }
@@ -450,7 +450,7 @@ async fn accepted_alerts_are_processed_and_repeats_deduped() {
         clock: Arc::new(SystemClock),
         journal: Arc::new(receiver_core::NoJournal),
         verifier: None,
-        leadership: receiver::leader::Leadership::always(),
+        leadership: receiver_k8s::leader::Leadership::always(),
         history: None,
         clears: None,
     };
@@ -527,7 +527,7 @@ async fn outcomes_are_paged_and_capped() {
         clock: Arc::new(SystemClock),
         journal: Arc::new(receiver_core::NoJournal),
         verifier: None,
-        leadership: receiver::leader::Leadership::always(),
+        leadership: receiver_k8s::leader::Leadership::always(),
         history: None,
         clears: None,
     };

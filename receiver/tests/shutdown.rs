@@ -81,7 +81,7 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
         clock: Arc::new(SystemClock),
         journal: Arc::new(receiver_core::NoJournal),
         verifier: None,
-        leadership: receiver::leader::Leadership::always(),
+        leadership: receiver_k8s::leader::Leadership::always(),
         history: None,
         clears: None,
     };

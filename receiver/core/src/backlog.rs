@@ -554,8 +554,10 @@ mod engine_tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::act::{ActError, ActionReport, Executor, FactSource, Facts, LiveState, NoJournal};
     use crate::detect::Finding;
+    use crate::facts::{ActError, FactSource, Facts, LiveState};
+    use crate::journal::NoJournal;
+    use crate::outcome::{ActionReport, Executor};
     use crate::pipeline::{Clock, Engine, OutcomeKind};
     use crate::plan::WorkloadRef;
     use crate::policy::Policy;

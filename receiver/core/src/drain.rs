@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::act::ObjectMeta;
+use crate::facts::ObjectMeta;
 use crate::guard::Protection;
 use crate::policy::ProtectedPods;
 

@@ -14,10 +14,10 @@ use jiff::Timestamp;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::act::{Facts, ObjectMeta};
 use crate::alertmanager::AlertStatus;
 use crate::detect::Features;
 use crate::duration::PromDuration;
+use crate::facts::{Facts, ObjectMeta};
 use crate::plan::Plan;
 use crate::policy::{GuardConfig, PolicyError, PolicyIssue};
 use crate::remediation::{Mode, RemediationKind};
@@ -32,7 +32,7 @@ pub const OPT_OUT_KEY: &str = "heal8s.io/ignore";
 pub const MAX_REMEMBERED_OCCURRENCES: usize = 100_000;
 
 /// Why the guard (or the planner before it) refused. `as_str` is a bounded metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RefusalReason {
     /// No route matched the signal.
@@ -240,66 +240,13 @@ impl Decision {
     }
 }
 
-/// The class of an action, for the breakers that act per class (rates,
-/// in-flight caps, mass flips). `as_str` is a bounded metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ActionClass {
-    /// delete-pod, evict-pod.
-    Pods,
-    /// drain-node, delete-node.
-    Nodes,
-    /// delete-namespace.
-    Namespaces,
-    /// cleanup-resource without finalizer removal.
-    Resources,
-    /// cleanup-resource that may remove finalizers.
-    Finalizers,
-    /// bump-memory, scale-up, rollback-image.
-    PullRequests,
-    /// notify-only.
-    Notify,
-}
+pub use crate::ledger::{GuardEvent, PastEvent, RecoveryBy};
+pub use crate::remediation::ActionClass;
 
 impl ActionClass {
-    /// Every class, for metrics that start at 0.
-    pub const ALL: [ActionClass; 7] = [
-        ActionClass::Pods,
-        ActionClass::Nodes,
-        ActionClass::Namespaces,
-        ActionClass::Resources,
-        ActionClass::Finalizers,
-        ActionClass::PullRequests,
-        ActionClass::Notify,
-    ];
-
     /// The class of `plan`.
     pub fn of(plan: &Plan) -> ActionClass {
-        match &plan.remediation {
-            crate::remediation::Remediation::CleanupResource(p) if p.remove_finalizers => {
-                ActionClass::Finalizers
-            }
-            _ => class_of_kind(plan.kind()),
-        }
-    }
-
-    /// kebab-case name for logs and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionClass::Pods => "pods",
-            ActionClass::Nodes => "nodes",
-            ActionClass::Namespaces => "namespaces",
-            ActionClass::Resources => "resources",
-            ActionClass::Finalizers => "finalizers",
-            ActionClass::PullRequests => "pull-requests",
-            ActionClass::Notify => "notify",
-        }
-    }
-}
-
-impl fmt::Display for ActionClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        plan.remediation.class()
     }
 }
 
@@ -317,101 +264,9 @@ pub struct Breaker {
     pub blocked: Vec<String>,
 }
 
-/// What ends an escalation (policy `guard.escalation.clearedBy`) and, in
-/// every case, starts the count of repeats over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum RecoveryBy {
-    /// heal8s watched the target recover after acting.
-    Verified,
-    /// The alert about a target that keeps its identity resolved.
-    AlertResolved,
-    /// A person cleared it (annotation on the Remediation record).
-    Human,
-}
-
-impl RecoveryBy {
-    /// camelCase name, as in the policy and the record.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecoveryBy::Verified => "verified",
-            RecoveryBy::AlertResolved => "alertResolved",
-            RecoveryBy::Human => "human",
-        }
-    }
-}
-
-/// One change to what the guard remembers. The pipeline hands every event it
-/// applies to the durable record, and a restarted replica replays the same
-/// events: so the in-memory guard and the restored guard count the same things.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "event", rename_all = "camelCase")]
-pub enum GuardEvent {
-    /// A remediation was carried out, simulated or attempted (it counts
-    /// against cooldowns, budgets and escalation).
-    #[serde(rename_all = "camelCase")]
-    Action {
-        /// The workload (or target) key it counts against.
-        key: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        namespace: Option<String>,
-        remediation: RemediationKind,
-        /// Its class, for the class rates (absent in records written before
-        /// classes existed: then the remediation's usual class).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        class: Option<ActionClass>,
-    },
-    /// `key` recovered: its count of repeats starts over, and its escalation
-    /// ends when `by` is in `clearedBy`.
-    Recovered { key: String, by: RecoveryBy },
-    /// `remediation` on `key` was escalated: refused until cleared.
-    Escalated {
-        key: String,
-        remediation: RemediationKind,
-    },
-    /// The action of `remediation` on `key` that started at `started` ended
-    /// (done, failed or simulated): its cooldown counts from now. An action
-    /// with no end (cut off by a crash) counts from its start.
-    Ended {
-        key: String,
-        remediation: RemediationKind,
-        started: Timestamp,
-    },
-    /// What the action of `remediation` on `key` that started at `started`
-    /// did is known (verified, or nothing to verify): it is no longer in
-    /// flight (see `maxInFlight`). An action never settled stops counting
-    /// as in flight after [`IN_FLIGHT_AT_MOST`].
-    Settled {
-        key: String,
-        remediation: RemediationKind,
-        started: Timestamp,
-    },
-}
-
 /// How long an action that is never settled (a crash during its
 /// verification) counts as in flight.
 pub const IN_FLIGHT_AT_MOST: Duration = Duration::from_secs(15 * 60);
-
-impl GuardEvent {
-    /// The workload or target key the event is about.
-    pub fn key(&self) -> &str {
-        match self {
-            GuardEvent::Action { key, .. }
-            | GuardEvent::Recovered { key, .. }
-            | GuardEvent::Escalated { key, .. }
-            | GuardEvent::Ended { key, .. }
-            | GuardEvent::Settled { key, .. } => key,
-        }
-    }
-}
-
-/// A [`GuardEvent`] with its time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PastEvent {
-    pub at: Timestamp,
-    #[serde(flatten)]
-    pub event: GuardEvent,
-}
 
 #[derive(Debug, Clone)]
 struct ActionRecord {
@@ -430,20 +285,6 @@ impl ActionRecord {
     /// Whether it is in flight at `now`: started, and what it did not yet known.
     fn in_flight(&self, now: Timestamp) -> bool {
         self.settled.is_none() && since(now, self.at) < IN_FLIGHT_AT_MOST
-    }
-}
-
-/// The usual class of a remediation (cleanup-resource: without finalizers).
-fn class_of_kind(kind: RemediationKind) -> ActionClass {
-    match kind {
-        RemediationKind::DeletePod | RemediationKind::EvictPod => ActionClass::Pods,
-        RemediationKind::DrainNode | RemediationKind::DeleteNode => ActionClass::Nodes,
-        RemediationKind::DeleteNamespace => ActionClass::Namespaces,
-        RemediationKind::CleanupResource => ActionClass::Resources,
-        RemediationKind::BumpMemory | RemediationKind::ScaleUp | RemediationKind::RollbackImage => {
-            ActionClass::PullRequests
-        }
-        RemediationKind::NotifyOnly => ActionClass::Notify,
     }
 }
 
@@ -590,10 +431,10 @@ fn opted_out(meta: Option<&ObjectMeta>) -> bool {
 /// exactly; with no name configured it is refused, never guessed.
 fn wrong_cluster(
     cfg: &GuardConfig,
-    source: &str,
+    source: crate::signal::SourceKind,
     labels: &std::collections::BTreeMap<String, String>,
 ) -> Option<Refusal> {
-    if source == "detector" {
+    if source == crate::signal::SourceKind::Detector {
         return None;
     }
     let label = cfg.cluster_label.as_str();
@@ -715,7 +556,7 @@ impl Guard {
         }
         // Alertmanager re-delivers; detectors do not (their emitter re-signals a
         // persisting problem on purpose, so cooldowns and budgets can be retried).
-        if signal.source.kind() == "alert" {
+        if signal.source.kind() == crate::signal::SourceKind::Alert {
             let occ = (signal.fingerprint.clone(), signal.first_seen, signal.status);
             if !self.seen.insert(occ.clone()) {
                 return Admission::Duplicate;
@@ -779,7 +620,7 @@ impl Guard {
                     key: key.clone(),
                     namespace: namespace.clone(),
                     kind: *remediation,
-                    class: class.unwrap_or_else(|| class_of_kind(*remediation)),
+                    class: class.unwrap_or_else(|| remediation.class()),
                     ended: None,
                     settled: None,
                 };
@@ -833,8 +674,7 @@ impl Guard {
     /// (empty offline); `plan.workload` should already carry the owner if known.
     pub fn check(&mut self, plan: &Plan, facts: &Facts, now: Timestamp) -> Decision {
         // before everything, notify-only included: another cluster's alert is not ours
-        if let Some(refusal) = wrong_cluster(&self.cfg, &plan.trigger.source, &plan.trigger.labels)
-        {
+        if let Some(refusal) = wrong_cluster(&self.cfg, plan.trigger.source, &plan.trigger.labels) {
             return Decision::refuse(refusal.reason, refusal.message);
         }
         let dry_run_source = if self.cfg.dry_run {
@@ -1001,18 +841,7 @@ impl Guard {
     }
 
     fn enabled(&self, kind: RemediationKind) -> bool {
-        let f = &self.features;
-        match kind {
-            RemediationKind::DeletePod | RemediationKind::EvictPod => f.heal_pods,
-            RemediationKind::DrainNode => f.drain_nodes,
-            RemediationKind::DeleteNode => f.delete_nodes,
-            RemediationKind::CleanupResource => f.cleanup_resources,
-            RemediationKind::DeleteNamespace => f.delete_namespaces,
-            RemediationKind::BumpMemory
-            | RemediationKind::ScaleUp
-            | RemediationKind::RollbackImage
-            | RemediationKind::NotifyOnly => true,
-        }
+        kind.feature().is_none_or(|f| self.features.enabled(f))
     }
 
     /// Take back alert occurrences delivered before this process started
@@ -1128,7 +957,7 @@ impl Guard {
     pub fn release_breakers(
         &mut self,
         now: Timestamp,
-        cluster: Option<&crate::act::ClusterFacts>,
+        cluster: Option<&crate::facts::ClusterFacts>,
     ) -> Vec<ActionClass> {
         self.prune(now);
         let mut closed = Vec::new();
@@ -1274,7 +1103,11 @@ impl Guard {
     /// The node breakers on cluster counts `c`: the partition (count or
     /// share, `>=`, unhealthy including the nodes heal8s holds), the healthy
     /// floor, the in-flight cap (held nodes other than `target`).
-    fn node_refusal(&self, c: &crate::act::ClusterFacts, target: Option<&str>) -> Option<Refusal> {
+    fn node_refusal(
+        &self,
+        c: &crate::facts::ClusterFacts,
+        target: Option<&str>,
+    ) -> Option<Refusal> {
         let nodes = &self.cfg.nodes;
         let limit = nodes.max_unhealthy.limit(c.nodes_total);
         if c.nodes_unhealthy >= limit {
@@ -1681,7 +1514,7 @@ mod tests {
 
     fn served(plural: &str, namespaced: bool) -> Facts {
         Facts {
-            resource: Some(crate::act::ServedType {
+            resource: Some(crate::facts::ServedType {
                 plural: plural.into(),
                 namespaced,
             }),
@@ -2120,7 +1953,7 @@ mod tests {
 
     fn cluster(total: u32, unhealthy: u32, busy: &[&str]) -> Facts {
         Facts {
-            cluster: Some(crate::act::ClusterFacts {
+            cluster: Some(crate::facts::ClusterFacts {
                 nodes_total: total,
                 nodes_unhealthy: unhealthy,
                 nodes_in_remediation: busy.iter().map(|s| s.to_string()).collect(),

@@ -11,9 +11,14 @@ pub mod backlog;
 pub mod detect;
 pub mod drain;
 pub mod duration;
+pub mod facts;
+pub mod finalizers;
 pub mod guard;
+pub mod journal;
 pub mod lanes;
+pub mod ledger;
 pub mod names;
+pub mod outcome;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;
@@ -23,6 +28,7 @@ pub mod remediation;
 pub mod route;
 pub mod signal;
 pub mod standdown;
+pub mod status;
 pub mod target;
 pub mod transient;
 pub mod verify;
@@ -39,9 +45,10 @@ pub use guard::{
     Admission, Decision, Guard, GuardEvent, PastEvent, Protection, RecoveryBy, Refusal,
     RefusalReason, Verdict,
 };
-pub use pipeline::{Clock, Engine, Outcome, OutcomeKind, SystemClock};
+pub use outcome::{Outcome, OutcomeKind};
+pub use pipeline::{Clock, Engine, SystemClock};
 pub use plan::{Plan, Trigger, WorkloadRef};
 pub use policy::{Policy, PolicyError, PolicyIssue};
 pub use remediation::{Mode, Remediation, RemediationKind};
 pub use signal::{Evidence, Signal, Source};
-pub use target::{Target, TargetKind};
+pub use target::{KnownKind, Target, TargetKind, known_kind};

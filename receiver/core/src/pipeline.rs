@@ -8,22 +8,23 @@
 //! (`backlog`), which offers them fairly and keeps those put off for want of
 //! budget until it frees ([`Engine::intake`], [`Engine::next`],
 //! [`Engine::run`]); [`Engine::process`] carries one signal through at once.
-//! The IO steps (facts, act) go through the `act` traits; this module does no
+//! The IO steps go through the `facts`, `outcome` (`Executor`) and `journal` traits; this module does no
 //! IO itself.
 
 use jiff::Timestamp;
-use serde::Serialize;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::act::{Executor, FactSource, Facts, LiveState};
 use crate::alertmanager::AlertStatus;
 use crate::backlog::{Backlog, Offer, Pushed, Taken, Waiting, waits};
+use crate::facts::{FactSource, Facts, LiveState};
 use crate::guard::{Admission, Guard, Refusal, RefusalReason, Verdict};
+use crate::outcome::Executor;
+pub use crate::outcome::{Outcome, OutcomeKind};
 use crate::plan::{Plan, WorkloadRef};
 use crate::policy::{Policy, PolicyError};
-use crate::remediation::{Mode, Remediation, RemediationKind, TargetMismatch};
+use crate::remediation::{Remediation, TargetMismatch};
 use crate::route;
 use crate::signal::Signal;
 
@@ -41,89 +42,6 @@ impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::now()
     }
-}
-
-/// How a signal (or one of its plans) ended. `as_str` is a bounded metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutcomeKind {
-    /// The executor changed something.
-    Acted,
-    /// Allowed, but simulated: dry-run (global, route) or no live executor.
-    DryRun,
-    /// Refused, with a reason.
-    Refused,
-    /// The same occurrence was delivered before.
-    Deduped,
-    /// A resolved signal: recorded, never acted on.
-    Resolved,
-    /// The executor or the fact lookup failed.
-    Failed,
-    /// Allowed, but put off by the executor (a pull request cap, or a
-    /// declined pull request); nothing was changed.
-    Deferred,
-}
-
-impl OutcomeKind {
-    /// Every result, in declaration order: the metrics start each label at 0.
-    /// A new result goes here too.
-    pub const ALL: [OutcomeKind; 7] = [
-        OutcomeKind::Acted,
-        OutcomeKind::DryRun,
-        OutcomeKind::Refused,
-        OutcomeKind::Deduped,
-        OutcomeKind::Resolved,
-        OutcomeKind::Failed,
-        OutcomeKind::Deferred,
-    ];
-
-    /// snake_case name for logs and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutcomeKind::Acted => "acted",
-            OutcomeKind::DryRun => "dry_run",
-            OutcomeKind::Refused => "refused",
-            OutcomeKind::Deduped => "deduped",
-            OutcomeKind::Resolved => "resolved",
-            OutcomeKind::Failed => "failed",
-            OutcomeKind::Deferred => "deferred",
-        }
-    }
-}
-
-/// The record of what happened to one signal under one route (or before routing).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Outcome {
-    pub at: Timestamp,
-    pub source: String,
-    pub name: String,
-    pub fingerprint: String,
-    pub status: AlertStatus,
-    /// The target as text, e.g. `Pod shop/api-1 container api`.
-    pub target: Option<String>,
-    pub route: Option<String>,
-    pub remediation: Option<RemediationKind>,
-    pub mode: Option<Mode>,
-    pub result: OutcomeKind,
-    pub reason: Option<RefusalReason>,
-    /// True when the guard escalated the workload with this refusal for the first time.
-    pub escalated: bool,
-    pub message: String,
-    /// The pull request a declarative fix opened or updated.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pull_request: Option<crate::act::PullRequestRef>,
-    /// Why the executor put it off (see [`OutcomeKind::Deferred`]).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub deferred: Option<String>,
-    /// The plan, when one was made (for `heal8s plan` and `/outcomes`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plan: Option<Plan>,
-    /// What this outcome changed in the guard's memory (an action counted, an
-    /// escalation, a recovery): the durable record keeps exactly these, and a
-    /// restarted replica replays them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub ledger: Vec<crate::guard::PastEvent>,
 }
 
 /// Route, plan and guard state for one heal8s process.
@@ -154,7 +72,7 @@ const OWNERS_KEPT: usize = 10_000;
 fn outcome_of(plan: &Plan, at: Timestamp) -> Outcome {
     Outcome {
         at,
-        source: plan.trigger.source.clone(),
+        source: plan.trigger.source,
         name: plan.trigger.name.clone(),
         fingerprint: plan.trigger.fingerprint.clone(),
         status: AlertStatus::Firing,
@@ -218,7 +136,7 @@ fn not_kept(w: Waiting, capacity: usize, at: Timestamp) -> Outcome {
 /// The pod controller a detector saw on `plan`'s pod (`Kind/name`), and its namespace.
 fn controller_of(plan: &Plan) -> Option<(&str, &str, Option<&str>)> {
     // only heal8s's own watch cache is trusted to say; an alert could say anything
-    if plan.trigger.source != "detector" {
+    if plan.trigger.source != crate::signal::SourceKind::Detector {
         return None;
     }
     let t = plan.target.as_ref()?;
@@ -364,7 +282,7 @@ impl Engine {
     pub fn release_breakers(
         &mut self,
         now: Timestamp,
-        cluster: Option<&crate::act::ClusterFacts>,
+        cluster: Option<&crate::facts::ClusterFacts>,
     ) -> Vec<crate::guard::ActionClass> {
         self.guard.release_breakers(now, cluster)
     }
@@ -388,7 +306,7 @@ impl Engine {
         executor: &dyn Executor,
         clock: &dyn Clock,
     ) -> Vec<Outcome> {
-        self.process_with(signal, facts, executor, &crate::act::NoJournal, clock)
+        self.process_with(signal, facts, executor, &crate::journal::NoJournal, clock)
             .await
     }
 
@@ -398,7 +316,7 @@ impl Engine {
         signal: &Signal,
         facts: &dyn FactSource,
         executor: &dyn Executor,
-        journal: &dyn crate::act::Journal,
+        journal: &dyn crate::journal::Journal,
         clock: &dyn Clock,
     ) -> Vec<Outcome> {
         let now = clock.now();
@@ -423,7 +341,7 @@ impl Engine {
     fn plans(&mut self, signal: &Signal, now: Timestamp) -> (Vec<Outcome>, Vec<(Outcome, Plan)>) {
         let base = |result: OutcomeKind, message: String| Outcome {
             at: now,
-            source: signal.source.kind().to_string(),
+            source: signal.source.kind(),
             name: signal.name().to_string(),
             fingerprint: signal.fingerprint.clone(),
             status: signal.status,
@@ -603,7 +521,7 @@ impl Engine {
         w: Waiting,
         facts: &dyn FactSource,
         executor: &dyn Executor,
-        journal: &dyn crate::act::Journal,
+        journal: &dyn crate::journal::Journal,
         clock: &dyn Clock,
     ) -> Vec<Outcome> {
         let now = clock.now();
@@ -662,7 +580,7 @@ impl Engine {
         mut plan: Plan,
         facts: &dyn FactSource,
         executor: &dyn Executor,
-        journal: &dyn crate::act::Journal,
+        journal: &dyn crate::journal::Journal,
         clock: &dyn Clock,
     ) -> Outcome {
         let live = match facts.facts(&plan).await {
@@ -797,7 +715,8 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::act::{ActError, ActionReport};
+    use crate::facts::ActError;
+    use crate::outcome::ActionReport;
     use crate::testutil::signal;
 
     fn ready<F: Future>(f: F) -> F::Output {
@@ -841,6 +760,50 @@ mod tests {
 
     fn crash() -> Signal {
         signal(&[("alertname", "A"), ("namespace", "shop"), ("pod", "p")])
+    }
+
+    #[test]
+    fn outcomes_read_back_as_written() {
+        let p = Policy::from_yaml(
+            "routes: [{matchers: ['alertname=\"A\"'], remediation: evict-pod, params: {gracePeriodSeconds: 30}}, {matchers: ['alertname=\"B\"'], remediation: notify-only}]",
+        )
+        .unwrap();
+        let mut e = Engine::new(p, "heal8s").unwrap();
+        let holds = Fixed(LiveState::Holds("CrashLoopBackOff".into()));
+        let mut all = ready(e.process(&crash(), &holds, &Recording::default(), &SystemClock));
+        // the same problem again: refused for the cooldown
+        let again = signal(&[
+            ("alertname", "A"),
+            ("namespace", "shop"),
+            ("pod", "p"),
+            ("x", "1"),
+        ]);
+        all.extend(ready(e.process(
+            &again,
+            &holds,
+            &Recording::default(),
+            &SystemClock,
+        )));
+        let b = signal(&[("alertname", "B"), ("namespace", "shop"), ("pod", "q")]);
+        all.extend(ready(e.process(
+            &b,
+            &holds,
+            &Recording::default(),
+            &SystemClock,
+        )));
+        let kinds: Vec<OutcomeKind> = all.iter().map(|o| o.result).collect();
+        assert!(kinds.contains(&OutcomeKind::Acted), "{kinds:?}");
+        assert!(kinds.contains(&OutcomeKind::Refused), "{kinds:?}");
+        for o in &all {
+            let json = serde_json::to_string(o).unwrap();
+            let back: Outcome = serde_json::from_str(&json).unwrap();
+            assert_eq!(&back, o, "{json}");
+        }
+        // a plan whose parameters no policy would accept does not read back
+        let mut bad = serde_json::to_value(&all[0]).unwrap();
+        bad["plan"]["params"]["gracePeriodSeconds"] = serde_json::json!(99999);
+        let e = serde_json::from_value::<Outcome>(bad).unwrap_err();
+        assert!(e.to_string().contains("gracePeriodSeconds"), "{e}");
     }
 
     #[test]
@@ -930,7 +893,7 @@ mod tests {
         async fn facts(&self, _: &Plan) -> Result<Facts, ActError> {
             Ok(Facts {
                 state: LiveState::Holds("stale".into()),
-                resource: Some(crate::act::ServedType {
+                resource: Some(crate::facts::ServedType {
                     plural: "widgets".into(),
                     namespaced: false,
                 }),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::Route;
 use crate::remediation::{Mode, Remediation, RemediationKind, TargetMismatch};
-use crate::signal::{Evidence, Signal};
+use crate::signal::{Evidence, Signal, SourceKind};
 use crate::target::Target;
 
 /// What set a plan off.
@@ -16,7 +16,7 @@ use crate::target::Target;
 #[serde(rename_all = "camelCase")]
 pub struct Trigger {
     /// `alert` or `detector`.
-    pub source: String,
+    pub source: SourceKind,
     /// The alert or detector name.
     pub name: String,
     pub fingerprint: String,
@@ -72,7 +72,7 @@ impl WorkloadRef {
 }
 
 /// One concrete remediation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Plan {
     /// The route that chose it.
@@ -100,7 +100,7 @@ impl Plan {
             target,
             workload: None,
             trigger: Trigger {
-                source: signal.source.kind().to_string(),
+                source: signal.source.kind(),
                 name: signal.name().to_string(),
                 fingerprint: signal.fingerprint.clone(),
                 first_seen: signal.first_seen,
@@ -120,43 +120,14 @@ impl Plan {
         let target = match &self.target {
             None => "(no target)".to_string(),
             // a pod is deleted or evicted whole, whatever container the signal named
-            Some(t)
-                if matches!(
-                    self.kind(),
-                    RemediationKind::DeletePod | RemediationKind::EvictPod
-                ) =>
-            {
-                Target {
-                    container: None,
-                    ..t.clone()
-                }
-                .to_string()
+            Some(t) if self.remediation.whole_pod() => Target {
+                container: None,
+                ..t.clone()
             }
+            .to_string(),
             Some(t) => t.to_string(),
         };
-        match &self.remediation {
-            Remediation::DeletePod(_) => format!("delete {target}"),
-            Remediation::EvictPod(_) => format!("evict {target}"),
-            Remediation::DrainNode(p) if p.cordon_only => format!("cordon {target}"),
-            Remediation::DrainNode(_) => format!("cordon and drain {target}"),
-            Remediation::DeleteNode(p) if p.drain_first => format!("drain and delete {target}"),
-            Remediation::DeleteNode(_) => format!("delete {target}"),
-            Remediation::CleanupResource(_) | Remediation::DeleteNamespace(_) => {
-                format!("delete {target}")
-            }
-            Remediation::BumpMemory(p) => format!(
-                "propose a higher memory limit for {target} (x{} or +{}, at most {})",
-                p.factor, p.step, p.max
-            ),
-            Remediation::ScaleUp(p) => format!(
-                "propose {}% more replicas for {target} (at most {})",
-                p.percent, p.max_replicas
-            ),
-            Remediation::RollbackImage(_) => {
-                format!("propose rolling back the image of {target} to the last healthy one")
-            }
-            Remediation::NotifyOnly(_) => format!("notify about {target}"),
-        }
+        self.remediation.describe(&target)
     }
 
     /// The remediation's name.

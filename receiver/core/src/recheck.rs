@@ -1,6 +1,10 @@
-//! The live re-check of a declarative fix: is the evidence the fix depends on
-//! still in the cluster? An OOM kill for bump-memory, an HPA at its ceiling for
-//! scale-up, a recent rollout with an earlier image for rollback-image.
+//! The live re-check before an action: does the condition that triggered it
+//! still hold on the object as the cluster has it now? For a declarative fix,
+//! is its evidence still there (an OOM kill for bump-memory, an HPA at its
+//! ceiling for scale-up, a recent rollout with an earlier image for
+//! rollback-image); for a node, is it still unhealthy; for a namespace, is it
+//! old enough and not already going; for a cleanup, is the object still
+//! stuck, failed or stale.
 //!
 //! Pure: k8s-openapi objects and plain data in, a `LiveState` (with a sentence)
 //! out. The reads happen in receiver-k8s (`facts`); nothing here does IO.
@@ -9,11 +13,11 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Namespace, Node, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use crate::act::LiveState;
 use crate::duration::PromDuration;
+use crate::facts::LiveState;
 
 const OOM_KILLED: &str = "OOMKilled";
 
@@ -116,6 +120,39 @@ pub fn hpa_at_ceiling(hpa: &HorizontalPodAutoscaler) -> LiveState {
         LiveState::Cleared(format!(
             "HPA {name} runs {current} of maxReplicas {max}, below its ceiling; nothing to raise"
         ))
+    }
+}
+
+/// The live re-check of a plan on a node: a remediation holds while the node
+/// is unhealthy (not Ready); a notify-only finding holds whatever its state
+/// (`mutating` false), since it changes nothing.
+pub fn node_state(node: &Node, mutating: bool) -> LiveState {
+    let name = node.metadata.name.as_deref().unwrap_or("-");
+    if crate::detect::node::is_unhealthy(node) || !mutating {
+        LiveState::Holds(format!(
+            "node {name} is Ready={}",
+            crate::detect::node::ready_status(node).unwrap_or("absent")
+        ))
+    } else {
+        LiveState::Cleared(format!("node {name} is Ready again"))
+    }
+}
+
+/// The live re-check of a plan on a namespace: one already being deleted
+/// needs nothing more; delete-namespace (`min_age` its `minAge`) never
+/// deletes one younger than `min_age` at `now` (an unknown creation time is
+/// no evidence of youth: the route's name pattern chose it).
+pub fn namespace_state(ns: &Namespace, min_age: Option<PromDuration>, now: Timestamp) -> LiveState {
+    let name = ns.metadata.name.as_deref().unwrap_or("-");
+    let created = ns.metadata.creation_timestamp.as_ref().map(|c| c.0);
+    if ns.metadata.deletion_timestamp.is_some() {
+        LiveState::Cleared(format!("namespace {name} is already being deleted"))
+    } else if let (Some(min_age), Some(c)) = (min_age, created)
+        && crate::detect::age(now, c) < min_age.get()
+    {
+        LiveState::Cleared(format!("namespace {name} is younger than minAge {min_age}"))
+    } else {
+        LiveState::Holds(format!("namespace {name} exists"))
     }
 }
 
@@ -414,6 +451,102 @@ mod tests {
         assert!(!holds(&rollout_is_recent(&unknown_time, t(0), hour, "d")));
     }
 
+    fn mk_namespace(created: i64, deleting: bool) -> Namespace {
+        let mut meta = json!({"name": "e2e-1", "creationTimestamp": t(created).to_string()});
+        if deleting {
+            meta["deletionTimestamp"] = json!(t(0).to_string());
+        }
+        serde_json::from_value(json!({"metadata": meta})).unwrap()
+    }
+
+    #[test]
+    fn a_namespace_younger_than_min_age_is_not_deleted() {
+        let hour = Some(PromDuration::secs(3600));
+        // created 59m59s before now
+        let s = namespace_state(&mk_namespace(-3599, false), hour, t(0));
+        assert_eq!(
+            s,
+            LiveState::Cleared("namespace e2e-1 is younger than minAge 1h".into())
+        );
+        // exactly minAge old: old enough
+        let s = namespace_state(&mk_namespace(-3600, false), hour, t(0));
+        assert_eq!(s, LiveState::Holds("namespace e2e-1 exists".into()));
+        assert!(holds(&namespace_state(
+            &mk_namespace(-86_400, false),
+            hour,
+            t(0)
+        )));
+        // the clock moving on makes a young namespace old enough
+        assert!(holds(&namespace_state(
+            &mk_namespace(-3599, false),
+            hour,
+            t(1)
+        )));
+    }
+
+    #[test]
+    fn a_namespace_already_being_deleted_is_cleared_whatever_its_age() {
+        let s = namespace_state(
+            &mk_namespace(-86_400, true),
+            Some(PromDuration::secs(60)),
+            t(0),
+        );
+        assert_eq!(
+            s,
+            LiveState::Cleared("namespace e2e-1 is already being deleted".into())
+        );
+        assert!(!holds(&namespace_state(
+            &mk_namespace(-86_400, true),
+            None,
+            t(0)
+        )));
+    }
+
+    #[test]
+    fn without_min_age_or_creation_time_a_namespace_holds() {
+        // not delete-namespace (a notification): no age rule
+        assert!(holds(&namespace_state(
+            &mk_namespace(-1, false),
+            None,
+            t(0)
+        )));
+        let unknown: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap();
+        assert!(holds(&namespace_state(
+            &unknown,
+            Some(PromDuration::secs(3600)),
+            t(0)
+        )));
+    }
+
+    fn mk_node(ready: Option<&str>) -> Node {
+        let conditions = match ready {
+            Some(r) => json!([{"type": "Ready", "status": r}]),
+            None => json!([]),
+        };
+        serde_json::from_value(json!({"metadata": {"name": "worker-1"},
+            "status": {"conditions": conditions}}))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_node_remediation_holds_only_while_the_node_is_not_ready() {
+        assert_eq!(
+            node_state(&mk_node(Some("False")), true),
+            LiveState::Holds("node worker-1 is Ready=False".into())
+        );
+        assert_eq!(
+            node_state(&mk_node(None), true),
+            LiveState::Holds("node worker-1 is Ready=absent".into())
+        );
+        assert_eq!(
+            node_state(&mk_node(Some("True")), true),
+            LiveState::Cleared("node worker-1 is Ready again".into())
+        );
+        // a notification changes nothing: it holds on a Ready node too
+        assert!(holds(&node_state(&mk_node(Some("True")), false)));
+    }
+
     #[test]
     fn selectors_become_list_api_strings() {
         let sel: LabelSelector = serde_json::from_value(json!({
@@ -440,7 +573,7 @@ mod tests {
 pub fn cleanup_state(
     obj: &serde_json::Value,
     rt: &crate::target::ResourceType,
-    detectors: &crate::detect::config::Detectors,
+    detectors: &crate::detect::Detectors,
     now: Timestamp,
 ) -> LiveState {
     use crate::detect::{custom, kubevirt};
@@ -467,8 +600,8 @@ pub fn cleanup_state(
 #[cfg(test)]
 mod cleanup_tests {
     use super::*;
+    use crate::detect::Detectors;
     use crate::detect::Profile;
-    use crate::detect::config::Detectors;
     use crate::target::ResourceType;
     use serde_json::json;
 

@@ -28,12 +28,42 @@ pub enum Source {
     Detector { name: String },
 }
 
-impl Source {
+/// Whether a signal came from Alertmanager or from heal8s's own detectors:
+/// what may be trusted of it differs (only a detector's view of a pod's
+/// controller is believed before the live read; another cluster's label is
+/// checked on alerts only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    Alert,
+    Detector,
+}
+
+impl SourceKind {
+    /// Both, for metrics that start at 0.
+    pub const ALL: [SourceKind; 2] = [SourceKind::Alert, SourceKind::Detector];
+
     /// `alert` or `detector`: a bounded metric label.
-    pub fn kind(&self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
-            Source::Alert { .. } => "alert",
-            Source::Detector { .. } => "detector",
+            SourceKind::Alert => "alert",
+            SourceKind::Detector => "detector",
+        }
+    }
+}
+
+impl std::fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Source {
+    /// Alert or detector.
+    pub fn kind(&self) -> SourceKind {
+        match self {
+            Source::Alert { .. } => SourceKind::Alert,
+            Source::Detector { .. } => SourceKind::Detector,
         }
     }
 
@@ -173,7 +203,7 @@ mod tests {
     fn alert_becomes_signal_with_target_and_evidence() {
         let p = alertmanager::parse(FROM_PROMETHEUS.as_bytes()).unwrap();
         let s = Signal::from_alert(&p, &p.alerts[0]);
-        assert_eq!(s.source.kind(), "alert");
+        assert_eq!(s.source.kind(), SourceKind::Alert);
         assert_eq!(s.source.name(), "KubePodCrashLooping");
         assert_eq!(s.status, AlertStatus::Firing);
         let t = s.target.unwrap();

@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::guard::{ActionClass, Breaker, RefusalReason};
-use crate::pipeline::{Outcome, OutcomeKind};
+use crate::outcome::{Outcome, OutcomeKind};
 use crate::target::Target;
 
 /// How many refused targets an aggregate names as examples.
@@ -437,7 +437,7 @@ mod tests {
         let plan = Plan::build(&signal(&labels), &p.routes[0]).unwrap();
         Outcome {
             at: t(at),
-            source: "alert".into(),
+            source: crate::signal::SourceKind::Alert,
             name: "P".into(),
             fingerprint: "f".into(),
             status: AlertStatus::Firing,

@@ -63,6 +63,79 @@ impl ResourceType {
     }
 }
 
+/// A Kubernetes kind heal8s names by itself: where the API serves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KnownKind {
+    pub kind: &'static str,
+    /// Empty for the core group.
+    pub group: &'static str,
+    pub version: &'static str,
+    /// The resource name in URLs, e.g. `deployments`.
+    pub plural: &'static str,
+    /// Whether its objects live in a namespace.
+    pub namespaced: bool,
+}
+
+impl KnownKind {
+    /// `group/version`, or just `version` for the core group.
+    pub fn api_version(&self) -> String {
+        self.resource_type().api_version()
+    }
+
+    /// The kind as a group/version/kind.
+    pub fn resource_type(&self) -> ResourceType {
+        ResourceType {
+            group: self.group.to_string(),
+            version: self.version.to_string(),
+            kind: self.kind.to_string(),
+        }
+    }
+}
+
+const fn known(
+    kind: &'static str,
+    group: &'static str,
+    version: &'static str,
+    plural: &'static str,
+    namespaced: bool,
+) -> KnownKind {
+    KnownKind {
+        kind,
+        group,
+        version,
+        plural,
+        namespaced,
+    }
+}
+
+/// The one table of the Kubernetes kinds heal8s names in its own code (its
+/// targets, their owners, the workloads it reads): every other place asks
+/// [`known_kind`] or [`TargetKind::known`]. Custom resources are not here;
+/// they travel with their own group/version ([`ResourceType`]).
+pub const KNOWN_KINDS: &[KnownKind] = &[
+    known("Pod", "", "v1", "pods", true),
+    known("Node", "", "v1", "nodes", false),
+    known("Namespace", "", "v1", "namespaces", false),
+    known("Deployment", "apps", "v1", "deployments", true),
+    known("ReplicaSet", "apps", "v1", "replicasets", true),
+    known("StatefulSet", "apps", "v1", "statefulsets", true),
+    known("DaemonSet", "apps", "v1", "daemonsets", true),
+    known("Job", "batch", "v1", "jobs", true),
+    known("CronJob", "batch", "v1", "cronjobs", true),
+    known(
+        "HorizontalPodAutoscaler",
+        "autoscaling",
+        "v2",
+        "horizontalpodautoscalers",
+        true,
+    ),
+];
+
+/// Where the API serves `kind`, when it is one of [`KNOWN_KINDS`].
+pub fn known_kind(kind: &str) -> Option<&'static KnownKind> {
+    KNOWN_KINDS.iter().find(|k| k.kind == kind)
+}
+
 /// The kind of object a target is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -105,6 +178,50 @@ impl TargetKind {
     /// Whether objects of this kind live in a namespace.
     pub fn is_namespaced(&self) -> bool {
         !matches!(self, TargetKind::Node | TargetKind::Namespace)
+    }
+
+    /// Where the API serves this kind; `None` for a custom resource.
+    pub fn known(&self) -> Option<&'static KnownKind> {
+        match self {
+            TargetKind::Custom(_) => None,
+            k => known_kind(k.kind_name()),
+        }
+    }
+
+    /// The kind as a group/version/kind.
+    pub fn resource_type(&self) -> ResourceType {
+        match (self, self.known()) {
+            (TargetKind::Custom(rt), _) => rt.clone(),
+            (_, Some(k)) => k.resource_type(),
+            // every built-in variant is in the table (a test proves it)
+            (k, None) => ResourceType::from_api_version("v1", k.kind_name()),
+        }
+    }
+
+    /// The kind's `apiVersion`, e.g. `apps/v1`.
+    pub fn api_version(&self) -> String {
+        self.resource_type().api_version()
+    }
+
+    /// The target kind of an object of `kind` in `api_version`: a built-in
+    /// variant when both match the table, else a custom resource (a `Pod`
+    /// of another group is not a pod).
+    pub fn of(api_version: &str, kind: &str) -> TargetKind {
+        let rt = ResourceType::from_api_version(api_version, kind);
+        let builtin = [
+            TargetKind::Pod,
+            TargetKind::Node,
+            TargetKind::Namespace,
+            TargetKind::Deployment,
+            TargetKind::StatefulSet,
+            TargetKind::DaemonSet,
+            TargetKind::HorizontalPodAutoscaler,
+            TargetKind::Job,
+        ];
+        builtin
+            .into_iter()
+            .find(|k| k.resource_type() == rt)
+            .unwrap_or(TargetKind::Custom(rt))
     }
 }
 
@@ -506,6 +623,76 @@ mod tests {
             TargetError::MissingNamespace {
                 label: "pod".into()
             }
+        );
+    }
+
+    const BUILTIN: [TargetKind; 8] = [
+        TargetKind::Pod,
+        TargetKind::Node,
+        TargetKind::Namespace,
+        TargetKind::Deployment,
+        TargetKind::StatefulSet,
+        TargetKind::DaemonSet,
+        TargetKind::HorizontalPodAutoscaler,
+        TargetKind::Job,
+    ];
+
+    #[test]
+    fn every_builtin_target_kind_is_in_the_kind_table() {
+        for k in BUILTIN {
+            let known = k
+                .known()
+                .unwrap_or_else(|| panic!("{k:?} is not in the table"));
+            assert_eq!(known.kind, k.kind_name());
+            assert_eq!(known.namespaced, k.is_namespaced(), "{k:?}");
+            assert_eq!(TargetKind::of(&k.api_version(), k.kind_name()), k);
+        }
+        let kinds: std::collections::BTreeSet<&str> = KNOWN_KINDS.iter().map(|k| k.kind).collect();
+        assert_eq!(kinds.len(), KNOWN_KINDS.len(), "a kind is listed twice");
+    }
+
+    #[test]
+    fn the_kind_table_names_each_kinds_api() {
+        let api = |k: &str| known_kind(k).map(|k| (k.api_version(), k.plural));
+        assert_eq!(api("Pod"), Some(("v1".into(), "pods")));
+        assert_eq!(api("Node"), Some(("v1".into(), "nodes")));
+        assert_eq!(api("Namespace"), Some(("v1".into(), "namespaces")));
+        assert_eq!(api("Deployment"), Some(("apps/v1".into(), "deployments")));
+        assert_eq!(api("ReplicaSet"), Some(("apps/v1".into(), "replicasets")));
+        assert_eq!(api("StatefulSet"), Some(("apps/v1".into(), "statefulsets")));
+        assert_eq!(api("DaemonSet"), Some(("apps/v1".into(), "daemonsets")));
+        assert_eq!(api("Job"), Some(("batch/v1".into(), "jobs")));
+        assert_eq!(api("CronJob"), Some(("batch/v1".into(), "cronjobs")));
+        assert_eq!(
+            api("HorizontalPodAutoscaler"),
+            Some(("autoscaling/v2".into(), "horizontalpodautoscalers"))
+        );
+        assert_eq!(api("VirtualMachine"), None);
+        assert_eq!(api("deployment"), None, "kinds are case-sensitive");
+        assert!(!known_kind("Node").unwrap().namespaced);
+    }
+
+    #[test]
+    fn a_custom_resource_keeps_its_own_api() {
+        let vm = TargetKind::of("kubevirt.io/v1", "VirtualMachine");
+        assert_eq!(
+            vm,
+            TargetKind::Custom(ResourceType::from_api_version(
+                "kubevirt.io/v1",
+                "VirtualMachine"
+            ))
+        );
+        assert_eq!(vm.api_version(), "kubevirt.io/v1");
+        assert_eq!(vm.known(), None);
+        // a kind's name in another group is not the built-in kind
+        let pod = TargetKind::of("example.com/v1", "Pod");
+        assert!(matches!(pod, TargetKind::Custom(_)), "{pod:?}");
+        assert!(pod.keeps_identity());
+        assert!(!TargetKind::of("v1", "Pod").keeps_identity());
+        // kinds without a target variant are custom-shaped but keep the table's API
+        assert_eq!(
+            TargetKind::of("apps/v1", "ReplicaSet").resource_type(),
+            known_kind("ReplicaSet").unwrap().resource_type()
         );
     }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::act::{Verification, VerifyResult};
 use crate::duration::PromDuration;
+use crate::outcome::{Verification, VerifyResult};
 
 /// What one look at a target said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,11 +29,14 @@ pub enum Health {
 }
 
 /// The API group and version through which heal8s reads the status of an
-/// owner of `kind`, for the kinds whose status it understands.
+/// owner of `kind`, for the kinds whose status it understands (see
+/// [`workload_health`]); built-in kinds as [`crate::target::known_kind`] serves them.
 pub fn owner_api(kind: &str) -> Option<(&'static str, &'static str)> {
     match kind {
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => Some(("apps", "v1")),
-        "Job" => Some(("batch", "v1")),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
+            crate::target::known_kind(kind).map(|k| (k.group, k.version))
+        }
+        // Argo Rollouts: a custom resource, not a Kubernetes kind
         "Rollout" => Some(("argoproj.io", "v1alpha1")),
         _ => None,
     }
@@ -102,12 +105,11 @@ pub fn workload_health(kind: &str, ns: &str, o: &serde_json::Value, restarts: u6
     }
 }
 
-/// The container restart total of `pods`.
+/// The container restart total of `pods` (init containers included), as
+/// [`crate::detect::pod_view::PodView::restarts`] counts it in the pod cache.
 pub fn restarts<'a>(pods: impl IntoIterator<Item = &'a Pod>) -> u64 {
     pods.into_iter()
-        .filter_map(|p| p.status.as_ref())
-        .flat_map(|s| s.container_statuses.iter().flatten())
-        .map(|c| u64::try_from(c.restart_count).unwrap_or(0))
+        .map(|p| crate::detect::pod_view::PodView::of(p).restarts())
         .sum()
 }
 
@@ -341,6 +343,11 @@ mod tests {
         ));
         assert_eq!(owner_api("Rollout"), Some(("argoproj.io", "v1alpha1")));
         assert_eq!(owner_api("CloneSet"), None);
+        assert_eq!(owner_api("ReplicaSet"), Some(("apps", "v1")));
+        assert_eq!(owner_api("Job"), Some(("batch", "v1")));
+        // an HPA or a CronJob has no status that reads as health
+        assert_eq!(owner_api("HorizontalPodAutoscaler"), None);
+        assert_eq!(owner_api("CronJob"), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use receiver_core::{Target, TargetKind};
+use receiver_core::Target;
 
 /// Publishes events as `heal8s`.
 #[derive(Clone)]
@@ -15,19 +15,6 @@ pub struct Events {
 impl std::fmt::Debug for Events {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Events").finish_non_exhaustive()
-    }
-}
-
-/// The API version of a target's kind.
-pub fn api_version(kind: &TargetKind) -> String {
-    match kind {
-        TargetKind::Pod | TargetKind::Node | TargetKind::Namespace => "v1".into(),
-        TargetKind::Deployment | TargetKind::StatefulSet | TargetKind::DaemonSet => {
-            "apps/v1".into()
-        }
-        TargetKind::HorizontalPodAutoscaler => "autoscaling/v2".into(),
-        TargetKind::Job => "batch/v1".into(),
-        TargetKind::Custom(r) => r.api_version(),
     }
 }
 
@@ -55,7 +42,7 @@ impl Events {
         note: String,
     ) {
         let reference = ObjectReference {
-            api_version: Some(api_version(&target.kind)),
+            api_version: Some(target.kind.api_version()),
             kind: Some(target.kind.kind_name().to_string()),
             name: Some(target.name.clone()),
             namespace: target.namespace.clone(),

@@ -15,6 +15,7 @@ use kube::api::{DynamicObject, ListParams};
 use receiver_core::act::{ClusterFacts, LiveState};
 use receiver_core::detect::{node, pod};
 use receiver_core::recheck::{self, Revision};
+use receiver_core::target::known_kind;
 use receiver_core::{
     ActError, FactSource, Facts, ObjectMeta, Plan, Remediation, TargetKind, WorkloadRef,
 };
@@ -126,11 +127,12 @@ impl KubeFacts {
             let Some(r) = controller_of(refs.as_ref()).cloned() else {
                 break;
             };
-            let (group, version) = match r.api_version.split_once('/') {
-                Some((g, v)) => (g.to_string(), v.to_string()),
-                None => (String::new(), r.api_version.clone()),
-            };
-            let Some(res) = self.resources.by_kind(&group, &version, &r.kind).await? else {
+            let rt = receiver_core::target::ResourceType::from_api_version(&r.api_version, &r.kind);
+            let Some(res) = self
+                .resources
+                .by_kind(&rt.group, &rt.version, &rt.kind)
+                .await?
+            else {
                 break;
             };
             let api: Api<DynamicObject> = match (ns, res.namespaced) {
@@ -164,13 +166,11 @@ impl KubeFacts {
         w: &WorkloadRef,
         key: &str,
     ) -> Result<Option<String>, K8sError> {
-        let (group, version) = match w.kind.as_str() {
-            "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" => ("apps", "v1"),
-            "HorizontalPodAutoscaler" => ("autoscaling", "v2"),
-            "Job" | "CronJob" => ("batch", "v1"),
-            _ => return Ok(None),
+        // the table's kinds outside the core group (not a node owning a mirror pod)
+        let Some(k) = known_kind(&w.kind).filter(|k| !k.group.is_empty()) else {
+            return Ok(None);
         };
-        let Some(res) = self.resources.by_kind(group, version, &w.kind).await? else {
+        let Some(res) = self.resources.by_kind(k.group, k.version, k.kind).await? else {
             return Ok(None);
         };
         let api: Api<DynamicObject> = match (&w.namespace, res.namespaced) {
@@ -287,7 +287,7 @@ impl KubeFacts {
             (Remediation::ScaleUp(_), TargetKind::HorizontalPodAutoscaler) => {
                 let hpa = obj.and_then(|o| {
                     serde_json::from_value::<HorizontalPodAutoscaler>(serde_json::json!({
-                        "apiVersion": "autoscaling/v2",
+                        "apiVersion": <HorizontalPodAutoscaler as k8s_openapi::Resource>::API_VERSION,
                         "kind": "HorizontalPodAutoscaler",
                         "metadata": o.metadata,
                         "spec": o.data["spec"],
@@ -373,9 +373,10 @@ impl KubeFacts {
                 }
             }
             TargetKind::HorizontalPodAutoscaler => {
+                let hpa = TargetKind::HorizontalPodAutoscaler.resource_type();
                 let Some(res) = self
                     .resources
-                    .by_kind("autoscaling", "v2", "HorizontalPodAutoscaler")
+                    .by_kind(&hpa.group, &hpa.version, &hpa.kind)
                     .await?
                 else {
                     return Ok(out);
@@ -504,15 +505,7 @@ impl KubeFacts {
                 };
                 facts.object = Some(meta_of(&n.metadata));
                 facts.cluster = Some(self.node_census().await?);
-                facts.state = if node::is_unhealthy(&n) || !plan.kind().is_mutating() {
-                    LiveState::Holds(format!(
-                        "node {} is Ready={}",
-                        t.name,
-                        node::ready_status(&n).unwrap_or("absent")
-                    ))
-                } else {
-                    LiveState::Cleared(format!("node {} is Ready again", t.name))
-                };
+                facts.state = recheck::node_state(&n, plan.kind().is_mutating());
             }
             TargetKind::Namespace => {
                 let api: Api<Namespace> = Api::all(self.clients.main.clone());
@@ -526,34 +519,18 @@ impl KubeFacts {
                 }
                 facts.object = Some(meta_of(&n.metadata));
                 facts.namespace = facts.object.clone();
-                let created = n.metadata.creation_timestamp.as_ref().map(|c| c.0);
-                facts.state = if n.metadata.deletion_timestamp.is_some() {
-                    LiveState::Cleared(format!("namespace {} is already being deleted", t.name))
-                } else if let (Remediation::DeleteNamespace(p), Some(c)) =
-                    (&plan.remediation, created)
-                    && receiver_core::detect::age(now, c) < p.min_age.get()
-                {
-                    LiveState::Cleared(format!(
-                        "namespace {} is younger than minAge {}",
-                        t.name, p.min_age
-                    ))
-                } else {
-                    LiveState::Holds(format!("namespace {} exists", t.name))
+                let min_age = match &plan.remediation {
+                    Remediation::DeleteNamespace(p) => Some(p.min_age),
+                    _ => None,
                 };
+                facts.state = recheck::namespace_state(&n, min_age, now);
             }
             kind => {
-                let (group, version, kind_name) = match kind {
-                    TargetKind::Custom(r) => (r.group.clone(), r.version.clone(), r.kind.clone()),
-                    TargetKind::Deployment | TargetKind::StatefulSet | TargetKind::DaemonSet => {
-                        ("apps".into(), "v1".into(), kind.kind_name().to_string())
-                    }
-                    TargetKind::HorizontalPodAutoscaler => (
-                        "autoscaling".into(),
-                        "v2".into(),
-                        "HorizontalPodAutoscaler".into(),
-                    ),
-                    _ => ("batch".into(), "v1".into(), kind.kind_name().to_string()),
-                };
+                let receiver_core::target::ResourceType {
+                    group,
+                    version,
+                    kind: kind_name,
+                } = kind.resource_type();
                 let Some(res) = self.resources.by_kind(&group, &version, &kind_name).await? else {
                     facts.state = LiveState::Gone(format!(
                         "{kind_name} ({group}/{version}) is not served by this cluster"

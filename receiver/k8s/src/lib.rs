@@ -10,6 +10,7 @@ pub mod drain;
 pub mod events;
 pub mod executor;
 pub mod facts;
+pub mod leader;
 pub mod record;
 pub mod resources;
 pub mod schema;

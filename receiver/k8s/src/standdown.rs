@@ -229,7 +229,7 @@ impl KubeStandDown {
                 continue;
             };
             let reference = ObjectReference {
-                api_version: Some(crate::events::api_version(&example.kind)),
+                api_version: Some(example.kind.api_version()),
                 kind: Some(example.kind.kind_name().to_string()),
                 name: Some(example.name.clone()),
                 namespace: example.namespace.clone(),

@@ -103,9 +103,9 @@ impl KubeVerifier {
             .unwrap_or_default();
         let restarts = if selector.is_empty() {
             0
-        } else if let Some(pods) = self.clients.caches.pods_selected(ns, &selector) {
+        } else if let Some(n) = self.clients.caches.restarts_selected(ns, &selector) {
             // the pod watch already holds them: no request
-            receiver_core::verify::restarts(pods.iter().map(AsRef::as_ref))
+            n
         } else {
             let labels: Vec<String> = selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
             let pods: Api<Pod> = Api::namespaced(self.clients.main.clone(), ns);

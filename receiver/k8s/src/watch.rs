@@ -24,15 +24,18 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::{WatchStreamExt, reflector::store::Writer};
 use kube::{Api, Resource, ResourceExt};
-use receiver_core::detect::config::{CustomResourceDetector, VmDetector};
+use receiver_core::detect::pod_view::PodView;
 use receiver_core::detect::{
-    Detectors, Emitter, Finding, ResourceSpec, custom, kubevirt, namespace, node, pod, strain,
+    Detector, Detectors, Emitter, Finding, Object, Watched, namespace, node, strain,
 };
 use receiver_core::lanes::SignalSink;
+use receiver_core::target::ResourceType;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch as stop_watch;
 
 use crate::Clients;
+use crate::cache::PodViews;
+use crate::leader::Leadership;
 use crate::resources::{Lookup, Resolved, Resources};
 
 /// Shared node counts, kept by the node watcher, read for strain warnings.
@@ -83,66 +86,163 @@ fn trim_pod(p: &mut Pod) {
     }
 }
 
-/// Run detection over one watched type until `stop` flips or the queue closes.
-#[allow(clippy::too_many_arguments)]
-async fn run_one<K, D, T>(
-    what: String,
-    api: Api<K>,
+/// Where a watch keeps what it saw, and how its detectors read it.
+trait Keep<K>: Send + 'static {
+    /// Take in one watch event.
+    fn apply(&mut self, ev: &Event<K>);
+    /// The findings on `o`, just seen in an event, at `now`.
+    fn detect(&self, o: &K, now: Timestamp) -> Vec<Finding>;
+    /// The findings on everything kept, each with its `namespace/name`.
+    fn detect_all(&self, now: Timestamp) -> Vec<(String, Vec<Finding>)>;
+}
+
+fn key_of<K: ResourceExt>(o: &K) -> String {
+    format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any())
+}
+
+/// A kube-runtime reflector store; the detectors read the objects themselves.
+struct Reflected<K, D>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
     writer: Writer<K>,
     store: Store<K>,
-    trim: T,
     detect: D,
-    resync: Duration,
-    resignal_after: Duration,
-    queue: Arc<dyn SignalSink>,
-    mut stop: stop_watch::Receiver<bool>,
-    leader: stop_watch::Receiver<bool>,
-) where
+}
+
+impl<K, D> Reflected<K, D>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone + Default,
+{
+    fn new(detect: D) -> Self {
+        let (store, writer) = reflector::store::<K>();
+        Reflected {
+            writer,
+            store,
+            detect,
+        }
+    }
+}
+
+impl<K, D> Keep<K> for Reflected<K, D>
+where
+    K: Resource + Clone + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+    D: Fn(&K, Timestamp) -> Vec<Finding> + Send + 'static,
+{
+    fn apply(&mut self, ev: &Event<K>) {
+        self.writer.apply_watcher_event(ev);
+    }
+
+    fn detect(&self, o: &K, now: Timestamp) -> Vec<Finding> {
+        (self.detect)(o, now)
+    }
+
+    fn detect_all(&self, now: Timestamp) -> Vec<(String, Vec<Finding>)> {
+        self.store
+            .state()
+            .iter()
+            .map(|o| (key_of(o.as_ref()), (self.detect)(o, now)))
+            .collect()
+    }
+}
+
+/// The compact pod cache; the detectors read each pod's view.
+struct Pods<D> {
+    views: Arc<PodViews>,
+    detect: D,
+}
+
+impl<D> Keep<Pod> for Pods<D>
+where
+    D: Fn(&PodView, Timestamp) -> Vec<Finding> + Send + 'static,
+{
+    fn apply(&mut self, ev: &Event<Pod>) {
+        self.views.apply(ev);
+    }
+
+    fn detect(&self, o: &Pod, now: Timestamp) -> Vec<Finding> {
+        (self.detect)(&PodView::of(o), now)
+    }
+
+    fn detect_all(&self, now: Timestamp) -> Vec<(String, Vec<Finding>)> {
+        self.views.with_all(|all| {
+            all.into_iter()
+                .map(|v| {
+                    let key = format!(
+                        "{}/{}",
+                        v.namespace.as_deref().unwrap_or_default(),
+                        v.name.as_deref().unwrap_or_default()
+                    );
+                    (key, (self.detect)(v, now))
+                })
+                .collect()
+        })
+    }
+}
+
+/// Run detection over one watched type until `stop` flips or the queue closes.
+async fn run_one<K, C, T>(what: String, api: Api<K>, trim: T, mut keep: C, ctx: WatchContext)
+where
     K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
-    D: Fn(&K, Timestamp) -> Vec<Finding> + Send,
+    C: Keep<K>,
     T: FnMut(&mut K) + Send + 'static,
 {
-    let stream = reflector::reflector(
-        writer,
-        watcher::watcher(api, watcher::Config::default()).modify(trim),
-    )
-    .default_backoff();
+    let WatchContext {
+        resync,
+        resignal_after,
+        queue,
+        mut stop,
+        leader,
+        ..
+    } = ctx;
+    let stream = watcher::watcher(api, watcher::Config::default())
+        .modify(trim)
+        .default_backoff();
     futures::pin_mut!(stream);
     let mut emitter = Emitter::new(resignal_after);
     let mut tick = tokio::time::interval(resync);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let key = |o: &K| format!("{}/{}", o.namespace().unwrap_or_default(), o.name_any());
     tracing::info!(detector = %what, "Detector watching.");
     loop {
         let signals = tokio::select! {
             _ = stop.changed() => break,
             ev = stream.next() => match ev {
                 None => break,
-                // a follower keeps its cache warm but signals nothing; when it becomes
-                // leader its emitter is empty, so the next resync signals everything
-                Some(Ok(_)) if !*leader.borrow() => {
-                    emitter = Emitter::new(resignal_after);
-                    Vec::new()
+                Some(Ok(ev)) => {
+                    keep.apply(&ev);
+                    match ev {
+                        // a follower keeps its cache warm but signals nothing; when it
+                        // becomes leader its emitter is empty, so the next resync
+                        // signals everything
+                        _ if !leader.is_leader() => {
+                            emitter = Emitter::new(resignal_after);
+                            Vec::new()
+                        }
+                        Event::Apply(o) | Event::InitApply(o) => {
+                            let now = Timestamp::now();
+                            emitter.observe(&key_of(&o), keep.detect(&o, now), now)
+                        }
+                        Event::Delete(o) => emitter.forget(&key_of(&o), Timestamp::now()),
+                        Event::Init | Event::InitDone => Vec::new(),
+                    }
                 }
-                Some(Ok(Event::Apply(o) | Event::InitApply(o))) => {
-                    emitter.observe(&key(&o), detect(&o, Timestamp::now()), Timestamp::now())
-                }
-                Some(Ok(Event::Delete(o))) => emitter.forget(&key(&o), Timestamp::now()),
-                Some(Ok(Event::Init | Event::InitDone)) => Vec::new(),
                 Some(Err(e)) => {
                     tracing::warn!(detector = %what, error = %e, "Watch error; retrying with backoff.");
                     Vec::new()
                 }
             },
             _ = tick.tick() => {
-                if !*leader.borrow() {
+                if !leader.is_leader() {
                     continue;
                 }
                 let now = Timestamp::now();
                 let mut out = Vec::new();
-                for o in store.state() {
-                    out.extend(emitter.observe(&key(&o), detect(&o, now), now));
+                for (key, found) in keep.detect_all(now) {
+                    out.extend(emitter.observe(&key, found, now));
                 }
                 out
             }
@@ -170,20 +270,42 @@ pub async fn start(
     rediscover: Duration,
     queue: Arc<dyn SignalSink>,
     stop: stop_watch::Receiver<bool>,
-    leader: stop_watch::Receiver<bool>,
+    leader: Leadership,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     let mut tasks = Vec::new();
-    let resync = cfg.resync.get();
     let strain = Arc::new(Strain::default());
     let client = clients.main.clone();
+    let ctx = WatchContext {
+        client: client.clone(),
+        resync: cfg.resync.get(),
+        resignal_after,
+        queue: queue.clone(),
+        stop: stop.clone(),
+        leader: leader.clone(),
+    };
+    let detectors = cfg.enabled();
+    // the detectors of one watched type, and one function running them all
+    let on = |w: &Watched| -> Vec<Arc<dyn Detector>> {
+        detectors
+            .iter()
+            .filter(|d| d.watches().contains(w))
+            .cloned()
+            .collect()
+    };
+    fn all<'a>(
+        ds: &'a [Arc<dyn Detector>],
+        o: Object<'a>,
+        now: Timestamp,
+    ) -> impl Iterator<Item = Finding> + 'a {
+        ds.iter().flat_map(move |d| d.detect(o, now))
+    }
 
-    if cfg.pods.enabled {
-        let c = cfg.pods.clone();
-        let (reader, writer) = reflector::store::<Pod>();
-        clients.caches.set_pods(reader.clone());
+    let pod_detectors = on(&Watched::Pods);
+    if !pod_detectors.is_empty() {
+        let views = clients.caches.pods();
         if strain_eviction && cfg.nodes.enabled {
             tasks.push(tokio::spawn(strain_relief(
-                reader.clone(),
+                views.clone(),
                 strain.clone(),
                 cfg.clone(),
                 queue.clone(),
@@ -191,111 +313,90 @@ pub async fn start(
                 leader.clone(),
             )));
         }
+        let keep = Pods {
+            views,
+            detect: move |p: &PodView, now| all(&pod_detectors, Object::Pod(p), now).collect(),
+        };
         tasks.push(tokio::spawn(run_one(
             "pods".into(),
             Api::<Pod>::all(client.clone()),
-            writer,
-            reader,
             trim_pod,
-            move |p: &Pod, now| pod::detect(p, &c, now),
-            resync,
-            resignal_after,
-            queue.clone(),
-            stop.clone(),
-            leader.clone(),
+            keep,
+            ctx.clone(),
         )));
     }
-    if cfg.nodes.enabled {
-        let c = cfg.nodes.clone();
-        let (reader, writer) = reflector::store::<Node>();
-        let census_store = reader.clone();
+    let node_detectors = on(&Watched::Nodes);
+    if !node_detectors.is_empty() {
+        let (census, writer) = reflector::store::<Node>();
         let s = strain.clone();
-        tasks.push(tokio::spawn(run_one(
-            "nodes".into(),
-            Api::<Node>::all(client.clone()),
+        let census_store = census.clone();
+        let keep = Reflected {
             writer,
-            reader,
-            trim_meta::<Node>,
-            move |n: &Node, now| {
+            store: census,
+            detect: move |n: &Node, now| {
                 let census = node::NodeCensus::of(census_store.state().iter().map(AsRef::as_ref));
                 s.total.store(census.total, Ordering::Relaxed);
                 s.under_pressure
                     .store(census.under_pressure, Ordering::Relaxed);
-                node::detect(n, &c, now)
+                all(&node_detectors, Object::Node(n), now).collect()
             },
-            resync,
-            resignal_after,
-            queue.clone(),
-            stop.clone(),
-            leader.clone(),
+        };
+        tasks.push(tokio::spawn(run_one(
+            "nodes".into(),
+            Api::<Node>::all(client.clone()),
+            trim_meta::<Node>,
+            keep,
+            ctx.clone(),
         )));
     }
-    let (ns_reader, ns_writer) = reflector::store::<Namespace>();
-    clients.caches.set_namespaces(ns_reader.clone());
-    if cfg.namespaces.enabled {
-        let c = cfg.namespaces.clone();
-        let threshold = cfg.nodes.strain_threshold_percent;
-        let s = strain.clone();
-        let (reader, writer) = (ns_reader, ns_writer);
-        tasks.push(tokio::spawn(run_one(
-            "namespaces".into(),
-            Api::<Namespace>::all(client.clone()),
-            writer,
-            reader,
-            trim_meta::<Namespace>,
-            move |n: &Namespace, now| {
-                warn_if_strained(n, &c.watch, s.percent(), threshold, now);
-                namespace::detect(n, &c, now)
-            },
-            resync,
-            resignal_after,
-            queue.clone(),
-            stop.clone(),
-            leader.clone(),
-        )));
+    // namespaces are always watched: the opt-out check before every action
+    // reads them from this cache (one watch, not one GET per action)
+    let namespace_detectors = on(&Watched::Namespaces);
+    let name = if namespace_detectors.is_empty() {
+        "namespaces (cache only)"
     } else {
-        // no namespace detector: the watch still feeds the cache the
-        // opt-out check reads before every action (one watch, not one GET
-        // per action)
-        tasks.push(tokio::spawn(run_one(
-            "namespaces (cache only)".into(),
-            Api::<Namespace>::all(client.clone()),
-            ns_writer,
-            ns_reader,
-            trim_meta::<Namespace>,
-            |_: &Namespace, _| Vec::new(),
-            resync,
-            resignal_after,
-            queue.clone(),
-            stop.clone(),
-            leader.clone(),
-        )));
-    }
-    let spawner = Spawner {
-        client: client.clone(),
-        resync,
-        resignal_after,
-        queue: queue.clone(),
-        stop: stop.clone(),
-        leader: leader.clone(),
+        "namespaces"
     };
-    let mut optional = Vec::new();
-    if cfg.virtual_machines.enabled {
-        optional.push(Optional::VirtualMachines(cfg.virtual_machines.clone()));
-    }
-    if cfg.custom_resources.enabled {
-        for spec in &cfg.custom_resources.resources {
-            if let Ok(rs) = ResourceSpec::parse(spec) {
-                optional.push(Optional::Custom(rs, cfg.custom_resources.clone()));
-            }
+    let (watch, threshold) = (
+        cfg.namespaces.watch.clone(),
+        cfg.nodes.strain_threshold_percent,
+    );
+    let s = strain.clone();
+    let keep = Reflected::new(move |n: &Namespace, now| {
+        if namespace_detectors.is_empty() {
+            return Vec::new();
         }
-    }
+        warn_if_strained(n, &watch, s.percent(), threshold, now);
+        all(&namespace_detectors, Object::Namespace(n), now).collect()
+    });
+    clients.caches.set_namespaces(keep.store.clone());
+    tasks.push(tokio::spawn(run_one(
+        name.into(),
+        Api::<Namespace>::all(client.clone()),
+        trim_meta::<Namespace>,
+        keep,
+        ctx.clone(),
+    )));
+
+    // types that may not be installed
+    let optional: Vec<Optional> = detectors
+        .iter()
+        .flat_map(|d| {
+            d.watches()
+                .into_iter()
+                .filter(|w| matches!(w, Watched::Kind(_) | Watched::Resource(_)))
+                .map(|watched| Optional {
+                    detector: d.clone(),
+                    watched,
+                })
+        })
+        .collect();
     if !optional.is_empty() {
         let resources = Resources::new(client.clone());
         let mut pending = Vec::new();
         for o in optional {
             match o.lookup(&resources).await {
-                Ok(Lookup::Served(res)) => tasks.push(spawner.spawn(&o, &res)),
+                Ok(Lookup::Served(res)) => tasks.push(ctx.spawn(&o, &res)),
                 Ok(missing) => pending.push((o, Seen::of(&missing))),
                 Err(e) => {
                     tracing::warn!(detector = %o.name(), error = %e, "Could not discover this detector's resource type; trying again later.");
@@ -323,7 +424,7 @@ pub async fn start(
             }
             if !rediscover.is_zero() {
                 tasks.push(tokio::spawn(rediscover_loop(
-                    pending, resources, spawner, rediscover, stop,
+                    pending, resources, ctx, rediscover, stop,
                 )));
             }
         }
@@ -333,39 +434,47 @@ pub async fn start(
 
 /// A detector of a type the cluster may not serve.
 #[derive(Debug, Clone)]
-enum Optional {
-    VirtualMachines(VmDetector),
-    Custom(ResourceSpec, CustomResourceDetector),
+struct Optional {
+    detector: Arc<dyn Detector>,
+    /// `Watched::Kind` or `Watched::Resource`.
+    watched: Watched,
 }
 
 impl Optional {
     fn name(&self) -> String {
-        match self {
-            Optional::VirtualMachines(_) => "virtual-machines".into(),
-            Optional::Custom(rs, _) => format!("custom-resources/{rs}"),
+        match &self.watched {
+            Watched::Resource(rs) => format!("{}/{rs}", self.detector.name()),
+            _ => self.detector.name().to_string(),
         }
     }
 
     /// `group/version` and the type within it, for the log.
     fn what(&self) -> (String, String) {
-        match self {
-            Optional::VirtualMachines(_) => ("kubevirt.io/v1".into(), "VirtualMachine".into()),
-            Optional::Custom(rs, _) => (rs.api_version(), rs.to_string()),
+        match &self.watched {
+            Watched::Kind(t) => (t.api_version(), t.kind.clone()),
+            Watched::Resource(rs) => (rs.api_version(), rs.to_string()),
+            other => (String::new(), format!("{other:?}")),
         }
     }
 
     async fn lookup(&self, resources: &Resources) -> Result<Lookup, crate::K8sError> {
-        match self {
-            Optional::VirtualMachines(_) => {
-                resources
-                    .lookup_kind("kubevirt.io", "v1", "VirtualMachine")
-                    .await
-            }
-            Optional::Custom(rs, _) => {
+        match &self.watched {
+            Watched::Kind(t) => resources.lookup_kind(&t.group, &t.version, &t.kind).await,
+            Watched::Resource(rs) => {
                 resources
                     .lookup_plural(&rs.group, &rs.version, &rs.plural)
                     .await
             }
+            _ => Ok(Lookup::NotInGroup),
+        }
+    }
+
+    /// The type of the objects it sees, served as `res`.
+    fn resource_type(&self, res: &Resolved) -> ResourceType {
+        match &self.watched {
+            Watched::Resource(rs) => rs.with_kind(&res.resource.kind),
+            Watched::Kind(t) => t.clone(),
+            _ => ResourceType::from_api_version(&res.resource.api_version, &res.resource.kind),
         }
     }
 }
@@ -407,56 +516,39 @@ fn missing_summary(pending: &[(Optional, Seen)]) -> (Vec<String>, Vec<String>) {
     (groups.into_iter().collect(), types.into_iter().collect())
 }
 
-/// A detector over dynamic objects.
-type Detect = Box<dyn Fn(&DynamicObject, Timestamp) -> Vec<Finding> + Send>;
-
-/// What every detector task needs besides its type.
+/// What every watch task needs besides its type.
 #[derive(Clone)]
-struct Spawner {
+struct WatchContext {
     client: kube::Client,
     resync: Duration,
     resignal_after: Duration,
     queue: Arc<dyn SignalSink>,
     stop: stop_watch::Receiver<bool>,
-    leader: stop_watch::Receiver<bool>,
+    leader: Leadership,
 }
 
-impl Spawner {
+impl WatchContext {
     /// Start the detector of `o`, served as `res`.
     fn spawn(&self, o: &Optional, res: &Resolved) -> tokio::task::JoinHandle<()> {
         let writer = Writer::new(res.resource.clone());
-        let reader = writer.as_reader();
+        let store = writer.as_reader();
         let api = Api::<DynamicObject>::all_with(self.client.clone(), &res.resource);
-        let detect: Detect = match o {
-            Optional::VirtualMachines(c) => {
-                let c = c.clone();
-                Box::new(move |o: &DynamicObject, now| {
-                    serde_json::to_value(o)
-                        .map(|v| kubevirt::detect(&v, &c, now))
-                        .unwrap_or_default()
-                })
-            }
-            Optional::Custom(rs, c) => {
-                let (c, rt) = (c.clone(), rs.with_kind(&res.resource.kind));
-                Box::new(move |o: &DynamicObject, now| {
-                    serde_json::to_value(o)
-                        .map(|v| custom::detect(&v, &rt, &c, now))
-                        .unwrap_or_default()
-                })
-            }
+        let (detector, rt) = (o.detector.clone(), o.resource_type(res));
+        let keep = Reflected {
+            writer,
+            store,
+            detect: move |obj: &DynamicObject, now| {
+                serde_json::to_value(obj)
+                    .map(|v| detector.detect(Object::Dynamic(&v, &rt), now))
+                    .unwrap_or_default()
+            },
         };
         tokio::spawn(run_one(
             o.name(),
             api,
-            writer,
-            reader,
             trim_meta::<DynamicObject>,
-            detect,
-            self.resync,
-            self.resignal_after,
-            self.queue.clone(),
-            self.stop.clone(),
-            self.leader.clone(),
+            keep,
+            self.clone(),
         ))
     }
 }
@@ -467,7 +559,7 @@ impl Spawner {
 async fn rediscover_loop(
     mut pending: Vec<(Optional, Seen)>,
     resources: Resources,
-    spawner: Spawner,
+    ctx: WatchContext,
     every: Duration,
     mut stop: stop_watch::Receiver<bool>,
 ) {
@@ -485,7 +577,7 @@ async fn rediscover_loop(
                 Ok(Lookup::Served(res)) => {
                     let (gv, _) = o.what();
                     tracing::info!(detector = %o.name(), api_version = %gv, "The API group is installed now; starting its detector.");
-                    started.push(spawner.spawn(&o, &res));
+                    started.push(ctx.spawn(&o, &res));
                     continue;
                 }
                 Ok(missing) => Seen::of(&missing),
@@ -523,12 +615,12 @@ async fn rediscover_loop(
 
 /// While the cluster is strained, signal a few broken non-test pods for eviction each round.
 async fn strain_relief(
-    pods: Store<Pod>,
+    pods: Arc<PodViews>,
     strain: Arc<Strain>,
     cfg: Detectors,
     queue: Arc<dyn SignalSink>,
     mut stop: stop_watch::Receiver<bool>,
-    leader: stop_watch::Receiver<bool>,
+    leader: Leadership,
 ) {
     let mut tick = tokio::time::interval(cfg.strain_relief.every.get());
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -539,16 +631,16 @@ async fn strain_relief(
             _ = tick.tick() => {}
         }
         let percent = strain.percent();
-        if percent < threshold || !*leader.borrow() {
+        if percent < threshold || !leader.is_leader() {
             continue;
         }
         let now = Timestamp::now();
-        let state = pods.state();
-        let refs: Vec<&Pod> = state.iter().map(AsRef::as_ref).collect();
-        let picks: Vec<Finding> = strain::candidates(&refs, &cfg.namespaces.watch, &cfg.pods, now)
-            .into_iter()
-            .take(cfg.strain_relief.max_per_run as usize)
-            .collect();
+        let picks: Vec<Finding> = pods.with_all(|all| {
+            strain::candidates(&all, &cfg.namespaces.watch, &cfg.pods, now)
+                .into_iter()
+                .take(cfg.strain_relief.max_per_run as usize)
+                .collect()
+        });
         if !picks.is_empty() {
             tracing::warn!(
                 strain_percent = percent,

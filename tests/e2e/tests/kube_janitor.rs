@@ -596,7 +596,7 @@ async fn a_stale_test_namespace_is_deleted_and_an_excluded_one_is_not() {
         "young namespaces are not stale"
     );
     // the detector's signal resolves once the namespace is gone, and the
-    // record settles on it, as the README promises
+    // record settles on it, as docs/records.md promises
     let record = eventually(WAIT, "the namespace record to settle", || async {
         c.emu
             .list("heal8s.io/v1alpha1", "Remediation", "heal8s")

@@ -3,12 +3,120 @@
 //! and objects in a failed/error phase or condition. Objects are plain JSON.
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::config::CustomResourceDetector;
-use super::{Finding, age, stale};
+use super::config::{Overrides, Profile};
+use super::{Detector, DetectorSpec, Finding, Object, ResourceSpec, Watched, age, at_least, stale};
+use crate::duration::PromDuration;
 use crate::signal::Evidence;
 use crate::target::{ResourceType, Target, TargetKind};
+
+/// Custom resource detector settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CustomResourceDetector {
+    pub enabled: bool,
+    /// Resources to watch, as `plural.group/version` (e.g. `datavolumes.cdi.kubevirt.io/v1beta1`).
+    pub resources: Vec<String>,
+    /// Objects older than this are stale.
+    pub stale_age: PromDuration,
+    /// Objects terminating (deletionTimestamp set, finalizers left) this long are stuck.
+    pub terminating_after: PromDuration,
+}
+
+/// The custom resources watched by default (the k8s-healer seed's list).
+pub const DEFAULT_CUSTOM_RESOURCES: &[&str] = &[
+    "virtualmachineinstances.kubevirt.io/v1",
+    "virtualmachineinstancemigrations.kubevirt.io/v1",
+    "virtualmachineinstancereplicasets.kubevirt.io/v1",
+    "datavolumes.cdi.kubevirt.io/v1beta1",
+    "virtualmachinesnapshots.snapshot.kubevirt.io/v1beta1",
+    "virtualmachinerestores.snapshot.kubevirt.io/v1beta1",
+    "virtualmachineclones.clone.kubevirt.io/v1beta1",
+    "virtualmachineinstancetypes.instancetype.kubevirt.io/v1beta1",
+    "virtualmachinepreferences.instancetype.kubevirt.io/v1beta1",
+    "network-attachment-definitions.k8s.cni.cncf.io/v1",
+    "templates.template.openshift.io/v1",
+];
+
+impl DetectorSpec for CustomResourceDetector {
+    const KEY: &'static str = "customResources";
+
+    fn defaults(profile: Profile) -> CustomResourceDetector {
+        CustomResourceDetector {
+            enabled: profile == Profile::TestCluster,
+            resources: DEFAULT_CUSTOM_RESOURCES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            stale_age: super::stale_age_of(profile),
+            terminating_after: PromDuration::secs(5 * 60),
+        }
+    }
+
+    fn validate(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        at_least(&mut out, "staleAge", self.stale_age, 60);
+        at_least(&mut out, "terminatingAfter", self.terminating_after, 1);
+        for (i, r) in self.resources.iter().enumerate() {
+            match ResourceSpec::parse(r) {
+                Err(e) => out.push((format!("resources[{i}]"), e)),
+                // what is listed here may be cleaned up: never a core,
+                // workload or API-machinery type, nor heal8s's own records
+                Ok(spec)
+                    if crate::remediation::cleanup_resource::FORBIDDEN_GROUPS
+                        .contains(&spec.group.as_str()) =>
+                {
+                    out.push((
+                        format!("resources[{i}]"),
+                        format!(
+                            "{r:?} is in API group {:?}, whose types heal8s never cleans up; list custom resources only",
+                            spec.group
+                        ),
+                    ));
+                }
+                Ok(_) => {}
+            }
+        }
+        out
+    }
+
+    fn apply(&mut self, o: &Overrides) {
+        if let Some(a) = o.stale_age {
+            self.stale_age = a;
+        }
+        if !o.resources.is_empty() {
+            self.resources.clone_from(&o.resources);
+        }
+    }
+}
+
+impl Detector for CustomResourceDetector {
+    fn name(&self) -> &'static str {
+        "custom-resources"
+    }
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn watches(&self) -> Vec<Watched> {
+        self.resources
+            .iter()
+            .filter_map(|r| ResourceSpec::parse(r).ok())
+            .map(Watched::Resource)
+            .collect()
+    }
+
+    fn detect(&self, o: Object<'_>, now: Timestamp) -> Vec<Finding> {
+        match o {
+            Object::Dynamic(v, rt) => detect(v, rt, self, now),
+            _ => Vec::new(),
+        }
+    }
+}
+
 
 /// The metadata detectors read from a JSON object.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,13 +2,74 @@
 //! VMs in another error status (signalled so they are at least recorded).
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::config::VmDetector;
+use super::config::{Overrides, Profile};
 use super::custom::{meta, target_of};
-use super::{Finding, age, stale};
+use super::{Detector, DetectorSpec, Finding, Object, Watched, age, at_least, stale};
+use crate::duration::PromDuration;
 use crate::signal::Evidence;
 use crate::target::ResourceType;
+
+/// KubeVirt VirtualMachine detector settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VmDetector {
+    pub enabled: bool,
+    /// VMs older than this are stale.
+    pub stale_age: PromDuration,
+    /// `printableStatus: ErrorUnschedulable` for this long is signalled.
+    pub unschedulable_after: PromDuration,
+}
+
+impl DetectorSpec for VmDetector {
+    const KEY: &'static str = "virtualMachines";
+
+    fn defaults(profile: Profile) -> VmDetector {
+        VmDetector {
+            enabled: profile == Profile::TestCluster,
+            stale_age: super::stale_age_of(profile),
+            unschedulable_after: PromDuration::secs(3 * 60),
+        }
+    }
+
+    fn validate(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        at_least(&mut out, "staleAge", self.stale_age, 60);
+        at_least(&mut out, "unschedulableAfter", self.unschedulable_after, 1);
+        out
+    }
+
+    fn apply(&mut self, o: &Overrides) {
+        if let Some(a) = o.stale_age {
+            self.stale_age = a;
+        }
+    }
+}
+
+impl Detector for VmDetector {
+    fn name(&self) -> &'static str {
+        "virtual-machines"
+    }
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn watches(&self) -> Vec<Watched> {
+        let t = vm_type();
+        vec![Watched::Kind(t)]
+    }
+
+    fn detect(&self, o: Object<'_>, now: Timestamp) -> Vec<Finding> {
+        match o {
+            Object::Dynamic(v, _) => detect(v, self, now),
+            _ => Vec::new(),
+        }
+    }
+}
+
 
 /// Printable statuses that mean the VM is broken.
 pub const ERROR_STATUSES: &[&str] = &[

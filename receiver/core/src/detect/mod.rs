@@ -7,24 +7,165 @@
 //! in and sends the signals on.
 
 pub mod config;
-pub mod custom;
-pub mod kubevirt;
-pub mod namespace;
-pub mod node;
-pub mod pod;
+pub mod pod_view;
 pub mod strain;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Serialize;
+use k8s_openapi::api::core::v1::{Namespace, Node};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
-pub use config::{Detectors, Features, Profile};
+pub use config::{Features, Overrides, Profile, StrainRelief};
 
 use crate::alertmanager::AlertStatus;
+use crate::duration::PromDuration;
 use crate::signal::{Evidence, Signal, Source, label_fingerprint};
 use crate::target::{ResourceType, Target, TargetKind};
+
+/// An object a detector looks at, as its watch delivers it.
+#[derive(Debug, Clone, Copy)]
+pub enum Object<'a> {
+    Pod(&'a pod_view::PodView),
+    Node(&'a Node),
+    Namespace(&'a Namespace),
+    /// An object of a type found through discovery, as JSON, with its type.
+    Dynamic(&'a serde_json::Value, &'a ResourceType),
+}
+
+/// What a detector watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watched {
+    Pods,
+    Nodes,
+    Namespaces,
+    /// A type that may not be installed, found by its kind.
+    Kind(ResourceType),
+    /// A type that may not be installed, found by its plural.
+    Resource(ResourceSpec),
+}
+
+/// A detector as the watches use it: what it watches and what it finds.
+/// Implemented by each detector's settings, in the detector's own file.
+pub trait Detector: Send + Sync + std::fmt::Debug {
+    /// Its name on signals (`heal8s_detector`) and in logs: `virtual-machines`.
+    fn name(&self) -> &'static str;
+    /// Whether it runs.
+    fn enabled(&self) -> bool;
+    /// The types it watches.
+    fn watches(&self) -> Vec<Watched>;
+    /// Everything it finds wrong with `o` at `now`.
+    fn detect(&self, o: Object<'_>, now: Timestamp) -> Vec<Finding>;
+}
+
+/// A detector's settings as the policy holds them (`detectors.<KEY>`): its
+/// defaults per profile, its checks and the command-line overrides it takes.
+pub trait DetectorSpec: Detector + Sized + Clone + Serialize + DeserializeOwned + 'static {
+    /// Its key under `detectors` in the policy: `virtualMachines`.
+    const KEY: &'static str;
+    /// The defaults of `profile`.
+    fn defaults(profile: Profile) -> Self;
+    /// Every problem, as (path below `detectors.<KEY>`, message).
+    fn validate(&self) -> Vec<(String, String)>;
+    /// Take the command line's overrides that concern it.
+    fn apply(&mut self, _o: &Overrides) {}
+}
+
+/// Add a problem when `d` (at `path`) is shorter than `lo` seconds.
+pub(crate) fn at_least(out: &mut Vec<(String, String)>, path: &str, d: PromDuration, lo: u64) {
+    if d.get().as_secs() < lo {
+        out.push((
+            path.to_string(),
+            format!("must be at least {}", PromDuration::secs(lo)),
+        ));
+    }
+}
+
+/// When VMs, custom resources and watched namespaces are stale by default.
+fn stale_age_of(profile: Profile) -> PromDuration {
+    if profile == Profile::TestCluster {
+        PromDuration::secs(6 * 60)
+    } else {
+        PromDuration::secs(24 * 3600)
+    }
+}
+
+/// The registry: one line per detector, `field: module::Settings`. It
+/// declares the module and generates [`Detectors`] (the policy's
+/// `detectors` section) and its dispatch.
+macro_rules! registry {
+    ($($field:ident : $module:ident :: $ty:ident),+ $(,)?) => {
+        $(pub mod $module;)+
+
+        /// All detector settings.
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        pub struct Detectors {
+            $(pub $field: $module::$ty,)+
+            pub strain_relief: StrainRelief,
+            /// How often every cached object is re-evaluated (time-based conditions need it).
+            pub resync: PromDuration,
+        }
+
+        impl Detectors {
+            /// The defaults of `profile`.
+            pub fn for_profile(profile: Profile) -> Detectors {
+                Detectors {
+                    $($field: <$module::$ty as DetectorSpec>::defaults(profile),)+
+                    strain_relief: StrainRelief {
+                        max_per_run: 2,
+                        every: PromDuration::secs(300),
+                    },
+                    resync: PromDuration::secs(30),
+                }
+            }
+
+            /// Every problem, as (path below `detectors`, message).
+            pub fn validate(&self) -> Vec<(String, String)> {
+                let mut out = Vec::new();
+                $(
+                    for (path, msg) in DetectorSpec::validate(&self.$field) {
+                        out.push((format!("{}.{path}", <$module::$ty as DetectorSpec>::KEY), msg));
+                    }
+                )+
+                at_least(&mut out, "resync", self.resync, 1);
+                at_least(&mut out, "strainRelief.every", self.strain_relief.every, 1);
+                if !(1..=100).contains(&self.strain_relief.max_per_run) {
+                    out.push((
+                        "strainRelief.maxPerRun".into(),
+                        "must be between 1 and 100".into(),
+                    ));
+                }
+                out
+            }
+
+            /// Take the command line's overrides, each detector those that concern it.
+            pub fn apply(&mut self, o: &Overrides) {
+                $(DetectorSpec::apply(&mut self.$field, o);)+
+            }
+
+            /// The detectors that run, in registry order.
+            pub fn enabled(&self) -> Vec<Arc<dyn Detector>> {
+                let all: Vec<Arc<dyn Detector>> = vec![$(Arc::new(self.$field.clone()),)+];
+                all.into_iter().filter(|d| d.enabled()).collect()
+            }
+
+            /// Every detector's policy key, in registry order.
+            pub const KEYS: &'static [&'static str] = &[$(<$module::$ty as DetectorSpec>::KEY,)+];
+        }
+    };
+}
+
+registry! {
+    pods: pod::PodDetector,
+    nodes: node::NodeDetector,
+    virtual_machines: kubevirt::VmDetector,
+    custom_resources: custom::CustomResourceDetector,
+    namespaces: namespace::NamespaceDetector,
+}
 
 /// The label carrying the detector's name on every detector signal.
 pub const DETECTOR_LABEL: &str = "heal8s_detector";
@@ -296,6 +437,92 @@ impl Emitter {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_registry_keys_each_detector_as_the_policy_spells_it() {
+        let d = Detectors::for_profile(Profile::TestCluster);
+        let v = serde_json::to_value(&d).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.retain(|k| !matches!(*k, "strainRelief" | "resync"));
+        let mut registered = Detectors::KEYS.to_vec();
+        keys.sort_unstable();
+        registered.sort_unstable();
+        assert_eq!(keys, registered);
+        // every detector runs in the test profile, each under its own name
+        let names: Vec<&str> = d.enabled().iter().map(|d| d.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "pods",
+                "nodes",
+                "virtual-machines",
+                "custom-resources",
+                "namespaces"
+            ]
+        );
+        assert_eq!(
+            Detectors::for_profile(Profile::Production)
+                .enabled()
+                .iter()
+                .map(|d| d.name())
+                .collect::<Vec<_>>(),
+            ["pods", "nodes"]
+        );
+    }
+
+    #[test]
+    fn each_detector_reports_its_problems_under_its_key() {
+        let mut d = Detectors::for_profile(Profile::TestCluster);
+        d.pods.restart_threshold = 0;
+        d.virtual_machines.stale_age = PromDuration::secs(1);
+        d.custom_resources.resources = vec!["secrets/v1".into()];
+        d.namespaces.exclude = vec!["Bad Name".into()];
+        d.resync = PromDuration::secs(0);
+        let paths: Vec<String> = d.validate().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(
+            paths,
+            [
+                "pods.restartThreshold",
+                "virtualMachines.staleAge",
+                "customResources.resources[0]",
+                "namespaces.exclude[0]",
+                "resync"
+            ]
+        );
+    }
+
+    #[test]
+    fn overrides_reach_each_detector_that_takes_them() {
+        let mut d = Detectors::for_profile(Profile::Production);
+        d.apply(&Overrides {
+            namespaces: vec!["ci-*".into()],
+            exclude_namespaces: vec!["ci-keep".into()],
+            stale_age: Some(PromDuration::secs(600)),
+            resources: vec!["datavolumes.cdi.kubevirt.io/v1beta1".into()],
+            strain_threshold_percent: Some(50),
+        });
+        assert_eq!(d.pods.namespaces, ["ci-*"]);
+        assert_eq!(d.namespaces.watch, ["ci-*"]);
+        assert_eq!(d.namespaces.exclude, ["ci-keep"]);
+        for a in [
+            d.virtual_machines.stale_age,
+            d.custom_resources.stale_age,
+            d.namespaces.stale_age,
+        ] {
+            assert_eq!(a, PromDuration::secs(600));
+        }
+        assert_eq!(
+            d.custom_resources.watches(),
+            [Watched::Resource(
+                ResourceSpec::parse("datavolumes.cdi.kubevirt.io/v1beta1").unwrap()
+            )]
+        );
+        assert_eq!(d.nodes.strain_threshold_percent, 50);
+        // an empty override changes nothing
+        let before = d.clone();
+        d.apply(&Overrides::default());
+        assert_eq!(d, before);
+    }
+
     fn t(s: i64) -> Timestamp {
         Timestamp::from_second(1_800_000_000 + s).unwrap()
     }
@@ -322,7 +549,7 @@ mod tests {
         assert_eq!(s.labels["namespace"], "shop");
         assert_eq!(s.labels["container"], "api");
         assert_eq!(s.labels[DETECTOR_LABEL], "pods");
-        assert_eq!(s.source.kind(), "detector");
+        assert_eq!(s.source.kind(), crate::signal::SourceKind::Detector);
         // the labels alone give the same target as the detector did
         assert_eq!(crate::target::extract(&s.labels).unwrap(), s.target);
     }

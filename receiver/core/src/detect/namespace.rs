@@ -3,10 +3,98 @@
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Namespace;
+use serde::{Deserialize, Serialize};
 
-use super::config::NamespaceDetector;
-use super::{Finding, stale};
+use super::config::{Overrides, Profile};
+use super::{Detector, DetectorSpec, Finding, Object, Watched, at_least, stale};
+use crate::duration::PromDuration;
 use crate::target::{Target, TargetKind, is_dns1123_label};
+
+/// Namespace detector settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NamespaceDetector {
+    pub enabled: bool,
+    /// Names or `*` patterns to watch; a name such as `test-123` also watches `test-*`.
+    pub watch: Vec<String>,
+    /// Names or `*` patterns never signalled as stale (their pods are still healed).
+    pub exclude: Vec<String>,
+    /// Watched namespaces older than this are stale.
+    pub stale_age: PromDuration,
+}
+
+impl DetectorSpec for NamespaceDetector {
+    const KEY: &'static str = "namespaces";
+
+    fn defaults(profile: Profile) -> NamespaceDetector {
+        let test = profile == Profile::TestCluster;
+        NamespaceDetector {
+            enabled: test,
+            watch: if test {
+                vec!["test-*".into(), "e2e-*".into()]
+            } else {
+                Vec::new()
+            },
+            exclude: Vec::new(),
+            stale_age: super::stale_age_of(profile),
+        }
+    }
+
+    fn validate(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        at_least(&mut out, "staleAge", self.stale_age, 60);
+        check_patterns(&mut out, "watch", &self.watch);
+        check_patterns(&mut out, "exclude", &self.exclude);
+        out
+    }
+
+    fn apply(&mut self, o: &Overrides) {
+        if !o.namespaces.is_empty() {
+            self.watch.clone_from(&o.namespaces);
+        }
+        if !o.exclude_namespaces.is_empty() {
+            self.exclude.clone_from(&o.exclude_namespaces);
+        }
+        if let Some(a) = o.stale_age {
+            self.stale_age = a;
+        }
+    }
+}
+
+impl Detector for NamespaceDetector {
+    fn name(&self) -> &'static str {
+        "namespaces"
+    }
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn watches(&self) -> Vec<Watched> {
+        vec![Watched::Namespaces]
+    }
+
+    fn detect(&self, o: Object<'_>, now: Timestamp) -> Vec<Finding> {
+        match o {
+            Object::Namespace(n) => detect(n, self, now),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Add a problem for each entry of `list` (at `field`) that is not a
+/// namespace name or `*` pattern.
+pub(super) fn check_patterns(out: &mut Vec<(String, String)>, field: &str, list: &[String]) {
+    for (i, p) in list.iter().enumerate() {
+        if !is_valid_pattern(p) {
+            out.push((
+                format!("{field}[{i}]"),
+                format!("{p:?} is not a namespace name or `*` pattern"),
+            ));
+        }
+    }
+}
+
 
 /// Whether `p` is a namespace name or a pattern with `*` wildcards.
 pub fn is_valid_pattern(p: &str) -> bool {

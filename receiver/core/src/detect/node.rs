@@ -3,11 +3,80 @@
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Node;
+use serde::{Deserialize, Serialize};
 
-use super::config::NodeDetector;
-use super::{Finding, age};
+use super::config::{Overrides, Profile};
+use super::{Detector, DetectorSpec, Finding, Object, Watched, age, at_least};
+use crate::duration::PromDuration;
 use crate::signal::Evidence;
 use crate::target::{Target, TargetKind};
+
+/// Node detector settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeDetector {
+    pub enabled: bool,
+    /// Ready=False for this long is signalled (Heal8sNodeNotReady).
+    pub not_ready_after: PromDuration,
+    /// Ready=Unknown for this long is signalled (Heal8sNodeUnreachable).
+    pub unknown_after: PromDuration,
+    /// Share of nodes under Memory/Disk/PID pressure (percent) from which the cluster is "strained".
+    pub strain_threshold_percent: u32,
+}
+
+impl DetectorSpec for NodeDetector {
+    const KEY: &'static str = "nodes";
+
+    fn defaults(_profile: Profile) -> NodeDetector {
+        NodeDetector {
+            enabled: true,
+            not_ready_after: PromDuration::secs(5 * 60),
+            unknown_after: PromDuration::secs(2 * 60),
+            strain_threshold_percent: 30,
+        }
+    }
+
+    fn validate(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        at_least(&mut out, "notReadyAfter", self.not_ready_after, 1);
+        at_least(&mut out, "unknownAfter", self.unknown_after, 1);
+        if !(1..=100).contains(&self.strain_threshold_percent) {
+            out.push((
+                "strainThresholdPercent".into(),
+                "must be between 1 and 100".into(),
+            ));
+        }
+        out
+    }
+
+    fn apply(&mut self, o: &Overrides) {
+        if let Some(t) = o.strain_threshold_percent {
+            self.strain_threshold_percent = t;
+        }
+    }
+}
+
+impl Detector for NodeDetector {
+    fn name(&self) -> &'static str {
+        "nodes"
+    }
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn watches(&self) -> Vec<Watched> {
+        vec![Watched::Nodes]
+    }
+
+    fn detect(&self, o: Object<'_>, now: Timestamp) -> Vec<Finding> {
+        match o {
+            Object::Node(n) => detect(n, self, now),
+            _ => Vec::new(),
+        }
+    }
+}
+
 
 /// Pressure conditions that mean a node is strained.
 pub const PRESSURE: &[&str] = &["MemoryPressure", "DiskPressure", "PIDPressure"];

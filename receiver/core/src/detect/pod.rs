@@ -7,12 +7,88 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::Pod;
+use serde::{Deserialize, Serialize};
 
-use super::config::PodDetector;
-use super::{Finding, age, namespace};
+use super::config::{Overrides, Profile};
+use super::pod_view::PodView;
+use super::{Detector, DetectorSpec, Finding, Object, Watched, age, at_least, namespace};
+use crate::duration::PromDuration;
 use crate::signal::Evidence;
 use crate::target::{Target, TargetKind};
+
+/// Pod detector settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PodDetector {
+    pub enabled: bool,
+    /// A crash-looping container is signalled from this many restarts.
+    pub restart_threshold: u32,
+    /// Image pull and config errors, and waiting containers of running pods,
+    /// are signalled after this long.
+    pub waiting_after: PromDuration,
+    /// Pods Pending this long are signalled.
+    pub pending_after: PromDuration,
+    /// Pods Unschedulable this long are signalled.
+    pub unschedulable_after: PromDuration,
+    /// Only pods in namespaces matching these patterns (`*` wildcards); empty = all.
+    pub namespaces: Vec<String>,
+}
+
+impl DetectorSpec for PodDetector {
+    const KEY: &'static str = "pods";
+
+    fn defaults(_profile: Profile) -> PodDetector {
+        PodDetector {
+            enabled: true,
+            restart_threshold: 3,
+            waiting_after: PromDuration::secs(5 * 60),
+            pending_after: PromDuration::secs(15 * 60),
+            unschedulable_after: PromDuration::secs(5 * 60),
+            namespaces: Vec::new(),
+        }
+    }
+
+    fn validate(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        at_least(&mut out, "waitingAfter", self.waiting_after, 1);
+        at_least(&mut out, "pendingAfter", self.pending_after, 1);
+        at_least(&mut out, "unschedulableAfter", self.unschedulable_after, 1);
+        if self.restart_threshold == 0 {
+            out.push(("restartThreshold".into(), "must be at least 1".into()));
+        }
+        namespace::check_patterns(&mut out, "namespaces", &self.namespaces);
+        out
+    }
+
+    fn apply(&mut self, o: &Overrides) {
+        if !o.namespaces.is_empty() {
+            self.namespaces.clone_from(&o.namespaces);
+        }
+    }
+}
+
+impl Detector for PodDetector {
+    fn name(&self) -> &'static str {
+        "pods"
+    }
+
+    fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    fn watches(&self) -> Vec<Watched> {
+        vec![Watched::Pods]
+    }
+
+    fn detect(&self, o: Object<'_>, now: Timestamp) -> Vec<Finding> {
+        match o {
+            Object::Pod(p) => detect_view(p, self, now),
+            _ => Vec::new(),
+        }
+    }
+}
+
 
 /// Waiting reasons that mean the image or the container config is wrong.
 pub const IMAGE_OR_CONFIG_ERRORS: &[&str] = &[
@@ -34,92 +110,52 @@ pub const OOM_RECENT: Duration = Duration::from_secs(3600);
 /// before anything is read from the cluster.
 pub const CONTROLLER_DETAIL: &str = "controller";
 
-/// `Kind/name` of the pod's controller (its first owner when none is marked).
-fn controller(pod: &Pod) -> Option<String> {
-    let refs = pod.metadata.owner_references.as_ref()?;
-    let r = refs
-        .iter()
-        .find(|r| r.controller == Some(true))
-        .or_else(|| refs.first())?;
-    Some(format!("{}/{}", r.kind, r.name))
-}
-
-fn condition_since(pod: &Pod, type_: &str, status: &str) -> Option<Timestamp> {
-    pod.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
-        .and_then(|c| c.last_transition_time.as_ref())
-        .map(|t| t.0)
-}
-
-fn created(pod: &Pod) -> Option<Timestamp> {
-    pod.metadata.creation_timestamp.as_ref().map(|t| t.0)
-}
-
 /// When the pod's containers stopped being ready, else when it started, else when it was created.
-fn unhealthy_since(pod: &Pod, now: Timestamp) -> Timestamp {
-    condition_since(pod, "ContainersReady", "False")
-        .or_else(|| pod.status.as_ref()?.start_time.as_ref().map(|t| t.0))
-        .or_else(|| created(pod))
+fn unhealthy_since(pod: &PodView, now: Timestamp) -> Timestamp {
+    pod.containers_not_ready_since
+        .or(pod.started)
+        .or(pod.created)
         .unwrap_or(now)
-}
-
-fn all_statuses(pod: &Pod) -> impl Iterator<Item = &ContainerStatus> {
-    let s = pod.status.as_ref();
-    s.and_then(|s| s.init_container_statuses.as_ref())
-        .into_iter()
-        .flatten()
-        .chain(
-            s.and_then(|s| s.container_statuses.as_ref())
-                .into_iter()
-                .flatten(),
-        )
 }
 
 /// Everything the detector finds wrong with `pod` at `now`.
 pub fn detect(pod: &Pod, cfg: &PodDetector, now: Timestamp) -> Vec<Finding> {
+    detect_view(&PodView::of(pod), cfg, now)
+}
+
+/// Everything the detector finds wrong with the pod `pod` shows, at `now`.
+pub fn detect_view(pod: &PodView, cfg: &PodDetector, now: Timestamp) -> Vec<Finding> {
     let mut out = Vec::new();
-    let (Some(ns), Some(name)) = (
-        pod.metadata.namespace.as_deref(),
-        pod.metadata.name.as_deref(),
-    ) else {
+    let (Some(ns), Some(name)) = (pod.namespace.as_deref(), pod.name.as_deref()) else {
         return out;
     };
-    if pod.metadata.deletion_timestamp.is_some() {
+    if pod.deleting {
         return out;
     }
     if !cfg.namespaces.is_empty() && !namespace::matches_any(&cfg.namespaces, ns) {
         return out;
     }
-    let phase = pod
-        .status
-        .as_ref()
-        .and_then(|s| s.phase.as_deref())
-        .unwrap_or("");
-    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone());
+    let phase = pod.phase.as_deref().unwrap_or("");
+    let node = pod.node.as_deref().map(str::to_string);
     let target = |container: Option<&str>| Target {
         kind: TargetKind::Pod,
         namespace: Some(ns.to_string()),
         name: name.to_string(),
         container: container.map(str::to_string),
         node: node.clone(),
-        uid: pod.metadata.uid.clone(),
+        uid: pod.uid.as_deref().map(str::to_string),
     };
     let since = unhealthy_since(pod, now);
     let waited = age(now, since);
 
-    for cs in all_statuses(pod) {
+    for cs in pod.containers.iter() {
         let evidence = |reason: &str| Evidence {
             reason: Some(reason.to_string()),
             restart_count: u32::try_from(cs.restart_count).ok(),
             ..Evidence::default()
         };
-        let state = cs.state.as_ref();
-        if let Some(w) = state.and_then(|s| s.waiting.as_ref()) {
-            let reason = w.reason.as_deref().unwrap_or("Waiting");
+        if let Some(w) = &cs.waiting {
+            let reason = w.as_deref().unwrap_or("Waiting");
             let restarts = u32::try_from(cs.restart_count).unwrap_or(0);
             if reason == "CrashLoopBackOff" && restarts >= cfg.restart_threshold {
                 out.push(Finding {
@@ -162,7 +198,7 @@ pub fn detect(pod: &Pod, cfg: &PodDetector, now: Timestamp) -> Vec<Finding> {
                     name,
                 ));
             }
-        } else if let Some(term) = state.and_then(|s| s.terminated.as_ref())
+        } else if let Some(term) = &cs.terminated
             && phase == "Running"
             && term.exit_code != 0
         {
@@ -170,7 +206,7 @@ pub fn detect(pod: &Pod, cfg: &PodDetector, now: Timestamp) -> Vec<Finding> {
             let mut ev = evidence(reason);
             ev.details
                 .insert("exitCode".into(), term.exit_code.to_string());
-            let since = term.finished_at.as_ref().map_or(since, |t| t.0);
+            let since = term.finished.unwrap_or(since);
             out.push(unhealthy(
                 target(Some(&cs.name)),
                 since,
@@ -180,15 +216,12 @@ pub fn detect(pod: &Pod, cfg: &PodDetector, now: Timestamp) -> Vec<Finding> {
                 name,
             ));
         }
-        let oom = [
-            cs.last_state.as_ref().and_then(|s| s.terminated.as_ref()),
-            state.and_then(|s| s.terminated.as_ref()),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|t| t.reason.as_deref() == Some("OOMKilled"))
-        .filter_map(|t| t.finished_at.as_ref().map(|f| f.0))
-        .max();
+        let oom = [cs.last_terminated.as_ref(), cs.terminated.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter(|t| t.reason.as_deref() == Some("OOMKilled"))
+            .filter_map(|t| t.finished)
+            .max();
         if let Some(at) = oom
             && age(now, at) <= OOM_RECENT
         {
@@ -210,19 +243,8 @@ pub fn detect(pod: &Pod, cfg: &PodDetector, now: Timestamp) -> Vec<Finding> {
     }
 
     if phase == "Pending" && !out.iter().any(|f| f.name != "Heal8sContainerOOMKilled") {
-        let unsched = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .and_then(|cs| {
-                cs.iter().find(|c| {
-                    c.type_ == "PodScheduled"
-                        && c.status == "False"
-                        && c.reason.as_deref() == Some("Unschedulable")
-                })
-            });
-        if let Some(c) = unsched {
-            let since = c.last_transition_time.as_ref().map_or(since, |t| t.0);
+        if let Some(c) = &pod.unschedulable {
+            let since = c.since.unwrap_or(since);
             if age(now, since) >= cfg.unschedulable_after.get() {
                 out.push(Finding {
                     name: "Heal8sPodUnschedulable",
@@ -235,14 +257,14 @@ pub fn detect(pod: &Pod, cfg: &PodDetector, now: Timestamp) -> Vec<Finding> {
                         details: c
                             .message
                             .iter()
-                            .map(|m| ("message".to_string(), m.clone()))
+                            .map(|m| ("message".to_string(), m.to_string()))
                             .collect(),
                         ..Evidence::default()
                     },
                     summary: format!("pod {ns}/{name} cannot be scheduled"),
                 });
             }
-        } else if let Some(c) = created(pod)
+        } else if let Some(c) = pod.created
             && age(now, c) >= cfg.pending_after.get()
         {
             out.push(Finding {
@@ -259,7 +281,8 @@ pub fn detect(pod: &Pod, cfg: &PodDetector, now: Timestamp) -> Vec<Finding> {
             });
         }
     }
-    if let Some(c) = controller(pod) {
+    if let Some((kind, name)) = &pod.controller {
+        let c = format!("{kind}/{name}");
         for f in &mut out {
             f.evidence
                 .details
@@ -293,7 +316,8 @@ fn unhealthy(
 /// Looser than `detect` (no thresholds; an OOM kill within the last hour counts):
 /// used to re-check a signal before acting.
 pub fn still_broken(pod: &Pod, now: Timestamp) -> Option<String> {
-    if pod.metadata.deletion_timestamp.is_some() {
+    let pod = PodView::of(pod);
+    if pod.deleting {
         return None;
     }
     let relaxed = PodDetector {
@@ -304,26 +328,22 @@ pub fn still_broken(pod: &Pod, now: Timestamp) -> Option<String> {
         unschedulable_after: crate::duration::PromDuration::default(),
         namespaces: Vec::new(),
     };
-    if let Some(f) = detect(pod, &relaxed, now).into_iter().next() {
+    if let Some(f) = detect_view(&pod, &relaxed, now).into_iter().next() {
         return Some(f.summary);
     }
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    match phase {
+    match pod.phase.as_deref() {
         Some("Failed") => return Some("pod phase is Failed".into()),
         Some("Unknown") => return Some("pod phase is Unknown".into()),
         Some("Succeeded") => return None,
         _ => {}
     }
-    if condition_since(pod, "Ready", "False").is_some() {
+    if pod.not_ready {
         return Some("pod is not Ready".into());
     }
-    let restarting = all_statuses(pod).find(|cs| {
-        cs.state
-            .as_ref()
-            .and_then(|s| s.waiting.as_ref())
-            .and_then(|w| w.reason.as_deref())
-            == Some("CrashLoopBackOff")
-    });
+    let restarting = pod
+        .containers
+        .iter()
+        .find(|cs| cs.waiting.as_ref().and_then(|w| w.as_deref()) == Some("CrashLoopBackOff"));
     restarting.map(|cs| format!("container {} is in CrashLoopBackOff", cs.name))
 }
 

@@ -6,35 +6,33 @@
 //! namespace, never a system-critical one.
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
 
-use super::config::PodDetector;
+use super::pod::PodDetector;
+use super::pod_view::PodView;
 use super::{Finding, namespace, pod};
 use crate::signal::Evidence;
 
 /// Priority at and above which a pod is system-critical (Kubernetes' own classes sit at 2e9).
 pub const SYSTEM_CRITICAL_PRIORITY: i32 = 2_000_000_000;
 
-fn is_system_critical(p: &Pod) -> bool {
-    let spec = p.spec.as_ref();
-    spec.and_then(|s| s.priority)
-        .is_some_and(|v| v >= SYSTEM_CRITICAL_PRIORITY)
-        || spec
-            .and_then(|s| s.priority_class_name.as_deref())
+fn is_system_critical(p: &PodView) -> bool {
+    p.priority.is_some_and(|v| v >= SYSTEM_CRITICAL_PRIORITY)
+        || p.priority_class
+            .as_deref()
             .is_some_and(|c| c == "system-cluster-critical" || c == "system-node-critical")
 }
 
 /// Pods to evict for relief, best first: OOM-killed, then crash looping, then
 /// stuck Pending; lower pod priority first within each.
 pub fn candidates(
-    pods: &[&Pod],
+    pods: &[&PodView],
     test_namespaces: &[String],
     cfg: &PodDetector,
     now: Timestamp,
 ) -> Vec<Finding> {
     let mut out: Vec<(u8, i32, Finding)> = Vec::new();
     for p in pods {
-        let Some(ns) = p.metadata.namespace.as_deref() else {
+        let Some(ns) = p.namespace.as_deref() else {
             continue;
         };
         if namespace::matches_any(test_namespaces, ns) || is_system_critical(p) {
@@ -45,7 +43,7 @@ pub fn candidates(
             ..cfg.clone()
         };
         all.enabled = true;
-        let findings = pod::detect(p, &all, now);
+        let findings = pod::detect_view(p, &all, now);
         let rank = |name: &str| match name {
             "Heal8sContainerOOMKilled" => Some(0),
             "Heal8sPodCrashLooping" => Some(1),
@@ -59,7 +57,7 @@ pub fn candidates(
         else {
             continue;
         };
-        let priority = p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
+        let priority = p.priority.unwrap_or(0);
         let mut target = f.target.clone();
         target.container = None;
         out.push((
@@ -97,7 +95,7 @@ mod tests {
         Timestamp::from_second(1_800_000_000 + s).unwrap()
     }
 
-    fn mk(ns: &str, name: &str, kind: &str, priority: i32, class: Option<&str>) -> Pod {
+    fn mk(ns: &str, name: &str, kind: &str, priority: i32, class: Option<&str>) -> PodView {
         let (phase, statuses) = match kind {
             "oom" => (
                 "Running",
@@ -117,12 +115,14 @@ mod tests {
                 "state": {"running": {}}}]),
             ),
         };
-        serde_json::from_value(json!({
-            "metadata": {"name": name, "namespace": ns, "creationTimestamp": t(0).to_string()},
-            "spec": {"containers": [{"name": "c"}], "priority": priority, "priorityClassName": class},
-            "status": {"phase": phase, "containerStatuses": statuses}
-        }))
-        .unwrap()
+        PodView::of(
+            &serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": ns, "creationTimestamp": t(0).to_string()},
+                "spec": {"containers": [{"name": "c"}], "priority": priority, "priorityClassName": class},
+                "status": {"phase": phase, "containerStatuses": statuses}
+            }))
+            .unwrap(),
+        )
     }
 
     #[test]
@@ -138,7 +138,7 @@ mod tests {
             mk("kube-system", "dns", "crash", 2_000_000_000, None),
             mk("web", "critical", "crash", 0, Some("system-node-critical")),
         ];
-        let refs: Vec<&Pod> = pods.iter().collect();
+        let refs: Vec<&PodView> = pods.iter().collect();
         let names: Vec<String> = candidates(&refs, &["test-*".into()], &cfg, t(1000))
             .into_iter()
             .map(|f| f.target.name)

@@ -15,8 +15,8 @@
 use jiff::Timestamp;
 
 use super::{ActionClass, Guard, Refusal, RefusalReason, since, wrong_cluster};
-use crate::act::Facts;
 use crate::duration::PromDuration;
+use crate::facts::Facts;
 use crate::plan::Plan;
 use crate::remediation::Remediation;
 use crate::target::TargetKind;
@@ -28,7 +28,7 @@ impl Guard {
     /// in the owning workload when it knows it; a pod plan without one is
     /// judged only by the rules that do not depend on its owner.
     pub fn precheck(&self, plan: &Plan, now: Timestamp) -> Option<Refusal> {
-        if let Some(r) = wrong_cluster(&self.cfg, &plan.trigger.source, &plan.trigger.labels) {
+        if let Some(r) = wrong_cluster(&self.cfg, plan.trigger.source, &plan.trigger.labels) {
             return Some(r);
         }
         let kind = plan.kind();
@@ -234,8 +234,8 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::act::ObjectMeta;
     use crate::detect::{Features, Profile};
+    use crate::facts::ObjectMeta;
     use crate::guard::{Decision, RecoveryBy, Verdict};
     use crate::plan::WorkloadRef;
     use crate::policy::{Budget, ClassLimits, GuardConfig, MassFlip, Policy, Threshold};

@@ -135,7 +135,7 @@ pub struct Escalation {
     pub within: PromDuration,
     /// What ends an escalation: a verified recovery, a resolved alert about a
     /// target that keeps its identity, a human (annotation on the record).
-    pub cleared_by: Vec<crate::guard::RecoveryBy>,
+    pub cleared_by: Vec<crate::ledger::RecoveryBy>,
 }
 
 impl Default for Escalation {
@@ -144,9 +144,9 @@ impl Default for Escalation {
             after: 3,
             within: PromDuration::secs(3600),
             cleared_by: vec![
-                crate::guard::RecoveryBy::Verified,
-                crate::guard::RecoveryBy::AlertResolved,
-                crate::guard::RecoveryBy::Human,
+                crate::ledger::RecoveryBy::Verified,
+                crate::ledger::RecoveryBy::AlertResolved,
+                crate::ledger::RecoveryBy::Human,
             ],
         }
     }

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ParamIssue;
+use crate::target::TargetKind;
+use super::{ActionClass, Feature, ParamIssue, RemediationSpec, Style};
 use crate::quantity;
 
 /// How memory requests follow a raised limit.
@@ -46,9 +47,27 @@ impl Default for BumpMemory {
     }
 }
 
-impl BumpMemory {
+impl RemediationSpec for BumpMemory {
+    const NAME: &'static str = "bump-memory";
+    const STYLE: Style = Style::Declarative;
+    const FEATURE: Option<Feature> = None;
+    const CLASS: ActionClass = ActionClass::PullRequests;
+    const TARGETS: &'static [TargetKind] = &[
+        TargetKind::Pod,
+        TargetKind::Deployment,
+        TargetKind::StatefulSet,
+        TargetKind::DaemonSet,
+    ];
+
+    fn describe(&self, target: &str) -> String {
+        format!(
+            "propose a higher memory limit for {target} (x{} or +{}, at most {})",
+            self.factor, self.step, self.max
+        )
+    }
+
     /// Every problem with these parameters.
-    pub fn validate(&self) -> Vec<ParamIssue> {
+    fn validate(&self) -> Vec<ParamIssue> {
         let mut out = Vec::new();
         if !(self.factor > 1.0 && self.factor <= 4.0) {
             out.push((

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ParamIssue, TargetMismatch};
+use super::{ActionClass, Feature, ParamIssue, RemediationSpec, Style, TargetMismatch};
 use crate::signal::Signal;
 use crate::target::{self, ResourceType, Target, TargetKind};
 
@@ -83,9 +83,16 @@ pub fn forbidden(rt: &ResourceType) -> Option<String> {
     None
 }
 
-impl CleanupResource {
+impl RemediationSpec for CleanupResource {
+    const NAME: &'static str = "cleanup-resource";
+    const STYLE: Style = Style::Janitor;
+    const FEATURE: Option<Feature> = Some(Feature::CleanupResources);
+    const CLASS: ActionClass = ActionClass::Resources;
+    /// Custom resources, by `apiVersion`/`kind` or the signal's (see `target_for`).
+    const TARGETS: &'static [TargetKind] = &[];
+
     /// Every problem with these parameters.
-    pub fn validate(&self) -> Vec<ParamIssue> {
+    fn validate(&self) -> Vec<ParamIssue> {
         let mut out = Vec::new();
         if self.api_version.is_empty() && self.kind.is_empty() {
             return out;
@@ -131,12 +138,31 @@ impl CleanupResource {
         out
     }
 
+    fn describe(&self, target: &str) -> String {
+        format!("delete {target}")
+    }
+
+    /// Removing finalizers is a class of its own, with its own limits.
+    fn class(&self) -> ActionClass {
+        if self.remove_finalizers {
+            ActionClass::Finalizers
+        } else {
+            Self::CLASS
+        }
+    }
+
+    fn target_for(&self, signal: &Signal) -> Result<Option<Target>, TargetMismatch> {
+        self.target(signal).map(Some)
+    }
+}
+
+impl CleanupResource {
     /// The resource type this cleanup deletes.
     pub fn resource_type(&self) -> ResourceType {
         ResourceType::from_api_version(&self.api_version, &self.kind)
     }
 
-    pub(super) fn target_for(&self, signal: &Signal) -> Result<Target, TargetMismatch> {
+    fn target(&self, signal: &Signal) -> Result<Target, TargetMismatch> {
         if self.kind.is_empty() {
             return match &signal.target {
                 Some(Target {

@@ -5,7 +5,7 @@
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use super::{ParamIssue, TargetMismatch};
+use super::{ActionClass, Feature, ParamIssue, RemediationSpec, Style, TargetMismatch};
 use crate::duration::PromDuration;
 use crate::signal::Signal;
 use crate::target::{Target, TargetKind};
@@ -31,9 +31,16 @@ impl Default for DeleteNamespace {
     }
 }
 
-impl DeleteNamespace {
+impl RemediationSpec for DeleteNamespace {
+    const NAME: &'static str = "delete-namespace";
+    const STYLE: Style = Style::Janitor;
+    const FEATURE: Option<Feature> = Some(Feature::DeleteNamespaces);
+    const CLASS: ActionClass = ActionClass::Namespaces;
+    /// The namespace a signal names, only by `namePattern` (see `target_for`).
+    const TARGETS: &'static [TargetKind] = &[];
+
     /// Every problem with these parameters.
-    pub fn validate(&self) -> Vec<ParamIssue> {
+    fn validate(&self) -> Vec<ParamIssue> {
         let mut out = Vec::new();
         if !self.name_pattern.is_empty() {
             match self.regex() {
@@ -54,12 +61,22 @@ impl DeleteNamespace {
         out
     }
 
+    fn describe(&self, target: &str) -> String {
+        format!("delete {target}")
+    }
+
+    fn target_for(&self, signal: &Signal) -> Result<Option<Target>, TargetMismatch> {
+        self.target(signal).map(Some)
+    }
+}
+
+impl DeleteNamespace {
     fn regex(&self) -> Result<Regex, String> {
         Regex::new(&format!("^(?:{})$", self.name_pattern))
             .map_err(|e| format!("invalid regular expression: {e}"))
     }
 
-    pub(super) fn target_for(&self, signal: &Signal) -> Result<Target, TargetMismatch> {
+    fn target(&self, signal: &Signal) -> Result<Target, TargetMismatch> {
         let t = signal
             .target
             .as_ref()
@@ -72,7 +89,7 @@ impl DeleteNamespace {
             })?
         };
         if self.name_pattern.is_empty() {
-            if signal.source.kind() == "detector" && t.kind == TargetKind::Namespace {
+            if signal.source.kind() == crate::signal::SourceKind::Detector && t.kind == TargetKind::Namespace {
                 return Ok(Target::new(TargetKind::Namespace, None, ns));
             }
             return Err(TargetMismatch::NotAllowed(

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ParamIssue, range_issue};
+use crate::target::TargetKind;
+use super::{ActionClass, Feature, ParamIssue, RemediationSpec, Style, range_issue};
 use crate::duration::PromDuration;
 
 /// Parameters of `delete-node`.
@@ -24,9 +25,23 @@ impl Default for DeleteNode {
     }
 }
 
-impl DeleteNode {
+impl RemediationSpec for DeleteNode {
+    const NAME: &'static str = "delete-node";
+    const STYLE: Style = Style::Janitor;
+    const FEATURE: Option<Feature> = Some(Feature::DeleteNodes);
+    const CLASS: ActionClass = ActionClass::Nodes;
+    const TARGETS: &'static [TargetKind] = &[TargetKind::Node];
+
+    fn describe(&self, target: &str) -> String {
+        if self.drain_first {
+            format!("drain and delete {target}")
+        } else {
+            format!("delete {target}")
+        }
+    }
+
     /// Every problem with these parameters.
-    pub fn validate(&self) -> Vec<ParamIssue> {
+    fn validate(&self) -> Vec<ParamIssue> {
         range_issue(
             "drainTimeout",
             self.drain_timeout,

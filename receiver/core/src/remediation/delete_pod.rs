@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ParamIssue, range_issue};
+use crate::target::TargetKind;
+use super::{ActionClass, Feature, ParamIssue, RemediationSpec, Style, range_issue};
 
 /// Parameters of `delete-pod`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -13,9 +14,23 @@ pub struct DeletePod {
     pub grace_period_seconds: Option<u32>,
 }
 
-impl DeletePod {
+impl RemediationSpec for DeletePod {
+    const NAME: &'static str = "delete-pod";
+    const STYLE: Style = Style::Janitor;
+    const FEATURE: Option<Feature> = Some(Feature::HealPods);
+    const CLASS: ActionClass = ActionClass::Pods;
+    const TARGETS: &'static [TargetKind] = &[TargetKind::Pod];
+
+    fn describe(&self, target: &str) -> String {
+        format!("delete {target}")
+    }
+
+    fn whole_pod(&self) -> bool {
+        true
+    }
+
     /// Every problem with these parameters.
-    pub fn validate(&self) -> Vec<ParamIssue> {
+    fn validate(&self) -> Vec<ParamIssue> {
         self.grace_period_seconds
             .and_then(|g| range_issue("gracePeriodSeconds", g, 0, 3600))
             .into_iter()

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ParamIssue, range_issue};
+use crate::target::TargetKind;
+use super::{ActionClass, Feature, ParamIssue, RemediationSpec, Style, range_issue};
 use crate::duration::PromDuration;
 
 /// Parameters of `drain-node`.
@@ -37,9 +38,23 @@ impl Default for DrainNode {
     }
 }
 
-impl DrainNode {
+impl RemediationSpec for DrainNode {
+    const NAME: &'static str = "drain-node";
+    const STYLE: Style = Style::Janitor;
+    const FEATURE: Option<Feature> = Some(Feature::DrainNodes);
+    const CLASS: ActionClass = ActionClass::Nodes;
+    const TARGETS: &'static [TargetKind] = &[TargetKind::Node];
+
+    fn describe(&self, target: &str) -> String {
+        if self.cordon_only {
+            format!("cordon {target}")
+        } else {
+            format!("cordon and drain {target}")
+        }
+    }
+
     /// Every problem with these parameters.
-    pub fn validate(&self) -> Vec<ParamIssue> {
+    fn validate(&self) -> Vec<ParamIssue> {
         let mut out = Vec::new();
         out.extend(
             self.grace_period_seconds

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ParamIssue, range_issue};
+use crate::target::TargetKind;
+use super::{ActionClass, Feature, ParamIssue, RemediationSpec, Style, range_issue};
 
 /// Parameters of `evict-pod`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,9 +16,23 @@ pub struct EvictPod {
     pub fallback_to_delete: bool,
 }
 
-impl EvictPod {
+impl RemediationSpec for EvictPod {
+    const NAME: &'static str = "evict-pod";
+    const STYLE: Style = Style::Janitor;
+    const FEATURE: Option<Feature> = Some(Feature::HealPods);
+    const CLASS: ActionClass = ActionClass::Pods;
+    const TARGETS: &'static [TargetKind] = &[TargetKind::Pod];
+
+    fn describe(&self, target: &str) -> String {
+        format!("evict {target}")
+    }
+
+    fn whole_pod(&self) -> bool {
+        true
+    }
+
     /// Every problem with these parameters.
-    pub fn validate(&self) -> Vec<ParamIssue> {
+    fn validate(&self) -> Vec<ParamIssue> {
         self.grace_period_seconds
             .and_then(|g| range_issue("gracePeriodSeconds", g, 0, 3600))
             .into_iter()

@@ -1,34 +1,15 @@
 //! The remediations heal8s knows, their typed parameters and the one registration point.
 //!
-//! Owns: names, parameter parsing/validation, and which target each remediation acts on.
-//! One file per remediation; adding one touches this file's three tables and nothing else.
+//! Owns: names, parameter parsing/validation, which target each remediation
+//! acts on, its class, feature switch and style. One file per remediation;
+//! each implements [`RemediationSpec`] (what it says about itself), and
+//! adding one is that file plus one line in the `registry!` call below.
 //! Must not do IO: executors live in receiver-k8s and gitops.
-
-mod bump_memory;
-pub mod cleanup_resource;
-mod delete_namespace;
-mod delete_node;
-mod delete_pod;
-mod drain_node;
-mod evict_pod;
-mod notify_only;
-mod rollback_image;
-mod scale_up;
 
 use std::fmt;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-
-pub use bump_memory::{BumpMemory, RequestsRule};
-pub use cleanup_resource::CleanupResource;
-pub use delete_namespace::DeleteNamespace;
-pub use delete_node::DeleteNode;
-pub use delete_pod::DeletePod;
-pub use drain_node::DrainNode;
-pub use evict_pod::EvictPod;
-pub use notify_only::NotifyOnly;
-pub use rollback_image::RollbackImage;
-pub use scale_up::ScaleUp;
 
 use crate::signal::Signal;
 use crate::target::{Target, TargetKind};
@@ -62,53 +43,299 @@ impl fmt::Display for Mode {
     }
 }
 
-/// The name of a remediation, without parameters.
+/// What kind of fix a remediation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Acts on the cluster through the Kubernetes API (`mode: direct`).
+    Janitor,
+    /// Changes what git declares, through a pull request (`mode: pull-request`).
+    Declarative,
+    /// Changes nothing; tells people.
+    Notify,
+}
+
+/// The policy switch (`features`) that enables a remediation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feature {
+    HealPods,
+    DrainNodes,
+    DeleteNodes,
+    CleanupResources,
+    DeleteNamespaces,
+}
+
+/// The class of an action, for the breakers that act per class (rates,
+/// in-flight caps, mass flips). `as_str` is a bounded metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum RemediationKind {
-    DeletePod,
-    EvictPod,
-    DrainNode,
-    DeleteNode,
-    CleanupResource,
-    DeleteNamespace,
-    BumpMemory,
-    ScaleUp,
-    RollbackImage,
-    NotifyOnly,
+pub enum ActionClass {
+    /// delete-pod, evict-pod.
+    Pods,
+    /// drain-node, delete-node.
+    Nodes,
+    /// delete-namespace.
+    Namespaces,
+    /// cleanup-resource without finalizer removal.
+    Resources,
+    /// cleanup-resource that may remove finalizers.
+    Finalizers,
+    /// bump-memory, scale-up, rollback-image.
+    PullRequests,
+    /// notify-only.
+    Notify,
+}
+
+impl ActionClass {
+    /// Every class, for metrics that start at 0.
+    pub const ALL: [ActionClass; 7] = [
+        ActionClass::Pods,
+        ActionClass::Nodes,
+        ActionClass::Namespaces,
+        ActionClass::Resources,
+        ActionClass::Finalizers,
+        ActionClass::PullRequests,
+        ActionClass::Notify,
+    ];
+
+    /// kebab-case name for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionClass::Pods => "pods",
+            ActionClass::Nodes => "nodes",
+            ActionClass::Namespaces => "namespaces",
+            ActionClass::Resources => "resources",
+            ActionClass::Finalizers => "finalizers",
+            ActionClass::PullRequests => "pull-requests",
+            ActionClass::Notify => "notify",
+        }
+    }
+}
+
+impl fmt::Display for ActionClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a remediation says about itself: its parameters (the type that
+/// implements this), its name, style, feature switch, class, the targets it
+/// acts on, and how a plan of it reads. Everything else (the policy, the
+/// guard, plans) asks the registry instead of keeping its own table.
+pub trait RemediationSpec: Sized + Default + Serialize + DeserializeOwned {
+    /// The policy-file spelling, also a metric label: `evict-pod`.
+    const NAME: &'static str;
+    /// Janitor, declarative or notify.
+    const STYLE: Style;
+    /// The `features` switch that enables it; `None`: always enabled.
+    const FEATURE: Option<Feature>;
+    /// Its usual class of action (see [`RemediationSpec::class`]).
+    const CLASS: ActionClass;
+    /// The kinds of target it acts on, for the default `target_for`.
+    const TARGETS: &'static [TargetKind];
+
+    /// Every problem with these parameters, at once.
+    fn validate(&self) -> Vec<ParamIssue>;
+
+    /// What the plan does, as a sentence fragment, given the target's
+    /// display: "evict Pod shop/api-1".
+    fn describe(&self, target: &str) -> String;
+
+    /// The object it acts on for `signal`, or why there is none.
+    fn target_for(&self, signal: &Signal) -> Result<Option<Target>, TargetMismatch> {
+        need(signal, Self::TARGETS).map(Some)
+    }
+
+    /// The class of this action with these parameters.
+    fn class(&self) -> ActionClass {
+        Self::CLASS
+    }
+
+    /// Whether it acts on a pod whole (the target is shown without the
+    /// container a signal named).
+    fn whole_pod(&self) -> bool {
+        false
+    }
+}
+
+/// One problem found in a remediation's parameters: a path below `params` and a message.
+pub type ParamIssue = (String, String);
+
+fn decode<T: serde::de::DeserializeOwned + Default>(
+    params: Option<&serde_json::Value>,
+) -> Result<T, Vec<ParamIssue>> {
+    match params {
+        None | Some(serde_json::Value::Null) => Ok(T::default()),
+        Some(v) => serde_path_to_error::deserialize(v).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." { String::new() } else { path };
+            vec![(path, e.into_inner().to_string())]
+        }),
+    }
+}
+
+fn build<T: RemediationSpec>(
+    params: Option<&serde_json::Value>,
+    wrap: fn(T) -> Remediation,
+) -> Result<Remediation, Vec<ParamIssue>> {
+    let p: T = decode(params)?;
+    let issues = p.validate();
+    if issues.is_empty() {
+        Ok(wrap(p))
+    } else {
+        Err(issues)
+    }
+}
+
+/// The registry: one line per remediation, `module::Type`, in documentation
+/// order. It declares the module and generates [`RemediationKind`],
+/// [`Remediation`] and their dispatch.
+macro_rules! registry {
+    ($($module:ident :: $ty:ident),+ $(,)?) => {
+        $(pub mod $module;)+
+        $(pub use $module::$ty;)+
+
+        /// The name of a remediation, without parameters.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        pub enum RemediationKind {
+            $($ty,)+
+        }
+
+        /// A remediation with its validated parameters.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(tag = "remediation", content = "params", rename_all = "kebab-case")]
+        pub enum Remediation {
+            $($ty($ty),)+
+        }
+
+        impl RemediationKind {
+            /// Every remediation, in documentation order.
+            pub const ALL: [RemediationKind; [$(stringify!($ty)),+].len()] =
+                [$(RemediationKind::$ty,)+];
+
+            /// The policy-file spelling, also a metric label.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(RemediationKind::$ty => <$ty as RemediationSpec>::NAME,)+
+                }
+            }
+
+            /// Janitor, declarative or notify.
+            pub fn style(self) -> Style {
+                match self {
+                    $(RemediationKind::$ty => <$ty as RemediationSpec>::STYLE,)+
+                }
+            }
+
+            /// The `features` switch that enables it, if any.
+            pub fn feature(self) -> Option<Feature> {
+                match self {
+                    $(RemediationKind::$ty => <$ty as RemediationSpec>::FEATURE,)+
+                }
+            }
+
+            /// Its usual class (cleanup-resource: without finalizers).
+            pub fn class(self) -> ActionClass {
+                match self {
+                    $(RemediationKind::$ty => <$ty as RemediationSpec>::CLASS,)+
+                }
+            }
+        }
+
+        impl Remediation {
+            /// Decode and validate the parameters of `kind`; every problem is reported.
+            pub fn from_params(
+                kind: RemediationKind,
+                params: Option<&serde_json::Value>,
+            ) -> Result<Remediation, Vec<ParamIssue>> {
+                match kind {
+                    $(RemediationKind::$ty => build::<$ty>(params, Remediation::$ty),)+
+                }
+            }
+
+            /// The remediation's name.
+            pub fn kind(&self) -> RemediationKind {
+                match self {
+                    $(Remediation::$ty(_) => RemediationKind::$ty,)+
+                }
+            }
+
+            /// The object this remediation acts on for `signal`, or why there is none.
+            /// `Ok(None)` only for remediations that need no target (notify-only).
+            pub fn target_for(&self, signal: &Signal) -> Result<Option<Target>, TargetMismatch> {
+                match self {
+                    $(Remediation::$ty(p) => p.target_for(signal),)+
+                }
+            }
+
+            /// The class of this action (cleanup-resource that may remove
+            /// finalizers is a class of its own).
+            pub fn class(&self) -> ActionClass {
+                match self {
+                    $(Remediation::$ty(p) => p.class(),)+
+                }
+            }
+
+            /// What it does to `target` (its display), as a sentence fragment.
+            pub fn describe(&self, target: &str) -> String {
+                match self {
+                    $(Remediation::$ty(p) => p.describe(target),)+
+                }
+            }
+
+            /// Whether it acts on a pod whole.
+            pub fn whole_pod(&self) -> bool {
+                match self {
+                    $(Remediation::$ty(p) => p.whole_pod(),)+
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    delete_pod::DeletePod,
+    evict_pod::EvictPod,
+    drain_node::DrainNode,
+    delete_node::DeleteNode,
+    cleanup_resource::CleanupResource,
+    delete_namespace::DeleteNamespace,
+    bump_memory::BumpMemory,
+    scale_up::ScaleUp,
+    rollback_image::RollbackImage,
+    notify_only::NotifyOnly,
+}
+
+pub use bump_memory::RequestsRule;
+
+/// A remediation reads back as it is written (`{remediation, params}`), and
+/// its parameters are checked again as in a policy.
+impl<'de> Deserialize<'de> for Remediation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Remediation, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            remediation: RemediationKind,
+            #[serde(default)]
+            params: Option<serde_json::Value>,
+        }
+        let raw = Raw::deserialize(d)?;
+        Remediation::from_params(raw.remediation, raw.params.as_ref()).map_err(|issues| {
+            let all: Vec<String> = issues
+                .into_iter()
+                .map(|(path, msg)| {
+                    if path.is_empty() {
+                        format!("params: {msg}")
+                    } else {
+                        format!("params.{path}: {msg}")
+                    }
+                })
+                .collect();
+            serde::de::Error::custom(all.join("; "))
+        })
+    }
 }
 
 impl RemediationKind {
-    /// Every remediation, in documentation order.
-    pub const ALL: [RemediationKind; 10] = [
-        RemediationKind::DeletePod,
-        RemediationKind::EvictPod,
-        RemediationKind::DrainNode,
-        RemediationKind::DeleteNode,
-        RemediationKind::CleanupResource,
-        RemediationKind::DeleteNamespace,
-        RemediationKind::BumpMemory,
-        RemediationKind::ScaleUp,
-        RemediationKind::RollbackImage,
-        RemediationKind::NotifyOnly,
-    ];
-
-    /// The policy-file spelling, also a metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RemediationKind::DeletePod => "delete-pod",
-            RemediationKind::EvictPod => "evict-pod",
-            RemediationKind::DrainNode => "drain-node",
-            RemediationKind::DeleteNode => "delete-node",
-            RemediationKind::CleanupResource => "cleanup-resource",
-            RemediationKind::DeleteNamespace => "delete-namespace",
-            RemediationKind::BumpMemory => "bump-memory",
-            RemediationKind::ScaleUp => "scale-up",
-            RemediationKind::RollbackImage => "rollback-image",
-            RemediationKind::NotifyOnly => "notify-only",
-        }
-    }
-
     /// Parse the policy-file spelling.
     pub fn parse(s: &str) -> Option<RemediationKind> {
         RemediationKind::ALL.into_iter().find(|k| k.as_str() == s)
@@ -116,15 +343,12 @@ impl RemediationKind {
 
     /// Declarative fixes change what git declares, so they go through pull requests.
     pub fn is_declarative(self) -> bool {
-        matches!(
-            self,
-            RemediationKind::BumpMemory | RemediationKind::ScaleUp | RemediationKind::RollbackImage
-        )
+        self.style() == Style::Declarative
     }
 
     /// Whether the remediation changes anything at all (everything but notify-only).
     pub fn is_mutating(self) -> bool {
-        self != RemediationKind::NotifyOnly
+        self.style() != Style::Notify
     }
 
     /// The mode used when a route names none.
@@ -149,129 +373,6 @@ impl RemediationKind {
 impl fmt::Display for RemediationKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-/// A remediation with its validated parameters.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "remediation", content = "params", rename_all = "kebab-case")]
-pub enum Remediation {
-    DeletePod(DeletePod),
-    EvictPod(EvictPod),
-    DrainNode(DrainNode),
-    DeleteNode(DeleteNode),
-    CleanupResource(CleanupResource),
-    DeleteNamespace(DeleteNamespace),
-    BumpMemory(BumpMemory),
-    ScaleUp(ScaleUp),
-    RollbackImage(RollbackImage),
-    NotifyOnly(NotifyOnly),
-}
-
-/// One problem found in a remediation's parameters: a path below `params` and a message.
-pub type ParamIssue = (String, String);
-
-fn decode<T: serde::de::DeserializeOwned + Default>(
-    params: Option<&serde_json::Value>,
-) -> Result<T, Vec<ParamIssue>> {
-    match params {
-        None | Some(serde_json::Value::Null) => Ok(T::default()),
-        Some(v) => serde_path_to_error::deserialize(v).map_err(|e| {
-            let path = e.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            vec![(path, e.into_inner().to_string())]
-        }),
-    }
-}
-
-fn checked<T>(
-    value: T,
-    issues: Vec<ParamIssue>,
-    wrap: fn(T) -> Remediation,
-) -> Result<Remediation, Vec<ParamIssue>> {
-    if issues.is_empty() {
-        Ok(wrap(value))
-    } else {
-        Err(issues)
-    }
-}
-
-impl Remediation {
-    /// Decode and validate the parameters of `kind`; every problem is reported.
-    pub fn from_params(
-        kind: RemediationKind,
-        params: Option<&serde_json::Value>,
-    ) -> Result<Remediation, Vec<ParamIssue>> {
-        macro_rules! build {
-            ($ty:ident) => {{
-                let p: $ty = decode(params)?;
-                let issues = p.validate();
-                checked(p, issues, Remediation::$ty)
-            }};
-        }
-        match kind {
-            RemediationKind::DeletePod => build!(DeletePod),
-            RemediationKind::EvictPod => build!(EvictPod),
-            RemediationKind::DrainNode => build!(DrainNode),
-            RemediationKind::DeleteNode => build!(DeleteNode),
-            RemediationKind::CleanupResource => build!(CleanupResource),
-            RemediationKind::DeleteNamespace => build!(DeleteNamespace),
-            RemediationKind::BumpMemory => build!(BumpMemory),
-            RemediationKind::ScaleUp => build!(ScaleUp),
-            RemediationKind::RollbackImage => build!(RollbackImage),
-            RemediationKind::NotifyOnly => build!(NotifyOnly),
-        }
-    }
-
-    /// The remediation's name.
-    pub fn kind(&self) -> RemediationKind {
-        match self {
-            Remediation::DeletePod(_) => RemediationKind::DeletePod,
-            Remediation::EvictPod(_) => RemediationKind::EvictPod,
-            Remediation::DrainNode(_) => RemediationKind::DrainNode,
-            Remediation::DeleteNode(_) => RemediationKind::DeleteNode,
-            Remediation::CleanupResource(_) => RemediationKind::CleanupResource,
-            Remediation::DeleteNamespace(_) => RemediationKind::DeleteNamespace,
-            Remediation::BumpMemory(_) => RemediationKind::BumpMemory,
-            Remediation::ScaleUp(_) => RemediationKind::ScaleUp,
-            Remediation::RollbackImage(_) => RemediationKind::RollbackImage,
-            Remediation::NotifyOnly(_) => RemediationKind::NotifyOnly,
-        }
-    }
-
-    /// The object this remediation acts on for `signal`, or why there is none.
-    /// `Ok(None)` only for remediations that need no target (notify-only).
-    pub fn target_for(&self, signal: &Signal) -> Result<Option<Target>, TargetMismatch> {
-        match self {
-            Remediation::DeletePod(_) | Remediation::EvictPod(_) => {
-                need(signal, &[TargetKind::Pod]).map(Some)
-            }
-            Remediation::DrainNode(_) | Remediation::DeleteNode(_) => {
-                need(signal, &[TargetKind::Node]).map(Some)
-            }
-            Remediation::CleanupResource(p) => p.target_for(signal).map(Some),
-            Remediation::DeleteNamespace(p) => p.target_for(signal).map(Some),
-            Remediation::BumpMemory(_) | Remediation::RollbackImage(_) => need(
-                signal,
-                &[
-                    TargetKind::Pod,
-                    TargetKind::Deployment,
-                    TargetKind::StatefulSet,
-                    TargetKind::DaemonSet,
-                ],
-            )
-            .map(Some),
-            Remediation::ScaleUp(_) => need(
-                signal,
-                &[
-                    TargetKind::HorizontalPodAutoscaler,
-                    TargetKind::Deployment,
-                    TargetKind::StatefulSet,
-                ],
-            )
-            .map(Some),
-            Remediation::NotifyOnly(_) => Ok(signal.target.clone()),
-        }
     }
 }
 
@@ -326,25 +427,84 @@ mod tests {
     fn every_kind_round_trips_its_name_and_has_defaults() {
         for k in RemediationKind::ALL {
             assert_eq!(RemediationKind::parse(k.as_str()), Some(k));
-            let r = Remediation::from_params(k, None).unwrap_or_else(|e| {
-                // only the remediations with required parameters may fail without params
-                assert!(
-                    matches!(
-                        k,
-                        RemediationKind::CleanupResource | RemediationKind::DeleteNamespace
-                    ),
-                    "{k}: {e:?}"
-                );
-                Remediation::NotifyOnly(NotifyOnly::default())
-            });
-            if !matches!(
-                k,
-                RemediationKind::CleanupResource | RemediationKind::DeleteNamespace
-            ) {
-                assert_eq!(r.kind(), k);
-            }
+            // the serde spelling is the registered name
+            assert_eq!(
+                serde_json::to_value(k).unwrap(),
+                serde_json::Value::String(k.as_str().into())
+            );
+            // every remediation has usable defaults
+            let r = Remediation::from_params(k, None).unwrap();
+            assert_eq!(r.kind(), k);
+            assert_eq!(
+                r.class(),
+                k.class(),
+                "{k}: its defaults are its usual class"
+            );
         }
         assert_eq!(RemediationKind::parse("restart-everything"), None);
+    }
+
+    #[test]
+    fn each_remediation_describes_itself() {
+        use ActionClass as C;
+        let table: Vec<(&str, Style, Option<Feature>, C)> = RemediationKind::ALL
+            .into_iter()
+            .map(|k| (k.as_str(), k.style(), k.feature(), k.class()))
+            .collect();
+        assert_eq!(
+            table,
+            [
+                (
+                    "delete-pod",
+                    Style::Janitor,
+                    Some(Feature::HealPods),
+                    C::Pods
+                ),
+                (
+                    "evict-pod",
+                    Style::Janitor,
+                    Some(Feature::HealPods),
+                    C::Pods
+                ),
+                (
+                    "drain-node",
+                    Style::Janitor,
+                    Some(Feature::DrainNodes),
+                    C::Nodes
+                ),
+                (
+                    "delete-node",
+                    Style::Janitor,
+                    Some(Feature::DeleteNodes),
+                    C::Nodes
+                ),
+                (
+                    "cleanup-resource",
+                    Style::Janitor,
+                    Some(Feature::CleanupResources),
+                    C::Resources
+                ),
+                (
+                    "delete-namespace",
+                    Style::Janitor,
+                    Some(Feature::DeleteNamespaces),
+                    C::Namespaces
+                ),
+                ("bump-memory", Style::Declarative, None, C::PullRequests),
+                ("scale-up", Style::Declarative, None, C::PullRequests),
+                ("rollback-image", Style::Declarative, None, C::PullRequests),
+                ("notify-only", Style::Notify, None, C::Notify),
+            ]
+        );
+        let finalizers = Remediation::from_params(
+            RemediationKind::CleanupResource,
+            Some(&json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "removeFinalizers": true})),
+        )
+        .unwrap();
+        assert_eq!(finalizers.class(), C::Finalizers);
+        let evict = Remediation::from_params(RemediationKind::EvictPod, None).unwrap();
+        assert_eq!(evict.describe("Pod shop/api-1"), "evict Pod shop/api-1");
+        assert!(evict.whole_pod());
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ParamIssue, range_issue};
+use crate::target::TargetKind;
+use super::{ActionClass, Feature, ParamIssue, RemediationSpec, Style, range_issue};
 use crate::duration::PromDuration;
 
 /// Parameters of `rollback-image`.
@@ -22,9 +23,24 @@ impl Default for RollbackImage {
     }
 }
 
-impl RollbackImage {
+impl RemediationSpec for RollbackImage {
+    const NAME: &'static str = "rollback-image";
+    const STYLE: Style = Style::Declarative;
+    const FEATURE: Option<Feature> = None;
+    const CLASS: ActionClass = ActionClass::PullRequests;
+    const TARGETS: &'static [TargetKind] = &[
+        TargetKind::Pod,
+        TargetKind::Deployment,
+        TargetKind::StatefulSet,
+        TargetKind::DaemonSet,
+    ];
+
+    fn describe(&self, target: &str) -> String {
+        format!("propose rolling back the image of {target} to the last healthy one")
+    }
+
     /// Every problem with these parameters.
-    pub fn validate(&self) -> Vec<ParamIssue> {
+    fn validate(&self) -> Vec<ParamIssue> {
         range_issue(
             "maxRolloutAge",
             self.max_rollout_age,

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ParamIssue, range_issue};
+use crate::target::TargetKind;
+use super::{ActionClass, Feature, ParamIssue, RemediationSpec, Style, range_issue};
 
 /// Parameters of `scale-up`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,9 +24,26 @@ impl Default for ScaleUp {
     }
 }
 
-impl ScaleUp {
+impl RemediationSpec for ScaleUp {
+    const NAME: &'static str = "scale-up";
+    const STYLE: Style = Style::Declarative;
+    const FEATURE: Option<Feature> = None;
+    const CLASS: ActionClass = ActionClass::PullRequests;
+    const TARGETS: &'static [TargetKind] = &[
+        TargetKind::HorizontalPodAutoscaler,
+        TargetKind::Deployment,
+        TargetKind::StatefulSet,
+    ];
+
+    fn describe(&self, target: &str) -> String {
+        format!(
+            "propose {}% more replicas for {target} (at most {})",
+            self.percent, self.max_replicas
+        )
+    }
+
     /// Every problem with these parameters.
-    pub fn validate(&self) -> Vec<ParamIssue> {
+    fn validate(&self) -> Vec<ParamIssue> {
         let mut out = Vec::new();
         out.extend(range_issue("percent", self.percent, 1, 1000));
         out.extend(range_issue("maxReplicas", self.max_replicas, 1, 10_000));

@@ -1,4 +1,5 @@
-//! Leader election: a coordination.k8s.io Lease (kube-lease-manager). Every
+//! The one leader gate: whether this replica may act now, as the
+//! coordination.k8s.io Lease (kube-lease-manager, held in the receiver) says. Every
 //! replica receives webhooks and runs detectors, but only the leader acts:
 //! a follower answers webhooks with 503 `not_leader` (Alertmanager retries
 //! 5xx at once, and the Service sends the retry to a replica at random until
@@ -30,11 +31,6 @@ impl Leadership {
     /// Follow a lease manager's channel.
     pub fn following(rx: watch::Receiver<bool>) -> Leadership {
         Leadership { rx }
-    }
-
-    /// The underlying channel (true while leader), for tasks in other crates.
-    pub fn receiver(&self) -> watch::Receiver<bool> {
-        self.rx.clone()
     }
 
     /// Whether this replica holds the lease now.
