@@ -77,6 +77,11 @@ pub struct ServeArgs {
     /// (refused `backlog_full`) and runs when signalled again.
     #[arg(long, env = "HEAL8S_BACKLOG_CAPACITY", default_value_t = receiver_core::pipeline::DEFAULT_BACKLOG)]
     pub backlog_capacity: usize,
+    /// How many plans may run at once (their facts read, checked, carried
+    /// out). Two plans for one target or one workload never run together;
+    /// every guard cap holds however many run.
+    #[arg(long, env = "HEAL8S_MAX_RUNNING", default_value_t = receiver_core::pipeline::DEFAULT_MAX_RUNNING)]
+    pub max_running: usize,
     /// How long shutdown may take to finish queued work.
     #[arg(long, env = "HEAL8S_SHUTDOWN_TIMEOUT", default_value = "25s")]
     pub shutdown_timeout: PromDuration,

@@ -1,12 +1,14 @@
-//! The executor and fact source this build has: offline ones that change nothing.
+//! The offline executor and fact source, for `heal8s serve --no-cluster`:
+//! they change nothing and know nothing of a cluster.
 //!
-//! Kubernetes (receiver-k8s) and pull-request (gitops) executors replace them in
-//! later issues; until then every allowed plan is simulated and recorded as such.
+//! With a cluster, `serve` acts through `receiver_k8s::KubeExecutor` (and the
+//! pull-request executor, `gitops::executor`, for declarative fixes); without
+//! one, every allowed plan is simulated and recorded as such.
 
 use async_trait::async_trait;
 use receiver_core::{ActError, ActionReport, Executor, FactSource, Facts, Plan};
 
-/// Knows nothing about the live cluster (no cluster connection in this build).
+/// Knows nothing about the live cluster (`--no-cluster`: no connection).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OfflineFacts;
 
@@ -27,7 +29,7 @@ impl Executor for SimulatingExecutor {
         let why = if dry_run {
             "dry-run"
         } else {
-            "no live executor in this build"
+            "no cluster (--no-cluster)"
         };
         Ok(ActionReport {
             simulated: true,

@@ -94,6 +94,10 @@ pub struct Metrics {
     /// Plans waiting in the backlog (put off for want of budget, or about to run).
     pub backlog_depth: Gauge,
     pub backlog_capacity: Gauge,
+    /// Plans running now (facts being read, or being carried out).
+    pub running: Gauge,
+    /// Recovery checks running now, and waiting for a turn.
+    pub verifying: Gauge,
     pub dry_run: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub unprocessed_at_shutdown: Counter<u64, AtomicU64>,
     /// 1 while a breaker episode holds the class (see `crate::breakers`).
@@ -180,6 +184,16 @@ impl Metrics {
             "backlog_depth",
             "Plans waiting in the backlog for their budget or their turn",
             m.backlog_depth.clone(),
+        );
+        reg.register(
+            "running",
+            "Plans running now: their facts being read, or being carried out (at most --max-running)",
+            m.running.clone(),
+        );
+        reg.register(
+            "verifying",
+            "Recovery checks after actions, running or waiting for a turn",
+            m.verifying.clone(),
         );
         reg.register(
             "backlog_capacity",

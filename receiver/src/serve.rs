@@ -12,16 +12,17 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use receiver_core::{Engine, Journal, NoJournal, Policy, SystemClock};
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
 
 use crate::args::ServeArgs;
 use crate::executor::{OfflineFacts, SimulatingExecutor};
 use crate::http::{AppState, Token, WEBHOOK_PATH, router};
 use crate::metrics::Metrics;
 use crate::worker::{self, Acting, Recorder};
+use gitops::executor::PullRequestExecutor;
 use receiver_core::duration::PromDuration;
 use receiver_k8s::leader::{LeaderGated, Leadership};
 use receiver_k8s::record::KubeJournal;
+use receiver_k8s::record::upkeep::{self, UpkeepSettings};
 use receiver_k8s::verify::KubeVerifier;
 use receiver_k8s::{Clients, KubeExecutor, KubeExecutorSettings, KubeFacts};
 
@@ -39,6 +40,8 @@ pub struct Settings {
     pub queue_capacity: usize,
     /// How many plans may wait in the backlog.
     pub backlog_capacity: usize,
+    /// How many plans may run at once.
+    pub max_running: usize,
     pub shutdown_timeout: Duration,
     /// Succeeded records are deleted this long after they finished.
     pub record_ttl: Duration,
@@ -131,6 +134,9 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     if args.backlog_capacity == 0 {
         bail!("--backlog-capacity must be at least 1");
     }
+    if args.max_running == 0 || args.max_running > 1024 {
+        bail!("--max-running must be between 1 and 1024");
+    }
     let mut policy = args.overrides.load(args.policy.as_deref())?;
     for w in policy.warnings() {
         tracing::warn!(path = %w.path, "Policy warning: {}", w.message);
@@ -165,6 +171,7 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         alert_limits,
         queue_capacity: args.queue_capacity,
         backlog_capacity: args.backlog_capacity,
+        max_running: args.max_running,
         shutdown_timeout: args.shutdown_timeout.get(),
         record_ttl: args.record_ttl.get(),
         report_interval: args.report_interval.get(),
@@ -191,10 +198,10 @@ fn pull_request_executor(
     policy: &receiver_core::Policy,
     facts: KubeFacts,
     user_agent: &str,
-) -> anyhow::Result<Option<Arc<crate::pulls::PullRequestExecutor>>> {
+) -> anyhow::Result<Option<Arc<PullRequestExecutor>>> {
     use gitops::github::{Auth, Github, GithubConfig};
     let Some(prs) =
-        crate::pulls::settings_from(&policy.pull_requests).map_err(anyhow::Error::msg)?
+        gitops::executor::settings_from(&policy.pull_requests).map_err(anyhow::Error::msg)?
     else {
         if args.github_app_id.is_some() || args.github_token_file.is_some() {
             tracing::warn!(
@@ -227,7 +234,7 @@ fn pull_request_executor(
     })
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!(repository = %prs.repo, api = %args.github_api_url, "Declarative fixes become pull requests.");
-    Ok(Some(Arc::new(crate::pulls::PullRequestExecutor::new(
+    Ok(Some(Arc::new(PullRequestExecutor::new(
         Arc::new(github),
         prs,
         Arc::new(crate::pulls::KubeWorkloads(facts)),
@@ -365,12 +372,8 @@ pub async fn run_until(
                     clients.main.clone(),
                     &settings.identity,
                 ))),
-                clears: {
-                    // a person ends an escalation by annotating its record
-                    let (tx, rx) = mpsc::channel(64);
-                    tokio::spawn(receiver_k8s::record::watch_clears(clients.main.clone(), tx));
-                    Some(rx)
-                },
+                // the record upkeep in run_with watches for them
+                clears: None,
                 journal,
                 verifier: Some(Arc::new(KubeVerifier::new(
                     clients.clone(),
@@ -398,12 +401,13 @@ pub async fn run_until(
 pub async fn run_with(
     listener: TcpListener,
     settings: Settings,
-    acting: Acting,
+    mut acting: Acting,
     cluster: Option<Clients>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<ShutdownReport> {
     let engine = Engine::new(settings.policy.clone(), &settings.namespace)?
         .with_backlog_capacity(settings.backlog_capacity)
+        .with_max_running(settings.max_running)
         .with_verification(acting.verifier.is_some());
     let metrics = Arc::new(Metrics::new());
     metrics
@@ -470,44 +474,19 @@ pub async fn run_with(
         }
         None => Vec::new(),
     };
-    // --record-ttl 0s: retention off, records are kept (and heal8s needs no
-    // right to delete them)
-    let retention = cluster.as_ref().filter(|_| !settings.record_ttl.is_zero());
-    let gc = retention.map(|clients| {
-        let client = clients.main.clone();
-        let ttl = settings.record_ttl;
-        let own = settings.namespace.clone();
-        let mut stop = stop_detectors.subscribe();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(600));
-            loop {
-                tokio::select! {
-                    _ = stop.changed() => return,
-                    _ = tick.tick() => {}
-                }
-                match receiver_k8s::record::collect_garbage(client.clone(), ttl).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(
-                        deleted = n,
-                        "Deleted Succeeded Remediation records past their TTL."
-                    ),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "Could not collect old Remediation records.")
-                    }
-                }
-                match receiver_k8s::standdown::collect_garbage(client.clone(), &own, ttl).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(
-                        deleted = n,
-                        "Deleted Cleared breaker records past their TTL."
-                    ),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "Could not collect old breaker records.")
-                    }
-                }
-            }
-        })
-    });
+    let upkeep_settings = UpkeepSettings {
+        record_ttl: settings.record_ttl,
+        namespace: settings.namespace.clone(),
+    };
+    // the records' garbage collection, and the watch for cleared escalations
+    let upkeep_tasks = match &cluster {
+        Some(clients) => {
+            let u = upkeep::spawn(clients, &upkeep_settings, stop_detectors.subscribe());
+            acting.clears = acting.clears.or(Some(u.clears));
+            u.tasks
+        }
+        None => Vec::new(),
+    };
     let mut worker = tokio::spawn(worker::run(engine, rx, acting, recorder, metrics.clone()));
     let queue = state.queue.clone();
     let app = router(state);
@@ -522,8 +501,8 @@ pub async fn run_with(
         .context("the HTTP server failed")?;
     accepting.store(false, Ordering::SeqCst);
     let _ = stop_detectors.send(true);
-    if let Some(gc) = gc {
-        gc.abort();
+    for task in upkeep_tasks {
+        task.abort();
     }
     for d in detectors {
         if tokio::time::timeout(Duration::from_secs(2), d)
@@ -543,9 +522,11 @@ pub async fn run_with(
         }
         Ok(Err(e)) => bail!("the worker task failed: {e}"),
         Err(_) => {
-            // stop the worker mid-signal; the signal in hand and the queued ones are lost: say so
+            // stop the worker mid-signal; the plans running and the queued
+            // signals are lost: say so
             worker.abort();
-            let remaining = u64::try_from(metrics.queue_depth.get()).unwrap_or(0) + 1;
+            let remaining = u64::try_from(metrics.queue_depth.get()).unwrap_or(0)
+                + u64::try_from(metrics.running.get()).unwrap_or(0).max(1);
             tracing::error!(
                 timeout = ?settings.shutdown_timeout,
                 remaining,

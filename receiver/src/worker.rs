@@ -2,15 +2,22 @@
 //! (no API request), runs the plans of the backlog in their turn, then records
 //! every outcome (log line, metrics, recent-outcomes view).
 //!
-//! Owns: the single task that holds the Engine (so guard state needs no lock),
-//! and the recorder. Must not parse HTTP or decide anything itself.
+//! Owns: the single task that holds the Engine, so guard state needs no lock
+//! and every admission is decided one at a time (no cap can let two through
+//! where one is allowed; a plan's facts are read here too, so budgets are
+//! shared in the backlog's fair order), while the slow parts run
+//! concurrently in tasks of their own: carrying plans out (at most
+//! `--max-running` at once; a long drain holds one of them, not the worker),
+//! and recovery checks (at most [`VERIFYING_AT_ONCE`] at once). Must not
+//! parse HTTP or decide anything itself.
 
 use std::sync::{Arc, Mutex};
 
+use receiver_core::pipeline::{Admitted, Ticket, carry_out};
 use receiver_core::signal::SourceKind;
 use receiver_core::{
-    Clock, Engine, Executor, FactSource, History, Journal, Outcome, OutcomeKind, Plan, Signal,
-    Verification, Verifier, VerifyResult,
+    ActError, ActionReport, Clock, Engine, Executor, FactSource, History, Journal, Outcome,
+    OutcomeKind, Plan, Signal, Verification, Verifier, VerifyResult,
 };
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -314,6 +321,12 @@ const GATHER_FROM: usize = 8;
 const GATHER_QUIET: std::time::Duration = std::time::Duration::from_millis(50);
 const GATHER_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// At most this many recovery checks run at once; the rest wait their turn.
+pub const VERIFYING_AT_ONCE: usize = 64;
+
+/// A plan carried out by a task of its own, with what came of it.
+type Done = (Box<Ticket>, Result<ActionReport, ActError>);
+
 /// The worker task's state: the engine and everything around it.
 struct Worker {
     engine: Engine,
@@ -321,6 +334,10 @@ struct Worker {
     recorder: Arc<Recorder>,
     metrics: Arc<Metrics>,
     verified_tx: mpsc::UnboundedSender<(Plan, Verification)>,
+    steps: mpsc::UnboundedSender<Done>,
+    /// Plans being carried out.
+    running: usize,
+    verifying: Arc<tokio::sync::Semaphore>,
     was_leader: bool,
 }
 
@@ -366,30 +383,59 @@ impl Worker {
         self.settle(&outcomes, leader).await;
     }
 
-    /// Run the next plan whose turn it is; false when none may run now.
-    async fn run_next(&mut self) -> bool {
+    /// Start the next plan whose turn it is, if another may run: its facts
+    /// are read and it is checked here, in turn (so budgets are shared in
+    /// the backlog's fair order), then carried out in a task of its own.
+    /// False when none may start now.
+    async fn start_next(&mut self) -> bool {
+        if self.running >= self.engine.max_running() {
+            return false;
+        }
         let leader = self.lead().await;
-        let (due, outcomes) = self.engine.next(self.acting.clock.now());
+        let (due, outcomes) = self.engine.take(self.acting.clock.now());
         if !outcomes.is_empty() {
             self.recorder.record_outcomes(&outcomes);
             self.settle(&outcomes, leader).await;
         }
-        let Some(w) = due else {
+        let Some(started) = due else {
             return false;
         };
-        let outcomes = self
-            .engine
-            .run(
-                w,
-                self.acting.facts.as_ref(),
-                self.acting.executor.as_ref(),
-                self.acting.journal.as_ref(),
-                self.acting.clock.as_ref(),
-            )
-            .await;
+        let live = self.acting.facts.facts(started.plan()).await;
+        match self.engine.admit(started, live, self.acting.clock.now()) {
+            Admitted::Go(ticket) => {
+                self.running += 1;
+                self.metrics.running.set(self.running_gauge());
+                let (executor, journal, steps) = (
+                    self.acting.executor.clone(),
+                    self.acting.journal.clone(),
+                    self.steps.clone(),
+                );
+                tokio::spawn(async move {
+                    let result = carry_out(&ticket, executor.as_ref(), journal.as_ref()).await;
+                    let _ = steps.send((ticket, result));
+                });
+            }
+            Admitted::Done(outcomes) => {
+                self.recorder.record_outcomes(&outcomes);
+                self.settle(&outcomes, leader).await;
+            }
+        }
+        true
+    }
+
+    fn running_gauge(&self) -> i64 {
+        i64::try_from(self.running).unwrap_or(i64::MAX)
+    }
+
+    /// A plan was carried out: its end, and what follows.
+    async fn done(&mut self, (ticket, result): Done) {
+        let leader = self.acting.leadership.is_leader();
+        let o = self.engine.finish(*ticket, result, self.acting.clock.now());
+        self.running = self.running.saturating_sub(1);
+        self.metrics.running.set(self.running_gauge());
+        let outcomes = [o];
         self.recorder.record_outcomes(&outcomes);
         self.settle(&outcomes, leader).await;
-        true
     }
 
     /// Everything that follows outcomes: breaker reports, the durable
@@ -423,8 +469,14 @@ impl Worker {
             {
                 let (plan, verifier, tx) =
                     (plan.clone(), verifier.clone(), self.verified_tx.clone());
+                let (turns, gauge) = (self.verifying.clone(), self.metrics.verifying.clone());
+                gauge.inc();
                 tokio::spawn(async move {
+                    // bounded: the rest wait for a turn
+                    let turn = turns.acquire_owned().await;
                     let v = verifier.verify(&plan).await;
+                    drop(turn);
+                    gauge.dec();
                     let _ = tx.send((plan, v));
                 });
             }
@@ -435,8 +487,9 @@ impl Worker {
 /// Process queued signals until every sender is gone and the queue is empty.
 ///
 /// Each round takes in every queued signal (no API request: admit, route,
-/// plan, precheck), then runs the one plan whose turn it is in the backlog
-/// (facts, check, act). Plans put off for want of budget wait there and are
+/// plan, precheck), then starts the plans whose turn it is in the backlog,
+/// as many as may run (facts, check, act: the check here, one at a time,
+/// the rest in tasks). Plans put off for want of budget wait there and are
 /// checked again against the guard every [`RECHECK`], so they run as the
 /// budget frees without being signalled again.
 pub async fn run(
@@ -447,6 +500,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
 ) {
     let (verified_tx, mut verified) = mpsc::unbounded_channel::<(Plan, Verification)>();
+    let (steps, mut stepped) = mpsc::unbounded_channel::<Done>();
     let mut clears = acting.clears.take();
     metrics
         .backlog_capacity
@@ -457,6 +511,9 @@ pub async fn run(
         recorder,
         metrics,
         verified_tx,
+        steps,
+        running: 0,
+        verifying: Arc::new(tokio::sync::Semaphore::new(VERIFYING_AT_ONCE)),
         was_leader: false,
     };
     // breakers close and refusal windows end with no signal to notice them
@@ -489,9 +546,7 @@ pub async fn run(
             due = true;
         }
         if due {
-            if w.run_next().await {
-                continue;
-            }
+            while w.start_next().await {}
             due = false;
         }
         let signal = tokio::select! {
@@ -499,6 +554,11 @@ pub async fn run(
                 Some(s) => s,
                 None => break,
             },
+            Some(done) = stepped.recv() => {
+                w.done(done).await;
+                due = true;
+                continue;
+            }
             _ = recheck.tick(), if !w.engine.backlog().is_empty() => {
                 due = true;
                 continue;
@@ -562,8 +622,20 @@ pub async fn run(
         w.take_in(signal).await;
         due = true;
     }
-    // what may still run does; what waits for its budget is given up
-    while w.run_next().await {}
+    // what runs finishes, and what may still run does; what waits for its
+    // budget is given up (past the shutdown deadline, the serve task stops
+    // this one: an action cut off stays "started" in its record, and the
+    // next leader marks it interrupted)
+    loop {
+        while w.start_next().await {}
+        if w.running == 0 {
+            break;
+        }
+        match stepped.recv().await {
+            Some(done) => w.done(done).await,
+            None => break,
+        }
+    }
     let left = w.engine.backlog().len();
     if left > 0 {
         tracing::info!(

@@ -65,6 +65,7 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
         alert_limits: Default::default(),
         queue_capacity: 64,
         backlog_capacity: 64,
+        max_running: 16,
         shutdown_timeout: timeout,
         record_ttl: Duration::from_secs(7 * 86400),
         report_interval: Duration::from_secs(60),
@@ -75,7 +76,7 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
     let acting = Acting {
         facts: Arc::new(OfflineFacts),
         executor: Arc::new(Slow {
-            delay: Duration::from_millis(100),
+            delay: Duration::from_millis(400),
             calls: calls.clone(),
         }),
         clock: Arc::new(SystemClock),
@@ -116,7 +117,8 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
 
 #[tokio::test]
 async fn queued_work_is_finished_before_exit() {
-    // 4 alerts x 2 routes (crash loop: delete-pod, then rollback-image) x 100 ms
+    // 4 alerts x 2 routes (crash loop: delete-pod, then rollback-image) x
+    // 400 ms: the pods' plans run at once, each pod's two one after the other
     let (report, calls) = scenario(Duration::from_secs(10)).await;
     assert_eq!(report.unprocessed, 0);
     assert_eq!(calls, 8);

@@ -4,7 +4,7 @@
 //! `heal8s.io/ignore` opt-out, dry-run, cooldowns keyed by the owning workload,
 //! budgets (global, per namespace, per workload) and escalation. Pure: time is
 //! passed in (`now`), state is plain data, nothing here does IO. The state is an
-//! in-memory cache; the durable record (issue 4) will rebuild it after a restart.
+//! in-memory cache, restored from the records' ledgers after a restart.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -279,12 +279,16 @@ struct ActionRecord {
     ended: Option<Timestamp>,
     /// When what it did became known (see [`GuardEvent::Settled`]).
     settled: Option<Timestamp>,
+    /// Restored from the record without an end: the process carrying it out
+    /// died in the middle. Nothing is carrying it out any more.
+    cut_off: bool,
 }
 
 impl ActionRecord {
-    /// Whether it is in flight at `now`: started, and what it did not yet known.
+    /// Whether it is in flight at `now`: started, and what it did not yet
+    /// known (an action cut off by a crash is not: no one carries it on).
     fn in_flight(&self, now: Timestamp) -> bool {
-        self.settled.is_none() && since(now, self.at) < IN_FLIGHT_AT_MOST
+        self.settled.is_none() && !self.cut_off && since(now, self.at) < IN_FLIGHT_AT_MOST
     }
 }
 
@@ -623,6 +627,7 @@ impl Guard {
                     class: class.unwrap_or_else(|| remediation.class()),
                     ended: None,
                     settled: None,
+                    cut_off: false,
                 };
                 // keep time order (events replayed from several records interleave)
                 let pos = self.actions.partition_point(|a| a.at <= e.at);
@@ -865,12 +870,17 @@ impl Guard {
     /// Alert dedupe is kept (see `restore_seen`).
     pub fn restore(&mut self, past: impl IntoIterator<Item = PastEvent>) {
         let mut events: Vec<PastEvent> = past.into_iter().collect();
-        events.sort_by_key(|e| e.at);
+        // in time order; at one instant an action comes before its end
+        events.sort_by_key(|e| (e.at, !matches!(e.event, GuardEvent::Action { .. })));
         self.actions.clear();
         self.recoveries.clear();
         self.escalated.clear();
         for e in &events {
             self.apply(e);
+        }
+        // an action the record shows started but never ended was cut off
+        for a in &mut self.actions {
+            a.cut_off = a.ended.is_none();
         }
     }
 
@@ -986,7 +996,7 @@ impl Guard {
                     None => false,
                 },
                 RefusalReason::Partition | RefusalReason::NodeInRemediation => {
-                    cluster.is_none_or(|c| self.node_refusal(c, None).is_some())
+                    cluster.is_none_or(|c| self.node_refusal(c, None, now).is_some())
                 }
                 _ => true,
             };
@@ -1102,11 +1112,13 @@ impl Guard {
 
     /// The node breakers on cluster counts `c`: the partition (count or
     /// share, `>=`, unhealthy including the nodes heal8s holds), the healthy
-    /// floor, the in-flight cap (held nodes other than `target`).
+    /// floor, the in-flight cap (held nodes, and node actions not yet
+    /// settled, other than `target`).
     fn node_refusal(
         &self,
         c: &crate::facts::ClusterFacts,
         target: Option<&str>,
+        now: Timestamp,
     ) -> Option<Refusal> {
         let nodes = &self.cfg.nodes;
         let limit = nodes.max_unhealthy.limit(c.nodes_total);
@@ -1129,12 +1141,23 @@ impl Guard {
                 ),
             ));
         }
-        let others: Vec<&str> = c
+        // held nodes the cluster shows, and node actions this guard let
+        // through that have not settled (a drain whose cordon the cluster
+        // does not show yet): both are in flight
+        let mut others: Vec<&str> = c
             .nodes_in_remediation
             .iter()
             .map(String::as_str)
+            .chain(
+                self.actions
+                    .iter()
+                    .filter(|a| a.class == ActionClass::Nodes && a.in_flight(now))
+                    .filter_map(|a| a.key.rsplit('/').next()),
+            )
             .filter(|n| Some(*n) != target)
             .collect();
+        others.sort_unstable();
+        others.dedup();
         (others.len() >= nodes.max_in_flight as usize).then(|| {
             Refusal::new(
                 RefusalReason::NodeInRemediation,
@@ -1190,7 +1213,8 @@ impl Guard {
         }
         if class == ActionClass::Nodes
             && let Some(c) = &facts.cluster
-            && let Some(r) = self.node_refusal(c, plan.target.as_ref().map(|t| t.name.as_str()))
+            && let Some(r) =
+                self.node_refusal(c, plan.target.as_ref().map(|t| t.name.as_str()), now)
         {
             return Some(r);
         }
@@ -2179,7 +2203,10 @@ mod tests {
         for i in 0..3 {
             let p = ns(&format!("test-{i}"));
             assert_eq!(reason(&g.check(&p, &Facts::unknown(), t(i))), None);
-            ledger.extend(g.record(&p, t(i)));
+            let started = g.record(&p, t(i)).unwrap();
+            // the deletion call returned; the namespace is still Terminating
+            ledger.extend(g.ended(&started, t(i)));
+            ledger.push(started);
         }
         // a fourth namespace waits while three are deleting
         let fourth = ns("test-3");
@@ -2218,9 +2245,22 @@ mod tests {
         assert_eq!(act(&mut g, &fourth, t(22)), None);
         // the settlement survives a restart too
         ledger.push(settled);
-        restored.restore(ledger);
+        restored.restore(ledger.clone());
         assert_eq!(
             reason(&restored.check(&fourth, &Facts::unknown(), t(23))),
+            None
+        );
+        // an action whose record shows no end was cut off by a crash: no one
+        // carries it on, so after a restart it is not in flight
+        let cut_off: Vec<PastEvent> = ledger
+            .iter()
+            .filter(|e| matches!(e.event, GuardEvent::Action { .. }))
+            .cloned()
+            .collect();
+        let mut after_crash = guard(&c);
+        after_crash.restore(cut_off);
+        assert_eq!(
+            reason(&after_crash.check(&fourth, &Facts::unknown(), t(12))),
             None
         );
         // never verified (a crash): out of flight after IN_FLIGHT_AT_MOST

@@ -18,15 +18,41 @@ use std::time::Duration;
 
 use crate::alertmanager::AlertStatus;
 use crate::backlog::{Backlog, Offer, Pushed, Taken, Waiting, waits};
-use crate::facts::{FactSource, Facts, LiveState};
+use crate::facts::{ActError, FactSource, Facts, LiveState};
 use crate::guard::{Admission, Guard, Refusal, RefusalReason, Verdict};
-use crate::outcome::Executor;
+use crate::outcome::{ActionReport, Executor};
 pub use crate::outcome::{Outcome, OutcomeKind};
 use crate::plan::{Plan, WorkloadRef};
 use crate::policy::{Policy, PolicyError};
 use crate::remediation::{Remediation, TargetMismatch};
 use crate::route;
 use crate::signal::Signal;
+
+/// What a plan holds while it runs: its target and its workload's line.
+fn keys_of(owners: &HashMap<String, WorkloadRef>, plan: &Plan) -> [String; 2] {
+    let target = plan
+        .target
+        .as_ref()
+        .map_or_else(|| plan.workload_key(), crate::target::Target::key);
+    [
+        format!("target {target}"),
+        format!("line {}", line_of(owners, plan)),
+    ]
+}
+
+/// Carry a ticket out: the durable "started" first (a crash in the middle
+/// leaves a trace), then the executor. Runs outside the engine, so many can
+/// run at once.
+pub async fn carry_out(
+    t: &Ticket,
+    executor: &dyn Executor,
+    journal: &dyn crate::journal::Journal,
+) -> Result<ActionReport, ActError> {
+    if t.records_start() {
+        journal.begin(&t.plan, t.counted.as_ref()).await;
+    }
+    executor.execute(&t.plan, t.dry_run).await
+}
 
 /// A source of the current time; tests use a fake one.
 pub trait Clock: Send + Sync {
@@ -56,6 +82,61 @@ pub struct Engine {
     owners: HashMap<String, WorkloadRef>,
     /// Whether a verifier follows up on actions (they stay in flight until it has).
     verifies: bool,
+    /// Targets and workload lines of plans taken out to run and not yet
+    /// finished: a second plan for either waits until the first is done.
+    busy: std::collections::HashSet<String>,
+    /// At most this many plans run at once (see [`Engine::with_max_running`]).
+    max_running: usize,
+}
+
+/// How many plans run at once unless told otherwise.
+pub const DEFAULT_MAX_RUNNING: usize = 16;
+
+/// A plan taken out of the backlog to run ([`Engine::take`]): its facts are
+/// read next, then [`Engine::admit`]. Its target and workload line are busy
+/// until it is admitted and finished, or refused.
+#[derive(Debug)]
+pub struct Started {
+    pub waiting: Waiting,
+    keys: [String; 2],
+}
+
+impl Started {
+    /// The plan to read the facts of.
+    pub fn plan(&self) -> &Plan {
+        &self.waiting.plan
+    }
+}
+
+/// A plan the full check allowed, counted by the guard: carry it out, then
+/// [`Engine::finish`] it.
+#[derive(Debug)]
+pub struct Ticket {
+    /// The plan as checked (owner and scope from the live read).
+    pub plan: Plan,
+    /// Change nothing (dry-run by policy, route or flag).
+    pub dry_run: bool,
+    /// The action the guard counted, for `Journal::begin`.
+    pub counted: Option<crate::guard::PastEvent>,
+    outcome: Outcome,
+    keys: [String; 2],
+}
+
+impl Ticket {
+    /// Whether carrying it out changes something, so `Journal::begin`
+    /// records it first.
+    pub fn records_start(&self) -> bool {
+        !self.dry_run && self.plan.kind().is_mutating()
+    }
+}
+
+/// What [`Engine::admit`] made of a plan and its facts.
+#[derive(Debug)]
+pub enum Admitted {
+    /// Carry it out.
+    Go(Box<Ticket>),
+    /// It ends here (refused, failed to read, or put back to wait).
+    Done(Vec<Outcome>),
 }
 
 /// How many plans the backlog holds unless told otherwise.
@@ -229,7 +310,21 @@ impl Engine {
             backlog: Backlog::new(DEFAULT_BACKLOG),
             owners: HashMap::new(),
             verifies: true,
+            busy: std::collections::HashSet::new(),
+            max_running: DEFAULT_MAX_RUNNING,
         })
+    }
+
+    /// The same engine, running at most `n` plans at once (at least 1): a
+    /// long drain or eviction loop holds one of them, not the worker.
+    pub fn with_max_running(mut self, n: usize) -> Engine {
+        self.max_running = n.max(1);
+        self
+    }
+
+    /// At most this many plans run at once.
+    pub fn max_running(&self) -> usize {
+        self.max_running
     }
 
     /// The same engine, told whether a verifier follows up on what it does:
@@ -325,10 +420,20 @@ impl Engine {
             match precheck(&mut self.guard, &self.owners, &plan, now) {
                 Some(r) => out.push(refused(o, plan, r)),
                 None => {
-                    out.push(
-                        self.run_plan(o, plan, facts, executor, journal, clock)
-                            .await,
-                    );
+                    let started = self.start(Waiting {
+                        plan,
+                        since: now,
+                        not_before: None,
+                        blocked: None,
+                    });
+                    let live = facts.facts(started.plan()).await;
+                    match self.admit_once(started, live, clock.now()) {
+                        Err(o) => out.push(*o),
+                        Ok(t) => {
+                            let result = carry_out(&t, executor, journal).await;
+                            out.push(self.finish(*t, result, clock.now()));
+                        }
+                    }
                 }
             }
         }
@@ -485,9 +590,13 @@ impl Engine {
         loop {
             let (guard, owners) = (&mut self.guard, &self.owners);
             let n = self.backlog.len();
-            let taken = self
-                .backlog
-                .next(now, |w| match precheck(guard, owners, &w.plan, now) {
+            let busy = &self.busy;
+            let taken = self.backlog.next(now, |w| {
+                if keys_of(owners, &w.plan).iter().any(|k| busy.contains(k)) {
+                    // another plan for this target or workload is running
+                    return Offer::Wait(None);
+                }
+                match precheck(guard, owners, &w.plan, now) {
                     None => Offer::Run,
                     Some(r) if waits(r.reason) => {
                         if w.blocked.is_none() {
@@ -501,7 +610,8 @@ impl Engine {
                         Offer::Wait(Some(r))
                     }
                     Some(r) => Offer::Drop(r),
-                });
+                }
+            });
             match taken {
                 Some(Taken::Run(w)) => return (Some(w), out),
                 Some(Taken::Dropped(w, r)) => {
@@ -512,10 +622,31 @@ impl Engine {
         }
     }
 
-    /// Carry out a plan [`Engine::next`] gave: facts, the full check, the
-    /// action. A plan the live check puts off for want of budget or for a
-    /// breaker goes back to the backlog, offered again after [`LIVE_RETRY`]
-    /// (its outcome says so the first time).
+    /// The next plan due to run at `now`, as [`Engine::next`] offers it,
+    /// taken out to run: its target and workload are busy from now on.
+    pub fn take(&mut self, now: Timestamp) -> (Option<Started>, Vec<Outcome>) {
+        let (w, out) = self.next(now);
+        (w.map(|w| self.start(w)), out)
+    }
+
+    /// Mark `w`'s target and workload busy.
+    fn start(&mut self, w: Waiting) -> Started {
+        let keys = keys_of(&self.owners, &w.plan);
+        for k in &keys {
+            self.busy.insert(k.clone());
+        }
+        Started { waiting: w, keys }
+    }
+
+    fn release(&mut self, keys: &[String; 2]) {
+        for k in keys {
+            self.busy.remove(k);
+        }
+    }
+
+    /// Carry out a plan [`Engine::next`] gave, at once: facts, the full
+    /// check, the action (what [`Engine::take`], [`Engine::admit`] and
+    /// [`Engine::finish`] do step by step).
     pub async fn run(
         &mut self,
         w: Waiting,
@@ -524,22 +655,44 @@ impl Engine {
         journal: &dyn crate::journal::Journal,
         clock: &dyn Clock,
     ) -> Vec<Outcome> {
-        let now = clock.now();
-        let line = line_of(&self.owners, &w.plan);
-        let o = self
-            .run_plan(
-                outcome_of(&w.plan, now),
-                w.plan.clone(),
-                facts,
-                executor,
-                journal,
-                clock,
-            )
-            .await;
+        let started = self.start(w);
+        let live = facts.facts(started.plan()).await;
+        match self.admit(started, live, clock.now()) {
+            Admitted::Done(out) => out,
+            Admitted::Go(t) => {
+                let result = carry_out(&t, executor, journal).await;
+                vec![self.finish(*t, result, clock.now())]
+            }
+        }
+    }
+
+    /// The full check of a started plan on its live facts, at `now`: a
+    /// ticket to carry it out (the guard counted it), or its end. A plan the
+    /// live check puts off for want of budget or for a breaker goes back to
+    /// the backlog, offered again after [`LIVE_RETRY`] (its outcome says so
+    /// the first time). All admissions go through the one engine, one at a
+    /// time, so no cap can let two through where one is allowed.
+    pub fn admit(
+        &mut self,
+        started: Started,
+        live: Result<Facts, ActError>,
+        now: Timestamp,
+    ) -> Admitted {
+        let line = line_of(&self.owners, &started.waiting.plan);
+        let w = Waiting {
+            plan: started.waiting.plan.clone(),
+            since: started.waiting.since,
+            not_before: started.waiting.not_before,
+            blocked: started.waiting.blocked.clone(),
+        };
+        let o = match self.admit_once(started, live, now) {
+            Ok(t) => return Admitted::Go(t),
+            Err(o) => *o,
+        };
         let put_off =
             o.result == OutcomeKind::Refused && !o.escalated && o.reason.is_some_and(waits);
         if !put_off {
-            return vec![o];
+            return Admitted::Done(vec![o]);
         }
         let mut plan = w.plan;
         // what the live cluster said owns it counts from now on
@@ -562,35 +715,34 @@ impl Engine {
             &line,
         );
         if !first {
-            return Vec::new();
+            return Admitted::Done(Vec::new());
         }
-        vec![waiting(o, plan, r, self.backlog.len())]
+        Admitted::Done(vec![waiting(o, plan, r, self.backlog.len())])
     }
 
-    /// Take out of the backlog every plan `drop` picks (a follower leaves
-    /// detectors' plans to the leader); returns how many.
-    pub fn abandon(&mut self, drop: impl FnMut(&Waiting) -> bool) -> usize {
-        self.backlog.remove_where(drop).len()
-    }
-
-    /// One plan from the live read on: facts, the full check, the action.
-    async fn run_plan(
+    /// The full check on the live facts: a ticket, or the outcome that ends
+    /// it (the busy keys given back).
+    fn admit_once(
         &mut self,
-        mut o: Outcome,
-        mut plan: Plan,
-        facts: &dyn FactSource,
-        executor: &dyn Executor,
-        journal: &dyn crate::journal::Journal,
-        clock: &dyn Clock,
-    ) -> Outcome {
-        let live = match facts.facts(&plan).await {
+        started: Started,
+        live: Result<Facts, ActError>,
+        now: Timestamp,
+    ) -> Result<Box<Ticket>, Box<Outcome>> {
+        let Started { waiting, keys } = started;
+        let mut plan = waiting.plan;
+        let mut o = outcome_of(&plan, now);
+        let end = |engine: &mut Engine, mut o: Outcome, plan: Plan| {
+            engine.release(&keys);
+            o.plan = Some(plan);
+            Err(Box::new(o))
+        };
+        let live = match live {
             Ok(f) => f,
             Err(e) => {
                 o.reason = Some(RefusalReason::FactsUnavailable);
                 o.result = OutcomeKind::Failed;
                 o.message = format!("could not read the live object: {e}");
-                o.plan = Some(plan);
-                return o;
+                return end(self, o, plan);
             }
         };
         self.learn_owner(&plan, &live);
@@ -603,32 +755,50 @@ impl Engine {
         if let Some((reason, why)) = cleared {
             o.reason = Some(reason);
             o.message = why;
-            o.plan = Some(plan);
-            return o;
+            return end(self, o, plan);
         }
-        let decision = self.guard.check(&plan, &live, clock.now());
+        let decision = self.guard.check(&plan, &live, now);
         o.ledger.extend(decision.event);
         let dry_run = match decision.verdict {
             Verdict::Refuse(Refusal { reason, message }) => {
                 o.reason = Some(reason);
                 o.escalated = decision.newly_escalated;
                 o.message = message;
-                o.plan = Some(plan);
-                return o;
+                return end(self, o, plan);
             }
             Verdict::Allow { dry_run, .. } => dry_run,
         };
         // the action counts from the moment it starts: a crash in the
         // middle leaves it in the record, and a restart honours it
-        let counted = self.guard.record(&plan, clock.now());
-        if !dry_run && plan.kind().is_mutating() {
-            journal.begin(&plan, counted.as_ref()).await;
-        }
-        let result = executor.execute(&plan, dry_run).await;
+        let counted = self.guard.record(&plan, now);
+        Ok(Box::new(Ticket {
+            plan,
+            dry_run,
+            counted,
+            outcome: o,
+            keys,
+        }))
+    }
+
+    /// What came of carrying `t` out, at `now`: its cooldown counts from
+    /// here, its target and workload are free again, and its outcome.
+    pub fn finish(
+        &mut self,
+        t: Ticket,
+        result: Result<ActionReport, ActError>,
+        now: Timestamp,
+    ) -> Outcome {
+        let Ticket {
+            plan,
+            counted,
+            mut outcome,
+            keys,
+            ..
+        } = t;
+        self.release(&keys);
+        let o = &mut outcome;
         // the cooldown counts from the end of the action
-        let ended = counted
-            .as_ref()
-            .and_then(|c| self.guard.ended(c, clock.now()));
+        let ended = counted.as_ref().and_then(|c| self.guard.ended(c, now));
         let counted_some = counted.is_some();
         o.ledger.extend(counted);
         o.ledger.extend(ended);
@@ -655,13 +825,17 @@ impl Engine {
         let verifies =
             self.verifies && o.result == OutcomeKind::Acted && !plan.kind().is_declarative();
         if !verifies && counted_some {
-            o.ledger.extend(
-                self.guard
-                    .settle(&plan.workload_key(), plan.kind(), clock.now()),
-            );
+            o.ledger
+                .extend(self.guard.settle(&plan.workload_key(), plan.kind(), now));
         }
         o.plan = Some(plan);
-        o
+        outcome
+    }
+
+    /// Take out of the backlog every plan `drop` picks (a follower leaves
+    /// detectors' plans to the leader); returns how many.
+    pub fn abandon(&mut self, drop: impl FnMut(&Waiting) -> bool) -> usize {
+        self.backlog.remove_where(drop).len()
     }
 
     /// What `plan`'s action did is known (verified, or nothing verifies it):
@@ -760,6 +934,126 @@ mod tests {
 
     fn crash() -> Signal {
         signal(&[("alertname", "A"), ("namespace", "shop"), ("pod", "p")])
+    }
+
+    fn holds() -> Result<Facts, ActError> {
+        Ok(Facts {
+            state: LiveState::Holds("CrashLoopBackOff".into()),
+            ..Facts::default()
+        })
+    }
+
+    fn acted() -> Result<ActionReport, ActError> {
+        Ok(ActionReport {
+            message: "done".into(),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_thousand_plans_admitted_at_once_pass_exactly_the_budget() {
+        let p = Policy::from_yaml(
+            "guard: {budgets: {global: {max: 10, per: 1m}, perNamespace: {max: 1000, per: 1m}, perWorkload: {max: 1000, per: 1m}}}\nroutes: [{matchers: ['alertname=\"A\"'], remediation: delete-pod}]",
+        )
+        .unwrap();
+        let mut e = Engine::new(p, "heal8s").unwrap();
+        let now = Timestamp::from_second(1_800_000_100).unwrap();
+        for i in 0..1000 {
+            let ns = format!("ns-{}", i % 50);
+            let pod = format!("p-{i}");
+            e.intake(
+                &signal(&[("alertname", "A"), ("namespace", &ns), ("pod", &pod)]),
+                now,
+            );
+        }
+        // every plan is taken out before any is admitted: 1,000 facts reads
+        // in flight at once, as concurrent tasks would have them
+        let mut started = Vec::new();
+        while let (Some(s), _) = e.take(now) {
+            started.push(s);
+        }
+        assert_eq!(started.len(), 1000);
+        let mut tickets = Vec::new();
+        let mut put_off = 0;
+        for s in started {
+            match e.admit(s, holds(), now) {
+                Admitted::Go(t) => tickets.push(t),
+                Admitted::Done(out) => {
+                    assert!(
+                        out.iter()
+                            .all(|o| o.reason == Some(RefusalReason::GlobalBudget))
+                    );
+                    put_off += 1;
+                }
+            }
+        }
+        assert_eq!(tickets.len(), 10, "exactly the budget passes");
+        assert_eq!(put_off, 990);
+        for t in tickets {
+            assert_eq!(e.finish(*t, acted(), now).result, OutcomeKind::Acted);
+        }
+        // the rest wait for the budget, none runs before it frees
+        assert!(e.take(now).0.is_none());
+        assert_eq!(e.backlog().len(), 990);
+        let later = now
+            .checked_add(jiff::SignedDuration::from_secs(61))
+            .unwrap();
+        let mut next = Vec::new();
+        while let (Some(s), _) = e.take(later) {
+            next.push(s);
+        }
+        let go = next
+            .into_iter()
+            .map(|s| e.admit(s, holds(), later))
+            .filter(|a| matches!(a, Admitted::Go(_)))
+            .count();
+        assert_eq!(
+            go, 10,
+            "the next window lets exactly the budget through again"
+        );
+    }
+
+    #[test]
+    fn a_plan_waits_while_another_for_its_target_runs() {
+        let p = Policy::from_yaml(
+            "guard: {cooldown: 1s}\nroutes: [{matchers: ['alertname=~\"A|B\"'], remediation: delete-pod}]",
+        )
+        .unwrap();
+        let mut e = Engine::new(p, "heal8s").unwrap();
+        let now = Timestamp::from_second(1_800_000_100).unwrap();
+        e.intake(
+            &signal(&[("alertname", "A"), ("namespace", "shop"), ("pod", "p")]),
+            now,
+        );
+        e.intake(
+            &signal(&[("alertname", "A"), ("namespace", "shop"), ("pod", "q")]),
+            now,
+        );
+        let (first, _) = e.take(now);
+        let first = first.unwrap();
+        assert_eq!(first.plan().target.as_ref().unwrap().name, "p");
+        // another problem with pod p arrives while p's plan runs
+        e.intake(
+            &signal(&[("alertname", "B"), ("namespace", "shop"), ("pod", "p")]),
+            now,
+        );
+        // the other plan for pod p waits; pod q's runs meanwhile
+        let (other, _) = e.take(now);
+        let other = other.unwrap();
+        assert_eq!(other.plan().target.as_ref().unwrap().name, "q");
+        assert!(
+            e.take(now).0.is_none(),
+            "nothing else may run while p's plan runs"
+        );
+        let Admitted::Go(t) = e.admit(first, holds(), now) else {
+            panic!("refused")
+        };
+        assert!(e.take(now).0.is_none(), "still running");
+        e.finish(*t, acted(), now);
+        let later = now.checked_add(jiff::SignedDuration::from_secs(2)).unwrap();
+        let (again, _) = e.take(later);
+        assert_eq!(again.unwrap().plan().trigger.name, "B");
+        drop(other);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `Signal`: the one type for "something looks wrong with this target", from any source.
 //!
 //! Owns: the Signal type and its construction from an Alertmanager alert.
-//! Detectors (issue 3) build the same type. Must not route or decide.
+//! Detectors build the same type. Must not route or decide.
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};

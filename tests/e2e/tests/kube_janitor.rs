@@ -1398,11 +1398,16 @@ async fn notify_only_findings_settle_and_never_count_as_actions_after_a_restart(
             &["--pod-name", "second"],
         )
         .await;
-    let acted = outcome_with(&second, |o| {
-        o["result"] == "acted" || o["result"] == "refused"
-    })
-    .await;
-    assert_eq!(acted["result"], "acted", "{acted:#}");
+    outcome_with(&second, |o| o["result"] == "acted").await;
+    // the others wait out the cooldown of the one deleted; none is over a budget
+    let outcomes = second.outcomes().await;
+    assert!(
+        outcomes
+            .iter()
+            .filter(|o| o["result"] == "refused")
+            .all(|o| o["reason"] == "cooldown"),
+        "{outcomes:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1971,5 +1976,73 @@ async fn a_dead_node_gets_the_out_of_service_taint_when_the_route_opts_in() {
                 && t["value"] == "nodeshutdown"
                 && t["effect"] == "NoExecute"),
         "{w1:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pdb_blocked_eviction_loop_does_not_hold_up_a_crash_loop_elsewhere() {
+    let c = Cluster::new().await;
+    c.namespace("blocked");
+    c.namespace("shop");
+    c.node("w1", "True", 600);
+    c.deployment("blocked", "db", "db-rs");
+    c.pod("blocked", "db-1", Some(("ReplicaSet", "db-rs")), "w1", true);
+    c.emu
+        .create(
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                       "metadata": {"name": "db", "namespace": "blocked"},
+                       "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "api"}}}}),
+        )
+        .unwrap();
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "",
+                "  - {matchers: ['alertname=\"Heal8sPodCrashLooping\"', 'namespace=\"blocked\"'], remediation: evict-pod}\n  - {matchers: ['alertname=\"Heal8sPodCrashLooping\"'], remediation: delete-pod}",
+            ),
+            // the eviction loop would hold a single worker for ten minutes
+            &["--eviction-timeout", "10m"],
+        )
+        .await;
+    let evictions = || {
+        c.emu
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/eviction"))
+            .count()
+    };
+    eventually(WAIT, "the eviction loop to be retrying", || async {
+        (evictions() >= 2).then_some(())
+    })
+    .await
+    .unwrap();
+    // a crash loop in another namespace, while the loop goes on
+    c.deployment("shop", "api", "api-rs");
+    let started = std::time::Instant::now();
+    c.pod("shop", "api-1", Some(("ReplicaSet", "api-rs")), "w1", true);
+    gone(&c, &h, "v1", "Pod", "shop", "api-1").await;
+    let took = started.elapsed();
+    println!("crash-looping pod deleted {took:?} after it appeared, during the eviction loop");
+    let acted = outcome_with(&h, |o| is(o, "acted", None, "shop/api-1")).await;
+    assert_eq!(acted["remediation"], "delete-pod", "{acted:#}");
+    // the eviction loop is still at it: nothing about db-1 has ended
+    let outcomes = h.outcomes().await;
+    assert!(
+        !outcomes
+            .iter()
+            .any(|o| is(o, "failed", None, "blocked/db-1") || is(o, "acted", None, "blocked/db-1")),
+        "{outcomes:#?}"
+    );
+    let before = evictions();
+    eventually(WAIT, "the eviction loop to go on", || async {
+        (evictions() > before).then_some(())
+    })
+    .await
+    .unwrap();
+    assert!(c.exists("v1", "Pod", "blocked", "db-1"));
+    assert!(
+        took < Duration::from_secs(10),
+        "the deletion waited {took:?} behind the eviction loop"
     );
 }

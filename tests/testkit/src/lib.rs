@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test support code
 
 mod faults;
+pub mod fixtures;
 pub mod github;
 pub mod kube;
 pub mod prometheus;

@@ -11,7 +11,7 @@
 mod crd;
 mod history;
 mod journal;
-mod upkeep;
+pub mod upkeep;
 
 pub use crd::{
     CLEAR_ESCALATION, Remediation, RemediationSpec, TargetSpec, TriggerSpec, WorkloadSpec, crd_yaml,

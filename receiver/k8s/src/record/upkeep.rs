@@ -1,15 +1,104 @@
 //! Keeping the records true over time: records another process left in
 //! flight are marked interrupted when this replica takes over (with drains
-//! it left half done), and old successful records are deleted. What each
-//! status becomes is receiver-core's (`receiver_core::status`).
+//! it left half done), old successful records and cleared breaker records
+//! are deleted, and a person's request to end an escalation is watched for.
+//! [`spawn`] starts the background part; the take-over runs whenever this
+//! replica becomes leader, before the guard is restored
+//! ([`super::KubeHistory`]). What each status becomes is receiver-core's
+//! (`receiver_core::status`); this module must not decide it.
+
+use std::time::Duration;
 
 use jiff::Timestamp;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 use receiver_core::status::{self, Event};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use super::crd::Remediation;
 use super::write_status;
+use crate::Clients;
+
+/// How often old records are looked for (the first look is at start).
+pub const COLLECT_EVERY: Duration = Duration::from_secs(600);
+
+/// What the background upkeep needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpkeepSettings {
+    /// `Succeeded` records and `Cleared` breaker records are deleted this
+    /// long after they finished; zero turns retention off (records are kept,
+    /// and heal8s needs no right to delete them).
+    pub record_ttl: Duration,
+    /// heal8s's own namespace, where the breaker records are.
+    pub namespace: String,
+}
+
+/// The record upkeep running in the background, from [`spawn`].
+#[derive(Debug)]
+pub struct Upkeep {
+    /// Garbage collection (none when retention is off). It ends when `stop`
+    /// changes; abort it to cut a round in progress short.
+    pub tasks: Vec<JoinHandle<()>>,
+    /// Keys whose escalation a person cleared (see [`super::watch_clears`]);
+    /// the watch runs until this receiver is dropped.
+    pub clears: mpsc::Receiver<String>,
+}
+
+/// Start the record upkeep: garbage collection every [`COLLECT_EVERY`] (on
+/// every replica: deleting what another replica deleted first is no error)
+/// and the watch for cleared escalations.
+pub fn spawn(clients: &Clients, settings: &UpkeepSettings, stop: watch::Receiver<bool>) -> Upkeep {
+    let mut tasks = Vec::new();
+    if !settings.record_ttl.is_zero() {
+        tasks.push(tokio::spawn(collect_every(
+            clients.main.clone(),
+            settings.clone(),
+            stop,
+        )));
+    }
+    // a person ends an escalation by annotating its record
+    let (tx, clears) = mpsc::channel(64);
+    tokio::spawn(super::watch_clears(clients.main.clone(), tx));
+    Upkeep { tasks, clears }
+}
+
+/// Delete old records and old breaker records every [`COLLECT_EVERY`] until
+/// `stop` changes.
+async fn collect_every(
+    client: kube::Client,
+    settings: UpkeepSettings,
+    mut stop: watch::Receiver<bool>,
+) {
+    let ttl = settings.record_ttl;
+    let mut tick = tokio::time::interval(COLLECT_EVERY);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tick.tick() => {}
+        }
+        match collect_garbage(client.clone(), ttl).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                deleted = n,
+                "Deleted Succeeded Remediation records past their TTL."
+            ),
+            Err(e) => {
+                tracing::debug!(error = %e, "Could not collect old Remediation records.")
+            }
+        }
+        match crate::standdown::collect_garbage(client.clone(), &settings.namespace, ttl).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                deleted = n,
+                "Deleted Cleared breaker records past their TTL."
+            ),
+            Err(e) => {
+                tracing::debug!(error = %e, "Could not collect old breaker records.")
+            }
+        }
+    }
+}
 
 /// Mark records left `Acting` by another process (an earlier run, or a
 /// leader that lost its lease) as `Failed`, reason `Interrupted`; returns how many.
