@@ -82,6 +82,18 @@ pub struct ServeArgs {
     /// every guard cap holds however many run.
     #[arg(long, env = "HEAL8S_MAX_RUNNING", default_value_t = receiver_core::pipeline::DEFAULT_MAX_RUNNING)]
     pub max_running: usize,
+    /// How long a client may take to send a request head, and how long a
+    /// keep-alive connection may sit idle, before heal8s closes it.
+    #[arg(long, env = "HEAL8S_HEADER_TIMEOUT", default_value = "5s")]
+    pub header_timeout: PromDuration,
+    /// How long one HTTP request may take, body and answer included (408 after).
+    #[arg(long, env = "HEAL8S_REQUEST_TIMEOUT", default_value = "30s")]
+    pub request_timeout: PromDuration,
+    /// At most this many open HTTP connections; never more than the
+    /// process's open-file limit less 64. At the cap, the oldest connection
+    /// with no request in progress is closed to make room.
+    #[arg(long, env = "HEAL8S_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
     /// How long shutdown may take to finish queued work.
     #[arg(long, env = "HEAL8S_SHUTDOWN_TIMEOUT", default_value = "25s")]
     pub shutdown_timeout: PromDuration,

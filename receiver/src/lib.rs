@@ -6,6 +6,7 @@ pub mod breakers;
 pub mod cli;
 pub mod executor;
 pub mod http;
+pub mod listen;
 pub mod metrics;
 pub mod outcomes;
 pub mod patch_cmd;

@@ -42,6 +42,8 @@ pub struct Settings {
     pub backlog_capacity: usize,
     /// How many plans may run at once.
     pub max_running: usize,
+    /// The HTTP listener's limits.
+    pub listen: crate::listen::Limits,
     pub shutdown_timeout: Duration,
     /// Succeeded records are deleted this long after they finished.
     pub record_ttl: Duration,
@@ -137,6 +139,17 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
     if args.max_running == 0 || args.max_running > 1024 {
         bail!("--max-running must be between 1 and 1024");
     }
+    if args.max_connections == 0 {
+        bail!("--max-connections must be at least 1");
+    }
+    for (flag, d) in [
+        ("--header-timeout", args.header_timeout),
+        ("--request-timeout", args.request_timeout),
+    ] {
+        if d.get() < Duration::from_millis(100) {
+            bail!("{flag} must be at least 100ms");
+        }
+    }
     let mut policy = args.overrides.load(args.policy.as_deref())?;
     for w in policy.warnings() {
         tracing::warn!(path = %w.path, "Policy warning: {}", w.message);
@@ -172,6 +185,14 @@ pub fn settings(args: &ServeArgs) -> anyhow::Result<Settings> {
         queue_capacity: args.queue_capacity,
         backlog_capacity: args.backlog_capacity,
         max_running: args.max_running,
+        listen: crate::listen::Limits {
+            header_timeout: args.header_timeout.get(),
+            request_timeout: args.request_timeout.get(),
+            max_connections: crate::listen::connection_cap(
+                args.max_connections,
+                crate::listen::open_file_limit(),
+            ),
+        },
         shutdown_timeout: args.shutdown_timeout.get(),
         record_ttl: args.record_ttl.get(),
         report_interval: args.report_interval.get(),
@@ -491,14 +512,13 @@ pub async fn run_with(
     let queue = state.queue.clone();
     let app = router(state);
     let stop_accepting = accepting.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            stop_accepting.store(false, Ordering::SeqCst);
-            tracing::info!("Shutdown requested: no longer accepting webhooks.");
-        })
-        .await
-        .context("the HTTP server failed")?;
+    crate::listen::serve(listener, app, settings.listen, async move {
+        shutdown.await;
+        stop_accepting.store(false, Ordering::SeqCst);
+        tracing::info!("Shutdown requested: no longer accepting webhooks.");
+    })
+    .await
+    .context("the HTTP server failed")?;
     accepting.store(false, Ordering::SeqCst);
     let _ = stop_detectors.send(true);
     for task in upkeep_tasks {

@@ -66,6 +66,11 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
         queue_capacity: 64,
         backlog_capacity: 64,
         max_running: 16,
+        listen: receiver::listen::Limits {
+            header_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            max_connections: 64,
+        },
         shutdown_timeout: timeout,
         record_ttl: Duration::from_secs(7 * 86400),
         report_interval: Duration::from_secs(60),

@@ -86,6 +86,11 @@ impl KubeFacts {
         let Some(rs) = rss.get_opt(&r.name).await? else {
             return Ok(Some(direct));
         };
+        // a namesake created since is not the pod's owner: its owner is not
+        // the pod's workload either
+        if rs.metadata.uid.as_deref() != Some(r.uid.as_str()) {
+            return Ok(Some(direct));
+        }
         Ok(Some(
             controller_of(rs.metadata.owner_references.as_ref())
                 .map(|o| WorkloadRef {

@@ -220,9 +220,13 @@ async fn an_owner_replaced_by_a_namesake_ends_the_owner_chain() {
     c.emu
         .delete_now("apps/v1", "ReplicaSet", "shop", "api-7d9c")
         .unwrap();
-    // a namesake that opted out: it is not the pod's owner, so it says nothing about the pod
+    // a namesake that opted out, owned by another Deployment: it is not the
+    // pod's owner, so it says nothing about the pod, and its Deployment is
+    // not the pod's workload
+    let other = c.create(DeploymentFixture::new("shop", "other").json());
     c.create(
         ReplicaSetFixture::new("shop", "api-7d9c")
+            .owned_by(&other)
             .opted_out()
             .json(),
     );
@@ -230,6 +234,8 @@ async fn an_owner_replaced_by_a_namesake_ends_the_owner_chain() {
     let f = facts(&c, &plan).await;
     assert!(f.owners.is_empty(), "{:?}", f.owners);
     assert_eq!(protection_says(&plan, &f), None);
+    let workload = f.owner.expect("the pod's own controller, as it names it");
+    assert_eq!((workload.kind.as_str(), workload.name.as_str()), ("ReplicaSet", "api-7d9c"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

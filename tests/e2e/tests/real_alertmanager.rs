@@ -72,7 +72,7 @@ async fn real_alertmanager_firing_then_resolved_is_accepted_planned_and_marked_r
     assert_eq!(planned[0]["route"], "crashloop-delete-pod");
     assert_eq!(planned[0]["remediation"], "delete-pod");
     assert_eq!(planned[0]["target"], "Pod shop/api-7d9c-x2 container api");
-    // this build has no live executor: the plan is simulated and says so
+    // without a cluster (--no-cluster) nothing acts: the plan is simulated and says so
     assert_eq!(planned[0]["result"], "dry_run");
     assert_eq!(planned[1]["route"], "crashloop-rollback-image");
     assert_eq!(planned[1]["mode"], "pull-request");

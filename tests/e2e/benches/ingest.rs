@@ -1,0 +1,208 @@
+//! Bench binary (prints figures, not a timed test): webhook ingest of a real
+//! `heal8s serve` (release, `--no-cluster`) against a bare axum JSON handler
+//! on the same machine and payload, in one run.
+//!
+//! Both servers run as processes of their own (the bare one is this binary
+//! started again with `--bare-server`), and the same load generator drives
+//! each: C keep-alive connections posting a 20-alert Alertmanager v4 payload
+//! as fast as they are answered for S seconds. Prints requests/s answered 2xx
+//! and 503 for each and heal8s's share of the bare handler's rate; then
+//! heal8s's ack latency (p50/p99) at a steady 2,000 requests/s; and that
+//! every accepted alert is accounted for in its metrics.
+//!
+//! Run: `cargo bench -p e2e --bench ingest -- [SECONDS] [CONNECTIONS]` (default 10 32)
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use testkit::{Heal8s, Proc, TempDir, free_port, metric_value};
+
+const TOKEN: &str = "bench-token";
+const FIXTURE: &str = include_str!("../../../receiver/core/tests/fixtures/sample-webhook.json");
+
+/// A 20-alert payload; `round` makes each delivery a new occurrence.
+fn payload(round: u64) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(FIXTURE).unwrap();
+    let alert = v["alerts"][0].clone();
+    v["alerts"] = (0..20)
+        .map(|i| {
+            let mut a = alert.clone();
+            a["labels"]["pod"] = format!("api-{}", (round * 20 + i) % 5000).into();
+            a["fingerprint"] = format!("{:016x}", round * 20 + i).into();
+            a
+        })
+        .collect::<Vec<_>>()
+        .into();
+    v.to_string()
+}
+
+/// The bare handler: parse the JSON, answer 200.
+async fn bare_server(port: u16) {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/webhook/alertmanager",
+        post(|axum::Json(_): axum::Json<serde_json::Value>| async { "ok" }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    axum::serve(listener, app).await.unwrap();
+}
+
+#[derive(Default)]
+struct Counts {
+    ok: AtomicU64,
+    busy: AtomicU64,
+    other: AtomicU64,
+}
+
+/// `connections` clients posting as fast as answered for `secs`: (2xx/s, 503/s, other).
+async fn flood(
+    url: &str,
+    connections: usize,
+    secs: u64,
+    bodies: Arc<Vec<String>>,
+) -> (f64, f64, u64) {
+    let counts = Arc::new(Counts::default());
+    let end = Instant::now() + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let (url, counts, bodies) = (url.to_string(), counts.clone(), bodies.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut i = c;
+            while Instant::now() < end {
+                let r = client
+                    .post(&url)
+                    .bearer_auth(TOKEN)
+                    .header("content-type", "application/json")
+                    .body(bodies[i % bodies.len()].clone())
+                    .send()
+                    .await;
+                i += connections;
+                match r.map(|r| r.status().as_u16()) {
+                    Ok(200..=299) => counts.ok.fetch_add(1, Ordering::Relaxed),
+                    Ok(503) => counts.busy.fetch_add(1, Ordering::Relaxed),
+                    _ => counts.other.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let s = secs as f64;
+    (
+        counts.ok.load(Ordering::Relaxed) as f64 / s,
+        counts.busy.load(Ordering::Relaxed) as f64 / s,
+        counts.other.load(Ordering::Relaxed),
+    )
+}
+
+/// A steady `rate` requests/s for `secs`: the ack latencies.
+async fn steady(url: &str, rate: u64, secs: u64, bodies: Arc<Vec<String>>) -> Vec<Duration> {
+    let lat = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..rate * secs {
+        tick.tick().await;
+        let (client, url, lat, body) = (
+            client.clone(),
+            url.to_string(),
+            lat.clone(),
+            bodies[usize::try_from(i).unwrap() % bodies.len()].clone(),
+        );
+        tasks.spawn(async move {
+            let t = Instant::now();
+            let r = client
+                .post(&url)
+                .bearer_auth(TOKEN)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            if r.is_ok_and(|r| r.status().is_success()) {
+                lat.lock().unwrap().push(t.elapsed());
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let mut v = lat.lock().unwrap().clone();
+    v.sort();
+    v
+}
+
+fn pct(v: &[Duration], p: f64) -> Duration {
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    v[((v.len() - 1) as f64 * p) as usize]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--bare-server") {
+        let port: u16 = args[1].parse().unwrap();
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(bare_server(port));
+        return;
+    }
+    let nums: Vec<u64> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let secs = nums.first().copied().unwrap_or(10);
+    let connections = usize::try_from(nums.get(1).copied().unwrap_or(32)).unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async move {
+        let bodies = Arc::new((0..2000).map(payload).collect::<Vec<_>>());
+
+        // the bare handler, a process of its own
+        let dir = TempDir::new("ingest");
+        let port = free_port();
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args(["--bare-server", &port.to_string()]);
+        let bare = Proc::spawn(cmd, dir.path().join("bare.log")).unwrap();
+        let bare_url = format!("http://127.0.0.1:{port}/webhook/alertmanager");
+        let client = reqwest::Client::new();
+        while client.post(&bare_url).body("{}").header("content-type", "application/json").send().await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (bare_ok, _, _) = flood(&bare_url, connections, secs, bodies.clone()).await;
+        drop(bare);
+
+        let heal8s = Heal8s::start(TOKEN, &["--no-cluster", "--log-level", "warn"])
+            .await
+            .unwrap();
+        let url = format!("{}/webhook/alertmanager", heal8s.url);
+        let (ok, busy, other) = flood(&url, connections, secs, bodies.clone()).await;
+        println!(
+            "ingest: {connections} connections, 20-alert payloads, {secs}s each: bare axum JSON handler {bare_ok:.0} req/s; heal8s {ok:.0} req/s 2xx ({:.0}% of bare), {busy:.0} req/s 503 (queue full), {other} other",
+            ok * 100.0 / bare_ok.max(1.0)
+        );
+        // let the queue drain before the latency run
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let lat = steady(&url, 2000, 5, bodies.clone()).await;
+        println!(
+            "ingest: heal8s at 2,000 req/s for 5s: {} acked, ack latency p50 {:?}, p99 {:?}, max {:?}",
+            lat.len(),
+            pct(&lat, 0.5),
+            pct(&lat, 0.99),
+            lat.last().copied().unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let m = heal8s.metrics().await;
+        let received = metric_value(&m, r#"heal8s_alerts_received_total{status="firing"}"#);
+        let signals = metric_value(&m, r#"heal8s_signals_total{source="alert"}"#);
+        let queued = metric_value(&m, "heal8s_queue_depth");
+        println!(
+            "ingest: heal8s accounted for: {received} alerts accepted, {signals} alert signals processed, {queued} still queued"
+        );
+    });
+}
