@@ -623,7 +623,7 @@ fn play_controllers(started: Instant, kube: &Emulator, seen: &mut Seen) {
             pod["metadata"]["creationTimestamp"] = json!(now);
             pod["status"]["startTime"] = json!(now);
             pod["status"]["containerStatuses"][0]["state"] = json!({"running": {"startedAt": now}});
-            if kube.create(pod).is_ok() {
+            if kube.create(scenario::owned_by_live(kube, pod)).is_ok() {
                 seen.replaced.insert(new_name.clone());
                 note(
                     started,

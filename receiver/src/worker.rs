@@ -542,7 +542,10 @@ pub async fn run(
                 }
             }
         }
-        if took > 0 {
+        // a signal whose plans only join the waiting ones changes nothing
+        // that may run; time does (the recheck tick), and so does a plan
+        // that passed its precheck
+        if took > 0 && w.engine.has_fresh() {
             due = true;
         }
         if due {
@@ -620,7 +623,7 @@ pub async fn run(
             }
         };
         w.take_in(signal).await;
-        due = true;
+        due |= w.engine.has_fresh();
     }
     // what runs finishes, and what may still run does; what waits for its
     // budget is given up (past the shutdown deadline, the serve task stops

@@ -87,6 +87,10 @@ pub struct Engine {
     busy: std::collections::HashSet<String>,
     /// At most this many plans run at once (see [`Engine::with_max_running`]).
     max_running: usize,
+    /// A plan that may run joined the backlog, or the guard changed, since
+    /// the last [`Engine::next`]: only then can a new look find one to run
+    /// (besides time passing: see [`Engine::has_fresh`]).
+    fresh: bool,
 }
 
 /// How many plans run at once unless told otherwise.
@@ -312,6 +316,7 @@ impl Engine {
             verifies: true,
             busy: std::collections::HashSet::new(),
             max_running: DEFAULT_MAX_RUNNING,
+            fresh: true,
         })
     }
 
@@ -325,6 +330,16 @@ impl Engine {
     /// At most this many plans run at once.
     pub fn max_running(&self) -> usize {
         self.max_running
+    }
+
+    /// Whether something may run that did not at the last [`Engine::next`]:
+    /// a plan that passed its precheck joined the backlog, or the guard's
+    /// memory was replaced. Otherwise only time frees a waiting plan (a
+    /// budget's window sliding), so a caller need not look again for every
+    /// signal that only joined the queue of waiting ones: a storm of
+    /// refusals then costs nothing per signal beyond its own precheck.
+    pub fn has_fresh(&self) -> bool {
+        self.fresh
     }
 
     /// The same engine, told whether a verifier follows up on what it does:
@@ -360,6 +375,7 @@ impl Engine {
     ) {
         self.guard.restore(past);
         self.guard.restore_seen(seen, now);
+        self.fresh = true;
     }
 
     /// A verified recovery of `plan`'s target: its count of repeats starts
@@ -555,6 +571,9 @@ impl Engine {
                 blocked: blocked.clone(),
             };
             let capacity = self.backlog.capacity();
+            if blocked.is_none() {
+                self.fresh = true;
+            }
             match self.backlog.push(w, &line) {
                 Pushed::Queued => {}
                 // accepted input is never dropped silently: the plan it
@@ -586,6 +605,7 @@ impl Engine {
     /// prechecked again; with the outcomes of plans found put off for the
     /// first time or refused for good on the way.
     pub fn next(&mut self, now: Timestamp) -> (Option<Waiting>, Vec<Outcome>) {
+        self.fresh = false;
         let mut out = Vec::new();
         loop {
             let (guard, owners) = (&mut self.guard, &self.owners);

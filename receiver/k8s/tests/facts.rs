@@ -235,7 +235,10 @@ async fn an_owner_replaced_by_a_namesake_ends_the_owner_chain() {
     assert!(f.owners.is_empty(), "{:?}", f.owners);
     assert_eq!(protection_says(&plan, &f), None);
     let workload = f.owner.expect("the pod's own controller, as it names it");
-    assert_eq!((workload.kind.as_str(), workload.name.as_str()), ("ReplicaSet", "api-7d9c"));
+    assert_eq!(
+        (workload.kind.as_str(), workload.name.as_str()),
+        ("ReplicaSet", "api-7d9c")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -49,11 +49,14 @@ fn seed_cluster(emu: &Emulator) {
                               "spec": {"containers": [{"name": "app", "image": "registry.example/api:1.1.0"}]}}}
     }))
     .unwrap();
+    let rs = emu
+        .get("apps/v1", "ReplicaSet", "prod", "prod-api-5f7c")
+        .unwrap();
     emu.create(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "prod-api-5f7c-x1", "namespace": "prod", "labels": {"app": "api"},
             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "prod-api-5f7c",
-                                 "uid": "rs-uid", "controller": true}]},
+                                 "uid": rs["metadata"]["uid"], "controller": true}]},
         "spec": {"containers": [{"name": "app", "image": "registry.example/api:1.1.0"}]},
         "status": {"phase": "Running", "startTime": ago(600),
             "containerStatuses": [{"name": "app", "image": "registry.example/api:1.1.0", "imageID": "",
@@ -363,7 +366,15 @@ fn roll_out_revision_two(kube: &Emulator, secs: i64) {
         meta.remove(k);
     }
     meta.insert("creationTimestamp".into(), json!(ago(secs)));
-    kube.create(rs).unwrap();
+    let uid = kube.create(rs).unwrap()["metadata"]["uid"].clone();
+    // its pods are the new ReplicaSet's, as its controller would have made them
+    for p in kube.list("v1", "Pod", "prod") {
+        let name = p["metadata"]["name"].as_str().unwrap().to_string();
+        kube.modify("v1", "Pod", "prod", &name, |p| {
+            p["metadata"]["ownerReferences"][0]["uid"] = uid.clone();
+        })
+        .unwrap();
+    }
 }
 
 /// A rollback is proposed only for a release that is recent when the crash
@@ -405,12 +416,16 @@ async fn a_release_older_than_max_rollout_age_is_not_rolled_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oom_alert_about_a_container_without_an_oom_kill_opens_no_pull_request() {
     let s = setup().await;
+    let rs = s
+        .kube
+        .get("apps/v1", "ReplicaSet", "prod", "prod-api-5f7c")
+        .unwrap();
     s.kube
         .create(json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "prod-api-5f7c-x2", "namespace": "prod", "labels": {"app": "api"},
                 "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "prod-api-5f7c",
-                                     "uid": "rs-uid", "controller": true}]},
+                                     "uid": rs["metadata"]["uid"], "controller": true}]},
             "spec": {"containers": [{"name": "app", "image": "registry.example/api:1.1.0"}]},
             "status": {"phase": "Running", "startTime": ago(600),
                 "containerStatuses": [{"name": "app", "image": "registry.example/api:1.1.0", "imageID": "",

@@ -95,7 +95,8 @@ pub fn seed(emu: &Emulator, problems: Problems) -> anyhow::Result<()> {
             o["kind"].as_str().unwrap_or("?"),
             o["metadata"]["name"].as_str().unwrap_or("?")
         );
-        emu.create(o).with_context(|| format!("seeding {what}"))
+        emu.create(owned_by_live(emu, o))
+            .with_context(|| format!("seeding {what}"))
     };
     for ns in ["heal8s", "shop", "kube-system", "vms"] {
         if emu.get("v1", "Namespace", "", ns).is_some() {
@@ -291,6 +292,31 @@ pub fn workload(
         "status": {"replicas": replicas, "readyReplicas": ready}
     }))?;
     Ok(())
+}
+
+/// `o` with its controller reference pointing at the live owner's uid, as
+/// the controller that made it would write it (heal8s follows an owner
+/// reference only to the object with that uid, never to a namesake).
+pub fn owned_by_live(emu: &Emulator, mut o: Value) -> Value {
+    let ns = o["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    if let Some(refs) = o["metadata"]["ownerReferences"].as_array_mut() {
+        for r in refs {
+            let (Some(api), Some(kind), Some(name)) = (
+                r["apiVersion"].as_str(),
+                r["kind"].as_str(),
+                r["name"].as_str(),
+            ) else {
+                continue;
+            };
+            if let Some(owner) = emu.get(api, kind, &ns, name) {
+                r["uid"] = owner["metadata"]["uid"].clone();
+            }
+        }
+    }
+    o
 }
 
 /// How a seeded pod is doing.
