@@ -91,6 +91,8 @@ pub struct Metrics {
     pub queue_capacity: Gauge,
     /// Signals that replaced a waiting signal of their series in the work queue.
     pub signals_coalesced: Family<SourceLabel, Counter>,
+    /// Alert deliveries of an occurrence taken in lately: answered, not queued again.
+    pub alerts_repeated: Counter,
     /// Plans waiting in the backlog (put off for want of budget, or about to run).
     pub backlog_depth: Gauge,
     pub backlog_capacity: Gauge,
@@ -174,6 +176,11 @@ impl Metrics {
             "queue_capacity",
             "Capacity of each lane of the work queue (alerts, detectors)",
             m.queue_capacity.clone(),
+        );
+        reg.register(
+            "alerts_repeated",
+            "Alerts delivered again (same fingerprint, startsAt and status) while heal8s still remembers taking them in: acknowledged without queueing them again",
+            m.alerts_repeated.clone(),
         );
         reg.register(
             "signals_coalesced",

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use receiver_core::Signal;
-use receiver_core::lanes::{Closed, Lane, Lanes, SignalSink};
+use receiver_core::lanes::{Closed, Lane, Lanes, Repeats, SignalSink, Taken};
 use receiver_core::signal::SourceKind;
 use tokio::sync::Notify;
 
@@ -81,8 +81,22 @@ pub struct QueueReceiver {
 
 /// A work queue whose lanes hold `capacity` signals each.
 pub fn work_queue(capacity: usize) -> (WorkQueue, QueueReceiver) {
+    queue_of(Lanes::new(capacity))
+}
+
+/// A work queue whose lanes hold `capacity` signals each, answering a
+/// delivery of an alert occurrence taken in within `dedupe_window` (the
+/// guard's) at the door: see [`Repeats`].
+pub fn work_queue_with_repeats(
+    capacity: usize,
+    dedupe_window: std::time::Duration,
+) -> (WorkQueue, QueueReceiver) {
+    queue_of(Lanes::new(capacity).with_repeats(Repeats::new(dedupe_window, usize::MAX)))
+}
+
+fn queue_of(lanes: Lanes) -> (WorkQueue, QueueReceiver) {
     let shared = Arc::new(Shared {
-        lanes: Mutex::new(Lanes::new(capacity)),
+        lanes: Mutex::new(lanes),
         work: Notify::new(),
         room: Notify::new(),
         senders: AtomicUsize::new(1),
@@ -124,20 +138,30 @@ fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Lanes> {
 
 impl WorkQueue {
     /// Queue every alert of one delivery, or none. `Ok` says how many
-    /// replaced a waiting alert of their series.
-    pub fn send_alerts(&self, signals: Vec<Signal>) -> Result<usize, QueueError> {
+    /// replaced a waiting alert of their series, and how many were repeats
+    /// answered at the door (counted in `heal8s_alerts_repeated_total`).
+    pub fn send_alerts(&self, signals: Vec<Signal>) -> Result<Taken, QueueError> {
         if self.shared.closed.load(Ordering::SeqCst) {
             return Err(QueueError::Closed);
         }
-        let replaced = {
+        let now = jiff::Timestamp::now();
+        let taken = {
             let mut lanes = lock(&self.shared);
-            let replaced = lanes.push_alerts(signals).map_err(|_| QueueError::Full)?;
+            let taken = lanes
+                .push_alerts(signals, now)
+                .map_err(|_| QueueError::Full)?;
             self.shared.depth(&lanes);
-            replaced
+            taken
         };
         self.shared.work.notify_one();
-        self.shared.coalesced(SourceKind::Alert, replaced);
-        Ok(replaced)
+        self.shared.coalesced(SourceKind::Alert, taken.replaced);
+        if taken.repeats > 0
+            && let Some(m) = self.shared.metrics.get()
+        {
+            m.alerts_repeated
+                .inc_by(u64::try_from(taken.repeats).unwrap_or(u64::MAX));
+        }
+        Ok(taken)
     }
 
     /// Count into `metrics`: coalesced signals (`heal8s_signals_coalesced_total`)

@@ -447,7 +447,10 @@ pub async fn run_with(
         .await;
         recorder.stand_down().publish_to(Arc::new(sink));
     }
-    let (tx, rx) = crate::queue::work_queue(settings.queue_capacity);
+    let (tx, rx) = crate::queue::work_queue_with_repeats(
+        settings.queue_capacity,
+        settings.policy.guard.dedupe_window.get(),
+    );
     tx.count_into(metrics.clone());
     let accepting = Arc::new(AtomicBool::new(true));
     let state = AppState {

@@ -287,23 +287,12 @@ pub fn parse(body: &[u8]) -> Result<WebhookPayload, PayloadError> {
 /// accepted alert has an `alertname` label, a status and a start time, and
 /// stays within `limits`; nothing else is required.
 pub fn parse_with(body: &[u8], limits: &AlertLimits) -> Result<WebhookPayload, PayloadError> {
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let payload: WebhookPayload = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
-        let path = e.path().to_string();
-        PayloadError::Malformed {
-            path: if path == "." { "$".into() } else { path },
-            message: e.into_inner().to_string(),
-        }
-    })?;
-    // whitespace may follow the object; anything else (a second payload, junk) is refused
-    de.end().map_err(|e| PayloadError::Malformed {
-        path: "$".into(),
-        message: format!(
-            "data after the JSON object at line {} column {}; send exactly one payload per request",
-            e.line(),
-            e.column()
-        ),
-    })?;
+    // the common case, fast; a body that fails is parsed again for the
+    // path to what is wrong
+    let payload = match serde_json::from_slice::<WebhookPayload>(body) {
+        Ok(p) => p,
+        Err(_) => parse_for_error(body)?,
+    };
     if payload.version != SUPPORTED_VERSION {
         return Err(PayloadError::UnsupportedVersion {
             found: payload.version,
@@ -321,6 +310,28 @@ pub fn parse_with(body: &[u8], limits: &AlertLimits) -> Result<WebhookPayload, P
         }
     }
     check_limits(&payload, limits)?;
+    Ok(payload)
+}
+
+/// `WebhookPayload` parsed keeping the path to the first thing wrong.
+fn parse_for_error(body: &[u8]) -> Result<WebhookPayload, PayloadError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let payload: WebhookPayload = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
+        let path = e.path().to_string();
+        PayloadError::Malformed {
+            path: if path == "." { "$".into() } else { path },
+            message: e.into_inner().to_string(),
+        }
+    })?;
+    // whitespace may follow the object; anything else (a second payload, junk) is refused
+    de.end().map_err(|e| PayloadError::Malformed {
+        path: "$".into(),
+        message: format!(
+            "data after the JSON object at line {} column {}; send exactly one payload per request",
+            e.line(),
+            e.column()
+        ),
+    })?;
     Ok(payload)
 }
 

@@ -39,6 +39,8 @@ pub struct Waiting {
     pub not_before: Option<Timestamp>,
     /// Why it waits, as last said (and reported).
     pub blocked: Option<Refusal>,
+    /// Tries whose live facts could not be read (see `Engine::admit`).
+    pub unread: u32,
 }
 
 /// What the caller makes of an offered plan.
@@ -91,12 +93,36 @@ pub struct Backlog {
     capacity: usize,
     /// In the order their first plan came.
     spaces: VecDeque<Space>,
-    ids: HashSet<String>,
+    /// Each waiting plan's [`identity`], with the workload line it waits
+    /// in (so a newer plan for the same work finds it without a scan).
+    ids: HashMap<String, String>,
     len: usize,
     /// When each namespace, and each workload line (`namespace`, key), was
     /// last served (a count of plans taken to run); never served is 0.
     served: HashMap<(String, Option<String>), u64>,
     runs: u64,
+}
+
+/// Whether `a` and `b` are the same work (the same [`identity`]), without
+/// allocating.
+fn same_work(a: &Plan, b: &Plan) -> bool {
+    fn target(p: &Plan) -> Option<(&str, Option<&str>, &str, &str)> {
+        p.target.as_ref().map(|t| {
+            (
+                t.kind.kind_name(),
+                t.namespace.as_deref(),
+                t.name.as_str(),
+                t.container.as_deref().unwrap_or(""),
+            )
+        })
+    }
+    a.route == b.route
+        && a.kind() == b.kind()
+        && match (target(a), target(b)) {
+            (Some(x), Some(y)) => x == y,
+            (None, None) => a.trigger.fingerprint == b.trigger.fingerprint,
+            _ => false,
+        }
 }
 
 /// What makes two plans the same work: route, remediation, target, container.
@@ -118,7 +144,7 @@ impl Backlog {
         Backlog {
             capacity: capacity.max(1),
             spaces: VecDeque::new(),
-            ids: HashSet::new(),
+            ids: HashMap::new(),
             len: 0,
             served: HashMap::new(),
             runs: 0,
@@ -175,13 +201,14 @@ impl Backlog {
     pub fn push(&mut self, w: Waiting, workload: &str) -> Pushed {
         let id = identity(&w.plan);
         let ns = w.plan.namespace().unwrap_or("").to_string();
-        if self.ids.contains(&id)
+        if let Some(line) = self.ids.get(&id)
             && let Some(old) = self
                 .spaces
                 .iter_mut()
                 .filter(|s| s.namespace == ns)
-                .flat_map(|s| s.groups.iter_mut().flat_map(|g| g.plans.iter_mut()))
-                .find(|old| identity(&old.plan) == id)
+                .flat_map(|s| s.groups.iter_mut().filter(|g| &g.key == line))
+                .flat_map(|g| g.plans.iter_mut())
+                .find(|old| same_work(&old.plan, &w.plan))
         {
             let previous = std::mem::replace(&mut old.plan, w.plan);
             if w.blocked.is_some() {
@@ -210,7 +237,7 @@ impl Backlog {
                 _ => return Pushed::Rejected(w),
             }
         }
-        self.ids.insert(id);
+        self.ids.insert(id, workload.to_string());
         self.len += 1;
         let space = match self.spaces.iter_mut().position(|s| s.namespace == ns) {
             Some(i) => &mut self.spaces[i],
@@ -239,9 +266,10 @@ impl Backlog {
     /// its workload's line.
     pub fn requeue(&mut self, w: Waiting, workload: &str) {
         let id = identity(&w.plan);
-        if !self.ids.insert(id) {
+        if self.ids.contains_key(&id) {
             return;
         }
+        self.ids.insert(id, workload.to_string());
         self.len += 1;
         let ns = w.plan.namespace().unwrap_or("").to_string();
         let i = match self.spaces.iter().position(|s| s.namespace == ns) {
@@ -395,6 +423,7 @@ mod tests {
             since: t(at),
             not_before: None,
             blocked: None,
+            unread: 0,
         }
     }
 

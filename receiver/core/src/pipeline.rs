@@ -150,6 +150,21 @@ pub const DEFAULT_BACKLOG: usize = 4096;
 /// such as a partition) is offered again after this long.
 pub const LIVE_RETRY: Duration = Duration::from_secs(15);
 
+/// How many times a plan's live facts are read before it fails for want of
+/// them (the first try included).
+pub const UNREAD_TRIES: u32 = 6;
+
+/// The wait before reading a plan's live facts again after `tries` failed:
+/// 2 s, doubling to at most 30 s (about 90 s in all, longer than an API
+/// server restart); `None` once [`UNREAD_TRIES`] were spent.
+pub fn unread_retry(tries: u32) -> Option<Duration> {
+    if tries == 0 || tries >= UNREAD_TRIES {
+        return None;
+    }
+    let wait = Duration::from_secs(2).saturating_mul(1 << (tries - 1).min(16));
+    Some(wait.min(Duration::from_secs(30)))
+}
+
 /// At most this many pod controllers' owners are remembered (then the memory starts over).
 const OWNERS_KEPT: usize = 10_000;
 
@@ -441,6 +456,7 @@ impl Engine {
                         since: now,
                         not_before: None,
                         blocked: None,
+                        unread: 0,
                     });
                     let live = facts.facts(started.plan()).await;
                     match self.admit_once(started, live, clock.now()) {
@@ -569,6 +585,7 @@ impl Engine {
                 since: now,
                 not_before: None,
                 blocked: blocked.clone(),
+                unread: 0,
             };
             let capacity = self.backlog.capacity();
             if blocked.is_none() {
@@ -704,11 +721,15 @@ impl Engine {
             since: started.waiting.since,
             not_before: started.waiting.not_before,
             blocked: started.waiting.blocked.clone(),
+            unread: started.waiting.unread,
         };
         let o = match self.admit_once(started, live, now) {
             Ok(t) => return Admitted::Go(t),
             Err(o) => *o,
         };
+        if o.reason == Some(RefusalReason::FactsUnavailable) {
+            return self.unread(w, o, &line, now);
+        }
         let put_off =
             o.result == OutcomeKind::Refused && !o.escalated && o.reason.is_some_and(waits);
         if !put_off {
@@ -731,6 +752,7 @@ impl Engine {
                 since: w.since,
                 not_before: now.checked_add(retry).ok(),
                 blocked: Some(r.clone()),
+                unread: 0,
             },
             &line,
         );
@@ -738,6 +760,44 @@ impl Engine {
             return Admitted::Done(Vec::new());
         }
         Admitted::Done(vec![waiting(o, plan, r, self.backlog.len())])
+    }
+
+    /// A plan whose live facts could not be read (the API server down or
+    /// failing for a moment): nothing was decided or changed, so it goes
+    /// back to the backlog and is read again after [`unread_retry`], up to
+    /// [`UNREAD_TRIES`] tries in all; then it fails for good. Its outcome
+    /// says so the first time and the last.
+    fn unread(&mut self, w: Waiting, mut o: Outcome, line: &str, now: Timestamp) -> Admitted {
+        let tries = w.unread + 1;
+        let Some(wait) = unread_retry(tries) else {
+            o.message = format!("{}; gave up after {tries} tries", o.message);
+            return Admitted::Done(vec![o]);
+        };
+        let r = Refusal::new(RefusalReason::FactsUnavailable, o.message.clone());
+        let plan = w.plan.clone();
+        self.backlog.requeue(
+            Waiting {
+                not_before: now
+                    .checked_add(jiff::SignedDuration::try_from(wait).unwrap_or_default())
+                    .ok(),
+                blocked: Some(r.clone()),
+                unread: tries,
+                ..w
+            },
+            line,
+        );
+        self.fresh = true;
+        if tries > 1 {
+            return Admitted::Done(Vec::new());
+        }
+        let mut o = refused(o, plan, r);
+        o.message = format!(
+            "{}; read again in {}s (try {tries} of {UNREAD_TRIES}), nothing was changed",
+            o.message,
+            wait.as_secs()
+        );
+        o.deferred = Some(WAITING.into());
+        Admitted::Done(vec![o])
     }
 
     /// The full check on the live facts: a ticket, or the outcome that ends
@@ -1074,6 +1134,88 @@ mod tests {
         let (again, _) = e.take(later);
         assert_eq!(again.unwrap().plan().trigger.name, "B");
         drop(other);
+    }
+
+    fn unreadable() -> Result<Facts, ActError> {
+        Err(ActError {
+            category: "kube_api",
+            message: "client error (Connect)".into(),
+        })
+    }
+
+    #[test]
+    fn a_plan_whose_facts_cannot_be_read_is_read_again_later_then_runs() {
+        let p = Policy::from_yaml("routes: [{remediation: delete-pod}]").unwrap();
+        let mut e = Engine::new(p, "heal8s").unwrap();
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
+        e.intake(
+            &signal(&[("alertname", "A"), ("namespace", "shop"), ("pod", "p")]),
+            t(0),
+        );
+        let (first, _) = e.take(t(0));
+        let Admitted::Done(out) = e.admit(first.unwrap(), unreadable(), t(0)) else {
+            panic!("admitted without facts")
+        };
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].reason, Some(RefusalReason::FactsUnavailable));
+        assert_eq!(out[0].result, OutcomeKind::Refused, "{:?}", out[0]);
+        assert!(
+            out[0].message.contains("read again in 2s (try 1 of 6)"),
+            "{}",
+            out[0].message
+        );
+        assert_eq!(e.backlog().len(), 1, "it waits");
+        assert!(e.take(t(1)).0.is_none(), "not before its retry");
+        // the API server is still down: read again later, quietly
+        let (second, _) = e.take(t(2));
+        let Admitted::Done(out) = e.admit(second.unwrap(), unreadable(), t(2)) else {
+            panic!()
+        };
+        assert!(out.is_empty(), "{out:?}");
+        assert!(e.take(t(5)).0.is_none(), "the second wait is 4s");
+        // back: it runs, once
+        let (third, _) = e.take(t(6));
+        let Admitted::Go(ticket) = e.admit(third.unwrap(), holds(), t(6)) else {
+            panic!("refused")
+        };
+        assert_eq!(e.finish(*ticket, acted(), t(6)).result, OutcomeKind::Acted);
+        assert!(e.backlog().is_empty());
+    }
+
+    #[test]
+    fn a_plan_whose_facts_stay_unreadable_fails_after_its_tries() {
+        let p = Policy::from_yaml("routes: [{remediation: delete-pod}]").unwrap();
+        let mut e = Engine::new(p, "heal8s").unwrap();
+        let t = |s: i64| Timestamp::from_second(1_800_000_000 + s).unwrap();
+        e.intake(
+            &signal(&[("alertname", "A"), ("namespace", "shop"), ("pod", "p")]),
+            t(0),
+        );
+        let (mut now, mut ends) = (0, Vec::new());
+        for _ in 0..UNREAD_TRIES {
+            let (started, _) = e.take(t(now));
+            let started = started.expect("due again");
+            let Admitted::Done(out) = e.admit(started, unreadable(), t(now)) else {
+                panic!()
+            };
+            ends.extend(out);
+            now += 31;
+        }
+        assert!(e.backlog().is_empty(), "given up");
+        assert!(e.take(t(now)).0.is_none());
+        let last = ends.last().unwrap();
+        assert_eq!(last.result, OutcomeKind::Failed);
+        assert!(
+            last.message.ends_with("gave up after 6 tries"),
+            "{}",
+            last.message
+        );
+        assert_eq!(ends.len(), 2, "the first try and the last say so: {ends:?}");
+        let waits: Vec<u64> = (1..UNREAD_TRIES)
+            .filter_map(unread_retry)
+            .map(|d| d.as_secs())
+            .collect();
+        assert_eq!(waits, [2, 4, 8, 16, 30]);
     }
 
     #[test]

@@ -60,6 +60,30 @@ impl ForbiddenRetry {
         Some(doubled.min(self.max))
     }
 
+    /// The wait before trying a `method` request again after the API server
+    /// failed it with `status` (`None`: no answer at all, the connection
+    /// refused or cut) on try number `attempt`, on the same schedule as a
+    /// 403; `None` when heal8s should give up and report the failure. Only
+    /// a 500 or a missing answer, and only for requests that change nothing
+    /// when repeated: a read, or a delete whose body names the object's uid
+    /// as a precondition (`preconditioned`: a repeat of one that went
+    /// through finds the object gone or terminating, never a namesake made
+    /// since). 429, 503 and 504 are kube's own retry's business; a create,
+    /// patch or update is never repeated blind (it may have been applied).
+    pub fn after_server_error(
+        &self,
+        method: &str,
+        preconditioned: bool,
+        status: Option<u16>,
+        attempt: u32,
+    ) -> Option<Duration> {
+        let repeatable = matches!(method, "GET" | "HEAD") || (method == "DELETE" && preconditioned);
+        if !repeatable || !matches!(status, None | Some(500)) {
+            return None;
+        }
+        self.after(403, "", attempt)
+    }
+
     /// The longest a request can be held up by refusals, all waits together.
     pub fn budget(&self) -> Duration {
         (1..=self.retries)
@@ -108,6 +132,48 @@ mod tests {
         let r = ForbiddenRetry::default();
         for status in [200, 400, 401, 404, 409, 422, 429, 500, 503] {
             assert_eq!(r.after(status, RBAC, 1), None, "{status}");
+        }
+    }
+
+    #[test]
+    fn a_read_or_delete_that_failed_on_the_server_is_tried_again() {
+        let r = ForbiddenRetry::default();
+        let ms = Duration::from_millis;
+        for method in ["GET", "DELETE"] {
+            for status in [None, Some(500)] {
+                let w: Vec<_> = (1..=10)
+                    .map_while(|a| r.after_server_error(method, true, status, a))
+                    .collect();
+                assert_eq!(
+                    w,
+                    [ms(200), ms(400), ms(800), ms(1000)],
+                    "{method} {status:?}"
+                );
+            }
+        }
+        // what may have been applied is never repeated blind, nor a delete
+        // that could reach a namesake made since
+        for method in ["POST", "PATCH", "PUT"] {
+            assert_eq!(
+                r.after_server_error(method, true, Some(500), 1),
+                None,
+                "{method}"
+            );
+            assert_eq!(
+                r.after_server_error(method, true, None, 1),
+                None,
+                "{method}"
+            );
+        }
+        assert_eq!(r.after_server_error("DELETE", false, Some(500), 1), None);
+        assert_eq!(r.after_server_error("GET", false, None, 1), Some(ms(200)));
+        // kube's retry owns these; the rest are answers
+        for status in [400, 404, 409, 422, 429, 501, 503, 504] {
+            assert_eq!(
+                r.after_server_error("DELETE", true, Some(status), 1),
+                None,
+                "{status}"
+            );
         }
     }
 

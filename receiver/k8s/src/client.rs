@@ -6,9 +6,10 @@
 //! Both send `User-Agent: heal8s/<version> (<instance>)`, as kubectl sends
 //! its own, so API server logs and audit attribute requests to heal8s and
 //! its replica, not only to its ServiceAccount. Both ride out a restarting
-//! API server's transient 403s (its RBAC caches still loading) with the
-//! bounded retry `receiver_core::transient` decides; watches are left to
-//! their watcher's own backoff.
+//! API server's transient 403s (its RBAC caches still loading), and a 500 or
+//! a lost connection on a read or a delete, with the bounded retry
+//! `receiver_core::transient` decides; watches are left to their watcher's
+//! own backoff.
 
 use std::future::Future;
 use std::path::Path;
@@ -177,20 +178,50 @@ where
             let mut next = retry_copy(&req);
             let method = req.method().clone();
             let path = req.uri().path().to_string();
-            let mut answer = inner.call(req).await?;
+            let probe = (method == http::Method::DELETE)
+                .then(|| req.body().try_clone())
+                .flatten();
+            let preconditioned = names_its_uid(probe).await;
+            let mut answer = inner.call(req).await;
             let mut attempt = 1;
             loop {
-                if answer.status() != http::StatusCode::FORBIDDEN {
-                    if attempt > 1 {
-                        tracing::info!(%method, path, refusals = attempt - 1, status = answer.status().as_u16(),
-                            "The API server answered after refusing with 403 (likely restarting, its RBAC caches loading).");
+                // a 500, or no answer at all, to a request safe to repeat
+                let failed = match &answer {
+                    Err(e) => Some((None, e.to_string())),
+                    Ok(a) if a.status() == http::StatusCode::INTERNAL_SERVER_ERROR => {
+                        Some((Some(500), "500 Internal Server Error".to_string()))
                     }
-                    return Ok(answer);
+                    Ok(_) => None,
+                };
+                if let Some((status, why)) = failed {
+                    let wait =
+                        policy.after_server_error(method.as_str(), preconditioned, status, attempt);
+                    let (Some(wait), Some(req)) = (wait, next.take()) else {
+                        return answer;
+                    };
+                    tracing::debug!(%method, path, attempt, wait_ms = wait.as_millis() as u64, why,
+                        "The API server failed a request that is safe to repeat; trying again.");
+                    tokio::time::sleep(wait).await;
+                    next = retry_copy(&req);
+                    attempt += 1;
+                    answer = match inner.ready().await {
+                        Ok(s) => s.call(req).await,
+                        Err(e) => Err(e),
+                    };
+                    continue;
+                }
+                let answer_ok = answer?;
+                if answer_ok.status() != http::StatusCode::FORBIDDEN {
+                    if attempt > 1 {
+                        tracing::info!(%method, path, tries = attempt, status = answer_ok.status().as_u16(),
+                            "The API server answered after refusing or failing (likely restarting).");
+                    }
+                    return Ok(answer_ok);
                 }
                 let Some(req) = next.take() else {
-                    return Ok(answer);
+                    return Ok(answer_ok);
                 };
-                let (parts, body) = answer.into_parts();
+                let (parts, body) = answer_ok.into_parts();
                 let bytes = body.collect().await?.to_bytes();
                 let message = serde_json::from_slice::<serde_json::Value>(&bytes)
                     .ok()
@@ -204,10 +235,28 @@ where
                 tokio::time::sleep(wait).await;
                 next = retry_copy(&req);
                 attempt += 1;
-                answer = inner.ready().await?.call(req).await?;
+                answer = match inner.ready().await {
+                    Ok(s) => s.call(req).await,
+                    Err(e) => Err(e),
+                };
             }
         })
     }
+}
+
+/// Whether a delete's body (a copy) makes the object's uid a precondition.
+async fn names_its_uid(body: Option<Body>) -> bool {
+    let Some(body) = body else {
+        return false;
+    };
+    let Ok(bytes) = body.collect().await.map(|b| b.to_bytes()) else {
+        return false;
+    };
+    serde_json::from_slice::<serde_json::Value>(&bytes).is_ok_and(|v| {
+        v["preconditions"]["uid"]
+            .as_str()
+            .is_some_and(|u| !u.is_empty())
+    })
 }
 
 /// A copy of `req` for another try; `None` for watches (their watcher

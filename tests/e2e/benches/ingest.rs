@@ -8,9 +8,18 @@
 //! as fast as they are answered for S seconds. Prints requests/s answered 2xx
 //! and 503 for each and heal8s's share of the bare handler's rate; then
 //! heal8s's ack latency (p50/p99) at a steady 2,000 requests/s; and that
-//! every accepted alert is accounted for in its metrics.
+//! every accepted alert is accounted for in its metrics (processed by the
+//! worker, answered at the door as a repeat, coalesced, or still queued).
+//! The payloads cycle through 2,000 distinct ones, as Alertmanager re-sends
+//! its groups: most deliveries after the first 2,000 are repeats.
 //!
-//! Run: `cargo bench -p e2e --bench ingest -- [SECONDS] [CONNECTIONS]` (default 10 32)
+//! Then the storm: 10,000 alerts a second (500 deliveries of 20, every alert
+//! a new problem about one of 5,000 pods) for STORM seconds against a fresh
+//! heal8s: the rate accepted and turned away (503), the p99 ack, heal8s's
+//! peak RSS, and that every accepted alert is accounted for.
+//!
+//! Run: `cargo bench -p e2e --bench ingest -- [SECONDS] [CONNECTIONS] [STORM]`
+//! (default 10 32 60)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code
 
@@ -141,6 +150,85 @@ async fn steady(url: &str, rate: u64, secs: u64, bodies: Arc<Vec<String>>) -> Ve
     v
 }
 
+/// `rate` deliveries a second of 20 new alerts each (fresh occurrences,
+/// numbered from `first`) for `secs`: ack latencies of the accepted ones,
+/// and how many were turned away (503) or failed otherwise.
+async fn storm(url: &str, rate: u64, secs: u64, first: u64) -> (Vec<Duration>, u64, u64) {
+    let lat = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let counts = Arc::new(Counts::default());
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..rate * secs {
+        tick.tick().await;
+        let (client, url, lat, counts) =
+            (client.clone(), url.to_string(), lat.clone(), counts.clone());
+        tasks.spawn(async move {
+            let body = payload(first + i);
+            let t = Instant::now();
+            let r = client
+                .post(&url)
+                .bearer_auth(TOKEN)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            match r.map(|r| r.status().as_u16()) {
+                Ok(200..=299) => lat.lock().unwrap().push(t.elapsed()),
+                Ok(503) => {
+                    counts.busy.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {
+                    counts.other.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        // reap as we go: the set stays small
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+    let mut v = lat.lock().unwrap().clone();
+    v.sort();
+    (
+        v,
+        counts.busy.load(Ordering::Relaxed),
+        counts.other.load(Ordering::Relaxed),
+    )
+}
+
+/// The peak resident set of process `pid`, in MB.
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// heal8s's accounting of accepted alerts, from its metrics.
+async fn accounting(heal8s: &Heal8s) -> String {
+    let m = heal8s.metrics().await;
+    let received = metric_value(&m, r#"heal8s_alerts_received_total{status="firing"}"#);
+    let signals = metric_value(&m, r#"heal8s_signals_total{source="alert"}"#);
+    let repeated = metric_value(&m, "heal8s_alerts_repeated_total");
+    let coalesced = metric_value(&m, r#"heal8s_signals_coalesced_total{source="alert"}"#);
+    let queued = metric_value(&m, "heal8s_queue_depth");
+    format!(
+        "{received} alerts accepted = {signals} processed by the worker + {repeated} repeats answered at the door + {coalesced} coalesced in the queue + {queued} still queued ({})",
+        if received == signals + repeated + coalesced + queued {
+            "all accounted for"
+        } else {
+            "MISMATCH"
+        }
+    )
+}
+
 fn pct(v: &[Duration], p: f64) -> Duration {
     if v.is_empty() {
         return Duration::ZERO;
@@ -197,12 +285,28 @@ fn main() {
             lat.last().copied().unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let m = heal8s.metrics().await;
-        let received = metric_value(&m, r#"heal8s_alerts_received_total{status="firing"}"#);
-        let signals = metric_value(&m, r#"heal8s_signals_total{source="alert"}"#);
-        let queued = metric_value(&m, "heal8s_queue_depth");
+        println!("ingest: heal8s accounted for: {}", accounting(&heal8s).await);
+        drop(heal8s);
+
+        // the storm: new problems only, at 10,000 alerts a second
+        let storm_secs = nums.get(2).copied().unwrap_or(60);
+        let heal8s = Heal8s::start(TOKEN, &["--no-cluster", "--log-level", "warn"])
+            .await
+            .unwrap();
+        let url = format!("{}/webhook/alertmanager", heal8s.url);
+        let (lat, busy, other) = storm(&url, 500, storm_secs, 1 << 32).await;
+        let sent = 500 * storm_secs;
+        tokio::time::sleep(Duration::from_secs(3)).await;
         println!(
-            "ingest: heal8s accounted for: {received} alerts accepted, {signals} alert signals processed, {queued} still queued"
+            "storm: 10,000 new alerts/s (500 deliveries of 20) for {storm_secs}s: {:.0} alerts/s accepted, {:.0} deliveries/s turned away (503), {other} other; ack p50 {:?}, p99 {:?}, max {:?}; heal8s peak RSS {:.0} MB",
+            lat.len() as f64 * 20.0 / storm_secs as f64,
+            busy as f64 / storm_secs as f64,
+            pct(&lat, 0.5),
+            pct(&lat, 0.99),
+            lat.last().copied().unwrap_or_default(),
+            peak_rss_mb(heal8s.proc.child.id()),
         );
+        assert_eq!(lat.len() as u64 + busy + other, sent);
+        println!("storm: heal8s accounted for: {}", accounting(&heal8s).await);
     });
 }

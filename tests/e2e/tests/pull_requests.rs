@@ -230,14 +230,16 @@ async fn an_oom_killed_pod_becomes_one_pull_request_updated_in_place_then_merged
     for _ in 0..1000 {
         post(h, &first).await;
     }
-    // each is deduped, or coalesced with the same alert still waiting in the
-    // queue (counted apart); none is dropped unaccounted
+    // each is answered at the door as a repeat, deduped, or coalesced with
+    // the same alert still waiting in the queue (each counted apart); none
+    // is dropped unaccounted
     eventually(WAIT, "1000 deduped deliveries", || async {
         let deduped = h.metric("heal8s_outcomes_total{result=\"deduped\"}").await;
+        let repeated = h.metric("heal8s_alerts_repeated_total").await;
         let coalesced = h
             .metric("heal8s_signals_coalesced_total{source=\"alert\"}")
             .await;
-        (deduped + coalesced >= 1000.0).then_some(())
+        (deduped + repeated + coalesced >= 1000.0).then_some(())
     })
     .await
     .unwrap();

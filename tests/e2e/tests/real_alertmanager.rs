@@ -123,8 +123,11 @@ async fn real_alertmanager_repeated_delivery_is_deduped_not_replanned() {
     am.post_alerts(crashloop("api-1", &now(), None))
         .await
         .unwrap();
+    // answered at the door as a repeat, or deduped by the guard
     eventually(WAIT, "a repeated delivery to be deduped", || async {
-        (h.metric("heal8s_outcomes_total{result=\"deduped\"}").await >= 1.0).then_some(())
+        let deduped = h.metric("heal8s_outcomes_total{result=\"deduped\"}").await;
+        let repeated = h.metric("heal8s_alerts_repeated_total").await;
+        (deduped + repeated >= 1.0).then_some(())
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", context(&h, &am)));

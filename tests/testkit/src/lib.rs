@@ -25,11 +25,15 @@ use anyhow::{Context, bail};
 
 /// Serve `app` on `listener` in the background until the returned sender
 /// fires (or is dropped); `what` names the server in the error log.
-pub(crate) fn serve_in_background(
-    listener: tokio::net::TcpListener,
+pub(crate) fn serve_in_background<L>(
+    listener: L,
     app: axum::Router,
     what: &'static str,
-) -> tokio::sync::oneshot::Sender<()> {
+) -> tokio::sync::oneshot::Sender<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -239,6 +243,13 @@ impl Proc {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
+    }
+
+    /// Kill the process with SIGKILL, as the kernel's OOM killer or a node
+    /// failure would (no shutdown runs), and reap it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Wait up to `timeout` for exit; the exit code, or `None` if still running.

@@ -1,12 +1,22 @@
 //! Fault injection and the request log: rules that make matching requests
 //! fail with a given status (or with the 403 the RBAC authorizer words for
 //! that request, as a restarting API server answers until its caches load)
-//! or wait before being served, a switch that closes every open watch, and
-//! the record of every request served. Only the HTTP API is affected; the
-//! store API used by tests never is.
+//! or wait before being served, switches that close every open watch or
+//! expire it with a 410 as etcd's compaction does, an outage (the port
+//! closed and every connection cut, as when the kube-apiserver process is
+//! down), counters of arriving requests, and the record of every request
+//! served. Only the HTTP API is affected; the store API used by tests never is.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 
 use super::error::ApiError;
 pub use crate::faults::FaultId;
@@ -163,7 +173,22 @@ pub struct RequestRecord {
 pub(crate) struct FaultState {
     rules: Rules<RequestMatch, Answer>,
     log: RequestLog<RequestRecord>,
+    /// Bumped by [`Faults::drop_watches`]: every open watch ends.
     pub(crate) stop_watches: tokio::sync::watch::Sender<u64>,
+    /// Bumped by [`Faults::expire_watches`]: every open watch gets a 410
+    /// `Expired` ERROR event, then ends.
+    pub(crate) expire_watches: tokio::sync::watch::Sender<u64>,
+    /// Whether the server is up (see [`Faults::go_down`]).
+    up: tokio::sync::watch::Sender<bool>,
+    /// A second handle on each open connection's socket, to cut it.
+    connections: Mutex<HashMap<u64, std::net::TcpStream>>,
+    next_connection: AtomicU64,
+    /// Counters of arriving requests ([`Faults::count_arrivals`]).
+    arrivals: Mutex<Vec<(RequestMatch, Arc<AtomicU64>)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl FaultState {
@@ -172,15 +197,25 @@ impl FaultState {
             rules: Rules::new(),
             log: RequestLog::new(log_cap),
             stop_watches: tokio::sync::watch::Sender::new(0),
+            expire_watches: tokio::sync::watch::Sender::new(0),
+            up: tokio::sync::watch::Sender::new(true),
+            connections: Mutex::new(HashMap::new()),
+            next_connection: AtomicU64::new(0),
+            arrivals: Mutex::new(Vec::new()),
         }
     }
 
     /// What to do with a request: total delay, then maybe a failure.
-    /// Consumes one use of every matching counted rule.
+    /// Consumes one use of every matching counted rule, and counts the
+    /// request's arrival.
     pub(crate) fn decide(&self, req: &RequestAttrs) -> (Duration, Option<ApiError>) {
-        let (delay, answer) = self
-            .rules
-            .decide(|m| m.matches(&req.method, &req.verb, &req.path, &req.query));
+        let matches = |m: &RequestMatch| m.matches(&req.method, &req.verb, &req.path, &req.query);
+        for (m, n) in lock(&self.arrivals).iter() {
+            if matches(m) {
+                n.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let (delay, answer) = self.rules.decide(matches);
         (delay, answer.map(|a| a.for_request(req)))
     }
 
@@ -275,6 +310,226 @@ impl Faults {
     pub fn drop_watches(&self) {
         self.state.stop_watches.send_modify(|g| *g += 1);
     }
+
+    /// Expire every open watch, as etcd's compaction does to a watch the
+    /// API server serves from etcd: each gets an `ERROR` event carrying a
+    /// `Status` with code 410, reason `Expired` and etcd's message ("The
+    /// resourceVersion for the provided watch is too old."), then its body
+    /// ends. Clients must re-list. To make resuming from an older
+    /// resourceVersion fail as well (`too old resource version`, also a 410
+    /// ERROR event on an answer of 200), compact the history too
+    /// (`Emulator::compact_history`).
+    pub fn expire_watches(&self) {
+        self.state.expire_watches.send_modify(|g| *g += 1);
+    }
+
+    /// The API server goes down, as when its process dies: every open
+    /// connection is cut (watches included: their bodies end mid-stream)
+    /// and the port is closed, so new connections are refused
+    /// (`ECONNREFUSED`), not answered. Nothing is logged while it is down.
+    /// [`Faults::come_back`] opens the same address again.
+    pub fn go_down(&self) {
+        // first down, then cut: a connection accepted meanwhile sees one or the other
+        self.state.up.send_replace(false);
+        self.drop_watches();
+        for socket in lock(&self.state.connections).values() {
+            let _ = socket.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// The API server is back after [`Faults::go_down`]: it listens on the
+    /// same address again (within a few milliseconds) and serves as before,
+    /// every object and the watch history kept, as an API server restarted
+    /// over the same etcd.
+    pub fn come_back(&self) {
+        self.state.up.send_replace(true);
+    }
+
+    /// Whether the server is down ([`Faults::go_down`]).
+    pub fn is_down(&self) -> bool {
+        !*self.state.up.borrow()
+    }
+
+    /// Count the requests matching `matcher` from now on, as they arrive:
+    /// before any fault delays or answers them, so a request a
+    /// [`Faults::delay`] holds, or whose client went away meanwhile, counts
+    /// at once (the request log records a request only once it is answered).
+    pub fn count_arrivals(&self, matcher: RequestMatch) -> Arrivals {
+        let n = Arc::new(AtomicU64::new(0));
+        lock(&self.state.arrivals).push((matcher, n.clone()));
+        Arrivals(n)
+    }
+}
+
+/// How many matching requests arrived (see [`Faults::count_arrivals`]).
+#[derive(Debug, Clone)]
+pub struct Arrivals(Arc<AtomicU64>);
+
+impl Arrivals {
+    /// The requests counted so far.
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The emulator's listener. While the server is up it accepts on its
+/// address; while it is down ([`Faults::go_down`]) the port is closed and
+/// every connection refused; when it comes back, it binds the same address
+/// again. Each connection it hands out can be cut by [`Faults::go_down`].
+#[derive(Debug)]
+pub(crate) struct Listener {
+    addr: SocketAddr,
+    inner: Option<TcpListener>,
+    up: tokio::sync::watch::Receiver<bool>,
+    state: Arc<FaultState>,
+}
+
+impl Listener {
+    /// Serve on `listener` (its address is where the server comes back).
+    pub(crate) fn new(listener: TcpListener, state: Arc<FaultState>) -> std::io::Result<Listener> {
+        Ok(Listener {
+            addr: listener.local_addr()?,
+            inner: Some(listener),
+            up: state.up.subscribe(),
+            state,
+        })
+    }
+
+    /// Register `stream` so that going down cuts it.
+    fn track(&self, stream: TcpStream) -> std::io::Result<Connection> {
+        let stream = stream.into_std()?;
+        let handle = stream.try_clone()?;
+        let stream = TcpStream::from_std(stream)?;
+        let id = self.state.next_connection.fetch_add(1, Ordering::Relaxed);
+        lock(&self.state.connections).insert(id, handle);
+        let conn = Connection {
+            stream,
+            _tracked: Tracked {
+                id,
+                state: self.state.clone(),
+            },
+        };
+        // registered first, then checked: `go_down` flips first, then cuts
+        if !*self.up.borrow() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "the server went down",
+            ));
+        }
+        Ok(conn)
+    }
+}
+
+impl axum::serve::Listener for Listener {
+    type Io = Connection;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Connection, SocketAddr) {
+        loop {
+            let up = *self.up.borrow_and_update();
+            if !up {
+                // a dead process holds no port
+                self.inner = None;
+                let closed = self.up.wait_for(|up| *up).await.is_err();
+                if closed {
+                    std::future::pending::<()>().await;
+                }
+                continue;
+            }
+            if self.inner.is_none() {
+                match TcpListener::bind(self.addr).await {
+                    Ok(l) => self.inner = Some(l),
+                    Err(e) => {
+                        tracing::warn!(addr = %self.addr, error = %e, "The Kubernetes emulator cannot listen again yet; retrying.");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                }
+            }
+            let Some(listener) = self.inner.as_ref() else {
+                continue;
+            };
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => match self.track(stream) {
+                        Ok(conn) => return (conn, peer),
+                        Err(e) => tracing::debug!(error = %e, "Connection dropped as it was accepted."),
+                    },
+                    // as axum's own listener does (out of file descriptors, say)
+                    Err(e) => {
+                        tracing::warn!(error = %e, "The Kubernetes emulator could not accept a connection.");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                _ = self.up.changed() => {}
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.addr)
+    }
+}
+
+/// Unregisters a connection when hyper drops it (closing the second handle,
+/// so the socket closes with it).
+#[derive(Debug)]
+struct Tracked {
+    id: u64,
+    state: Arc<FaultState>,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        lock(&self.state.connections).remove(&self.id);
+    }
+}
+
+/// One accepted connection.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    stream: TcpStream,
+    _tracked: Tracked,
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
 }
 
 /// The request log's public face, used by the emulator.
@@ -316,6 +571,109 @@ mod tests {
         assert!(s.decide(&create).1.is_some());
         assert!(s.decide(&create).1.is_none());
         assert_eq!(f.active(), 1);
+    }
+
+    #[test]
+    fn arrivals_are_counted_before_any_fault_answers_or_delays_them() {
+        let f = Faults {
+            state: Arc::new(FaultState::new(10)),
+        };
+        let before = f.count_arrivals(RequestMatch::any().verb("create"));
+        f.fail_next(1, RequestMatch::any().verb("create"), 503);
+        f.delay(RequestMatch::any(), Duration::from_secs(60));
+        let evictions = f.count_arrivals(RequestMatch::any().path("/eviction"));
+        let req = |verb: &str, path: &str| RequestAttrs {
+            method: "POST".into(),
+            verb: verb.into(),
+            path: path.into(),
+            ..RequestAttrs::default()
+        };
+        let (_, e) = f
+            .state
+            .decide(&req("create", "/api/v1/namespaces/a/pods/p/eviction"));
+        assert_eq!(e.map(|e| e.code), Some(503));
+        f.state.decide(&req("create", "/api/v1/namespaces/a/pods"));
+        f.state.decide(&req("list", "/api/v1/pods"));
+        assert_eq!((before.count(), evictions.count()), (2, 1));
+        // nothing was answered yet as far as the log knows
+        assert!(requests(&f.state).is_empty());
+    }
+
+    /// `GET url`'s status through a fresh connection, or the connect error.
+    async fn status_of(url: &str) -> Result<u16, String> {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        match client.get(url).send().await {
+            Ok(r) => Ok(r.status().as_u16()),
+            Err(e) => Err(format!("{e:?}")),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_that_goes_down_refuses_connections_and_cuts_open_ones_until_it_comes_back() {
+        let emu = crate::kube::Emulator::start().await.unwrap();
+        let namespaces = format!("{}/api/v1/namespaces", emu.url());
+        assert_eq!(status_of(&namespaces).await, Ok(200));
+        let mut watch = reqwest::get(format!("{}/api/v1/pods?watch=true", emu.url()))
+            .await
+            .unwrap();
+        assert_eq!(watch.status(), 200);
+        // a connection that sits idle with nothing asked yet is cut too
+        let idle = tokio::net::TcpStream::connect(emu.addr()).await.unwrap();
+        let served_before = emu.request_count();
+
+        emu.faults().go_down();
+        assert!(emu.faults().is_down());
+        let cut = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Ok(Some(_)) = watch.chunk().await {}
+        })
+        .await;
+        assert!(cut.is_ok(), "the open watch was not cut");
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), async {
+            use tokio::io::AsyncReadExt;
+            let mut idle = idle;
+            idle.read(&mut byte).await
+        })
+        .await
+        .unwrap();
+        assert!(matches!(read, Ok(0) | Err(_)), "idle connection: {read:?}");
+        // new connections are refused, as on a host with nothing on the port
+        let refused = || async {
+            matches!(
+                tokio::net::TcpStream::connect(emu.addr()).await,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+            )
+            .then_some(())
+        };
+        crate::eventually(Duration::from_secs(5), "connections refused", refused)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(refused().await.is_some(), "it stays down");
+        assert!(status_of(&namespaces).await.is_err());
+        assert_eq!(emu.request_count(), served_before, "nothing was served");
+
+        emu.faults().come_back();
+        assert!(!emu.faults().is_down());
+        crate::eventually(Duration::from_secs(5), "served again", || async {
+            (status_of(&namespaces).await == Ok(200)).then_some(())
+        })
+        .await
+        .unwrap();
+        // and down again, and back again
+        emu.faults().go_down();
+        crate::eventually(Duration::from_secs(5), "down again", refused)
+            .await
+            .unwrap();
+        emu.faults().come_back();
+        crate::eventually(Duration::from_secs(5), "back again", || async {
+            (status_of(&namespaces).await == Ok(200)).then_some(())
+        })
+        .await
+        .unwrap();
     }
 
     #[test]

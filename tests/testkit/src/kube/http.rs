@@ -1,6 +1,7 @@
 //! The HTTP face of the emulator: one axum fallback handler that parses
 //! Kubernetes API paths, applies injected faults, logs the request, and maps
-//! verbs onto the store, watch, subresource and discovery modules. Answers as
+//! verbs onto the store, watch, subresource and discovery modules (request
+//! bodies through `body`, by their Content-Type). Answers as
 //! kube-apiserver does at its edges too: paths of API groups that are not
 //! installed get a plain-text `404 page not found`, and warnings (deprecated
 //! API versions, unknown formats in a CRD's schema) come back as `Warning`
@@ -18,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::Shared;
+use super::body::{self, Expected};
 use super::discovery;
 use super::error::{ApiError, success_status};
 use super::eviction;
@@ -378,14 +380,28 @@ impl Ctx<'_> {
             .unwrap_or("")
     }
 
-    fn json_body(&self) -> Result<Value, ApiError> {
-        if self.body.is_empty() {
-            return Err(ApiError::bad_request("the request body is empty"));
-        }
-        serde_json::from_slice(self.body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "the object provided is unrecognized or could not be decoded: {e}"
-            ))
+    /// The body as JSON, decoded by its Content-Type into `expected`.
+    fn body_as(&self, expected: &Expected) -> Result<Value, ApiError> {
+        body::decode(
+            self.header(header::CONTENT_TYPE),
+            self.body,
+            expected,
+            |api_version, kind| {
+                self.shared
+                    .lock()
+                    .registry
+                    .find_kind(api_version, kind)
+                    .is_some_and(ResourceDef::is_builtin_type)
+            },
+        )
+    }
+
+    /// The body of a write to `def` itself (create, update, a status or finalize write).
+    fn object_body(&self, def: &ResourceDef) -> Result<Value, ApiError> {
+        self.body_as(&Expected {
+            api_version: def.api_version(),
+            kind: def.kind.clone(),
+            builtin: def.is_builtin_type(),
         })
     }
 
@@ -554,7 +570,7 @@ fn collection(ctx: &Ctx<'_>, def: &ResourceDef, ns: Option<&str>) -> Result<Resp
             if def.namespaced && ns.is_none() {
                 return Err(ApiError::method_not_allowed("POST"));
             }
-            let body = ctx.json_body()?;
+            let body = ctx.object_body(def)?;
             let created = ctx.shared.lock().create(def, ns, body, ctx.write_opts())?;
             ctx.warn_crd_formats(def, None, &created);
             Ok(json_response(
@@ -639,8 +655,12 @@ fn delete_opts(ctx: &Ctx<'_>) -> Result<DeleteOpts, ApiError> {
     let body: Value = if ctx.body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(ctx.body)
-            .map_err(|e| ApiError::bad_request(format!("invalid DeleteOptions: {e}")))?
+        // every type's delete takes meta.k8s.io DeleteOptions, protobuf included
+        ctx.body_as(&Expected {
+            api_version: "meta.k8s.io/v1".into(),
+            kind: "DeleteOptions".into(),
+            builtin: true,
+        })?
     };
     let body_dry_run = body
         .get("dryRun")
@@ -663,8 +683,9 @@ fn delete_opts(ctx: &Ctx<'_>) -> Result<DeleteOpts, ApiError> {
     })
 }
 
-fn patch_input(ctx: &Ctx<'_>) -> Result<(PatchType, Value), ApiError> {
-    let kind = PatchType::from_content_type(ctx.header(header::CONTENT_TYPE))?;
+fn patch_input(ctx: &Ctx<'_>, def: &ResourceDef) -> Result<(PatchType, Value), ApiError> {
+    let kind =
+        PatchType::from_content_type(ctx.header(header::CONTENT_TYPE), def.is_builtin_type())?;
     if kind == PatchType::Apply && ctx.params.get("fieldManager").is_none_or(str::is_empty) {
         return Err(ApiError::bad_request(
             "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
@@ -686,7 +707,7 @@ fn single(
             Ok(json_response(200, present::stored(def, &obj, ctx.shape())))
         }
         Method::PUT => {
-            let body = ctx.json_body()?;
+            let body = ctx.object_body(def)?;
             let old = crd_before(ctx, def, ns, name);
             let obj =
                 ctx.shared
@@ -696,7 +717,7 @@ fn single(
             Ok(json_response(200, present::object(def, &obj, Shape::Full)))
         }
         Method::PATCH => {
-            let (kind, body) = patch_input(ctx)?;
+            let (kind, body) = patch_input(ctx, def)?;
             let old = crd_before(ctx, def, ns, name);
             let (obj, created) = ctx.shared.lock().patch(
                 def,
@@ -741,13 +762,13 @@ fn part_sub(
     let obj = match *ctx.method {
         Method::GET => ctx.shared.lock().get(def, ns, name)?.value(),
         Method::PUT => {
-            let body = ctx.json_body()?;
+            let body = ctx.object_body(def)?;
             ctx.shared
                 .lock()
                 .update(def, ns, name, body, part, ctx.write_opts())?
         }
         Method::PATCH => {
-            let (kind, body) = patch_input(ctx)?;
+            let (kind, body) = patch_input(ctx, def)?;
             if kind == PatchType::Apply && ctx.shared.lock().get(def, ns, name).is_err() {
                 return Err(ApiError::not_found(&def.group, &def.plural, name));
             }
@@ -773,7 +794,11 @@ fn scale_sub(
             scale::to_scale(def, &obj)
         }
         Method::PUT => {
-            let body = ctx.json_body()?;
+            let body = ctx.body_as(&Expected {
+                api_version: "autoscaling/v1".into(),
+                kind: "Scale".into(),
+                builtin: def.is_builtin_type(),
+            })?;
             scale::write_scale(
                 &mut ctx.shared.lock(),
                 def,
@@ -784,7 +809,7 @@ fn scale_sub(
             )?
         }
         Method::PATCH => {
-            let (kind, body) = patch_input(ctx)?;
+            let (kind, body) = patch_input(ctx, def)?;
             scale::write_scale(
                 &mut ctx.shared.lock(),
                 def,
@@ -803,7 +828,11 @@ fn eviction_sub(ctx: &Ctx<'_>, ns: Option<&str>, name: &str) -> Result<Response,
     if *ctx.method != Method::POST {
         return Err(ApiError::method_not_allowed(ctx.method.as_str()));
     }
-    let body = ctx.json_body()?;
+    let body = ctx.body_as(&Expected {
+        api_version: "policy/v1".into(),
+        kind: "Eviction".into(),
+        builtin: true,
+    })?;
     let ns = ns.ok_or_else(ApiError::no_route)?;
     eviction::evict(
         &mut ctx.shared.lock(),

@@ -40,7 +40,9 @@
 //! lifecycle controller keeps the not-ready / unreachable / unschedulable
 //! taints in line with the Ready condition and the cordon. `Faults` inject
 //! failures and delays, including the 403s a restarted server answers until
-//! its RBAC caches load (`restart_with_cold_rbac`, `forbid_next`).
+//! its RBAC caches load (`restart_with_cold_rbac`, `forbid_next`), expire
+//! open watches with a 410 (`expire_watches`), and take the server down
+//! and back (`go_down`, `come_back`: the port closed, connections cut).
 //!
 //! Deliberate differences from a real API server (no controllers, no etcd):
 //! - no garbage collector (`propagationPolicy` is accepted, owners' deletion
@@ -60,10 +62,15 @@
 //! - no schema validation or defaulting beyond metadata, names, labels,
 //!   immutable pod specs and workload selectors; unknown fields are kept;
 //! - core/v1 and events.k8s.io/v1 Events are stored separately; CRD versions
-//!   share storage without conversion; JSON only (no protobuf, no HTTP/2).
+//!   share storage without conversion; no HTTP/2;
+//! - bodies may be JSON, YAML or, for built-in types, protobuf, but protobuf
+//!   is decoded only for the kinds kubectl's typed clients send (a body
+//!   setting a field the decoder leaves out gets a 415 saying so); answers
+//!   are always JSON, even to a client that asks for protobuf only.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod body;
 mod controllers;
 mod discovery;
 mod error;
@@ -74,6 +81,7 @@ mod object;
 mod openapi;
 mod patch;
 mod present;
+mod protobuf;
 mod resources;
 mod scale;
 mod selectors;
@@ -93,7 +101,7 @@ use serde_json::Value;
 pub use controllers::{Controller, ControllerAction};
 pub use error::ApiError;
 pub use eviction::PDB_VIOLATION;
-pub use faults::{FaultId, Faults, RequestMatch, RequestRecord};
+pub use faults::{Arrivals, FaultId, Faults, RequestMatch, RequestRecord};
 pub use resources::{PrinterColumn, ResourceDef, builtin_resources};
 
 use faults::FaultState;
@@ -169,6 +177,8 @@ impl Emulator {
             options,
             address: addr.to_string(),
         });
+        // a listener that can go down and come back (`Faults::go_down`)
+        let listener = faults::Listener::new(listener, shared.faults.clone())?;
         let tx = crate::serve_in_background(
             listener,
             http::router(shared.clone()),

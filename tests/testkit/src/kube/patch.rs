@@ -22,19 +22,31 @@ pub enum PatchType {
 }
 
 impl PatchType {
-    /// From a `Content-Type` header value.
-    pub fn from_content_type(ct: &str) -> Result<PatchType, ApiError> {
+    /// From a `Content-Type` header value, for a built-in type or a custom
+    /// resource (no strategic merge). The API server drops parameters, and
+    /// takes no CBOR apply patches while its CBOR feature gate is off (1.33).
+    pub fn from_content_type(ct: &str, builtin: bool) -> Result<PatchType, ApiError> {
         let base = ct.split(';').next().unwrap_or("").trim();
         match base {
             "application/json-patch+json" => Ok(PatchType::Json),
             "application/merge-patch+json" => Ok(PatchType::Merge),
-            "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
-            "application/apply-patch+yaml" | "application/apply-patch+cbor" => Ok(PatchType::Apply),
-            other => Err(ApiError::unsupported_media_type(format!(
-                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {other:?})"
-            ))),
+            "application/strategic-merge-patch+json" if builtin => Ok(PatchType::Strategic),
+            "application/apply-patch+yaml" => Ok(PatchType::Apply),
+            _ => Err(unsupported_patch_type(builtin)),
         }
     }
+}
+
+/// The API server's 415 for a patch type it does not take, naming those it does.
+fn unsupported_patch_type(builtin: bool) -> ApiError {
+    let strategic = if builtin {
+        "application/strategic-merge-patch+json, "
+    } else {
+        ""
+    };
+    ApiError::unsupported_media_type(format!(
+        "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, {strategic}application/apply-patch+yaml"
+    ))
 }
 
 /// Parse a patch body: JSON for every type; apply patches may also be YAML.
@@ -82,9 +94,7 @@ pub fn apply_patch(
         }
         PatchType::Strategic => {
             if !builtin {
-                return Err(ApiError::unsupported_media_type(
-                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
-                ));
+                return Err(unsupported_patch_type(false));
             }
             strategic_merge(&mut out, patch, "", true)?;
         }
@@ -445,6 +455,26 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.code, 422);
+    }
+
+    #[test]
+    fn patch_media_types_are_the_api_servers() {
+        assert_eq!(
+            PatchType::from_content_type("application/merge-patch+json; charset=utf-8", true),
+            Ok(PatchType::Merge)
+        );
+        let e = PatchType::from_content_type("application/json", true).unwrap_err();
+        assert_eq!(e.code, 415);
+        assert_eq!(
+            e.message,
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml"
+        );
+        let e = PatchType::from_content_type("application/strategic-merge-patch+json", false)
+            .unwrap_err();
+        assert!(e.message.ends_with(
+            "include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+        ));
+        assert!(PatchType::from_content_type("application/apply-patch+cbor", true).is_err());
     }
 
     #[test]
