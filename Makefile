@@ -1,7 +1,7 @@
 # The recipes CI calls. `make ci` is what .ci/run and GitHub Actions run.
 CARGO ?= cargo
 
-.PHONY: ci fmt-check clippy test test-fast build bench corpus chart image image-archive
+.PHONY: ci fmt-check clippy test test-fast build bench corpus chart image image-archive fuzz
 
 ci: fmt-check clippy test corpus chart image
 
@@ -61,3 +61,23 @@ bench:
 	$(CARGO) bench --locked -p receiver-core --bench decide
 	$(CARGO) bench --locked -p receiver --bench webhook
 	$(CARGO) bench --locked -p gitops --bench patch
+
+# Fuzzing (not part of CI): the cargo-fuzz targets in fuzz/ (the webhook
+# parser, the policy loader, the manifest patcher), each for FUZZ_SECONDS,
+# built with the nightly toolchain that cargo-fuzz needs; cargo-fuzz is
+# installed when missing. The corpus a run grows stays in fuzz/target/corpus
+# (the seeds in fuzz/corpus are only read); an input that fails is kept in
+# fuzz/artifacts/<target>/. Every target runs; the recipe fails if any failed.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= webhook policy patch
+FUZZ_TOOLCHAIN ?= nightly
+fuzz:
+	@command -v cargo-fuzz >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
+	@failed=""; \
+	for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  mkdir -p fuzz/target/corpus/$$t; \
+	  $(CARGO) +$(FUZZ_TOOLCHAIN) fuzz run $$t fuzz/target/corpus/$$t fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failing inputs for:$$failed (see fuzz/artifacts/)"; exit 1; fi

@@ -1,11 +1,13 @@
 //! Properties: no input makes the patcher panic, and every edit it accepts
-//! re-parses with exactly the new values, over generated manifests in the
-//! shapes real files take (indentation, list style, comments, line endings,
-//! flow or block resources, quoting, a missing final newline).
+//! re-parses with exactly the new values and differs from the input only at
+//! the edited paths, over generated manifests in the shapes real files take
+//! (indentation, list style, comments, line endings, flow or block
+//! resources, quoting, a missing final newline).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use gitops::arith::{BumpRule, Requests};
 use gitops::patch::{Edit, Target, patch};
-use gitops::yaml::{Seg, Tree, Value};
+use gitops::yaml::{self, Seg, Tree, Value};
 use proptest::prelude::*;
 
 fn deploy() -> Target {
@@ -93,6 +95,100 @@ proptest! {
         for line in kept {
             prop_assert!(rest.any(|l| l == line), "line {:?} lost or moved in\n{}", line, out);
         }
+    }
+}
+
+/// A changed field's shown path (`spec.template.spec.containers.1.image`)
+/// as segments, read against `doc`: a number indexes only where there is a list.
+fn segs(doc: &Value, shown: &str) -> Vec<Seg> {
+    let mut out = Vec::new();
+    let mut at = Some(doc);
+    for part in shown.split('.') {
+        let seg = match (at, part.parse::<usize>()) {
+            (Some(Value::Seq(_)), Ok(i)) => Seg::Index(i),
+            _ => Seg::key(part),
+        };
+        at = at.and_then(|v| v.at(std::slice::from_ref(&seg)));
+        out.push(seg);
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn accepted_edits_change_nothing_but_the_edited_paths(shape in shapes(), which in 0usize..5) {
+        let text = manifest(&shape);
+        let bump = Edit::BumpMemory(BumpRule {
+            factor: 1.5,
+            step: 128 << 20,
+            max: 64 << 30,
+            default: 512 << 20,
+            requests: Requests::Scale,
+        });
+        let edit = edits().into_iter().chain([bump]).nth(which).unwrap();
+        let patched = match patch(&text, &deploy(), &edit) {
+            Ok(p) => p,
+            Err(e) => panic!("refused {edit:?}: {e}\n{text}"),
+        };
+        // the fields the patch reports are the ones this edit is about
+        let container = format!("spec.template.spec.containers.{}", usize::from(shape.sidecar));
+        let allowed: Vec<String> = match &edit {
+            Edit::Replicas(_) | Edit::ScaleUp { .. } => vec!["spec.replicas".to_string()],
+            Edit::Memory(_) | Edit::BumpMemory(_) => ["limits", "requests"]
+                .iter()
+                .map(|r| format!("{container}.resources.{r}.memory"))
+                .collect(),
+            Edit::Image(_) => vec![format!("{container}.image")],
+        };
+        prop_assert!(!patched.changes.is_empty());
+        for c in &patched.changes {
+            prop_assert!(allowed.contains(&c.path), "{} changed for {:?}", c.path, edit);
+        }
+        // the input with just those fields set is what the output means
+        let values = |t: &str| Tree::parse(t).unwrap().values().unwrap();
+        let before = values(&text);
+        let mut expected = before.clone();
+        let doc = &mut expected[patched.doc];
+        for c in &patched.changes {
+            let new = match &edit {
+                Edit::Replicas(_) | Edit::ScaleUp { .. } => Value::Int(c.after.parse().unwrap()),
+                _ => Value::Str(c.after.clone()),
+            };
+            let path = segs(doc, &c.path);
+            prop_assert!(doc.set(&path, new), "{} cannot be set", c.path);
+        }
+        let after = values(&patched.text);
+        prop_assert_eq!(&after, &expected, "{}", patched.text);
+        // and no key moved (equality above ignores key order)
+        for (b, a) in before.iter().zip(&after) {
+            let mut moved = Vec::new();
+            yaml::order_violations(b, a, &mut Vec::new(), &mut moved);
+            prop_assert!(moved.is_empty(), "keys moved under {:?}:\n{}", moved, patched.text);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    #[ignore = "bug: gitops::yaml::Value's equality compares each entry with the LAST entry of its key, so a mapping that repeats a key with different values is not equal to itself; edit::apply_parsed then refuses any edit of such a document (`the edited text does not mean what was intended`), whatever field the edit is about"]
+    fn a_parsed_document_equals_itself_whatever_key_it_repeats(
+        shape in shapes(),
+        (first, second) in ("[a-z]{1,4}", "[a-z]{1,4}"),
+    ) {
+        // a Deployment (and the Service before it) whose labels repeat the key
+        let pad = " ".repeat(shape.indent.max(2));
+        let text = manifest(&shape).replacen(
+            "metadata:",
+            &format!("metadata:\n{pad}labels: {{tier: {first}}}\n{pad}labels: {{tier: {second}}}"),
+            2,
+        );
+        let values = Tree::parse(&text).unwrap().values().unwrap();
+        prop_assert!(values[1] == values[1], "{:?}", values[1]);
+        prop_assert!(patch(&text, &deploy(), &Edit::Replicas(7)).is_ok(), "{}", text);
     }
 }
 

@@ -319,7 +319,12 @@ fn parse_for_error(body: &[u8]) -> Result<WebhookPayload, PayloadError> {
     let payload: WebhookPayload = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         PayloadError::Malformed {
-            path: if path == "." { "$".into() } else { path },
+            // the top level, or a top-level key that is empty
+            path: match path.as_str() {
+                "." => "$".into(),
+                "" => r#"$[""]"#.into(),
+                _ => path,
+            },
             message: e.into_inner().to_string(),
         }
     })?;

@@ -741,8 +741,14 @@ impl Policy {
         ];
         for key in top.keys() {
             if !KEYS.contains(&key.as_str()) {
+                // the empty key is shown quoted, so the path names something
+                let path = if key.is_empty() {
+                    r#""""#.to_string()
+                } else {
+                    key.clone()
+                };
                 issues.push(PolicyIssue::new(
-                    key.clone(),
+                    path,
                     format!("unknown key (expected one of {})", KEYS.join(", ")),
                 ));
             }
