@@ -515,7 +515,8 @@ impl Value {
 
 impl PartialEq for Value {
     /// Data equality: scalar types must match; mapping key order is ignored
-    /// here (see [`order_violations`]).
+    /// here (see [`order_violations`]), and a key a mapping repeats means its
+    /// last value, as YAML readers that accept repeats take it.
     fn eq(&self, other: &Value) -> bool {
         match (self, other) {
             (Value::Null, Value::Null) => true,
@@ -525,13 +526,12 @@ impl PartialEq for Value {
             (Value::Tagged(t, a), Value::Tagged(u, b)) => t == u && a == b,
             (Value::Seq(a), Value::Seq(b)) => a == b,
             (Value::Map(a), Value::Map(b)) => {
-                a.len() == b.len()
-                    && a.iter().all(|(k, v)| {
-                        b.iter()
-                            .rev()
-                            .find(|(bk, _)| bk == k)
-                            .is_some_and(|(_, bv)| bv == v)
-                    })
+                // what a reader sees: a repeated key means its last value
+                fn last<'m>(m: &'m [(Value, Value)], k: &Value) -> Option<&'m Value> {
+                    m.iter().rev().find(|(mk, _)| mk == k).map(|(_, v)| v)
+                }
+                a.iter().all(|(k, _)| last(a, k) == last(b, k))
+                    && b.iter().all(|(k, _)| last(a, k).is_some())
             }
             _ => false,
         }
