@@ -1,7 +1,8 @@
 //! The docs keep up with the code: every flag and environment variable of the
 //! `heal8s` CLI is in docs/cli.md, every refusal reason in docs/safety.md or
 //! docs/http.md, every metric heal8s registers in docs/metrics.md, every
-//! remediation in docs/actions.md or docs/policy.md, and every relative link
+//! remediation in docs/actions.md or docs/policy.md, every key of the shipped
+//! policies (as `/policy` serves them) in docs/policy.md, and every relative link
 //! of README.md, CONTRIBUTING.md and docs/*.md reaches a file (and heading).
 //!
 //! Reads the markdown files and asks the code (clap, the metrics registry,
@@ -363,4 +364,45 @@ fn every_relative_link_in_the_docs_reaches_a_file_and_heading() {
         "only {checked} relative links found: is the parser right?"
     );
     assert!(broken.is_empty(), "broken links: {broken:#?}");
+}
+
+/// Every key of `v`'s mappings, nested ones too, except under `skip` (keys
+/// whose values are maps of names, not of policy keys).
+fn keys(v: &serde_json::Value, skip: &[&str], out: &mut BTreeSet<String>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                out.insert(k.clone());
+                if !skip.contains(&k.as_str()) {
+                    keys(v, skip, out);
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|v| keys(v, skip, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_policy_key_is_in_docs_policy() {
+    let docs = read("docs/policy.md");
+    let mut all = BTreeSet::new();
+    // the shipped policies, as `/policy` serves them (every key the loader
+    // fills in, defaults included)
+    let dir = root().join("examples/policies");
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let p = receiver_core::Policy::from_yaml(&text)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            keys(&p.to_json(), &["labels", "matchLabels"], &mut all);
+        }
+    }
+    assert!(all.len() > 50, "too few keys to prove anything: {all:?}");
+    let missing: Vec<&String> = all.iter().filter(|k| !mentions(&docs, k)).collect();
+    assert!(
+        missing.is_empty(),
+        "docs/policy.md does not mention the policy keys {missing:?}"
+    );
 }
