@@ -321,6 +321,10 @@ const GATHER_FROM: usize = 8;
 const GATHER_QUIET: std::time::Duration = std::time::Duration::from_millis(50);
 const GATHER_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long the worker waits for a plan's live facts (several reads, each
+/// with the client's own retries) before it puts the plan off to read again.
+pub const FACTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// At most this many recovery checks run at once; the rest wait their turn.
 pub const VERIFYING_AT_ONCE: usize = 64;
 
@@ -400,7 +404,19 @@ impl Worker {
         let Some(started) = due else {
             return false;
         };
-        let live = self.acting.facts.facts(started.plan()).await;
+        // a server that takes connections and never answers holds no one
+        // for long: the plan is read again later (see `Engine::admit`)
+        let live = tokio::time::timeout(FACTS_TIMEOUT, self.acting.facts.facts(started.plan()))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ActError {
+                    category: "timeout",
+                    message: format!(
+                        "no answer from the Kubernetes API within {}s",
+                        FACTS_TIMEOUT.as_secs()
+                    ),
+                })
+            });
         match self.engine.admit(started, live, self.acting.clock.now()) {
             Admitted::Go(ticket) => {
                 self.running += 1;
@@ -738,6 +754,60 @@ mod tests {
             kept.windows(2)
                 .all(|w| w[0]["seq"].as_u64() < w[1]["seq"].as_u64())
         );
+    }
+
+    /// Facts that never come: an API server that took the connection and
+    /// went quiet.
+    struct Silent;
+
+    #[async_trait::async_trait]
+    impl receiver_core::FactSource for Silent {
+        async fn facts(&self, _: &Plan) -> Result<receiver_core::Facts, ActError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_api_server_holds_the_worker_no_longer_than_the_facts_timeout() {
+        let metrics = Arc::new(Metrics::new());
+        let recorder = Arc::new(Recorder::new(metrics.clone()));
+        let engine = Engine::new(Policy::default_policy().unwrap(), "heal8s").unwrap();
+        let (tx, rx) = crate::queue::work_queue(16);
+        let acting = Acting {
+            facts: Arc::new(Silent),
+            executor: Arc::new(SimulatingExecutor),
+            clock: Arc::new(SystemClock),
+            journal: Arc::new(NoJournal),
+            verifier: None,
+            leadership: receiver_k8s::leader::Leadership::always(),
+            history: None,
+            clears: None,
+        };
+        let worker = tokio::spawn(run(engine, rx, acting, recorder.clone(), metrics));
+        let payload = alertmanager::parse(FIRING.as_bytes()).unwrap();
+        let signal = Signal::from_alert(&payload, &payload.alerts[0]);
+        tx.send_alerts(vec![signal]).unwrap();
+        let waited = tokio::time::Instant::now();
+        let put_off = loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if let Some(o) = recorder
+                .recent()
+                .into_iter()
+                .find(|o| o["reason"] == "facts_unavailable")
+            {
+                break o;
+            }
+            assert!(waited.elapsed() < FACTS_TIMEOUT * 2, "still waiting");
+        };
+        assert!(waited.elapsed() >= FACTS_TIMEOUT, "{:?}", waited.elapsed());
+        let message = put_off["message"].as_str().unwrap();
+        assert!(
+            message.contains("no answer from the Kubernetes API within 15s"),
+            "{message}"
+        );
+        assert!(message.contains("read again in 2s"), "{message}");
+        tx.close();
+        worker.abort();
     }
 
     #[test]
