@@ -12,10 +12,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use receiver::executor::{OfflineFacts, SimulatingExecutor};
 use receiver::metrics::Metrics;
 use receiver::worker::{Acting, Recorder, run};
-use receiver_core::{Engine, NoJournal, Policy, Signal, SystemClock, alertmanager};
+use receiver_core::{Engine, Policy, Signal, alertmanager};
 
 const FIXTURE: &str = include_str!("../core/tests/fixtures/sample-webhook.json");
 
@@ -52,16 +51,7 @@ fn main() {
         let recorder = Arc::new(Recorder::new(metrics.clone()));
         let engine = Engine::new(Policy::default_policy().unwrap(), "heal8s").unwrap();
         let (tx, rx) = receiver::queue::work_queue(100_000);
-        let acting = Acting {
-            facts: Arc::new(OfflineFacts),
-            executor: Arc::new(SimulatingExecutor),
-            clock: Arc::new(SystemClock),
-            journal: Arc::new(NoJournal),
-            verifier: None,
-            leadership: receiver_k8s::leader::Leadership::always(),
-            history: None,
-            clears: None,
-        };
+        let acting = Acting::offline();
         let worker = tokio::spawn(run(engine, rx, acting, recorder, metrics.clone()));
         let t = Instant::now();
         let mut sent = 0;

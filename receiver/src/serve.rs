@@ -14,7 +14,6 @@ use receiver_core::{Engine, Journal, NoJournal, Policy, SystemClock};
 use tokio::net::TcpListener;
 
 use crate::args::ServeArgs;
-use crate::executor::{OfflineFacts, SimulatingExecutor};
 use crate::http::{AppState, Token, WEBHOOK_PATH, router};
 use crate::metrics::Metrics;
 use crate::worker::{self, Acting, Recorder};
@@ -284,19 +283,7 @@ pub async fn run_until(
         tracing::warn!(
             "--no-cluster: no detectors run and every allowed remediation is simulated."
         );
-        (
-            Acting {
-                facts: Arc::new(OfflineFacts),
-                executor: Arc::new(SimulatingExecutor),
-                clock: Arc::new(SystemClock),
-                journal: Arc::new(NoJournal),
-                verifier: None,
-                leadership: Leadership::always(),
-                history: None,
-                clears: None,
-            },
-            None,
-        )
+        (Acting::offline(), None)
     } else {
         let client_settings =
             receiver_k8s::client::ClientSettings::for_instance(&settings.identity);

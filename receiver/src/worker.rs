@@ -291,6 +291,23 @@ pub struct Acting {
     pub clears: Option<mpsc::Receiver<String>>,
 }
 
+impl Acting {
+    /// Without a cluster (`--no-cluster`): no facts, every allowed action
+    /// simulated, no record, always the leader.
+    pub fn offline() -> Acting {
+        Acting {
+            facts: Arc::new(crate::executor::OfflineFacts),
+            executor: Arc::new(crate::executor::SimulatingExecutor),
+            clock: Arc::new(receiver_core::SystemClock),
+            journal: Arc::new(receiver_core::NoJournal),
+            verifier: None,
+            leadership: receiver_k8s::leader::Leadership::always(),
+            history: None,
+            clears: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for Acting {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Acting").finish_non_exhaustive()
@@ -775,13 +792,7 @@ mod tests {
         let (tx, rx) = crate::queue::work_queue(16);
         let acting = Acting {
             facts: Arc::new(Silent),
-            executor: Arc::new(SimulatingExecutor),
-            clock: Arc::new(SystemClock),
-            journal: Arc::new(NoJournal),
-            verifier: None,
-            leadership: receiver_k8s::leader::Leadership::always(),
-            history: None,
-            clears: None,
+            ..Acting::offline()
         };
         let worker = tokio::spawn(run(engine, rx, acting, recorder.clone(), metrics));
         let payload = alertmanager::parse(FIRING.as_bytes()).unwrap();

@@ -88,10 +88,8 @@ impl Repeats {
             .is_some_and(|seen| seen.contains(&(s.first_seen, s.status)))
     }
 
+    /// Remember `s`, which it does not know yet.
     fn remember(&mut self, s: &Signal, now: Timestamp) {
-        if self.knows(s) {
-            return;
-        }
         self.known
             .entry(s.fingerprint.clone())
             .or_default()

@@ -69,6 +69,19 @@ struct Counts {
     other: AtomicU64,
 }
 
+/// Post one delivery: its HTTP status, or `None` when no answer came.
+async fn deliver(client: &reqwest::Client, url: &str, body: String) -> Option<u16> {
+    client
+        .post(url)
+        .bearer_auth(TOKEN)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .ok()
+        .map(|r| r.status().as_u16())
+}
+
 /// `connections` clients posting as fast as answered for `secs`: (2xx/s, 503/s, other).
 async fn flood(
     url: &str,
@@ -85,17 +98,11 @@ async fn flood(
             let client = reqwest::Client::new();
             let mut i = c;
             while Instant::now() < end {
-                let r = client
-                    .post(&url)
-                    .bearer_auth(TOKEN)
-                    .header("content-type", "application/json")
-                    .body(bodies[i % bodies.len()].clone())
-                    .send()
-                    .await;
+                let r = deliver(&client, &url, bodies[i % bodies.len()].clone()).await;
                 i += connections;
-                match r.map(|r| r.status().as_u16()) {
-                    Ok(200..=299) => counts.ok.fetch_add(1, Ordering::Relaxed),
-                    Ok(503) => counts.busy.fetch_add(1, Ordering::Relaxed),
+                match r {
+                    Some(200..=299) => counts.ok.fetch_add(1, Ordering::Relaxed),
+                    Some(503) => counts.busy.fetch_add(1, Ordering::Relaxed),
                     _ => counts.other.fetch_add(1, Ordering::Relaxed),
                 };
             }
@@ -132,14 +139,8 @@ async fn steady(url: &str, rate: u64, secs: u64, bodies: Arc<Vec<String>>) -> Ve
         );
         tasks.spawn(async move {
             let t = Instant::now();
-            let r = client
-                .post(&url)
-                .bearer_auth(TOKEN)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await;
-            if r.is_ok_and(|r| r.status().is_success()) {
+            let r = deliver(&client, &url, body).await;
+            if r.is_some_and(|code| (200..300).contains(&code)) {
                 lat.lock().unwrap().push(t.elapsed());
             }
         });
@@ -170,16 +171,10 @@ async fn storm(url: &str, rate: u64, secs: u64, first: u64) -> (Vec<Duration>, u
         tasks.spawn(async move {
             let body = payload(first + i);
             let t = Instant::now();
-            let r = client
-                .post(&url)
-                .bearer_auth(TOKEN)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await;
-            match r.map(|r| r.status().as_u16()) {
-                Ok(200..=299) => lat.lock().unwrap().push(t.elapsed()),
-                Ok(503) => {
+            let r = deliver(&client, &url, body).await;
+            match r {
+                Some(200..=299) => lat.lock().unwrap().push(t.elapsed()),
+                Some(503) => {
                     counts.busy.fetch_add(1, Ordering::Relaxed);
                 }
                 _ => {
