@@ -80,9 +80,33 @@ fn main() -> ExitCode {
     }
 }
 
+/// The team chat the demo plays: a webhook receiver on loopback that keeps
+/// what heal8s tells it.
+type Chat = std::sync::Arc<Mutex<Vec<Value>>>;
+
+async fn team_chat() -> anyhow::Result<(String, Chat)> {
+    let chat: Chat = Default::default();
+    let kept = chat.clone();
+    let app = axum::Router::new().route(
+        "/chat/{secret}",
+        axum::routing::post(move |body: axum::Json<Value>| async move {
+            if let Ok(mut c) = kept.lock() {
+                c.push(body.0);
+            }
+            "ok"
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/chat/demo-secret", l.local_addr()?);
+    tokio::spawn(async move { axum::serve(l, app).await });
+    Ok((url, chat))
+}
+
 /// What the narration has seen so far.
 #[derive(Debug, Default)]
 struct Seen {
+    /// Messages of the team chat already narrated.
+    told: usize,
     outcomes: BTreeSet<String>,
     records: BTreeSet<String>,
     pulls: BTreeMap<u64, String>,
@@ -102,6 +126,7 @@ struct Handled {
     pod_verified: bool,
     node_verified: bool,
     alert_handled: bool,
+    told: bool,
 }
 
 impl Handled {
@@ -115,6 +140,7 @@ impl Handled {
             && self.pod_verified
             && self.node_verified
             && self.alert_handled
+            && self.told
     }
 
     fn missing(&self) -> Vec<&'static str> {
@@ -140,6 +166,7 @@ impl Handled {
             ),
             (self.node_verified, "node w2 was not verified"),
             (self.alert_handled, "no alert from Alertmanager was handled"),
+            (self.told, "the team chat was told nothing"),
         ]
         .into_iter()
         .filter(|(done, _)| !done)
@@ -176,8 +203,20 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     )?;
 
     // heal8s, configured as a user would: files and flags
+    // the team chat hears what heal8s does: a webhook receiver whose URL
+    // (a secret, as a real one is) heal8s reads from a file
+    let (chat_url, chat) = team_chat().await?;
+    let chat_url_file = dir.path().join("chat-webhook-url");
+    std::fs::write(&chat_url_file, &chat_url)?;
     let policy = dir.path().join("policy.yaml");
-    std::fs::write(&policy, scenario::POLICY)?;
+    std::fs::write(
+        &policy,
+        format!(
+            "{}\nnotifications:\n  receivers:\n  - name: team-chat\n    webhook: {{url: {{file: {}}}}}\n  delivery: {{groupWindow: 5s}}\n",
+            scenario::POLICY.trim_end(),
+            chat_url_file.display()
+        ),
+    )?;
     let token_file = dir.path().join("webhook-token");
     std::fs::write(&token_file, TOKEN)?;
     let key = dir.path().join("github-app.pem");
@@ -339,7 +378,17 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     };
     tokio::pin!(stop_signal);
     loop {
-        narrate(started, &http, &url, &kube, &gh, &mut seen, &mut handled).await;
+        narrate(
+            started,
+            &http,
+            &url,
+            &kube,
+            &gh,
+            &chat,
+            &mut seen,
+            &mut handled,
+        )
+        .await;
         play_controllers(started, &kube, &mut seen);
         if !reported && (handled.all() || Instant::now() > deadline) {
             reported = true;
@@ -416,15 +465,34 @@ async fn wait_ready(
 }
 
 /// Print what is new: outcomes, verified records, pull requests.
+#[allow(clippy::too_many_arguments)]
 async fn narrate(
     started: Instant,
     http: &reqwest::Client,
     url: &str,
     kube: &Emulator,
     gh: &GithubEmulator,
+    chat: &Chat,
     seen: &mut Seen,
     handled: &mut Handled,
 ) {
+    let told: Vec<Value> = chat
+        .lock()
+        .map(|c| c.iter().skip(seen.told).cloned().collect())
+        .unwrap_or_default();
+    seen.told += told.len();
+    for m in told {
+        let n = &m["notice"];
+        handled.told = true;
+        note(
+            started,
+            &format!(
+                "TOLD      team-chat [{}] {}",
+                n["severity"].as_str().unwrap_or(""),
+                n["title"].as_str().unwrap_or("")
+            ),
+        );
+    }
     // /outcomes needs the webhook token (or a read token) like the webhook does
     let outcomes: Vec<Value> = match http
         .get(format!("{url}/outcomes"))

@@ -313,6 +313,7 @@ impl Executor for PullRequestExecutor {
                 ),
                 pull_request: Some(pr),
                 deferred: None,
+                deleted: None,
             },
             PrAction::Suppressed => ActionReport {
                 simulated: true,
@@ -323,6 +324,7 @@ impl Executor for PullRequestExecutor {
                 ),
                 pull_request: None,
                 deferred: Some("Declined".into()),
+                deleted: None,
             },
             PrAction::Deferred => ActionReport {
                 simulated: true,
@@ -331,6 +333,7 @@ impl Executor for PullRequestExecutor {
                 ),
                 pull_request: None,
                 deferred: Some("RateLimited".into()),
+                deleted: None,
             },
         })
     }
@@ -353,6 +356,7 @@ fn settle(e: &ProposeError) -> Result<ActionReport, ActError> {
             message: format!("nothing to change: {m}"),
             pull_request: None,
             deferred: Some("NothingToChange".into()),
+            deleted: None,
         }),
         (Some(PatchError::AtCap { .. }), _) => Err(ActError {
             category: "at_cap",

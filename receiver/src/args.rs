@@ -357,6 +357,26 @@ pub struct PlanArgs {
     pub output: Output,
 }
 
+/// Flags of `heal8s show-deleted`.
+#[derive(Debug, Clone, Args)]
+pub struct ShowDeletedArgs {
+    /// The Remediation record's name (`kubectl get remediations`).
+    pub record: String,
+    /// The record's namespace (the target's; heal8s's own for nodes and
+    /// namespaces). Default: the kubeconfig context's namespace, then
+    /// --heal8s-namespace.
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// heal8s's own namespace, looked in after the context's when no
+    /// --namespace is given.
+    #[arg(long, env = "HEAL8S_NAMESPACE", default_value = "heal8s")]
+    pub heal8s_namespace: String,
+    /// Kubeconfig file. Default: $KUBECONFIG or ~/.kube/config, else the
+    /// in-cluster service account.
+    #[arg(long, env = "HEAL8S_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+}
+
 /// The CRD file as committed under `charts/heal8s/crds/`.
 pub fn crd_file() -> anyhow::Result<String> {
     let yaml = receiver_k8s::record::crd_yaml()

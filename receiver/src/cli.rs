@@ -1,4 +1,5 @@
-//! The command line: `heal8s serve | check-config | plan | default-policy`.
+//! The command line: `heal8s serve | check-config | plan | default-policy |
+//! crd | patch | show-deleted`.
 //!
 //! Owns: the subcommands and running them. Their flags, and turning them
 //! into settings, are in `args` (shared by the subcommand modules).
@@ -10,7 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use receiver_core::Policy;
 
-use crate::args::{PlanArgs, ServeArgs, crd_file};
+use crate::args::{PlanArgs, ServeArgs, ShowDeletedArgs, crd_file};
 use crate::telemetry;
 
 /// heal8s keeps Kubernetes clusters healthy: it turns alerts into guarded remediations.
@@ -40,6 +41,9 @@ pub enum Command {
     /// Patch a manifest or Helm values file with the smallest diff, as a
     /// declarative fix would: print the new text (or the diff), or write it back.
     Patch(Box<crate::patch_cmd::PatchArgs>),
+    /// Print the object a Remediation record kept when heal8s deleted it (or
+    /// removed its finalizers), as YAML ready for `kubectl apply`.
+    ShowDeleted(ShowDeletedArgs),
 }
 
 /// Parse the command line and run; the process's exit code.
@@ -104,5 +108,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Patch(args) => crate::patch_cmd::run(&args),
+        Command::ShowDeleted(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            let text = runtime.block_on(crate::show_deleted::run(&args))?;
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -132,6 +132,9 @@ pub fn router(state: AppState) -> Router {
         .route("/policy", get(policy))
         .route("/outcomes", get(outcomes))
         .route("/breakers", get(breakers))
+        .route("/", get(ui_page))
+        .route("/ui", get(ui_page))
+        .route("/ui/state", get(ui_state))
         .with_state(state)
 }
 
@@ -406,4 +409,59 @@ async fn breakers(State(s): State<AppState>, headers: HeaderMap) -> Response {
         Ok(()) => Json(s.recorder.stand_down().view()).into_response(),
         Err(e) => e.into_response(),
     }
+}
+
+/// The dashboard's page: no data in it, so no token (see `crate::dashboard`).
+async fn ui_page() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+            // the page loads nothing from elsewhere and runs only its own script
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+        ],
+        crate::dashboard::PAGE,
+    )
+        .into_response()
+}
+
+/// What the dashboard shows (token as for `/outcomes`).
+async fn ui_state(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(e) = may_read(&s, &headers) {
+        return e.into_response();
+    }
+    let refusals: Vec<serde_json::Value> = receiver_core::RefusalReason::ALL
+        .iter()
+        .filter_map(|r| {
+            let n = s
+                .metrics
+                .guard_refusals
+                .get_or_create(&crate::metrics::ReasonLabel { reason: r.as_str() })
+                .get();
+            (n > 0).then(|| json!({"reason": r.as_str(), "count": n}))
+        })
+        .collect();
+    let outcomes: serde_json::Value =
+        serde_json::from_str(&s.recorder.page(None, crate::dashboard::MAX_OUTCOMES))
+            .unwrap_or_else(|_| json!([]));
+    let policy = &*s.policy;
+    Json(json!({
+        "at": jiff::Timestamp::now(),
+        "cluster": policy["guard"]["clusterName"],
+        "dryRun": policy["guard"]["dryRun"],
+        "profile": policy["profile"],
+        "accepting": s.accepting.load(Ordering::SeqCst),
+        "leader": s.leadership.is_leader(),
+        "guard": s.recorder.board().view(),
+        "breakers": s.recorder.stand_down().view(),
+        "refusals": refusals,
+        "records": s.recorder.board().records().await,
+        "outcomes": outcomes,
+    }))
+    .into_response()
 }

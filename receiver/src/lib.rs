@@ -4,6 +4,7 @@
 pub mod args;
 pub mod breakers;
 pub mod cli;
+pub mod dashboard;
 pub mod executor;
 pub mod http;
 pub mod listen;
@@ -14,5 +15,6 @@ pub mod plan_cmd;
 pub mod pulls;
 pub mod queue;
 pub mod serve;
+pub mod show_deleted;
 pub mod telemetry;
 pub mod worker;

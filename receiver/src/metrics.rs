@@ -69,6 +69,16 @@ pub struct ClassLabel {
     pub class: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotifyLabels {
+    /// A receiver's name from the policy (bounded by it).
+    pub receiver: String,
+    pub result: &'static str,
+}
+
+/// The results of `heal8s_notifications_total`.
+pub const NOTIFY_RESULTS: [&str; 4] = ["sent", "retried", "failed", "dropped"];
+
 /// All of heal8s's metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -104,6 +114,8 @@ pub struct Metrics {
     pub unprocessed_at_shutdown: Counter<u64, AtomicU64>,
     /// 1 while a breaker episode holds the class (see `crate::breakers`).
     pub breaker_open: Family<ClassLabel, Gauge>,
+    /// Notifications by receiver and result.
+    pub notifications: Family<NotifyLabels, Counter>,
 }
 
 impl Metrics {
@@ -222,9 +234,29 @@ impl Metrics {
             "1 while a breaker stands a class of actions down (partition, class rate or in-flight cap, mass flip, global budget)",
             m.breaker_open.clone(),
         );
+        reg.register(
+            "notifications",
+            "Notification deliveries by receiver and result (sent, retried: an attempt failed and another follows, failed: every attempt failed, dropped: a full queue)",
+            m.notifications.clone(),
+        );
         m.registry = reg;
         m.start_at_zero();
         m
+    }
+
+    /// Start the notification counters of `receivers` at 0.
+    pub fn start_notifications<'a>(&self, receivers: impl IntoIterator<Item = &'a str>) {
+        for receiver in receivers {
+            for result in NOTIFY_RESULTS {
+                at_zero(
+                    &self.notifications,
+                    NotifyLabels {
+                        receiver: receiver.to_string(),
+                        result,
+                    },
+                );
+            }
+        }
     }
 
     /// Create every known label value at 0.
@@ -348,6 +380,17 @@ impl Metrics {
 /// Create the series `labels` of `family` (at 0) if it is not there yet.
 fn at_zero<S: Clone + std::hash::Hash + Eq>(family: &Family<S, Counter>, labels: S) {
     let _ = family.get_or_create(&labels);
+}
+
+impl receiver_notify::Report for Metrics {
+    fn delivered(&self, receiver: &str, result: &'static str) {
+        self.notifications
+            .get_or_create(&NotifyLabels {
+                receiver: receiver.to_string(),
+                result,
+            })
+            .inc();
+    }
 }
 
 #[cfg(test)]

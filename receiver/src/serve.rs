@@ -382,6 +382,8 @@ pub async fn run_until(
                 ))),
                 // the record upkeep in run_with watches for them
                 clears: None,
+                // run_with starts them
+                notices: None,
                 journal,
                 verifier: Some(Arc::new(KubeVerifier::new(
                     clients.clone(),
@@ -485,6 +487,13 @@ pub async fn run_with(
         }
         None => Vec::new(),
     };
+    if let Some(clients) = &cluster {
+        recorder
+            .board()
+            .read_records_from(Arc::new(crate::dashboard::KubeRecords::new(
+                clients.main.clone(),
+            )));
+    }
     let upkeep_settings = UpkeepSettings {
         record_ttl: settings.record_ttl,
         namespace: settings.namespace.clone(),
@@ -498,6 +507,7 @@ pub async fn run_with(
         }
         None => Vec::new(),
     };
+    let delivery = start_notifications(&settings, &metrics, &mut acting)?;
     let mut worker = tokio::spawn(worker::run(engine, rx, acting, recorder, metrics.clone()));
     let queue = state.queue.clone();
     let app = router(state);
@@ -527,6 +537,16 @@ pub async fn run_with(
     tracing::info!(queued = left, "Draining the work queue.");
     match tokio::time::timeout(settings.shutdown_timeout, &mut worker).await {
         Ok(Ok(())) => {
+            if let Some(d) = delivery {
+                // the worker held the outbox: what it told goes out now
+                let left = d.finish(NOTIFY_FLUSH).await;
+                if left > 0 {
+                    tracing::warn!(
+                        left,
+                        "Notifications not delivered within {NOTIFY_FLUSH:?} of shutdown."
+                    );
+                }
+            }
             tracing::info!("Shutdown complete.");
             Ok(ShutdownReport { unprocessed: 0 })
         }
@@ -548,6 +568,47 @@ pub async fn run_with(
             })
         }
     }
+}
+
+/// How long notifications may take to go out at shutdown.
+const NOTIFY_FLUSH: Duration = Duration::from_secs(5);
+
+/// Start delivering notifications when the policy names receivers: every
+/// secret is read first (a missing one stops heal8s here, naming the
+/// receiver and field, never the value).
+fn start_notifications(
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+    acting: &mut Acting,
+) -> anyhow::Result<Option<receiver_notify::Delivery>> {
+    let cfg = &settings.policy.notifications;
+    if cfg.receivers.is_empty() {
+        return Ok(None);
+    }
+    let problems = receiver_notify::secrets::check(cfg);
+    if !problems.is_empty() {
+        bail!(
+            "cannot read the notification secrets:\n  - {}",
+            problems.join("\n  - ")
+        );
+    }
+    metrics.start_notifications(cfg.receivers.iter().map(|r| r.name.as_str()));
+    let (outbox, delivery) = receiver_notify::start(cfg, metrics.clone())
+        .map_err(|e| anyhow::anyhow!("cannot start notifications: {e}"))?;
+    acting.notices = Some(worker::Notices {
+        notifier: receiver_core::notify::Notifier::new(
+            cfg.clone(),
+            settings.policy.guard.cluster_name.clone(),
+        ),
+        outbox,
+    });
+    let names: Vec<String> = cfg
+        .receivers
+        .iter()
+        .map(|r| format!("{} ({})", r.name, r.channel().map_or("?", |c| c.as_str())))
+        .collect();
+    tracing::info!(receivers = %names.join(", "), routes = cfg.routes.len(), "Notifications on.");
+    Ok(Some(delivery))
 }
 
 /// Completes on SIGTERM or SIGINT.

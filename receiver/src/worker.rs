@@ -46,6 +46,7 @@ pub struct Recorder {
     metrics: Arc<Metrics>,
     recent: Mutex<Rings>,
     stand_down: crate::breakers::Reporter,
+    board: crate::dashboard::Board,
 }
 
 impl Recorder {
@@ -55,7 +56,13 @@ impl Recorder {
             stand_down: crate::breakers::Reporter::new(metrics.clone()),
             metrics,
             recent: Mutex::new(Rings::default()),
+            board: crate::dashboard::Board::default(),
         }
+    }
+
+    /// What the dashboard shows.
+    pub fn board(&self) -> &crate::dashboard::Board {
+        &self.board
     }
 
     /// Where breaker episodes and refusal counts are reported.
@@ -133,6 +140,11 @@ fn bounded(o: &Outcome) -> Value {
     let mut v = serde_json::to_value(o).unwrap_or_else(|e| {
         serde_json::json!({"result": o.result.as_str(), "error": format!("unserializable outcome: {e}")})
     });
+    // the manifest of a deleted object stays in the record (heal8s
+    // show-deleted): kept here it would crowd the recent outcomes out
+    if let Some(m) = v.pointer_mut("/deleted/manifest") {
+        *m = Value::Null;
+    }
     // headroom for `seq` and `truncated`
     let fits = |v: &Value| v.to_string().len() + 64 <= OUTCOME_BYTES;
     if fits(&v) {
@@ -289,6 +301,27 @@ pub struct Acting {
     pub history: Option<Arc<dyn History>>,
     /// Keys whose escalation a person cleared (annotation on the record).
     pub clears: Option<mpsc::Receiver<String>>,
+    /// Who hears what heal8s did; `None` with no receivers configured.
+    pub notices: Option<Notices>,
+}
+
+/// Notifications: the decisions (what, how loud, to whom) and the outbox
+/// that delivers them off the remediation path.
+#[derive(Debug)]
+pub struct Notices {
+    pub notifier: receiver_core::notify::Notifier,
+    pub outbox: receiver_notify::Outbox,
+}
+
+impl Notices {
+    /// Tell people about `outcomes` (as the leader: a follower acts on nothing).
+    fn outcomes(&mut self, outcomes: &[Outcome], now: jiff::Timestamp) {
+        for o in outcomes {
+            if let Some((n, to)) = self.notifier.outcome(o, now) {
+                self.outbox.post(n, to);
+            }
+        }
+    }
 }
 
 impl Acting {
@@ -304,6 +337,7 @@ impl Acting {
             leadership: receiver_k8s::leader::Leadership::always(),
             history: None,
             clears: None,
+            notices: None,
         }
     }
 }
@@ -374,6 +408,10 @@ impl Worker {
             if let Some(h) = &self.acting.history
                 && let Some((actions, alerts)) = h.load().await
             {
+                // severity from history counts what the records say too
+                if let Some(n) = &mut self.acting.notices {
+                    n.notifier.observe(&actions);
+                }
                 self.engine
                     .restore(actions, alerts, self.acting.clock.now());
             }
@@ -436,6 +474,14 @@ impl Worker {
             });
         match self.engine.admit(started, live, self.acting.clock.now()) {
             Admitted::Go(ticket) => {
+                // a destructive action is announced before it starts
+                if !ticket.dry_run
+                    && let Some(n) = &mut self.acting.notices
+                    && let Some((notice, to)) =
+                        n.notifier.starting(&ticket.plan, self.acting.clock.now())
+                {
+                    n.outbox.post(notice, to);
+                }
                 self.running += 1;
                 self.metrics.running.set(self.running_gauge());
                 let (executor, journal, steps) = (
@@ -471,9 +517,24 @@ impl Worker {
         self.settle(&outcomes, leader).await;
     }
 
+    /// Write the guard's state where the dashboard reads it.
+    fn show(&self, leader: bool) {
+        let now = self.acting.clock.now();
+        let guard = self.engine.guard();
+        self.recorder.board().update(crate::dashboard::GuardView {
+            at: now,
+            leader,
+            budgets: guard.budget_use(now, 10),
+            breakers: guard.breakers(),
+            backlog: self.engine.backlog().len(),
+            running: self.running,
+        });
+    }
+
     /// Everything that follows outcomes: breaker reports, the durable
     /// record, and verification of what was done.
     async fn settle(&mut self, outcomes: &[Outcome], leader: bool) {
+        self.show(leader);
         self.metrics
             .backlog_depth
             .set(i64::try_from(self.engine.backlog().len()).unwrap_or(i64::MAX));
@@ -483,6 +544,9 @@ impl Worker {
             self.acting.clock.now(),
             leader,
         );
+        if leader && let Some(n) = &mut self.acting.notices {
+            n.outcomes(outcomes, self.acting.clock.now());
+        }
         for o in outcomes {
             // an alert's or a detector's signal: both settle what they triggered
             if o.result == OutcomeKind::Resolved {
@@ -609,6 +673,7 @@ pub async fn run(
                 };
                 w.engine.release_breakers(w.acting.clock.now(), cluster.as_ref());
                 w.recorder.stand_down().observe(&w.engine.guard().breakers(), &[], w.acting.clock.now(), leader);
+                w.show(leader);
                 continue;
             }
             Some((plan, v)) = verified.recv() => {
@@ -632,7 +697,15 @@ pub async fn run(
                     })
                     .inc();
                 log_verification(&plan, &v);
+                if let Some(n) = &mut w.acting.notices
+                    && let Some((notice, to)) = n.notifier.verification(&plan, &v, w.acting.clock.now())
+                {
+                    n.outbox.post(notice, to);
+                }
                 let events: Vec<_> = settled.into_iter().chain(event.clone()).collect();
+                if let Some(n) = &mut w.acting.notices {
+                    n.notifier.observe(&events);
+                }
                 w.acting.journal.verified(&plan, &v, &events).await;
                 // a recovery also reaches the other records of its workload
                 if let Some(e) = event {

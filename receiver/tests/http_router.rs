@@ -453,6 +453,7 @@ async fn accepted_alerts_are_processed_and_repeats_deduped() {
         leadership: receiver_k8s::leader::Leadership::always(),
         history: None,
         clears: None,
+        notices: None,
     };
     let recorder = state.recorder.clone();
     let metrics = state.metrics.clone();
@@ -530,6 +531,7 @@ async fn outcomes_are_paged_and_capped() {
         leadership: receiver_k8s::leader::Leadership::always(),
         history: None,
         clears: None,
+        notices: None,
     };
     let (status, _) = send(app.clone(), post(payload_with(400), bearer())).await;
     assert_eq!(status, StatusCode::OK);

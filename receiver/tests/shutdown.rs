@@ -90,6 +90,7 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
         leadership: receiver_k8s::leader::Leadership::always(),
         history: None,
         clears: None,
+        notices: None,
     };
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(run_with(listener, settings, acting, None, async move {

@@ -63,6 +63,11 @@ pub struct Facts {
     pub cluster: Option<ClusterFacts>,
     /// How discovery resolved the target's type (custom resources).
     pub resource: Option<ServedType>,
+    /// The target object as read, whole: what the record keeps of it when
+    /// the plan deletes it (`crate::deleted`), from the read the plan was
+    /// checked on, so a delete costs no second read.
+    #[serde(skip)]
+    pub live: Option<serde_json::Value>,
 }
 
 /// A resource type as the API server serves it.

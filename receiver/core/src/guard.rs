@@ -250,6 +250,27 @@ impl ActionClass {
     }
 }
 
+/// One budget's use: `used` of `max` actions in its window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BudgetLine {
+    /// `global`, a namespace, or a workload key.
+    pub name: String,
+    pub used: u32,
+    pub max: u32,
+}
+
+/// How much of the budgets is used now (see [`Guard::budget_use`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetUse {
+    pub global: BudgetLine,
+    pub global_per: PromDuration,
+    pub namespaces: Vec<BudgetLine>,
+    pub namespace_per: PromDuration,
+    pub workloads: Vec<BudgetLine>,
+    pub workload_per: PromDuration,
+}
+
 /// A breaker that holds a class of actions, as the guard last saw it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Breaker {
@@ -952,6 +973,58 @@ impl Guard {
         Some(e)
     }
 
+    /// How much of each budget the janitor actions of the windows before `now`
+    /// used (what the dashboard shows): the global budget, and each namespace
+    /// and workload that used any, fullest first, at most `top` of each.
+    pub fn budget_use(&self, now: Timestamp, top: usize) -> BudgetUse {
+        let b = &self.cfg.budgets;
+        let live = |a: &&ActionRecord, per: PromDuration| {
+            !a.kind.is_declarative() && since(now, a.at) < per.get()
+        };
+        let global = self
+            .actions
+            .iter()
+            .filter(|a| live(a, b.global.per))
+            .count();
+        let mut namespaces: HashMap<&str, u32> = HashMap::new();
+        let mut workloads: HashMap<&str, u32> = HashMap::new();
+        for a in &self.actions {
+            if live(&a, b.per_namespace.per)
+                && let Some(ns) = &a.namespace
+            {
+                *namespaces.entry(ns).or_default() += 1;
+            }
+            if live(&a, b.per_workload.per) {
+                *workloads.entry(&a.key).or_default() += 1;
+            }
+        }
+        let fullest = |m: HashMap<&str, u32>, max: u32| {
+            let mut v: Vec<BudgetLine> = m
+                .into_iter()
+                .map(|(k, used)| BudgetLine {
+                    name: k.to_string(),
+                    used,
+                    max,
+                })
+                .collect();
+            v.sort_by(|a, b| b.used.cmp(&a.used).then_with(|| a.name.cmp(&b.name)));
+            v.truncate(top);
+            v
+        };
+        BudgetUse {
+            global: BudgetLine {
+                name: "global".into(),
+                used: u32::try_from(global).unwrap_or(u32::MAX),
+                max: b.global.max,
+            },
+            global_per: b.global.per,
+            namespaces: fullest(namespaces, b.per_namespace.max),
+            namespace_per: b.per_namespace.per,
+            workloads: fullest(workloads, b.per_workload.max),
+            workload_per: b.per_workload.per,
+        }
+    }
+
     /// The breakers that hold a class now (what `/outcomes`, the metric
     /// `heal8s_breaker_open` and the breaker record show).
     pub fn breakers(&self) -> Vec<Breaker> {
@@ -1352,6 +1425,40 @@ mod tests {
             g.record(p, now);
         }
         r
+    }
+
+    #[test]
+    fn budget_use_counts_the_windows_and_lists_the_fullest_first() {
+        let mut g = guard(&cfg());
+        let (a, b) = (
+            owned(pod_plan("shop", "a-1"), "a"),
+            owned(pod_plan("web", "w-1"), "w"),
+        );
+        assert_eq!(act(&mut g, &a, t(0)), None);
+        assert_eq!(act(&mut g, &a, t(700)), None);
+        assert_eq!(act(&mut g, &b, t(710)), None);
+        let u = g.budget_use(t(720), 10);
+        // global: 10 per 1m, so only the last two count
+        assert_eq!((u.global.used, u.global.max), (2, 10));
+        assert_eq!(u.global_per, PromDuration::secs(60));
+        let ns: Vec<(&str, u32)> = u
+            .namespaces
+            .iter()
+            .map(|l| (l.name.as_str(), l.used))
+            .collect();
+        assert_eq!(ns, [("shop", 1), ("web", 1)]);
+        // per workload: 3 per 1h, so both of a's count, and a is fullest
+        let w: Vec<(&str, u32, u32)> = u
+            .workloads
+            .iter()
+            .map(|l| (l.name.as_str(), l.used, l.max))
+            .collect();
+        assert_eq!(w, [("Deployment/shop/a", 2, 3), ("Deployment/web/w", 1, 3)]);
+        assert_eq!(g.budget_use(t(720), 1).workloads.len(), 1, "at most top");
+        // an hour later nothing counts
+        let later = g.budget_use(t(720 + 3600), 10);
+        assert_eq!(later.global.used, 0);
+        assert!(later.namespaces.is_empty() && later.workloads.is_empty());
     }
 
     #[test]

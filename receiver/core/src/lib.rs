@@ -8,6 +8,7 @@
 pub mod act;
 pub mod alertmanager;
 pub mod backlog;
+pub mod deleted;
 pub mod detect;
 pub mod drain;
 pub mod duration;
@@ -18,6 +19,7 @@ pub mod journal;
 pub mod lanes;
 pub mod ledger;
 pub mod names;
+pub mod notify;
 pub mod outcome;
 pub mod pipeline;
 pub mod plan;
@@ -30,6 +32,7 @@ pub mod signal;
 pub mod standdown;
 pub mod status;
 pub mod target;
+pub mod text;
 pub mod transient;
 pub mod verify;
 

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::alertmanager::AlertStatus;
+use crate::deleted::Deleted;
 use crate::facts::ActError;
 use crate::guard::RefusalReason;
 use crate::ledger::PastEvent;
@@ -94,6 +95,10 @@ pub struct Outcome {
     /// restarted replica replays them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ledger: Vec<PastEvent>,
+    /// The object the action deleted (or removed finalizers from), as the
+    /// record keeps it (see [`crate::deleted`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Deleted>,
 }
 
 /// What an executor did.
@@ -111,6 +116,10 @@ pub struct ActionReport {
     /// pull requests; `Declined`: a pull request for it was closed unmerged).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deferred: Option<String>,
+    /// The object deleted (or whose finalizers were removed), read right
+    /// before; never set by a dry run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Deleted>,
 }
 
 /// A pull request heal8s opened or updated.

@@ -122,6 +122,9 @@ pub struct Ticket {
     pub dry_run: bool,
     /// The action the guard counted, for `Journal::begin`.
     pub counted: Option<crate::guard::PastEvent>,
+    /// What the record keeps of the object the plan deletes, from the live
+    /// read it was checked on.
+    kept: Option<crate::deleted::Deleted>,
     outcome: Outcome,
     keys: [String; 2],
 }
@@ -188,6 +191,7 @@ fn outcome_of(plan: &Plan, at: Timestamp) -> Outcome {
         deferred: None,
         plan: None,
         ledger: Vec::new(),
+        deleted: None,
     }
 }
 
@@ -494,6 +498,7 @@ impl Engine {
             deferred: None,
             plan: None,
             ledger: Vec::new(),
+            deleted: None,
         };
         match self.guard.admit(signal, now) {
             Admission::Duplicate => {
@@ -851,10 +856,23 @@ impl Engine {
         // the action counts from the moment it starts: a crash in the
         // middle leaves it in the record, and a restart honours it
         let counted = self.guard.record(&plan, now);
+        let kept = crate::deleted::before_delete(plan.kind(), dry_run, live.live.as_ref());
+        // the delete names the object read (and kept), not a namesake created since
+        if crate::deleted::deletes_target(plan.kind())
+            && let Some(t) = &mut plan.target
+            && t.uid.is_none()
+        {
+            t.uid = live
+                .live
+                .as_ref()
+                .and_then(|o| o["metadata"]["uid"].as_str())
+                .map(str::to_string);
+        }
         Ok(Box::new(Ticket {
             plan,
             dry_run,
             counted,
+            kept,
             outcome: o,
             keys,
         }))
@@ -871,6 +889,7 @@ impl Engine {
         let Ticket {
             plan,
             counted,
+            kept,
             mut outcome,
             keys,
             ..
@@ -894,6 +913,12 @@ impl Engine {
                 o.message = report.message;
                 o.pull_request = report.pull_request;
                 o.deferred = report.deferred;
+                // what the executor read itself (finalizers removed), else
+                // the live read the plan was checked on; only if it acted
+                o.deleted = report
+                    .deleted
+                    .or(kept)
+                    .filter(|_| o.result == OutcomeKind::Acted);
             }
             Err(e) => {
                 o.result = OutcomeKind::Failed;
@@ -1028,6 +1053,82 @@ mod tests {
             message: "done".into(),
             ..Default::default()
         })
+    }
+
+    #[test]
+    fn a_delete_keeps_the_object_it_was_checked_on_and_names_its_uid() {
+        let now = Timestamp::from_second(1_800_000_100).unwrap();
+        let live = serde_json::json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "shop", "uid": "u-1", "resourceVersion": "9"},
+            "spec": {"nodeName": "w1", "containers": [{"name": "app", "image": "app:1"}]},
+            "status": {"phase": "Running"}
+        });
+        let facts = || {
+            Ok(Facts {
+                state: LiveState::Holds("CrashLoopBackOff".into()),
+                live: Some(live.clone()),
+                ..Facts::default()
+            })
+        };
+        let mut e = engine();
+        e.intake(&crash(), now);
+        let (Some(s), _) = e.take(now) else {
+            panic!("nothing to take")
+        };
+        let Admitted::Go(t) = e.admit(s, facts(), now) else {
+            panic!("not admitted")
+        };
+        // the delete names the uid read: never a namesake created since
+        assert_eq!(
+            t.plan.target.as_ref().and_then(|t| t.uid.as_deref()),
+            Some("u-1")
+        );
+        let o = e.finish(*t, acted(), now);
+        let kept = o.deleted.expect("kept");
+        assert_eq!(kept.manifest["metadata"]["name"], "p");
+        assert!(kept.manifest["metadata"].get("uid").is_none());
+        assert!(kept.manifest.get("status").is_none());
+        // a failed delete keeps nothing
+        let later = now
+            .checked_add(jiff::SignedDuration::from_secs(3600))
+            .unwrap();
+        let mut again = crash();
+        again.first_seen = later;
+        e.intake(&again, later);
+        let (Some(s), _) = e.take(later) else {
+            panic!("nothing to take")
+        };
+        let Admitted::Go(t) = e.admit(s, facts(), later) else {
+            panic!("not admitted")
+        };
+        let failed = e.finish(
+            *t,
+            Err(ActError {
+                category: "kube_api",
+                message: "boom".into(),
+            }),
+            later,
+        );
+        assert_eq!(failed.result, OutcomeKind::Failed);
+        assert!(failed.deleted.is_none());
+        // dry run: nothing is deleted, nothing kept
+        assert_eq!(
+            crate::deleted::before_delete(
+                crate::remediation::RemediationKind::DeletePod,
+                true,
+                Some(&live)
+            ),
+            None
+        );
+        assert_eq!(
+            crate::deleted::before_delete(
+                crate::remediation::RemediationKind::DrainNode,
+                false,
+                Some(&live)
+            ),
+            None
+        );
     }
 
     #[test]

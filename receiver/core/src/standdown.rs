@@ -453,6 +453,7 @@ mod tests {
             deferred: None,
             plan: Some(plan),
             ledger: Vec::new(),
+            deleted: None,
         }
     }
 

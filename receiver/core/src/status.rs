@@ -14,6 +14,7 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::deleted::Deleted;
 // through the crate's root: the types stay put there while modules move
 use crate::{
     GuardEvent, Outcome, OutcomeKind, PastEvent, RefusalReason, TargetKind, Verification,
@@ -131,6 +132,11 @@ pub struct RemediationStatus {
     #[serde(default, skip_serializing_if = "is_zero")]
     #[schemars(extend("format" = "int64"))]
     pub refusals_omitted: u64,
+    /// The object the last action deleted (or removed finalizers from), as
+    /// it was: its manifest ready to re-apply (`heal8s show-deleted`), a
+    /// Secret's data never kept, at most 64 KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted: Option<Deleted>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -427,6 +433,14 @@ fn take_outcome(status: &mut RemediationStatus, o: &Outcome, generation: i64, no
     }
     push_ledger(status, &o.ledger);
     status.observed_generation = Some(generation);
+    if let Some(d) = &o.deleted {
+        // the last object deleted replaces any earlier one
+        let mut d = d.clone();
+        if d.at.is_empty() {
+            d.at = now.to_string();
+        }
+        status.deleted = Some(d);
+    }
     match o.result {
         OutcomeKind::Acted if o.pull_request.is_some() => {
             if let Some(pr) = &o.pull_request {
@@ -649,6 +663,7 @@ mod tests {
             deferred: None,
             plan: None,
             ledger: Vec::new(),
+            deleted: None,
         }
     }
 
@@ -1182,6 +1197,59 @@ mod tests {
         assert!(!settle(&mut merged, Phase::Refused, "Declined"));
         assert!(settle(&mut s, Phase::Refused, "Declined"));
         assert_eq!(s.finished_at, Some(t(100).to_string()));
+    }
+
+    #[test]
+    fn the_deleted_object_is_kept_stamped_and_replaced_only_by_a_later_one() {
+        let pod = |image: &str| {
+            crate::deleted::keep(
+                &serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": "api-1", "namespace": "shop", "uid": "u"},
+                    "spec": {"containers": [{"name": "api", "image": image}]}}),
+                crate::deleted::MAX_BYTES,
+            )
+        };
+        let mut s = RemediationStatus::default();
+        outcome(
+            &mut s,
+            &Outcome {
+                deleted: Some(pod("app:1")),
+                ..mk_outcome(OutcomeKind::Acted, 5, "deleted pod shop/api-1")
+            },
+        );
+        let kept = s.deleted.clone().unwrap();
+        assert_eq!(kept.at, t(5).to_string());
+        assert_eq!(kept.manifest["spec"]["containers"][0]["image"], "app:1");
+        assert!(kept.manifest["metadata"].get("uid").is_none());
+        // a refused repeat, a verification: the deleted object stays
+        outcome(&mut s, &refused(10, RefusalReason::Cooldown));
+        apply(
+            &mut s,
+            Event::Verified {
+                verification: &verified(VerifyResult::Recovered, "ok"),
+                ledger: &[],
+                generation: 1,
+            },
+            t(20),
+            ME,
+        );
+        assert_eq!(s.deleted.as_ref(), Some(&kept));
+        // a later deletion replaces it
+        outcome(
+            &mut s,
+            &Outcome {
+                deleted: Some(pod("app:2")),
+                ..mk_outcome(OutcomeKind::Acted, 30, "deleted pod shop/api-1")
+            },
+        );
+        let later = s.deleted.as_ref().unwrap();
+        assert_eq!(later.manifest["spec"]["containers"][0]["image"], "app:2");
+        assert_eq!(later.at, t(30).to_string());
+        // and the status reads back with it
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["deleted"]["manifest"]["kind"], "Pod");
+        let back: RemediationStatus = serde_json::from_value(v).unwrap();
+        assert_eq!(back, s);
     }
 
     #[test]

@@ -464,6 +464,7 @@ impl KubeFacts {
                     return Ok(facts);
                 }
                 facts.object = Some(meta_of(&p.metadata));
+                facts.live = serde_json::to_value(&p).ok();
                 let chain = self
                     .owner_chain_with_refs(Some(ns), p.metadata.owner_references.as_ref())
                     .await?;
@@ -509,6 +510,7 @@ impl KubeFacts {
                     return Ok(facts);
                 };
                 facts.object = Some(meta_of(&n.metadata));
+                facts.live = serde_json::to_value(&n).ok();
                 facts.cluster = Some(self.node_census().await?);
                 facts.state = recheck::node_state(&n, plan.kind().is_mutating());
             }
@@ -523,6 +525,7 @@ impl KubeFacts {
                     return Ok(facts);
                 }
                 facts.object = Some(meta_of(&n.metadata));
+                facts.live = serde_json::to_value(&n).ok();
                 facts.namespace = facts.object.clone();
                 let min_age = match &plan.remediation {
                     Remediation::DeleteNamespace(p) => Some(p.min_age),
@@ -562,6 +565,7 @@ impl KubeFacts {
                     return Ok(facts);
                 }
                 facts.object = Some(meta_of(&o.metadata));
+                facts.live = serde_json::to_value(&o).ok();
                 facts.owners = self
                     .owner_chain(ns, o.metadata.owner_references.as_ref())
                     .await?;

@@ -90,6 +90,7 @@ fn outcome(plan: &Plan, result: OutcomeKind, message: &str) -> Outcome {
         deferred: None,
         plan: Some(plan.clone()),
         ledger: Vec::new(),
+        deleted: None,
     }
 }
 

@@ -36,6 +36,8 @@ fn assert_narrated(text: &str) {
         "PR        opened acme/manifests#",
         "+              memory: 384Mi # raise with care: the node pool is small",
         "VERIFIED  delete-pod Pod shop/api-7d9c-x2",
+        // the team chat heard of the delete (a webhook receiver on loopback)
+        "TOLD      team-chat [info] Done: delete Pod shop/api-7d9c-x2",
         "Every problem is handled",
         "heal8s stopped cleanly.",
         // the demo plays the controllers and kubelets the emulation lacks, and

@@ -18,6 +18,8 @@
 
 use std::time::{Duration, Instant};
 
+use receiver_core::signal::SourceKind;
+use receiver_core::{Outcome, OutcomeKind, RefusalReason};
 use serde_json::{Value, json};
 use testkit::fixtures::{
     DeploymentFixture, NamespaceFixture, NodeFixture, PodFixture, ReplicaSetFixture, ago,
@@ -180,15 +182,15 @@ routes:
 const DELETE_CRASHLOOPING: &str = "  - {matchers: ['alertname=~\"Heal8sPodCrashLooping|KubePodCrashLooping\"'], remediation: delete-pod}";
 
 /// heal8s's outcomes about `target` (a substring of the outcome's target).
-async fn outcomes_about(h: &Heal8s, target: &str) -> Vec<Value> {
+async fn outcomes_about(h: &Heal8s, target: &str) -> Vec<Outcome> {
     h.outcomes()
         .await
         .into_iter()
-        .filter(|o| o["target"].as_str().is_some_and(|t| t.contains(target)))
+        .filter(|o| o.target.as_deref().is_some_and(|t| t.contains(target)))
         .collect()
 }
 
-async fn outcome_with(h: &Heal8s, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+async fn outcome_with(h: &Heal8s, what: &str, pred: impl Fn(&Outcome) -> bool) -> Outcome {
     let found = eventually(WAIT, what, || {
         let outcomes = h.outcomes();
         let pred = &pred;
@@ -205,8 +207,8 @@ async fn outcome_with(h: &Heal8s, what: &str, pred: impl Fn(&Value) -> bool) -> 
     }
 }
 
-fn is(o: &Value, result: &str, target_has: &str) -> bool {
-    o["result"] == result && o["target"].as_str().is_some_and(|t| t.contains(target_has))
+fn is(o: &Outcome, result: OutcomeKind, target_has: &str) -> bool {
+    o.result == result && o.target.as_deref().is_some_and(|t| t.contains(target_has))
 }
 
 fn rv(obj: &Value) -> u64 {
@@ -265,10 +267,13 @@ async fn bursts_of_5xx_are_retried_and_the_pod_is_deleted_exactly_once() {
     assert_eq!(c.deletions(pod), 1);
     assert_eq!(deletes.count(), 5);
     let about = outcomes_about(&h, pod).await;
-    let acted: Vec<&Value> = about.iter().filter(|o| o["result"] == "acted").collect();
+    let acted: Vec<&Outcome> = about
+        .iter()
+        .filter(|o| o.result == OutcomeKind::Acted)
+        .collect();
     assert_eq!(acted.len(), 1, "{about:#?}");
     assert!(
-        about.iter().all(|o| o["result"] != "failed"),
+        about.iter().all(|o| o.result != OutcomeKind::Failed),
         "a transient answer failed the action: {about:#?}"
     );
     let records = c.emu.list(RECORDS, "Remediation", "shop");
@@ -321,21 +326,28 @@ async fn a_slow_api_server_slows_the_action_but_it_happens_once() {
     // the alert waits for the action in flight on its target, then finds
     // the pod gone (or meets its cooldown); never a second deletion
     let alert_outcome = outcome_with(&h, "the alert's outcome", |o| {
-        o["source"] == "alert" && o["name"] == "KubePodCrashLooping"
+        o.source == SourceKind::Alert && o.name == "KubePodCrashLooping"
     })
     .await;
-    assert_eq!(alert_outcome["result"], "refused", "{alert_outcome:#}");
+    assert_eq!(
+        alert_outcome.result,
+        OutcomeKind::Refused,
+        "{alert_outcome:#?}"
+    );
     assert!(
-        ["target_gone", "cooldown"].contains(&alert_outcome["reason"].as_str().unwrap_or("")),
-        "{alert_outcome:#}"
+        matches!(
+            alert_outcome.reason,
+            Some(RefusalReason::TargetGone | RefusalReason::Cooldown)
+        ),
+        "{alert_outcome:#?}"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(deletes.count(), 1, "the pod was deleted again");
     assert_eq!(c.deletions(pod), 1);
-    let acted: Vec<Value> = outcomes_about(&h, pod)
+    let acted: Vec<Outcome> = outcomes_about(&h, pod)
         .await
         .into_iter()
-        .filter(|o| o["result"] == "acted")
+        .filter(|o| o.result == OutcomeKind::Acted)
         .collect();
     assert_eq!(acted.len(), 1, "{acted:#?}");
 }
@@ -492,10 +504,10 @@ async fn an_api_server_down_for_20s_then_back_heals_what_broke_meanwhile() {
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(c.deletions(pod), 1);
-    let acted: Vec<Value> = outcomes_about(&h, pod)
+    let acted: Vec<Outcome> = outcomes_about(&h, pod)
         .await
         .into_iter()
-        .filter(|o| o["result"] == "acted")
+        .filter(|o| o.result == OutcomeKind::Acted)
         .collect();
     assert_eq!(acted.len(), 1, "{acted:#?}");
     assert_eq!(h.proc.wait_exit(Duration::ZERO), None, "heal8s exited");
@@ -537,10 +549,11 @@ async fn a_pod_being_read_when_the_api_server_went_down_is_healed_once_it_is_bac
     });
     f.go_down();
     let unread = outcome_with(&h, "the failed read", |o| {
-        o["reason"] == "facts_unavailable" && o["target"].as_str().is_some_and(|t| t.contains(pod))
+        o.reason == Some(RefusalReason::FactsUnavailable)
+            && o.target.as_deref().is_some_and(|t| t.contains(pod))
     })
     .await;
-    assert_eq!(unread["deferred"], "Waiting", "{unread:#}");
+    assert_eq!(unread.deferred.as_deref(), Some("Waiting"), "{unread:#?}");
     tokio::time::sleep(Duration::from_secs(3)).await;
     f.clear();
     f.come_back();
@@ -568,7 +581,7 @@ async fn a_deletion_failed_by_a_transient_500_is_tried_again_and_done_once() {
     f.fail_next(1, RequestMatch::any().verb("delete").path(&pod_path), 500);
     let deletes = f.count_arrivals(RequestMatch::any().verb("delete").path(&pod_path));
     c.pod(pod, &rs, "w1", true);
-    outcome_with(&h, "the deletion", |o| is(o, "acted", pod)).await;
+    outcome_with(&h, "the deletion", |o| is(o, OutcomeKind::Acted, pod)).await;
 
     c.gone(&h, pod, WAIT).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -659,37 +672,41 @@ async fn after_a_sigkill_mid_drain_a_restart_repeats_nothing_and_cooldowns_hold(
 
     // the cooldown of the pod deleted before the crash holds
     let refused = outcome_with(&second, "the new web pod refused", |o| {
-        is(o, "refused", "web-rs-bbbbb")
+        is(o, OutcomeKind::Refused, "web-rs-bbbbb")
     })
     .await;
-    assert_eq!(refused["reason"], "cooldown", "{refused:#}");
+    assert_eq!(
+        refused.reason,
+        Some(RefusalReason::Cooldown),
+        "{refused:#?}"
+    );
     assert!(
-        refused["message"]
-            .as_str()
-            .unwrap()
-            .contains("Deployment/shop/web"),
-        "{refused:#}"
+        refused.message.contains("Deployment/shop/web"),
+        "{refused:#?}"
     );
     // w1, still down, is signalled again and refused: it is not drained twice
     let node = outcome_with(&second, "w1 signalled again", |o| {
-        o["target"].as_str().is_some_and(|t| t.contains("Node w1"))
+        o.target.as_deref().is_some_and(|t| t.contains("Node w1"))
     })
     .await;
-    assert_eq!(node["result"], "refused", "{node:#}");
+    assert_eq!(node.result, OutcomeKind::Refused, "{node:#?}");
     assert!(
-        ["cooldown", "class_rate"].contains(&node["reason"].as_str().unwrap_or("")),
-        "{node:#}"
+        matches!(
+            node.reason,
+            Some(RefusalReason::Cooldown | RefusalReason::ClassRate)
+        ),
+        "{node:#?}"
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(api_evictions.count(), 1, "api's pod was evicted again");
     assert_eq!(db_evictions.count(), 1, "db's pod was evicted again");
     assert_eq!(web_deletes.count(), 1, "web's new pod was deleted");
     assert!(c.exists("Pod", "shop", "web-rs-bbbbb"));
-    let second_acted: Vec<Value> = second
+    let second_acted: Vec<Outcome> = second
         .outcomes()
         .await
         .into_iter()
-        .filter(|o| o["result"] == "acted")
+        .filter(|o| o.result == OutcomeKind::Acted)
         .collect();
     assert!(second_acted.is_empty(), "{second_acted:#?}");
     // w1 stays cordoned, marked interrupted; its record says the drain was cut off

@@ -85,7 +85,7 @@ mod alert_input {
             })
             .await
             .unwrap();
-            assert_eq!(o["name"], name.as_str(), "{o}");
+            assert_eq!(o.name, name, "{o:?}");
             // the outcome's log line is written before it is kept
             let bytes = std::fs::read(&h.proc.log).unwrap();
             let log = String::from_utf8_lossy(&bytes);
@@ -121,6 +121,7 @@ mod cluster_targets {
 
     use std::time::Duration;
 
+    use receiver_core::{Outcome, OutcomeKind, RefusalReason};
     use serde_json::{Value, json};
     use testkit::kube::Emulator;
     use testkit::{Heal8s, TempDir, eventually};
@@ -249,7 +250,7 @@ routes:
         (emu, h, dir)
     }
 
-    async fn outcomes_for(h: &Heal8s, n: usize) -> Vec<Value> {
+    async fn outcomes_for(h: &Heal8s, n: usize) -> Vec<Outcome> {
         let r = eventually(Duration::from_secs(30), "the outcomes", || async {
             let o = h.outcomes().await;
             (o.len() >= n).then_some(o)
@@ -373,9 +374,14 @@ routes:
         let refused_type = outcomes
             .iter()
             .filter(|o| {
-                o["reason"] == "type_not_allowed"
-                    || o["reason"] == "target_mismatch"
-                    || o["reason"] == "missing_target"
+                matches!(
+                    o.reason,
+                    Some(
+                        RefusalReason::TypeNotAllowed
+                            | RefusalReason::TargetMismatch
+                            | RefusalReason::MissingTarget
+                    )
+                )
             })
             .count();
         assert!(refused_type >= 8, "{outcomes:#?}");
@@ -414,8 +420,8 @@ routes:
         );
         let outcomes = outcomes_for(&h, 2).await;
         for o in &outcomes {
-            assert_eq!(o["result"], "refused", "{o:#}");
-            assert_eq!(o["reason"], "condition_cleared", "{o:#}");
+            assert_eq!(o.result, OutcomeKind::Refused, "{o:#?}");
+            assert_eq!(o.reason, Some(RefusalReason::ConditionCleared), "{o:#?}");
         }
         assert!(
             emu.get("kubevirt.io/v1", "VirtualMachine", "e2e-1", "vm-new")
@@ -435,6 +441,7 @@ mod cluster_scope {
 
     use std::time::Duration;
 
+    use receiver_core::OutcomeKind;
     use serde_json::json;
     use testkit::{Heal8s, eventually};
 
@@ -477,7 +484,7 @@ mod cluster_scope {
         .await
         .unwrap();
         assert!(
-            outcomes.iter().all(|o| o["result"] == "refused"),
+            outcomes.iter().all(|o| o.result == OutcomeKind::Refused),
             "{outcomes:#?}"
         );
         let writes: Vec<String> = emu

@@ -16,6 +16,7 @@ mod workflow;
 
 use std::time::Duration;
 
+use receiver_core::{Outcome, OutcomeKind};
 use serde_json::{Value, json};
 use testkit::github::GithubEmulator;
 use testkit::kube::Emulator;
@@ -146,7 +147,7 @@ async fn post(h: &Heal8s, body: &Value) {
 }
 
 /// The newest outcome matching `pred`, waited for.
-async fn outcome(h: &Heal8s, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+async fn outcome(h: &Heal8s, what: &str, pred: impl Fn(&Outcome) -> bool) -> Outcome {
     let found = eventually(WAIT, what, || {
         let outcomes = h.outcomes();
         let pred = &pred;
@@ -163,8 +164,8 @@ async fn outcome(h: &Heal8s, what: &str, pred: impl Fn(&Value) -> bool) -> Value
     }
 }
 
-fn about(o: &Value, name: &str) -> bool {
-    o["target"].as_str().is_some_and(|t| t.contains(name))
+fn about(o: &Outcome, name: &str) -> bool {
+    o.target.as_deref().is_some_and(|t| t.contains(name))
 }
 
 /// Two Deployments whose names share their first 63 characters (names may
@@ -191,24 +192,28 @@ async fn long_names_sharing_a_prefix_get_a_pull_request_each() {
 
     post(h, &oom_alert("shop", &eu, "0000000000000e01")).await;
     let first = outcome(h, "eu's pull request", |o| {
-        o["result"] == "acted" && about(o, &eu)
+        o.result == OutcomeKind::Acted && about(o, &eu)
     })
     .await;
     post(h, &oom_alert("shop", &us, "0000000000000e02")).await;
     let second = outcome(h, "us's pull request", |o| {
-        o["result"] == "acted" && about(o, &us)
+        o.result == OutcomeKind::Acted && about(o, &us)
     })
     .await;
-    assert_eq!(second["pullRequest"]["action"], "created", "{second:#}");
+    assert_eq!(
+        second.pull_request.as_ref().map(|p| p.action.as_str()),
+        Some("created"),
+        "{second:#?}"
+    );
 
     let pulls = s.gh.pulls(REPO);
     assert_eq!(pulls.len(), 2, "{pulls:#?}");
-    let branch = |o: &Value| o["pullRequest"]["branch"].as_str().unwrap().to_string();
+    let branch = |o: &Outcome| o.pull_request.as_ref().unwrap().branch.clone();
     let (eu_branch, us_branch) = (branch(&first), branch(&second));
     assert_ne!(eu_branch, us_branch);
     assert_ne!(
-        first["pullRequest"]["number"],
-        second["pullRequest"]["number"]
+        first.pull_request.as_ref().map(|p| p.number),
+        second.pull_request.as_ref().map(|p| p.number)
     );
     for (b, mine, other) in [
         (&eu_branch, "apps/payments/eu.yaml", "apps/payments/us.yaml"),
@@ -266,15 +271,15 @@ async fn an_annotation_cannot_aim_an_edit_at_another_workloads_values_file() {
 
     post(h, &oom_alert("shop", "web", "0000000000000f01")).await;
     let failed = outcome(h, "the tenant's refusal", |o| {
-        o["result"] == "failed" && about(o, "web")
+        o.result == OutcomeKind::Failed && about(o, "web")
     })
     .await;
-    let why = failed["message"].as_str().unwrap();
+    let why = &failed.message;
     assert!(
         why.contains("charts/redis/values.yaml at master")
             && why.contains("Deployment shop/web")
             && why.contains("pullRequests.sources rule"),
-        "{failed:#}"
+        "{failed:#?}"
     );
     assert!(s.gh.pulls(REPO).is_empty(), "no pull request");
     let writes: Vec<String> =
@@ -291,10 +296,10 @@ async fn an_annotation_cannot_aim_an_edit_at_another_workloads_values_file() {
     // the owner's rule maps Redis's own workload to the same component
     post(h, &oom_alert("cache", "redis-master", "0000000000000f02")).await;
     let acted = outcome(h, "redis's pull request", |o| {
-        o["result"] == "acted" && about(o, "redis-master")
+        o.result == OutcomeKind::Acted && about(o, "redis-master")
     })
     .await;
-    let branch = acted["pullRequest"]["branch"].as_str().unwrap();
+    let branch = &acted.pull_request.as_ref().unwrap().branch;
     assert_eq!(branch, "heal8s/bump-memory/cache/redis-master");
     let values = s.gh.file(REPO, branch, "charts/redis/values.yaml").unwrap();
     assert!(values.contains("memory: 1280Mi"), "{values}");
@@ -364,10 +369,10 @@ async fn hostile_alert_text_stays_inert_in_the_pull_request_and_the_workflow() {
         "annotations": {"runbook_url": "https://runbooks.example/oom"}}]});
     post(h, &alert).await;
     let acted = outcome(h, "the pull request", |o| {
-        o["result"] == "acted" && about(o, "web")
+        o.result == OutcomeKind::Acted && about(o, "web")
     })
     .await;
-    let branch = acted["pullRequest"]["branch"].as_str().unwrap().to_string();
+    let branch = acted.pull_request.as_ref().unwrap().branch.clone();
     let pr = s.gh.pulls(REPO).into_iter().next().unwrap();
     let body = pr.body.clone().unwrap();
     let record = eventually(WAIT, "the record in the target's namespace", || async {

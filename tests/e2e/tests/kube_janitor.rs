@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use receiver_core::{Outcome, OutcomeKind, RefusalReason, RemediationKind};
 use serde_json::{Value, json};
 use testkit::kube::{Controller, Emulator, PlayedControllers, RequestMatch};
 use testkit::{Heal8s, TempDir, eventually};
@@ -178,7 +179,7 @@ routes:
     )
 }
 
-async fn outcome_with(h: &Heal8s, pred: impl Fn(&Value) -> bool) -> Value {
+async fn outcome_with(h: &Heal8s, pred: impl Fn(&Outcome) -> bool) -> Outcome {
     let found = eventually(WAIT, "an outcome", || {
         let outcomes = h.outcomes();
         let pred = &pred;
@@ -209,10 +210,10 @@ async fn gone(c: &Cluster, h: &Heal8s, api_version: &str, kind: &str, ns: &str, 
     }
 }
 
-fn is(o: &Value, result: &str, reason: Option<&str>, target_has: &str) -> bool {
-    o["result"] == result
-        && reason.is_none_or(|r| o["reason"] == r)
-        && o["target"].as_str().is_some_and(|t| t.contains(target_has))
+fn is(o: &Outcome, result: OutcomeKind, reason: Option<RefusalReason>, target_has: &str) -> bool {
+    o.result == result
+        && reason.is_none_or(|r| o.reason == Some(r))
+        && o.target.as_deref().is_some_and(|t| t.contains(target_has))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,9 +240,14 @@ async fn crashlooping_pod_of_a_deployment_is_deleted_once_then_the_cooldown_hold
         )
         .await;
     gone(&c, &h, "v1", "Pod", "shop", "api-7d9c-aaaaa").await;
-    let acted = outcome_with(&h, |o| is(o, "acted", None, "api-7d9c-aaaaa")).await;
-    assert_eq!(acted["plan"]["workload"]["kind"], "Deployment", "{acted:#}");
-    assert_eq!(acted["plan"]["workload"]["name"], "api");
+    let acted = outcome_with(&h, |o| is(o, OutcomeKind::Acted, None, "api-7d9c-aaaaa")).await;
+    let workload = acted.plan.as_ref().and_then(|p| p.workload.as_ref());
+    assert_eq!(
+        workload.map(|w| w.kind.as_str()),
+        Some("Deployment"),
+        "{acted:#?}"
+    );
+    assert_eq!(workload.map(|w| w.name.as_str()), Some("api"));
     // the ReplicaSet recreates the pod under a new name; it crash loops too
     c.pod(
         "shop",
@@ -250,13 +256,18 @@ async fn crashlooping_pod_of_a_deployment_is_deleted_once_then_the_cooldown_hold
         "w1",
         true,
     );
-    let refused = outcome_with(&h, |o| is(o, "refused", Some("cooldown"), "api-7d9c-bbbbb")).await;
+    let refused = outcome_with(&h, |o| {
+        is(
+            o,
+            OutcomeKind::Refused,
+            Some(RefusalReason::Cooldown),
+            "api-7d9c-bbbbb",
+        )
+    })
+    .await;
     assert!(
-        refused["message"]
-            .as_str()
-            .unwrap()
-            .contains("Deployment/shop/api"),
-        "{refused:#}"
+        refused.message.contains("Deployment/shop/api"),
+        "{refused:#?}"
     );
     assert!(c.exists("v1", "Pod", "shop", "api-7d9c-bbbbb"));
     // the action is recorded as a Remediation in the pod's namespace
@@ -314,7 +325,12 @@ async fn a_pod_in_kube_system_is_never_touched() {
         )
         .await;
     outcome_with(&h, |o| {
-        is(o, "refused", Some("protected_namespace"), "coredns-1")
+        is(
+            o,
+            OutcomeKind::Refused,
+            Some(RefusalReason::ProtectedNamespace),
+            "coredns-1",
+        )
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -353,8 +369,8 @@ async fn an_eviction_blocked_by_a_pdb_retries_then_gives_up_cleanly() {
             &["--eviction-timeout", "2s"],
         )
         .await;
-    let failed = outcome_with(&h, |o| is(o, "failed", None, "api-1")).await;
-    let msg = failed["message"].as_str().unwrap();
+    let failed = outcome_with(&h, |o| is(o, OutcomeKind::Failed, None, "api-1")).await;
+    let msg = &failed.message;
     assert!(msg.contains("PodDisruptionBudget"), "{msg}");
     assert!(c.exists("v1", "Pod", "shop", "api-1"));
     let evictions = c
@@ -389,11 +405,8 @@ async fn a_not_ready_node_is_cordoned_and_drained_but_daemonset_pods_stay() {
             &[],
         )
         .await;
-    let acted = outcome_with(&h, |o| is(o, "acted", None, "Node w1")).await;
-    assert!(
-        acted["message"].as_str().unwrap().contains("shop/api-1"),
-        "{acted:#}"
-    );
+    let acted = outcome_with(&h, |o| is(o, OutcomeKind::Acted, None, "Node w1")).await;
+    assert!(acted.message.contains("shop/api-1"), "{acted:#?}");
     let node = c.emu.get("v1", "Node", "", "w1").unwrap();
     assert_eq!(node["spec"]["unschedulable"], true);
     assert_eq!(
@@ -444,11 +457,8 @@ async fn a_node_whose_drain_fails_is_not_deleted() {
             &[],
         )
         .await;
-    let failed = outcome_with(&h, |o| is(o, "failed", None, "Node w1")).await;
-    assert!(
-        failed["message"].as_str().unwrap().contains("not deleted"),
-        "{failed:#}"
-    );
+    let failed = outcome_with(&h, |o| is(o, OutcomeKind::Failed, None, "Node w1")).await;
+    assert!(failed.message.contains("not deleted"), "{failed:#?}");
     let node = c
         .emu
         .get("v1", "Node", "", "w1")
@@ -475,8 +485,24 @@ async fn with_half_the_nodes_not_ready_nothing_is_drained() {
             &[],
         )
         .await;
-    outcome_with(&h, |o| is(o, "refused", Some("partition"), "Node w1")).await;
-    outcome_with(&h, |o| is(o, "refused", Some("partition"), "Node w2")).await;
+    outcome_with(&h, |o| {
+        is(
+            o,
+            OutcomeKind::Refused,
+            Some(RefusalReason::Partition),
+            "Node w1",
+        )
+    })
+    .await;
+    outcome_with(&h, |o| {
+        is(
+            o,
+            OutcomeKind::Refused,
+            Some(RefusalReason::Partition),
+            "Node w2",
+        )
+    })
+    .await;
     for n in ["w1", "w2"] {
         assert!(
             c.emu.get("v1", "Node", "", n).unwrap()["spec"]["unschedulable"].is_null(),
@@ -527,13 +553,12 @@ async fn test_cluster_profile_cleans_a_stale_vm_and_a_stuck_terminating_datavolu
         "dv-a",
     )
     .await;
-    let removed = outcome_with(&h, |o| is(o, "acted", None, "dv-a")).await;
+    let removed = outcome_with(&h, |o| is(o, OutcomeKind::Acted, None, "dv-a")).await;
     assert!(
-        removed["message"]
-            .as_str()
-            .unwrap()
+        removed
+            .message
             .contains("removed finalizers [cdi.kubevirt.io/dataVolumeFinalizer]"),
-        "{removed:#}"
+        "{removed:#?}"
     );
     let events = c.events("e2e-1");
     assert!(
@@ -552,8 +577,24 @@ async fn production_profile_removes_no_finalizers_and_deletes_no_vms() {
         &format!("{extra}\n  customResources: {{enabled: true, terminatingAfter: 1s,"),
     );
     let h = c.heal8s(&p, &[]).await;
-    outcome_with(&h, |o| is(o, "refused", Some("disabled"), "vm-a")).await;
-    outcome_with(&h, |o| is(o, "refused", Some("disabled"), "dv-a")).await;
+    outcome_with(&h, |o| {
+        is(
+            o,
+            OutcomeKind::Refused,
+            Some(RefusalReason::Disabled),
+            "vm-a",
+        )
+    })
+    .await;
+    outcome_with(&h, |o| {
+        is(
+            o,
+            OutcomeKind::Refused,
+            Some(RefusalReason::Disabled),
+            "dv-a",
+        )
+    })
+    .await;
     assert!(c.exists("kubevirt.io/v1", "VirtualMachine", "e2e-1", "vm-a"));
     let dv = c
         .emu
@@ -646,11 +687,21 @@ async fn an_alert_about_a_pod_that_recovered_or_vanished_does_nothing() {
         assert_eq!(h.post_webhook(TOKEN, &alert(pod)).await, 200);
     }
     outcome_with(&h, |o| {
-        is(o, "refused", Some("condition_cleared"), "api-healthy")
+        is(
+            o,
+            OutcomeKind::Refused,
+            Some(RefusalReason::ConditionCleared),
+            "api-healthy",
+        )
     })
     .await;
     outcome_with(&h, |o| {
-        is(o, "refused", Some("target_gone"), "api-vanished")
+        is(
+            o,
+            OutcomeKind::Refused,
+            Some(RefusalReason::TargetGone),
+            "api-vanished",
+        )
     })
     .await;
     assert!(c.exists("v1", "Pod", "shop", "api-healthy"));
@@ -689,13 +740,15 @@ async fn an_alert_about_another_cluster_never_touches_a_namesake_here() {
     };
     assert_eq!(h.post_webhook(TOKEN, &alert("prod-eu-2")).await, 200);
     let refused = outcome_with(&h, |o| {
-        is(o, "refused", Some("wrong_cluster"), "api-7d9c-aaaaa")
+        is(
+            o,
+            OutcomeKind::Refused,
+            Some(RefusalReason::WrongCluster),
+            "api-7d9c-aaaaa",
+        )
     })
     .await;
-    assert!(
-        refused["message"].as_str().unwrap().contains("prod-eu-2"),
-        "{refused:#}"
-    );
+    assert!(refused.message.contains("prod-eu-2"), "{refused:#?}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(c.exists("v1", "Pod", "shop", "api-7d9c-aaaaa"));
     assert!(
@@ -723,11 +776,8 @@ async fn dry_run_asks_the_api_server_and_changes_nothing() {
             &["--dry-run"],
         )
         .await;
-    let o = outcome_with(&h, |o| is(o, "dry_run", None, "api-1")).await;
-    assert!(
-        o["message"].as_str().unwrap().contains("nothing changed"),
-        "{o:#}"
-    );
+    let o = outcome_with(&h, |o| is(o, OutcomeKind::DryRun, None, "api-1")).await;
+    assert!(o.message.contains("nothing changed"), "{o:#?}");
     assert!(c.exists("v1", "Pod", "shop", "api-1"));
     let deletes: Vec<_> = c
         .emu
@@ -798,8 +848,8 @@ async fn under_strain_broken_non_test_pods_are_evicted_and_test_pods_are_not() {
         c.exists("v1", "Pod", "test-1", "test-crash"),
         "test namespaces are what strain relief protects"
     );
-    let o = outcome_with(&h, |o| is(o, "acted", None, "web-crash")).await;
-    assert_eq!(o["remediation"], "evict-pod");
+    let o = outcome_with(&h, |o| is(o, OutcomeKind::Acted, None, "web-crash")).await;
+    assert_eq!(o.remediation, Some(RemediationKind::EvictPod));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -839,15 +889,17 @@ async fn after_a_restart_the_cooldown_of_a_healed_workload_still_holds() {
         true,
     );
     let refused = outcome_with(&second, |o| {
-        is(o, "refused", Some("cooldown"), "api-7d9c-bbbbb")
+        is(
+            o,
+            OutcomeKind::Refused,
+            Some(RefusalReason::Cooldown),
+            "api-7d9c-bbbbb",
+        )
     })
     .await;
     assert!(
-        refused["message"]
-            .as_str()
-            .unwrap()
-            .contains("Deployment/shop/api"),
-        "{refused:#}"
+        refused.message.contains("Deployment/shop/api"),
+        "{refused:#?}"
     );
     assert!(c.exists("v1", "Pod", "shop", "api-7d9c-bbbbb"));
     assert!(
@@ -1117,7 +1169,7 @@ async fn a_drain_cut_off_by_a_crash_is_reconciled_and_blocks_no_other_node() {
         })
         .unwrap();
     // w1's stale mark does not block w2: w2 is drained
-    outcome_with(&second, |o| is(o, "acted", None, "Node w2")).await;
+    outcome_with(&second, |o| is(o, OutcomeKind::Acted, None, "Node w2")).await;
     // w1 was reconciled: heal8s's own cordon undone, its marks removed
     let w1 = c.emu.get("v1", "Node", "", "w1").unwrap();
     assert!(
@@ -1209,8 +1261,11 @@ async fn a_drain_cut_off_on_a_node_still_down_keeps_the_cordon_and_is_not_repeat
     // the node is signalled again, and the restored action holds: the node
     // rate (or the cooldown) refuses a second drain
     outcome_with(&second, |o| {
-        is(o, "refused", None, "Node w1")
-            && ["cooldown", "class_rate"].contains(&o["reason"].as_str().unwrap_or(""))
+        is(o, OutcomeKind::Refused, None, "Node w1")
+            && matches!(
+                o.reason,
+                Some(RefusalReason::Cooldown | RefusalReason::ClassRate)
+            )
     })
     .await;
     let w1 = c.emu.get("v1", "Node", "", "w1").unwrap();
@@ -1263,7 +1318,12 @@ async fn a_pod_alert_resolved_by_the_deletion_is_no_evidence_and_verification_se
     again["alerts"][0]["labels"]["alertname"] = "KubePodNotReady".into();
     post(again).await;
     outcome_with(&h, |o| {
-        is(o, "refused", Some("target_gone"), "api-7d9c-aaaaa")
+        is(
+            o,
+            OutcomeKind::Refused,
+            Some(RefusalReason::TargetGone),
+            "api-7d9c-aaaaa",
+        )
     })
     .await;
     // (the outcome is listed before the record is written: wait for it)
@@ -1326,7 +1386,7 @@ async fn without_the_crd_heal8s_still_acts_and_records_events_and_logs() {
         )
         .await;
     gone(&c, &h, "v1", "Pod", "shop", "api-1").await;
-    outcome_with(&h, |o| is(o, "acted", None, "api-1")).await;
+    outcome_with(&h, |o| is(o, OutcomeKind::Acted, None, "api-1")).await;
     assert!(c.events("shop").iter().any(|e| e["reason"] == "PodDeleted"));
     let log = h.proc.output();
     assert_eq!(
@@ -1398,14 +1458,14 @@ async fn notify_only_findings_settle_and_never_count_as_actions_after_a_restart(
             &["--pod-name", "second"],
         )
         .await;
-    outcome_with(&second, |o| o["result"] == "acted").await;
+    outcome_with(&second, |o| o.result == OutcomeKind::Acted).await;
     // the others wait out the cooldown of the one deleted; none is over a budget
     let outcomes = second.outcomes().await;
     assert!(
         outcomes
             .iter()
-            .filter(|o| o["result"] == "refused")
-            .all(|o| o["reason"] == "cooldown"),
+            .filter(|o| o.result == OutcomeKind::Refused)
+            .all(|o| o.reason == Some(RefusalReason::Cooldown)),
         "{outcomes:#?}"
     );
 }
@@ -1439,15 +1499,17 @@ async fn opt_out_on_the_owning_deployment_protects_its_pods() {
         )
         .await;
     let refused = outcome_with(&h, |o| {
-        is(o, "refused", Some("opted_out"), "api-7d9c-aaaaa")
+        is(
+            o,
+            OutcomeKind::Refused,
+            Some(RefusalReason::OptedOut),
+            "api-7d9c-aaaaa",
+        )
     })
     .await;
     assert!(
-        refused["message"]
-            .as_str()
-            .unwrap()
-            .contains("Deployment shop/api"),
-        "{refused:#}"
+        refused.message.contains("Deployment shop/api"),
+        "{refused:#?}"
     );
     assert!(c.exists("v1", "Pod", "shop", "api-7d9c-aaaaa"));
 }
@@ -1501,8 +1563,8 @@ async fn a_drain_leaves_protected_and_opted_out_pods_alone() {
             &[],
         )
         .await;
-    let acted = outcome_with(&h, |o| is(o, "acted", None, "Node w1")).await;
-    let message = acted["message"].as_str().unwrap();
+    let acted = outcome_with(&h, |o| is(o, OutcomeKind::Acted, None, "Node w1")).await;
+    let message = &acted.message;
     assert!(message.contains("evicted [shop/web-66f1-b2]"), "{message}");
     assert!(
         message.contains("kube-system/coredns-6d4b-k2 (protected_namespace"),
@@ -1548,13 +1610,12 @@ async fn with_protected_pods_refuse_a_drain_changes_nothing() {
             &[],
         )
         .await;
-    let failed = outcome_with(&h, |o| is(o, "failed", None, "Node w1")).await;
+    let failed = outcome_with(&h, |o| is(o, OutcomeKind::Failed, None, "Node w1")).await;
     assert!(
-        failed["message"]
-            .as_str()
-            .unwrap()
+        failed
+            .message
             .contains("kube-system/coredns-6d4b-k2 must not be touched"),
-        "{failed:#}"
+        "{failed:#?}"
     );
     let w1 = c.emu.get("v1", "Node", "", "w1").unwrap();
     assert!(
@@ -1595,7 +1656,15 @@ async fn an_escalation_holds_until_a_person_clears_it_on_the_record() {
         "w1",
         true,
     );
-    outcome_with(&h, |o| is(o, "refused", Some("escalated"), "api-7d9c-b")).await;
+    outcome_with(&h, |o| {
+        is(
+            o,
+            OutcomeKind::Refused,
+            Some(RefusalReason::Escalated),
+            "api-7d9c-b",
+        )
+    })
+    .await;
     let escalated = eventually(WAIT, "the escalated record", || async {
         c.emu
             .list("heal8s.io/v1alpha1", "Remediation", "shop")
@@ -1668,9 +1737,9 @@ async fn a_declarative_fix_without_a_repository_says_so_and_is_not_proposed() {
             "fingerprint": "fp-oom",
             "labels": {"alertname": "KubeContainerOOMKilled", "namespace": "shop", "pod": "api-7d9c-a", "container": "api"}}]});
     assert_eq!(h.post_webhook(TOKEN, &body).await, 200);
-    let o = outcome_with(&h, |o| o["remediation"] == "bump-memory").await;
-    assert_eq!(o["result"], "deferred", "{o:#}");
-    let message = o["message"].as_str().unwrap();
+    let o = outcome_with(&h, |o| o.remediation == Some(RemediationKind::BumpMemory)).await;
+    assert_eq!(o.result, OutcomeKind::Deferred, "{o:#?}");
+    let message = &o.message;
     assert!(
         message.contains("no pull-request repository is configured"),
         "{message}"
@@ -1755,16 +1824,21 @@ async fn a_partition_arriving_node_by_node_drains_one_node_and_refuses_the_rest(
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     for i in 1..5 {
-        let o = outcome_with(&h, |o| is(o, "refused", None, &format!("Node n{i}"))).await;
+        let o = outcome_with(&h, |o| {
+            is(o, OutcomeKind::Refused, None, &format!("Node n{i}"))
+        })
+        .await;
         assert!(
-            [
-                "node_in_remediation",
-                "class_rate",
-                "mass_flip",
-                "partition"
-            ]
-            .contains(&o["reason"].as_str().unwrap_or("")),
-            "{o:#}"
+            matches!(
+                o.reason,
+                Some(
+                    RefusalReason::NodeInRemediation
+                        | RefusalReason::ClassRate
+                        | RefusalReason::MassFlip
+                        | RefusalReason::Partition
+                )
+            ),
+            "{o:#?}"
         );
     }
     let cordoned: Vec<String> = (0..10)
@@ -1788,7 +1862,7 @@ async fn a_drained_node_back_ready_is_uncordoned_and_only_then_recovered() {
             &["--verify-timeout", "30s"],
         )
         .await;
-    outcome_with(&h, |o| is(o, "acted", None, "Node w1")).await;
+    outcome_with(&h, |o| is(o, OutcomeKind::Acted, None, "Node w1")).await;
     assert_eq!(
         c.emu.get("v1", "Node", "", "w1").unwrap()["spec"]["unschedulable"],
         true
@@ -1835,7 +1909,7 @@ async fn a_cordon_changed_by_a_person_is_left_as_they_left_it() {
             &["--verify-timeout", "30s"],
         )
         .await;
-    outcome_with(&h, |o| is(o, "acted", None, "Node w1")).await;
+    outcome_with(&h, |o| is(o, OutcomeKind::Acted, None, "Node w1")).await;
     // someone marks the node for debugging before it comes back
     c.emu
         .modify("v1", "Node", "", "w1", |n| {
@@ -1886,7 +1960,8 @@ async fn a_node_still_down_after_its_drain_is_drained_not_failed_and_escalates_t
         )
         .await;
     outcome_with(&h, |o| {
-        is(o, "acted", None, "Node w1") && o["remediation"] == "drain-node"
+        is(o, OutcomeKind::Acted, None, "Node w1")
+            && o.remediation == Some(RemediationKind::DrainNode)
     })
     .await;
     let record = eventually(WAIT, "the drain record to settle", || async {
@@ -1931,8 +2006,8 @@ async fn a_dead_nodes_drain_names_the_budget_that_blocks_it_and_stops_early() {
         )
         .await;
     // well within the 10-minute timeout: a dead node's budget will not change its mind
-    let failed = outcome_with(&h, |o| is(o, "failed", None, "Node w1")).await;
-    let message = failed["message"].as_str().unwrap();
+    let failed = outcome_with(&h, |o| is(o, OutcomeKind::Failed, None, "Node w1")).await;
+    let message = &failed.message;
     assert!(
         message.contains("shop/api-1 blocked by PodDisruptionBudget shop/api (minAvailable 1"),
         "{message}"
@@ -1964,8 +2039,8 @@ async fn a_dead_node_gets_the_out_of_service_taint_when_the_route_opts_in() {
             &[],
         )
         .await;
-    let acted = outcome_with(&h, |o| is(o, "acted", None, "Node w1")).await;
-    let message = acted["message"].as_str().unwrap();
+    let acted = outcome_with(&h, |o| is(o, OutcomeKind::Acted, None, "Node w1")).await;
+    let message = &acted.message;
     assert!(message.contains("kubelet is gone"), "{message}");
     let w1 = c.emu.get("v1", "Node", "", "w1").unwrap();
     let taints = w1["spec"]["taints"].as_array().cloned().unwrap_or_default();
@@ -2024,14 +2099,19 @@ async fn a_pdb_blocked_eviction_loop_does_not_hold_up_a_crash_loop_elsewhere() {
     gone(&c, &h, "v1", "Pod", "shop", "api-1").await;
     let took = started.elapsed();
     println!("crash-looping pod deleted {took:?} after it appeared, during the eviction loop");
-    let acted = outcome_with(&h, |o| is(o, "acted", None, "shop/api-1")).await;
-    assert_eq!(acted["remediation"], "delete-pod", "{acted:#}");
+    let acted = outcome_with(&h, |o| is(o, OutcomeKind::Acted, None, "shop/api-1")).await;
+    assert_eq!(
+        acted.remediation,
+        Some(RemediationKind::DeletePod),
+        "{acted:#?}"
+    );
     // the eviction loop is still at it: nothing about db-1 has ended
     let outcomes = h.outcomes().await;
     assert!(
         !outcomes
             .iter()
-            .any(|o| is(o, "failed", None, "blocked/db-1") || is(o, "acted", None, "blocked/db-1")),
+            .any(|o| is(o, OutcomeKind::Failed, None, "blocked/db-1")
+                || is(o, OutcomeKind::Acted, None, "blocked/db-1")),
         "{outcomes:#?}"
     );
     let before = evictions();

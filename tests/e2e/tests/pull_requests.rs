@@ -10,6 +10,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use receiver_core::{Outcome, OutcomeKind, RefusalReason};
 use serde_json::{Value, json};
 use testkit::github::GithubEmulator;
 use testkit::kube::Emulator;
@@ -138,7 +139,7 @@ async fn post(h: &Heal8s, body: &Value) {
     assert_eq!(h.post_webhook(TOKEN, body).await, 200);
 }
 
-async fn outcome(h: &Heal8s, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+async fn outcome(h: &Heal8s, what: &str, pred: impl Fn(&Outcome) -> bool) -> Outcome {
     let found = eventually(WAIT, what, || {
         let outcomes = h.outcomes();
         let pred = &pred;
@@ -171,8 +172,12 @@ async fn an_oom_killed_pod_becomes_one_pull_request_updated_in_place_then_merged
     // 1. the alert: one pull request, the memory raised minimally in the overlay patch
     let first = alert(120);
     post(h, &first).await;
-    let acted = outcome(h, "the pull request", |o| o["result"] == "acted").await;
-    assert_eq!(acted["pullRequest"]["action"], "created", "{acted:#}");
+    let acted = outcome(h, "the pull request", |o| o.result == OutcomeKind::Acted).await;
+    assert_eq!(
+        acted.pull_request.as_ref().map(|p| p.action.as_str()),
+        Some("created"),
+        "{acted:#?}"
+    );
     let pulls = s.gh.pulls(REPO);
     assert_eq!(pulls.len(), 1, "{pulls:#?}");
     assert_eq!(pulls[0].head_ref, BRANCH);
@@ -261,10 +266,13 @@ async fn an_oom_killed_pod_becomes_one_pull_request_updated_in_place_then_merged
     tokio::time::sleep(Duration::from_millis(1100)).await; // past the cooldown
     post(h, &alert(20)).await;
     let updated = outcome(h, "the updated pull request", |o| {
-        o["pullRequest"]["action"] == "updated"
+        o.pull_request.as_ref().map(|p| p.action.as_str()) == Some("updated")
     })
     .await;
-    assert_eq!(updated["pullRequest"]["number"], pulls[0].number);
+    assert_eq!(
+        updated.pull_request.as_ref().map(|p| p.number),
+        Some(pulls[0].number)
+    );
     assert_eq!(s.gh.pulls(REPO).len(), 1);
     let file =
         s.gh.file(REPO, BRANCH, "overlays/prod/memory.yaml")
@@ -291,7 +299,7 @@ async fn a_pull_request_closed_unmerged_stops_further_ones() {
     let s = setup().await;
     let h = &s.heal8s;
     post(h, &alert(120)).await;
-    outcome(h, "the pull request", |o| o["result"] == "acted").await;
+    outcome(h, "the pull request", |o| o.result == OutcomeKind::Acted).await;
     let number = s.gh.pulls(REPO)[0].number;
     s.gh.close_pull(REPO, number).unwrap();
     let rec = eventually(WAIT, "a Declined record", || async {
@@ -303,8 +311,15 @@ async fn a_pull_request_closed_unmerged_stops_further_ones() {
     assert_eq!(rec["status"]["phase"], "Refused");
     tokio::time::sleep(Duration::from_millis(1100)).await;
     post(h, &alert(10)).await;
-    let deferred = outcome(h, "a deferred outcome", |o| o["result"] == "deferred").await;
-    assert_eq!(deferred["deferred"], "Declined", "{deferred:#}");
+    let deferred = outcome(h, "a deferred outcome", |o| {
+        o.result == OutcomeKind::Deferred
+    })
+    .await;
+    assert_eq!(
+        deferred.deferred.as_deref(),
+        Some("Declined"),
+        "{deferred:#?}"
+    );
     assert_eq!(s.gh.pulls(REPO).len(), 1, "no second pull request");
     assert_eq!(s.gh.pull(REPO, number).unwrap().state, "closed");
 }
@@ -322,10 +337,14 @@ async fn a_bad_release_is_rolled_back_to_the_previous_revisions_image() {
     let mut crash = alert(60);
     crash["alerts"][0]["labels"]["alertname"] = json!("KubePodCrashLooping");
     post(h2, &crash).await;
-    let acted = outcome(h2, "the rollback pull request", |o| o["result"] == "acted").await;
+    let acted = outcome(h2, "the rollback pull request", |o| {
+        o.result == OutcomeKind::Acted
+    })
+    .await;
     assert_eq!(
-        acted["pullRequest"]["branch"], "heal8s/rollback-image/prod/prod-api",
-        "{acted:#}"
+        acted.pull_request.as_ref().map(|p| p.branch.as_str()),
+        Some("heal8s/rollback-image/prod/prod-api"),
+        "{acted:#?}"
     );
     let k =
         s.gh.file(
@@ -397,19 +416,27 @@ async fn a_release_older_than_max_rollout_age_is_not_rolled_back() {
         a
     };
     post(h, &crash(60)).await;
-    let refused = outcome(h, "a refusal", |o| o["result"] == "refused").await;
-    assert_eq!(refused["reason"], "condition_cleared", "{refused:#}");
-    let why = refused["message"].as_str().unwrap();
+    let refused = outcome(h, "a refusal", |o| o.result == OutcomeKind::Refused).await;
+    assert_eq!(
+        refused.reason,
+        Some(RefusalReason::ConditionCleared),
+        "{refused:#?}"
+    );
+    let why = &refused.message;
     assert!(why.contains("maxRolloutAge 1h"), "{why}");
     assert!(why.contains("revision 2"), "{why}");
     assert!(s.gh.pulls(REPO).is_empty(), "no pull request");
     // the same release rolled out 10 minutes before the crash loop: rolled back
     roll_out_revision_two(&s.kube, 11 * 60);
     post(h, &crash(60 - 1)).await;
-    let acted = outcome(h, "the rollback pull request", |o| o["result"] == "acted").await;
+    let acted = outcome(h, "the rollback pull request", |o| {
+        o.result == OutcomeKind::Acted
+    })
+    .await;
     assert_eq!(
-        acted["pullRequest"]["branch"], "heal8s/rollback-image/prod/prod-api",
-        "{acted:#}"
+        acted.pull_request.as_ref().map(|p| p.branch.as_str()),
+        Some("heal8s/rollback-image/prod/prod-api"),
+        "{acted:#?}"
     );
 }
 
@@ -439,14 +466,17 @@ async fn an_oom_alert_about_a_container_without_an_oom_kill_opens_no_pull_reques
     healthy["alerts"][0]["labels"]["pod"] = json!("prod-api-5f7c-x2");
     healthy["alerts"][0]["fingerprint"] = json!("c0ffee0000000002");
     post(h, &healthy).await;
-    let refused = outcome(h, "a refusal", |o| o["result"] == "refused").await;
-    assert_eq!(refused["reason"], "condition_cleared", "{refused:#}");
+    let refused = outcome(h, "a refusal", |o| o.result == OutcomeKind::Refused).await;
+    assert_eq!(
+        refused.reason,
+        Some(RefusalReason::ConditionCleared),
+        "{refused:#?}"
+    );
     assert!(
-        refused["message"]
-            .as_str()
-            .unwrap()
+        refused
+            .message
             .contains("container app of pod prod/prod-api-5f7c-x2 shows no OOM kill"),
-        "{refused:#}"
+        "{refused:#?}"
     );
     assert!(s.gh.pulls(REPO).is_empty(), "no pull request");
     assert!(
@@ -455,7 +485,7 @@ async fn an_oom_alert_about_a_container_without_an_oom_kill_opens_no_pull_reques
     );
     // the pod that was OOM-killed still gets its pull request
     post(h, &alert(120)).await;
-    outcome(h, "the pull request", |o| o["result"] == "acted").await;
+    outcome(h, "the pull request", |o| o.result == OutcomeKind::Acted).await;
     assert_eq!(s.gh.pulls(REPO).len(), 1);
 }
 
@@ -482,14 +512,15 @@ async fn an_hpa_below_its_ceiling_gets_no_pull_request() {
     maxed["alerts"][0]["labels"] = json!({"alertname": "KubeHpaMaxedOut", "namespace": "shop",
                                           "horizontalpodautoscaler": "web"});
     post(&s.heal8s, &maxed).await;
-    let refused = outcome(&s.heal8s, "a refusal", |o| o["result"] == "refused").await;
-    assert_eq!(refused["reason"], "condition_cleared", "{refused:#}");
+    let refused = outcome(&s.heal8s, "a refusal", |o| o.result == OutcomeKind::Refused).await;
+    assert_eq!(
+        refused.reason,
+        Some(RefusalReason::ConditionCleared),
+        "{refused:#?}"
+    );
     assert!(
-        refused["message"]
-            .as_str()
-            .unwrap()
-            .contains("runs 3 of maxReplicas 6"),
-        "{refused:#}"
+        refused.message.contains("runs 3 of maxReplicas 6"),
+        "{refused:#?}"
     );
     assert!(s.gh.pulls(REPO).is_empty(), "no pull request");
 }
@@ -522,12 +553,13 @@ async fn a_maxed_out_hpa_gets_a_higher_ceiling() {
                                           "horizontalpodautoscaler": "web"});
     post(&s.heal8s, &maxed).await;
     let acted = outcome(&s.heal8s, "the scale-up pull request", |o| {
-        o["result"] == "acted"
+        o.result == OutcomeKind::Acted
     })
     .await;
     assert_eq!(
-        acted["pullRequest"]["branch"], "heal8s/scale-up/shop/web",
-        "{acted:#}"
+        acted.pull_request.as_ref().map(|p| p.branch.as_str()),
+        Some("heal8s/scale-up/shop/web"),
+        "{acted:#?}"
     );
     let hpa =
         s.gh.file(REPO, "heal8s/scale-up/shop/web", "apps/web/hpa.yaml")

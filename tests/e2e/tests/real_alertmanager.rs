@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use receiver_core::{AlertStatus, Mode, OutcomeKind, RemediationKind};
 use serde_json::json;
 use testkit::{Alertmanager, AmTiming, Heal8s, eventually};
 
@@ -67,15 +68,21 @@ async fn real_alertmanager_firing_then_resolved_is_accepted_planned_and_marked_r
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", context(&h, &am)));
-    assert_eq!(planned[0]["name"], "KubePodCrashLooping");
-    assert_eq!(planned[0]["status"], "firing");
-    assert_eq!(planned[0]["route"], "crashloop-delete-pod");
-    assert_eq!(planned[0]["remediation"], "delete-pod");
-    assert_eq!(planned[0]["target"], "Pod shop/api-7d9c-x2 container api");
+    assert_eq!(planned[0].name, "KubePodCrashLooping");
+    assert_eq!(planned[0].status, AlertStatus::Firing);
+    assert_eq!(planned[0].route.as_deref(), Some("crashloop-delete-pod"));
+    assert_eq!(planned[0].remediation, Some(RemediationKind::DeletePod));
+    assert_eq!(
+        planned[0].target.as_deref(),
+        Some("Pod shop/api-7d9c-x2 container api")
+    );
     // without a cluster (--no-cluster) nothing acts: the plan is simulated and says so
-    assert_eq!(planned[0]["result"], "dry_run");
-    assert_eq!(planned[1]["route"], "crashloop-rollback-image");
-    assert_eq!(planned[1]["mode"], "pull-request");
+    assert_eq!(planned[0].result, OutcomeKind::DryRun);
+    assert_eq!(
+        planned[1].route.as_deref(),
+        Some("crashloop-rollback-image")
+    );
+    assert_eq!(planned[1].mode, Some(Mode::PullRequest));
     assert_eq!(
         h.metric("heal8s_alerts_received_total{status=\"firing\"}")
             .await,

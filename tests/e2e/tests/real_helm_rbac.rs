@@ -16,6 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use receiver_core::{OutcomeKind, RemediationKind};
 use serde_json::Value;
 use testkit::github::GithubEmulator;
 use testkit::kube::Emulator;
@@ -190,19 +191,19 @@ async fn real_helm_rbac_allows_every_request_heal8s_makes_and_production_refuses
         Duration::from_secs(60),
         "the scenario to be handled",
         || async {
-            let acted: Vec<String> = h
+            let acted: Vec<RemediationKind> = h
                 .outcomes()
                 .await
                 .into_iter()
-                .filter(|o| o["result"] == "acted")
-                .filter_map(|o| o["remediation"].as_str().map(str::to_string))
+                .filter(|o| o.result == OutcomeKind::Acted)
+                .filter_map(|o| o.remediation)
                 .collect();
             [
-                "delete-pod",
-                "drain-node",
-                "cleanup-resource",
-                "delete-namespace",
-                "bump-memory",
+                RemediationKind::DeletePod,
+                RemediationKind::DrainNode,
+                RemediationKind::CleanupResource,
+                RemediationKind::DeleteNamespace,
+                RemediationKind::BumpMemory,
             ]
             .iter()
             .all(|r| acted.iter().any(|a| a == r))

@@ -21,6 +21,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use receiver_core::{AlertStatus, Outcome, OutcomeKind, RefusalReason, RemediationKind};
 use serde_json::{Value, json};
 use testkit::github::GithubEmulator;
 use testkit::kube::Emulator;
@@ -169,10 +170,10 @@ async fn real_prometheus_chain_deletes_the_crashlooping_pod_opens_a_pr_and_verif
         .outcomes()
         .await
         .into_iter()
-        .find(|o| o["name"] == "KubePodCrashLooping" && o["result"] == "acted")
+        .find(|o| o.name == "KubePodCrashLooping" && o.result == OutcomeKind::Acted)
         .unwrap_or_else(|| panic!("no acted KubePodCrashLooping outcome"));
-    assert_eq!(acted["route"], "crashloop-delete");
-    assert_eq!(acted["remediation"], "delete-pod");
+    assert_eq!(acted.route.as_deref(), Some("crashloop-delete"));
+    assert_eq!(acted.remediation, Some(RemediationKind::DeletePod));
     assert!(
         kube.get("v1", "Pod", "shop", "checkout-5b8f-q4").is_some(),
         "the OOM-killed pod is not deleted: its fix is declarative"
@@ -261,11 +262,11 @@ async fn real_prometheus_chain_deletes_the_crashlooping_pod_opens_a_pr_and_verif
         Err(e) => panic!("{}", context(&e.to_string()).await),
     };
     assert_eq!(settled, (json!("Succeeded"), json!("Recovered")));
-    let resolved: Vec<Value> = h
+    let resolved: Vec<Outcome> = h
         .outcomes()
         .await
         .into_iter()
-        .filter(|o| o["name"] == "KubePodCrashLooping" && o["status"] == "resolved")
+        .filter(|o| o.name == "KubePodCrashLooping" && o.status == AlertStatus::Resolved)
         .collect();
     assert!(!resolved.is_empty(), "no resolved outcome");
     assert!(
@@ -406,7 +407,7 @@ async fn real_prometheus_fires_budget_exhausted_on_the_first_refusal_of_a_real_h
         h.outcomes()
             .await
             .into_iter()
-            .find(|o| o["reason"] == "global_budget")
+            .find(|o| o.reason == Some(RefusalReason::GlobalBudget))
     })
     .await;
     if let Err(e) = refused {

@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use receiver_core::{Outcome, OutcomeKind, RefusalReason};
 use serde_json::{Value, json};
 use testkit::kube::Emulator;
 use testkit::{Heal8s, TempDir, eventually};
@@ -248,7 +249,7 @@ async fn a_partition_is_loud_while_it_holds_and_says_when_it_ends() {
     assert_eq!(h.post_webhook(TOKEN, &alert).await, 200);
     wait_for(&h, "w2 drained", || async {
         h.outcomes().await.into_iter().find(|o| {
-            o["result"] == "acted" && o["target"].as_str().is_some_and(|t| t.contains("w2"))
+            o.result == OutcomeKind::Acted && o.target.as_deref().is_some_and(|t| t.contains("w2"))
         })
     })
     .await;
@@ -310,7 +311,11 @@ async fn a_storm_of_refusals_is_summed_into_events_and_the_record_and_kept_apart
     // two deletions, four refusals on the global budget (a breaker for pods)
     wait_for(&h, "four budget refusals", || async {
         let o = h.outcomes().await;
-        (o.iter().filter(|o| o["reason"] == "global_budget").count() >= 4).then_some(())
+        (o.iter()
+            .filter(|o| o.reason == Some(RefusalReason::GlobalBudget))
+            .count()
+            >= 4)
+            .then_some(())
     })
     .await;
     // summed per namespace into Events on one of the refused pods
@@ -362,27 +367,31 @@ async fn a_storm_of_refusals_is_summed_into_events_and_the_record_and_kept_apart
         "{shop:#}"
     );
     // /outcomes keeps what heal8s did apart from what it refused
-    let acted: Vec<Value> =
+    let acted: Vec<Outcome> =
         serde_json::from_value(h.read("/outcomes?result=acted&limit=512").await).unwrap();
-    let refused: Vec<Value> =
+    let refused: Vec<Outcome> =
         serde_json::from_value(h.read("/outcomes?result=refused&limit=512").await).unwrap();
     assert_eq!(
-        acted.iter().filter(|o| o["result"] == "acted").count(),
+        acted
+            .iter()
+            .filter(|o| o.result == OutcomeKind::Acted)
+            .count(),
         2,
         "{acted:#?}"
     );
     assert!(
         acted
             .iter()
-            .all(|o| o["result"] != "refused" && o["result"] != "deduped")
+            .all(|o| o.result != OutcomeKind::Refused && o.result != OutcomeKind::Deduped)
     );
     assert!(refused.len() >= 4, "{refused:#?}");
     assert!(
         refused
             .iter()
-            .all(|o| o["result"] == "refused" || o["result"] == "deduped")
+            .all(|o| o.result == OutcomeKind::Refused || o.result == OutcomeKind::Deduped)
     );
-    // the merged view still pages by seq
+    // the merged view still pages by seq: raw JSON, since `seq` is a field
+    // of the wire format that `Outcome` does not have
     let all: Vec<Value> =
         serde_json::from_value(h.read("/outcomes?since=0&limit=512").await).unwrap();
     assert_eq!(all.len(), acted.len() + refused.len());

@@ -432,9 +432,25 @@ impl Heal8s {
         r.json().await.unwrap()
     }
 
-    /// The recent outcomes (`/outcomes`, the largest page: the newest 512).
-    pub async fn outcomes(&self) -> Vec<serde_json::Value> {
-        serde_json::from_value(self.read("/outcomes?limit=512").await).unwrap()
+    /// The recent outcomes (`/outcomes`, the largest page: the newest 512),
+    /// typed. The wire adds `seq` (and `truncated` to one it cut), which
+    /// `Outcome` ignores. An outcome over `receiver::worker::OUTCOME_BYTES`
+    /// is kept cut, and a cut one may no longer read as an `Outcome` (its
+    /// plan's parameters shortened, or nothing left but `at` and `result`):
+    /// this panics naming it, and a test that makes such outcomes reads the
+    /// raw JSON with [`Heal8s::read`].
+    pub async fn outcomes(&self) -> Vec<receiver_core::Outcome> {
+        let page = self.read("/outcomes?limit=512").await;
+        let serde_json::Value::Array(items) = page else {
+            panic!("/outcomes is not a JSON array: {page}");
+        };
+        items
+            .into_iter()
+            .map(|o| {
+                serde_json::from_value(o.clone())
+                    .unwrap_or_else(|e| panic!("/outcomes: not an Outcome ({e}): {o}"))
+            })
+            .collect()
     }
 
     /// The effective policy (`/policy`).

@@ -5,6 +5,7 @@
 //! read-only serialized view served at `/policy`. Must not decide anything.
 
 pub mod matcher;
+pub mod notifications;
 pub mod pull_requests;
 
 use std::collections::BTreeSet;
@@ -44,6 +45,8 @@ pub struct Policy {
     pub detectors: Detectors,
     /// Where declarative fixes go as pull requests.
     pub pull_requests: pull_requests::PullRequests,
+    /// Who hears what heal8s did, and how.
+    pub notifications: notifications::Notifications,
     pub routes: Vec<Route>,
 }
 
@@ -731,12 +734,13 @@ impl Policy {
                 )],
             });
         };
-        const KEYS: [&str; 6] = [
+        const KEYS: [&str; 7] = [
             "profile",
             "guard",
             "features",
             "detectors",
             "pullRequests",
+            "notifications",
             "routes",
         ];
         for key in top.keys() {
@@ -782,6 +786,15 @@ impl Policy {
         for (path, msg) in pull_requests.validate() {
             issues.push(PolicyIssue::new(format!("pullRequests.{path}"), msg));
         }
+        let notifications = section(
+            top,
+            "notifications",
+            notifications::Notifications::default(),
+            &mut issues,
+        );
+        for (path, msg) in notifications.validate() {
+            issues.push(PolicyIssue::new(format!("notifications.{path}"), msg));
+        }
         let guard = match top.get("guard") {
             None | Some(serde_json::Value::Null) => GuardConfig::default(),
             Some(v) => match serde_path_to_error::deserialize::<_, GuardConfig>(v) {
@@ -826,6 +839,7 @@ impl Policy {
                 features,
                 detectors,
                 pull_requests,
+                notifications,
                 routes,
             })
         } else {
@@ -835,8 +849,10 @@ impl Policy {
 
     /// The policy as JSON, as served at `/policy`: a policy file with every
     /// default filled in, which `from_value` (and `heal8s check-config`) loads
-    /// back into an equal policy. The policy holds no secrets (credentials
-    /// come from files); a field that ever does must serialize redacted here.
+    /// back into an equal policy. The policy holds no secrets: credentials
+    /// come from files, and notification receivers name theirs as
+    /// `{env: NAME}` or `{file: PATH}` ([`notifications::Secret`]), never
+    /// the value; a field that ever does must serialize redacted here.
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
     }

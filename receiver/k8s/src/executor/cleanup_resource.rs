@@ -1,18 +1,20 @@
 //! cleanup-resource: delete a custom resource; remove its stuck finalizers
 //! only when the core's finalizer gate (`receiver_core::finalizers`) says so,
-//! as a recorded last resort.
+//! as a recorded last resort. The object read for the gate is what the
+//! record keeps (with the finalizers removed, if any).
 
 use async_trait::async_trait;
 use jiff::Timestamp;
 use kube::Api;
-use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, Preconditions};
+use receiver_core::deleted::{self, Deleted};
 use receiver_core::detect::custom;
 use receiver_core::finalizers::{self, Finalizers};
 use receiver_core::remediation::CleanupResource;
 use receiver_core::{ActionReport, Target, TargetKind};
 use serde_json::json;
 
-use super::{Janitor, KubeExecutor, done, prefix};
+use super::{Janitor, KubeExecutor, done, done_deleting, prefix, same_object};
 use crate::{K8sError, is_not_found};
 
 #[async_trait]
@@ -63,13 +65,27 @@ async fn cleanup(
         finalizers::decide(&m, gate, Timestamp::now())
     });
     let mut said = Vec::new();
+    // what the record keeps: the object as read, when heal8s deleted it or
+    // removed its finalizers for real
+    let mut kept: Option<Deleted> = None;
     if decision == Finalizers::NotTerminating {
+        // the object read, kept and deleted is one and the same
+        let uid = obj.metadata.uid.clone();
         let dp = DeleteParams {
             dry_run,
+            preconditions: same_object(t).or(uid.map(|uid| Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            })),
             ..DeleteParams::background()
         };
         match api.delete(&t.name, &dp).await {
-            Ok(_) => said.push(format!("{}deleted {t}", prefix(dry_run))),
+            Ok(_) => {
+                said.push(format!("{}deleted {t}", prefix(dry_run)));
+                if !dry_run {
+                    kept = Some(deleted::keep(&value, deleted::MAX_BYTES));
+                }
+            }
             Err(e) if is_not_found(&e) => return done(format!("{t} was already gone")),
             Err(e) => return Err(e.into()),
         }
@@ -96,6 +112,11 @@ async fn cleanup(
                 &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
             )
             .await?;
+            if !dry_run {
+                kept = Some(
+                    deleted::keep(&value, deleted::MAX_BYTES).with_finalizers_removed(finalizers),
+                );
+            }
             let note = decision.sentence(t).unwrap_or_default();
             tracing::warn!(object = %t, finalizers = ?finalizers, dry_run, "Removed stuck finalizers as a last resort.");
             x.event(t, dry_run, true, "FinalizersRemoved", note.clone())
@@ -103,5 +124,5 @@ async fn cleanup(
             said.push(format!("{}{note}", prefix(dry_run)));
         }
     }
-    done(said.join("; "))
+    done_deleting(said.join("; "), kept)
 }

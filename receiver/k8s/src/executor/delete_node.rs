@@ -8,7 +8,7 @@ use kube::api::DeleteParams;
 use receiver_core::remediation::DeleteNode;
 use receiver_core::{ActionReport, Target};
 
-use super::{Janitor, KubeExecutor, done, prefix};
+use super::{Janitor, KubeExecutor, done, prefix, same_object};
 use crate::drain::DrainOptions;
 use crate::{K8sError, is_not_found};
 
@@ -47,8 +47,10 @@ impl Janitor for DeleteNode {
 
 async fn delete(x: &KubeExecutor, t: &Target, dry_run: bool) -> Result<(), K8sError> {
     let api: Api<Node> = Api::all(x.clients.main.clone());
+    // only the node the plan was checked on (and kept), not one re-registered since
     let dp = DeleteParams {
         dry_run,
+        preconditions: same_object(t),
         ..DeleteParams::default()
     };
     match api.delete(&t.name, &dp).await {

@@ -3,8 +3,12 @@
 //! last resort), delete a namespace; one file each, registered in
 //! [`janitor`]. Each is idempotent (a target already gone is success),
 //! honours dry-run with the API's server-side `dryRun=All`, and leaves a
-//! Kubernetes Event on the target. What to do is decided in the core; these
-//! only carry it out.
+//! Kubernetes Event on the target. What the record keeps of an object they
+//! delete comes from the live read the plan was checked on (the engine keeps
+//! it: `receiver_core::deleted`), so a delete costs no second read; only
+//! cleanup-resource, which reads the object to see its finalizers, reports
+//! what it kept itself. What to do is decided in the core; these only carry
+//! it out.
 //!
 //! Declarative remediations (pull requests) are not carried out here.
 
@@ -12,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use kube::api::Preconditions;
+use receiver_core::deleted::Deleted;
 use receiver_core::{ActError, ActionReport, Executor, Plan, Remediation, Target};
 use tracing::instrument;
 
@@ -70,6 +75,19 @@ pub(super) fn done(message: String) -> Result<ActionReport, K8sError> {
     Ok(ActionReport {
         simulated: false,
         message,
+        ..Default::default()
+    })
+}
+
+/// What an action did, with what the record keeps of the object it deleted.
+pub(super) fn done_deleting(
+    message: String,
+    deleted: Option<Deleted>,
+) -> Result<ActionReport, K8sError> {
+    Ok(ActionReport {
+        simulated: false,
+        message,
+        deleted,
         ..Default::default()
     })
 }

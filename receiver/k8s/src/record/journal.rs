@@ -8,7 +8,7 @@ use kube::api::{ListParams, PostParams};
 use receiver_core::status::{self, Event, Phase, PullRequestStatus, RemediationStatus};
 
 use super::crd::{Remediation, spec_for};
-use super::write_status;
+use super::{write_status, write_status_over};
 
 /// A record `begin` wrote: its `namespace/name`, the status written and the
 /// record's generation.
@@ -205,8 +205,9 @@ impl KubeJournal {
             outcome: o,
             generation,
         };
+        let was = status.deleted.clone();
         if status::apply(&mut status, event, o.at, &self.identity) {
-            write_status(&api, &name, &status).await?;
+            write_status_over(&api, &name, &status, was.as_ref()).await?;
         }
         Ok(())
     }

@@ -1,10 +1,9 @@
 //! Fault injection and the request log of the GitHub emulation: rules that
 //! make matching requests answer with a given status, body and headers (rate
-//! limits, 5xx) or wait before being served, and the record of every request.
+//! limits, 5xx), and the record of every request.
 //! Only the HTTP API is affected; the store API used by tests never is.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use serde_json::{Value, json};
@@ -122,25 +121,9 @@ impl Fault {
         }
     }
 
-    /// The primary rate limit answered as 429 (GitHub uses both).
-    pub fn primary_rate_limit_429(reset_epoch: u64) -> Fault {
-        Fault {
-            status: 429,
-            ..Fault::primary_rate_limit(reset_epoch)
-        }
-    }
-
     /// Replace the body.
     pub fn with_body(mut self, body: Value) -> Fault {
         self.body = Some(body);
-        self
-    }
-
-    /// Add (or override) a header.
-    pub fn with_header(mut self, name: &str, value: &str) -> Fault {
-        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-        self.headers
-            .push((name.to_ascii_lowercase(), value.to_string()));
         self
     }
 }
@@ -152,8 +135,6 @@ pub struct RequestRecord {
     pub method: String,
     /// Request path as sent (still percent-encoded).
     pub path: String,
-    /// Raw query string ("" when none).
-    pub query: String,
     /// HTTP status answered.
     pub status: u16,
     /// POST, PUT, PATCH or DELETE.
@@ -165,19 +146,13 @@ pub struct RequestRecord {
     /// Every `User-Agent` header the request carried, in order (GitHub
     /// expects exactly one, naming the application).
     pub user_agents: Vec<String>,
-    /// When the request arrived.
-    pub at: Instant,
-    /// When the request arrived, wall clock.
-    pub time: jiff::Timestamp,
-    /// How long it took to answer.
-    pub duration: Duration,
 }
 
 /// Shared fault and log state (lives in the emulator).
 #[derive(Debug)]
 pub(crate) struct FaultState {
     rules: Rules<RequestMatch, Fault>,
-    log: RequestLog<RequestRecord>,
+    pub(crate) log: RequestLog<RequestRecord>,
 }
 
 impl FaultState {
@@ -188,31 +163,10 @@ impl FaultState {
         }
     }
 
-    /// What to do with a request: total delay, then maybe an injected answer.
-    /// Consumes one use of every matching counted rule (answers: only the first).
-    pub(crate) fn decide(
-        &self,
-        method: &str,
-        path: &str,
-        query: &str,
-    ) -> (Duration, Option<Fault>) {
-        self.rules.decide(|m| m.matches(method, path, query))
-    }
-
-    pub(crate) fn record(&self, rec: RequestRecord) {
-        self.log.record(rec);
-    }
-
-    pub(crate) fn requests(&self) -> Vec<RequestRecord> {
-        self.log.requests()
-    }
-
-    pub(crate) fn request_count(&self) -> u64 {
-        self.log.count()
-    }
-
-    pub(crate) fn clear_requests(&self) {
-        self.log.clear();
+    /// The injected answer for a request, if any. Consumes one use of the
+    /// first matching counted rule.
+    pub(crate) fn decide(&self, method: &str, path: &str, query: &str) -> Option<Fault> {
+        self.rules.decide(|m| m.matches(method, path, query)).1
     }
 }
 
@@ -223,38 +177,11 @@ pub struct Faults {
 }
 
 impl Faults {
-    fn add(&self, matcher: RequestMatch, action: Action<Fault>, remaining: Option<u64>) -> FaultId {
-        self.state.rules.add(matcher, action, remaining)
-    }
-
     /// The next `n` matching requests get `fault` instead of being served.
     pub fn fail_next(&self, n: u64, matcher: RequestMatch, fault: Fault) -> FaultId {
-        self.add(matcher, Action::Answer(fault), Some(n))
-    }
-
-    /// Every matching request gets `fault` until the fault is removed.
-    pub fn fail_always(&self, matcher: RequestMatch, fault: Fault) -> FaultId {
-        self.add(matcher, Action::Answer(fault), None)
-    }
-
-    /// Every matching request waits `latency` before being served, until removed.
-    pub fn delay(&self, matcher: RequestMatch, latency: Duration) -> FaultId {
-        self.add(matcher, Action::Delay(latency), None)
-    }
-
-    /// The next `n` matching requests wait `latency` before being served.
-    pub fn delay_next(&self, n: u64, matcher: RequestMatch, latency: Duration) -> FaultId {
-        self.add(matcher, Action::Delay(latency), Some(n))
-    }
-
-    /// Remove one fault.
-    pub fn remove(&self, id: FaultId) {
-        self.state.rules.remove(id);
-    }
-
-    /// Remove every fault.
-    pub fn clear(&self) {
-        self.state.rules.clear();
+        self.state
+            .rules
+            .add(matcher, Action::Answer(fault), Some(n))
     }
 
     /// Number of faults still installed.
@@ -283,27 +210,21 @@ mod tests {
             Fault::status(502),
         );
         let s = &f.state;
-        assert!(s.decide("GET", "/repos/a/b/pulls", "").1.is_none());
-        let (_, hit) = s.decide("POST", "/repos/a/b/pulls", "");
-        let hit = hit.unwrap();
+        assert!(s.decide("GET", "/repos/a/b/pulls", "").is_none());
+        let hit = s.decide("POST", "/repos/a/b/pulls", "").unwrap();
         assert_eq!(hit.status, 403);
         assert_eq!(
             hit.headers,
             vec![("retry-after".to_string(), "1".to_string())]
         );
-        assert!(s.decide("POST", "/repos/a/b/pulls", "").1.is_none());
+        assert!(s.decide("POST", "/repos/a/b/pulls", "").is_none());
         assert_eq!(
             s.decide("GET", "/repos/a/b/git/ref/heads/main", "")
-                .1
                 .unwrap()
                 .status,
             502
         );
         assert_eq!(f.active(), 1);
         assert!(RequestMatch::any().regex("(").is_err());
-        assert_eq!(
-            Fault::status(500).with_header("Retry-After", "3").headers,
-            vec![("retry-after".to_string(), "3".to_string())]
-        );
     }
 }

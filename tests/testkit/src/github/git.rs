@@ -179,26 +179,14 @@ impl Odb {
 
     /// Every leaf below `tree` with its full path.
     pub fn flatten(&self, tree: &str) -> Flat {
-        let mut out = Flat::new();
-        self.flatten_into(tree, "", &mut out);
-        out
-    }
-
-    fn flatten_into(&self, tree: &str, prefix: &str, out: &mut Flat) {
-        for e in self.tree(tree).unwrap_or(&[]) {
-            let path = format!("{prefix}{}", e.name);
-            if e.mode == MODE_TREE {
-                self.flatten_into(&e.sha, &format!("{path}/"), out);
-            } else {
-                out.insert(
-                    path,
-                    Leaf {
-                        mode: e.mode.clone(),
-                        sha: e.sha.clone(),
-                    },
-                );
-            }
-        }
+        self.list(tree, true)
+            .into_iter()
+            .filter(|(_, e)| e.mode != MODE_TREE)
+            .map(|(path, e)| {
+                let TreeEntry { mode, sha, .. } = e;
+                (path, Leaf { mode, sha })
+            })
+            .collect()
     }
 
     /// Store the trees for `flat`; the root tree's id. Directories without
@@ -281,19 +269,27 @@ impl Odb {
         None
     }
 
-    /// Every commit reachable from `sha` (itself included).
-    pub fn ancestors(&self, sha: &str) -> HashSet<String> {
+    /// Commits reachable from `head` (itself included), breadth-first,
+    /// not walking into those `stop` picks.
+    fn walk(&self, head: &str, stop: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut out = Vec::new();
         let mut seen = HashSet::new();
-        let mut queue = VecDeque::from([sha.to_string()]);
+        let mut queue = VecDeque::from([head.to_string()]);
         while let Some(s) = queue.pop_front() {
-            if !seen.insert(s.clone()) {
+            if stop(&s) || !seen.insert(s.clone()) {
                 continue;
             }
             if let Some(c) = self.commit(&s) {
                 queue.extend(c.parents.iter().cloned());
+                out.push(s);
             }
         }
-        seen
+        out
+    }
+
+    /// Every commit reachable from `sha` (itself included).
+    pub fn ancestors(&self, sha: &str) -> HashSet<String> {
+        self.walk(sha, |_| false).into_iter().collect()
     }
 
     /// Whether `ancestor` is reachable from `descendant` (or equal to it).
@@ -304,38 +300,15 @@ impl Odb {
     /// The nearest common ancestor of `a` and `b` (breadth-first from `b`).
     pub fn merge_base(&self, a: &str, b: &str) -> Option<String> {
         let of_a = self.ancestors(a);
-        let mut seen = HashSet::new();
-        let mut queue = VecDeque::from([b.to_string()]);
-        while let Some(s) = queue.pop_front() {
-            if of_a.contains(&s) {
-                return Some(s);
-            }
-            if !seen.insert(s.clone()) {
-                continue;
-            }
-            if let Some(c) = self.commit(&s) {
-                queue.extend(c.parents.iter().cloned());
-            }
-        }
-        None
+        self.walk(b, |_| false)
+            .into_iter()
+            .find(|s| of_a.contains(s))
     }
 
     /// Commits reachable from `head` but not from `base`, newest first (breadth-first).
     pub fn commits_between(&self, base: &str, head: &str) -> Vec<String> {
         let exclude = self.ancestors(base);
-        let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let mut queue = VecDeque::from([head.to_string()]);
-        while let Some(s) = queue.pop_front() {
-            if exclude.contains(&s) || !seen.insert(s.clone()) {
-                continue;
-            }
-            if let Some(c) = self.commit(&s) {
-                queue.extend(c.parents.iter().cloned());
-                out.push(s);
-            }
-        }
-        out
+        self.walk(head, |s| exclude.contains(s))
     }
 
     /// The tree of a commit.

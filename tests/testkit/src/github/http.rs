@@ -6,7 +6,6 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -24,8 +23,8 @@ use super::git::{self, Commit, Flat, Leaf, MODE_TREE, Signature, TreeEntry};
 use super::render::{self, Urls};
 use super::sha1;
 use super::store::{
-    Identity, MergeRequest, NewPull, PullUpdate, RateWindow, Repo, State, Token,
-    default_permissions, now, signature_of, valid_ref,
+    Identity, MergeRequest, NewPull, PullUpdate, RateWindow, Repo, State, default_permissions, now,
+    signature_of, valid_ref,
 };
 
 const MAX_BODY: usize = 32 * 1024 * 1024;
@@ -65,6 +64,12 @@ impl Reply {
             raw: None,
             headers: Vec::new(),
         }
+    }
+
+    /// 201 with `v`, located at its `url`.
+    fn created(v: Value) -> Reply {
+        let location = v["url"].as_str().unwrap_or_default().to_string();
+        Reply::json(201, v).header("location", location)
     }
 
     fn header(mut self, name: &str, value: impl Into<String>) -> Reply {
@@ -212,8 +217,6 @@ fn percent_decode(s: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Route {
     RateLimit,
-    AppInstallations,
-    AppInstallation(String),
     AccessTokens(String),
     /// `/_raw/{owner}/{repo}/{commit}/{path}`: file bytes behind `download_url`.
     Raw {
@@ -235,8 +238,6 @@ fn parse_route(path: &str) -> Route {
     }
     match segs.as_slice() {
         ["rate_limit"] => Route::RateLimit,
-        ["app", "installations"] => Route::AppInstallations,
-        ["app", "installations", id] => Route::AppInstallation(id.to_string()),
         ["app", "installations", id, "access_tokens"] => Route::AccessTokens(id.to_string()),
         ["_raw", owner, name, commit, rest @ ..] if !rest.is_empty() => Route::Raw {
             repo: format!("{owner}/{name}"),
@@ -332,8 +333,6 @@ fn etag_core(tag: &str) -> &str {
 }
 
 async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Response {
-    let at = Instant::now();
-    let time = Timestamp::now();
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path().to_string();
@@ -341,10 +340,7 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Resp
     let params = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
         .map(|q| Params(q.0))
         .unwrap_or_default();
-    let (delay, fault) = shared.faults.decide(method.as_str(), &path, &raw_query);
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
+    let fault = shared.faults.decide(method.as_str(), &path, &raw_query);
     let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => Bytes::new(),
@@ -375,10 +371,9 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Resp
             who.as_deref().unwrap_or("anonymous")
         );
     }
-    shared.faults.record(RequestRecord {
+    shared.faults.log.record(RequestRecord {
         method: method.to_string(),
         path,
-        query: raw_query,
         status,
         mutating: matches!(
             method,
@@ -392,9 +387,6 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, req: Request) -> Resp
             .iter()
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect(),
-        at,
-        time,
-        duration: at.elapsed(),
     });
     response
 }
@@ -555,17 +547,6 @@ fn dispatch(r: &Req, st: &mut State, identity: &Identity, route: &Route) -> Resu
                 _ => Err(ApiError::not_found()),
             }
         }
-        Route::AppInstallations if *m == Method::GET => {
-            require_app(identity)?;
-            let ids = st.installations(r.shared.options.default_installation_id);
-            let list: Vec<Value> = ids.iter().map(|id| installation_json(r, st, *id)).collect();
-            Ok(Reply::json(200, Value::Array(list)))
-        }
-        Route::AppInstallation(id) if *m == Method::GET => {
-            require_app(identity)?;
-            let id = installation_id(r, st, id)?;
-            Ok(Reply::json(200, installation_json(r, st, id)))
-        }
         Route::AccessTokens(id) if *m == Method::POST => {
             require_app(identity)?;
             let id = installation_id(r, st, id)?;
@@ -613,16 +594,6 @@ fn installation_id(r: &Req, st: &State, raw: &str) -> Result<u64> {
     } else {
         Err(ApiError::not_found())
     }
-}
-
-fn installation_json(r: &Req, st: &State, id: u64) -> Value {
-    let o = &r.shared.options;
-    let first = st.repos().find(|rp| rp.installation_id == id);
-    let account = first
-        .map(|rp| rp.owner.clone())
-        .unwrap_or_else(|| o.app_slug.clone());
-    let created = first.map(|rp| rp.created_at).unwrap_or_else(now);
-    render::installation(r.urls(), id, o.app_id, &o.app_slug, &account, created)
 }
 
 fn access_token(r: &Req, st: &mut State, installation: u64) -> Result<Reply> {
@@ -676,13 +647,6 @@ fn access_token(r: &Req, st: &mut State, installation: u64) -> Result<Reply> {
         }
         selected = Some(set);
     }
-    let t = now();
-    let expires_at = t
-        .checked_add(
-            jiff::SignedDuration::try_from(r.shared.options.token_lifetime)
-                .unwrap_or(jiff::SignedDuration::from_secs(3600)),
-        )
-        .unwrap_or(t);
     st.tokens_issued += 1;
     let seed = format!(
         "{installation}:{}:{}:{}",
@@ -690,15 +654,8 @@ fn access_token(r: &Req, st: &mut State, installation: u64) -> Result<Reply> {
         Timestamp::now().as_nanosecond(),
         std::process::id()
     );
-    let token = auth::new_token(&seed);
-    st.tokens.insert(
-        token.clone(),
-        Token {
-            installation_id: installation,
-            expires_at,
-            repos: selected.clone(),
-        },
-    );
+    let lifetime = r.shared.options.token_lifetime;
+    let (token, expires_at) = st.issue_token(&seed, lifetime, installation, selected.clone());
     let repos = selected.map(|_| rendered);
     Ok(Reply::json(
         201,
@@ -708,10 +665,7 @@ fn access_token(r: &Req, st: &mut State, installation: u64) -> Result<Reply> {
 
 /// The signature commits made by `identity` carry.
 fn signature(r: &Req, identity: &Identity) -> Signature {
-    signature_of(
-        &login_of(r.shared, identity).unwrap_or_else(|| "ghost".into()),
-        now(),
-    )
+    signature_of(&acting_login(r, identity), now())
 }
 
 fn acting_login(r: &Req, identity: &Identity) -> String {
@@ -768,10 +722,6 @@ fn repo_route(
             let sig = signature(r, identity);
             put_contents(r, st.repo_mut(repo)?, &tail(1), sig)
         }
-        (Method::DELETE, ["contents", _, ..]) => {
-            let sig = signature(r, identity);
-            delete_contents(r, st.repo_mut(repo)?, &tail(1), sig)
-        }
         (Method::GET, ["pulls"]) => list_pulls(r, st.repo(repo)?),
         (Method::POST, ["pulls"]) => {
             let id = st.next_id();
@@ -811,20 +761,6 @@ fn repo_route(
         (Method::POST, ["pulls", n, "requested_reviewers"]) => {
             request_reviewers(r, st.repo_mut(repo)?, pull_number(n)?)
         }
-        (Method::GET, ["labels"]) => {
-            let rp = st.repo(repo)?;
-            let all: Vec<&super::store::Label> = rp.labels.values().collect();
-            let (page, link) = paginate(r, &all)?;
-            let list: Vec<Value> = page
-                .iter()
-                .map(|l| render::label(r.urls(), rp, l))
-                .collect();
-            let mut reply = Reply::json(200, Value::Array(list));
-            if let Some(l) = link {
-                reply = reply.header("link", l);
-            }
-            Ok(reply)
-        }
         (Method::GET, ["labels", name]) => {
             let rp = st.repo(repo)?;
             let l = rp
@@ -841,24 +777,9 @@ fn repo_route(
             let rp = st.repo_mut(repo)?;
             let l = rp.create_label(&name, color.as_deref(), description.as_deref(), id)?;
             let rp = st.repo(repo)?;
-            let v = render::label(r.urls(), rp, &l);
-            let location = v["url"].as_str().unwrap_or_default().to_string();
-            Ok(Reply::json(201, v).header("location", location))
-        }
-        (Method::GET, ["issues", n, "labels"]) => {
-            let rp = st.repo(repo)?;
-            let p = rp.pull(pull_number(n)?)?;
-            let labels: Vec<Value> = rp
-                .labels_of(&p.labels)
-                .iter()
-                .map(|l| render::label(r.urls(), rp, l))
-                .collect();
-            Ok(Reply::json(200, Value::Array(labels)))
+            Ok(Reply::created(render::label(r.urls(), rp, &l)))
         }
         (Method::POST, ["issues", n, "labels"]) => add_labels(r, st, repo, pull_number(n)?),
-        (Method::GET, ["issues", n, "comments"]) => {
-            list_comments(r, st.repo(repo)?, pull_number(n)?)
-        }
         (Method::POST, ["issues", n, "comments"]) => {
             let b = r.object()?;
             let body = req_str(&b, "body")?;
@@ -879,9 +800,7 @@ fn repo_route(
             let rp = st.repo(repo)?;
             let p = rp.pull(number)?;
             let c = p.comments.last().ok_or_else(ApiError::not_found)?;
-            let v = render::comment(r.urls(), rp, number, c);
-            let location = v["url"].as_str().unwrap_or_default().to_string();
-            Ok(Reply::json(201, v).header("location", location))
+            Ok(Reply::created(render::comment(r.urls(), rp, number, c)))
         }
         (Method::POST, ["issues", n, "assignees"]) => {
             let b = r.object()?;
@@ -951,9 +870,7 @@ fn create_ref(r: &Req, rp: &mut Repo) -> Result<Reply> {
             .doc("https://docs.github.com/rest/git/refs#create-a-reference"));
     }
     rp.set_ref(&name, &sha);
-    let v = render::git_ref(r.urls(), rp, &name, &sha);
-    let location = v["url"].as_str().unwrap_or_default().to_string();
-    Ok(Reply::json(201, v).header("location", location))
+    Ok(Reply::created(render::git_ref(r.urls(), rp, &name, &sha)))
 }
 
 fn update_ref(r: &Req, rp: &mut Repo, reference: &str) -> Result<Reply> {
@@ -1086,9 +1003,7 @@ fn create_tree(r: &Req, rp: &mut Repo) -> Result<Reply> {
     }
     let tree = rp.odb.build(&flat);
     let entries = rp.odb.list(&tree, false);
-    let v = render::tree(r.urls(), rp, &tree, &entries);
-    let location = v["url"].as_str().unwrap_or_default().to_string();
-    Ok(Reply::json(201, v).header("location", location))
+    Ok(Reply::created(render::tree(r.urls(), rp, &tree, &entries)))
 }
 
 fn both_sha_and_content() -> ApiError {
@@ -1112,9 +1027,7 @@ fn create_blob(r: &Req, rp: &mut Repo) -> Result<Reply> {
         }
     };
     let sha = rp.odb.put_blob(data);
-    let v = render::short_blob(r.urls(), rp, &sha);
-    let location = v["url"].as_str().unwrap_or_default().to_string();
-    Ok(Reply::json(201, v).header("location", location))
+    Ok(Reply::created(render::short_blob(r.urls(), rp, &sha)))
 }
 
 /// `{name, email, date?}` of a commit body.
@@ -1165,9 +1078,7 @@ fn create_commit(r: &Req, rp: &mut Repo, sig: Signature) -> Result<Reply> {
         committer,
     };
     let sha = rp.odb.put_commit(c.clone());
-    let v = render::git_commit(r.urls(), rp, &sha, &c);
-    let location = v["url"].as_str().unwrap_or_default().to_string();
-    Ok(Reply::json(201, v).header("location", location))
+    Ok(Reply::created(render::git_commit(r.urls(), rp, &sha, &c)))
 }
 
 fn get_contents(r: &Req, rp: &Repo, path: &str) -> Result<Reply> {
@@ -1291,26 +1202,6 @@ fn file_commit_reply(
     ))
 }
 
-fn delete_contents(r: &Req, rp: &mut Repo, path: &str, sig: Signature) -> Result<Reply> {
-    let b = r.object()?;
-    let message = req_str(&b, "message")?;
-    let given_sha = req_str(&b, "sha")?;
-    let path = path.trim_matches('/').to_string();
-    let branch = target_branch(rp, &b)?;
-    let author = person(&b, "author", &sig)?;
-    let current = entry_at(rp, rp.branch(&branch), &path)
-        .filter(|e| e.mode != MODE_TREE)
-        .ok_or_else(ApiError::not_found)?;
-    if current.sha != given_sha {
-        return Err(ApiError::new(
-            409,
-            format!("{path} does not match {given_sha}"),
-        ));
-    }
-    let sha = rp.commit_changes(&branch, &[(path.clone(), None)], &message, author)?;
-    file_commit_reply(r, rp, &path, &branch, &sha, 200)
-}
-
 /// `Link` header for page `page` of `total` items.
 fn link_header(r: &Req, page: u64, per_page: u64, total: usize) -> Option<String> {
     let last = (total as u64).div_ceil(per_page).max(1);
@@ -1432,9 +1323,12 @@ fn create_pull(r: &Req, rp: &mut Repo, login: &str, id: u64) -> Result<Reply> {
         maintainer_can_modify: opt_bool(&b, "maintainer_can_modify")?.unwrap_or(true),
     };
     let number = rp.create_pull(login, new, id)?;
-    let v = render::pull(r.urls(), rp, rp.pull(number)?, true);
-    let location = v["url"].as_str().unwrap_or_default().to_string();
-    Ok(Reply::json(201, v).header("location", location))
+    Ok(Reply::created(render::pull(
+        r.urls(),
+        rp,
+        rp.pull(number)?,
+        true,
+    )))
 }
 
 fn update_pull(r: &Req, rp: &mut Repo, number: u64) -> Result<Reply> {
@@ -1531,29 +1425,6 @@ fn add_labels(r: &Req, st: &mut State, repo: &str, number: u64) -> Result<Reply>
         .map(|l| render::label(r.urls(), rp, l))
         .collect();
     Ok(Reply::json(200, Value::Array(list)))
-}
-
-fn list_comments(r: &Req, rp: &Repo, number: u64) -> Result<Reply> {
-    let p = rp.pull(number)?;
-    let since = r
-        .params
-        .get("since")
-        .and_then(|s| s.parse::<Timestamp>().ok());
-    let comments: Vec<&super::store::Comment> = p
-        .comments
-        .iter()
-        .filter(|c| since.is_none_or(|s| c.updated_at >= s))
-        .collect();
-    let (page, link) = paginate(r, &comments)?;
-    let list: Vec<Value> = page
-        .iter()
-        .map(|c| render::comment(r.urls(), rp, number, c))
-        .collect();
-    let mut reply = Reply::json(200, Value::Array(list));
-    if let Some(l) = link {
-        reply = reply.header("link", l);
-    }
-    Ok(reply)
 }
 
 #[cfg(test)]

@@ -49,11 +49,11 @@ use jsonwebtoken::DecodingKey;
 pub use auth::{app_jwt, app_jwt_with};
 pub use error::ApiError;
 pub use faults::{Fault, FaultId, Faults, RequestMatch, RequestRecord};
-pub use prism::{PrismProxy, harness_dir};
+pub use prism::PrismProxy;
 
 use faults::FaultState;
 use render::Urls;
-use store::{MergeRequest, PullUpdate, State, branch_ref, now, signature_of};
+use store::{MergeRequest, PullUpdate, State, now, signature_of};
 
 /// The App id the emulator expects by default (the committed test key's App).
 pub const TEST_APP_ID: u64 = 12345;
@@ -144,7 +144,6 @@ pub struct PullSnapshot {
     /// `open` or `closed`.
     pub state: String,
     pub merged: bool,
-    pub draft: bool,
     pub head_ref: String,
     pub head_sha: String,
     pub base_ref: String,
@@ -155,7 +154,6 @@ pub struct PullSnapshot {
     pub comments: Vec<String>,
     /// Who opened it (`heal8s[bot]` for installation tokens).
     pub user: String,
-    pub merge_commit_sha: Option<String>,
 }
 
 /// A commit as tests see it.
@@ -182,7 +180,6 @@ fn pull_snapshot(p: &store::Pull) -> PullSnapshot {
         body: p.body.clone(),
         state: if p.open { "open" } else { "closed" }.into(),
         merged: p.merged,
-        draft: p.draft,
         head_ref: p.head_ref.clone(),
         head_sha: p.head_sha.clone(),
         base_ref: p.base_ref.clone(),
@@ -191,7 +188,6 @@ fn pull_snapshot(p: &store::Pull) -> PullSnapshot {
         requested_reviewers: p.requested_reviewers.clone(),
         comments: p.comments.iter().map(|c| c.body.clone()).collect(),
         user: p.user.clone(),
-        merge_commit_sha: p.merge_commit_sha.clone(),
     }
 }
 
@@ -248,16 +244,6 @@ impl GithubEmulator {
         format!("http://{}", self.addr)
     }
 
-    /// The bound address.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The options it runs with.
-    pub fn options(&self) -> &GithubOptions {
-        &self.shared.options
-    }
-
     /// Fault injection for the HTTP API.
     pub fn faults(&self) -> Faults {
         Faults {
@@ -267,17 +253,17 @@ impl GithubEmulator {
 
     /// Every request served so far (the most recent [`GithubOptions::request_log_capacity`]).
     pub fn requests(&self) -> Vec<RequestRecord> {
-        self.shared.faults.requests()
+        self.shared.faults.log.requests()
     }
 
     /// Number of requests served since start (not capped).
     pub fn request_count(&self) -> u64 {
-        self.shared.faults.request_count()
+        self.shared.faults.log.count()
     }
 
     /// Empty the request log (the count is kept).
     pub fn clear_requests(&self) {
-        self.shared.faults.clear_requests()
+        self.shared.faults.log.clear()
     }
 
     /// Installation tokens issued through the API so far.
@@ -303,22 +289,8 @@ impl GithubEmulator {
             st.tokens.len(),
             jiff::Timestamp::now().as_nanosecond()
         );
-        let token = auth::new_token(&seed);
-        let expires_at = now()
-            .checked_add(
-                jiff::SignedDuration::try_from(self.shared.options.token_lifetime)
-                    .unwrap_or(jiff::SignedDuration::from_secs(3600)),
-            )
-            .unwrap_or_else(|_| now());
-        st.tokens.insert(
-            token.clone(),
-            store::Token {
-                installation_id,
-                expires_at,
-                repos: None,
-            },
-        );
-        token
+        let lifetime = self.shared.options.token_lifetime;
+        st.issue_token(&seed, lifetime, installation_id, None).0
     }
 
     /// Create an empty repository `owner/name` (default branch `main`, no
@@ -357,25 +329,6 @@ impl GithubEmulator {
         Ok(rp.commit_changes(branch, &changes, message, author)?)
     }
 
-    /// Delete files from `branch` in one commit; the new commit's id.
-    pub fn delete_files(
-        &self,
-        repo: &str,
-        branch: &str,
-        paths: &[&str],
-        message: &str,
-    ) -> anyhow::Result<String> {
-        let mut st = self.shared.lock();
-        let rp = st.repo_mut(repo).map_err(|e| anyhow!("{repo}: {e}"))?;
-        if rp.branch(branch).is_none() {
-            bail!("{repo} has no branch {branch}");
-        }
-        let changes: Vec<(String, Option<Vec<u8>>)> =
-            paths.iter().map(|p| (p.to_string(), None)).collect();
-        let author = signature_of(&rp.owner.clone(), now());
-        Ok(rp.commit_changes(branch, &changes, message, author)?)
-    }
-
     /// The text of `path` on `branch` (or a commit id), if the file exists.
     pub fn file(&self, repo: &str, branch: &str, path: &str) -> Option<String> {
         let st = self.shared.lock();
@@ -410,12 +363,6 @@ impl GithubEmulator {
     pub fn branch_sha(&self, repo: &str, branch: &str) -> Option<String> {
         let st = self.shared.lock();
         st.repo(repo).ok()?.branch(branch).cloned()
-    }
-
-    /// Delete a branch (open pull requests from or into it close).
-    pub fn delete_branch(&self, repo: &str, branch: &str) -> anyhow::Result<()> {
-        let mut st = self.shared.lock();
-        Ok(st.repo_mut(repo)?.delete_ref(&branch_ref(branch))?)
     }
 
     /// Commits reachable from `branch`, newest first (empty when it does not exist).
@@ -457,21 +404,6 @@ impl GithubEmulator {
             ordered.push(pending.remove(pos));
         }
         ordered
-    }
-
-    /// Define a label in `repo` (colour as 6 hex digits, default `ededed`).
-    pub fn create_label(
-        &self,
-        repo: &str,
-        name: &str,
-        color: Option<&str>,
-        description: Option<&str>,
-    ) -> anyhow::Result<()> {
-        let mut st = self.shared.lock();
-        let id = st.next_id();
-        st.repo_mut(repo)?
-            .create_label(name, color, description, id)?;
-        Ok(())
     }
 
     /// Every pull request of `repo`, by number.
@@ -619,14 +551,7 @@ pub async fn serve_standalone(opts: StandaloneOptions) -> anyhow::Result<()> {
             emu.put_files(full, "main", &refs, "Initial commit")?;
         }
     }
-    println!("{}", emu.url());
-    use std::io::Write as _;
-    std::io::stdout().flush()?;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        r = tokio::signal::ctrl_c() => r?,
-    }
+    crate::kube::print_url_and_wait(&emu.url()).await?;
     emu.shutdown();
     Ok(())
 }

@@ -16,7 +16,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The harness directory: `$HEAL8S_HARNESS`, else `/work/shared/harness`,
 /// else `../shared/harness` next to the workspace root (a clean clone in CI).
-pub fn harness_dir() -> anyhow::Result<PathBuf> {
+fn harness_dir() -> anyhow::Result<PathBuf> {
     let usable = |p: &Path| p.join("github-prism/run-prism.sh").is_file();
     if let Some(p) = std::env::var_os("HEAL8S_HARNESS") {
         let p = PathBuf::from(p);
@@ -54,11 +54,8 @@ pub fn harness_dir() -> anyhow::Result<PathBuf> {
 pub struct PrismProxy {
     /// `http://127.0.0.1:PORT` of the shim: send requests here.
     pub url: String,
-    pub port: u16,
     /// Logs (`prism.log`, `shim.log`) and the exchange record (`requests.jsonl`).
     pub workdir: PathBuf,
-    pub prism_pid: u32,
-    pub shim_pid: Option<u32>,
     /// The harness used.
     pub harness: PathBuf,
     /// How long starting took.
@@ -119,13 +116,6 @@ impl PrismProxy {
             url: var("PRISM_URL")
                 .ok_or_else(|| missing("PRISM_URL"))?
                 .to_string(),
-            port: var("PRISM_PORT")
-                .and_then(|p| p.parse().ok())
-                .ok_or_else(|| missing("PRISM_PORT"))?,
-            prism_pid: var("PRISM_PID")
-                .and_then(|p| p.parse().ok())
-                .ok_or_else(|| missing("PRISM_PID"))?,
-            shim_pid: var("SHIM_PID").and_then(|p| p.parse().ok()),
             workdir,
             harness,
             startup: started.elapsed(),
@@ -197,7 +187,7 @@ impl PrismProxy {
 
     /// Stop Prism and the shim (by their pids) and remove the work directory
     /// unless `HEAL8S_KEEP_PRISM=1`.
-    pub fn stop(&mut self) {
+    fn stop(&mut self) {
         if self.stopped {
             return;
         }

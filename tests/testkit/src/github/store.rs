@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
+use super::auth;
 use super::error::ApiError;
 use super::git::{self, Commit, Flat, Leaf, MODE_FILE, Odb, Signature};
 use super::sha1;
@@ -211,6 +212,21 @@ pub(crate) fn valid_ref(name: &str) -> bool {
             .any(|c| c.is_ascii_control() || " ~^:?*[\\".contains(c))
 }
 
+const CREATE_PULL_DOC: &str = "https://docs.github.com/rest/pulls/pulls#create-a-pull-request";
+
+/// 422 `Validation Failed`: a pull request's `field` (head or base) is not a branch.
+fn invalid_pull_field(field: &str) -> ApiError {
+    ApiError::validation(json!({"resource": "PullRequest", "field": field, "code": "invalid"}))
+        .doc(CREATE_PULL_DOC)
+}
+
+/// 422 `Validation Failed` with GitHub's own `message` about a pull request.
+fn pull_refused(message: impl Into<String>) -> ApiError {
+    ApiError::validation(
+        json!({"resource": "PullRequest", "code": "custom", "message": message.into()}),
+    )
+}
+
 impl Repo {
     pub fn full_name(&self) -> String {
         format!("{}/{}", self.owner, self.name)
@@ -360,12 +376,7 @@ impl Repo {
     }
 
     fn parse_head(&self, head: &str) -> Result<String, ApiError> {
-        let invalid = || {
-            ApiError::validation(
-                json!({"resource": "PullRequest", "field": "head", "code": "invalid"}),
-            )
-            .doc("https://docs.github.com/rest/pulls/pulls#create-a-pull-request")
-        };
+        let invalid = || invalid_pull_field("head");
         let branch = match head.split_once(':') {
             Some((owner, branch)) if owner.eq_ignore_ascii_case(&self.owner) => branch,
             Some(_) => return Err(invalid()),
@@ -378,12 +389,9 @@ impl Repo {
     }
 
     fn check_base(&self, base: &str) -> Result<String, ApiError> {
-        self.branch(base).cloned().ok_or_else(|| {
-            ApiError::validation(
-                json!({"resource": "PullRequest", "field": "base", "code": "invalid"}),
-            )
-            .doc("https://docs.github.com/rest/pulls/pulls#create-a-pull-request")
-        })
+        self.branch(base)
+            .cloned()
+            .ok_or_else(|| invalid_pull_field("base"))
     }
 
     fn duplicate_check(&self, head: &str, base: &str, except: u64) -> Result<(), ApiError> {
@@ -392,12 +400,11 @@ impl Repo {
             .values()
             .any(|p| p.open && p.number != except && p.head_ref == head && p.base_ref == base)
         {
-            return Err(ApiError::validation(json!({
-                "resource": "PullRequest",
-                "code": "custom",
-                "message": format!("A pull request already exists for {}:{head}.", self.owner),
-            }))
-            .doc("https://docs.github.com/rest/pulls/pulls#create-a-pull-request"));
+            return Err(pull_refused(format!(
+                "A pull request already exists for {}:{head}.",
+                self.owner
+            ))
+            .doc(CREATE_PULL_DOC));
         }
         Ok(())
     }
@@ -409,12 +416,10 @@ impl Repo {
         let head_sha = self.branch(&head).cloned().unwrap_or_default();
         self.duplicate_check(&head, &new.base, 0)?;
         if self.odb.is_ancestor(&head_sha, &base_sha) {
-            return Err(ApiError::validation(json!({
-                "resource": "PullRequest",
-                "code": "custom",
-                "message": format!("No commits between {} and {head}", new.base),
-            }))
-            .doc("https://docs.github.com/rest/pulls/pulls#create-a-pull-request"));
+            return Err(
+                pull_refused(format!("No commits between {} and {head}", new.base))
+                    .doc(CREATE_PULL_DOC),
+            );
         }
         if new.title.trim().is_empty() {
             return Err(ApiError::validation(
@@ -473,11 +478,9 @@ impl Repo {
             && open != current.open
         {
             if current.merged {
-                return Err(ApiError::validation(json!({
-                    "resource": "PullRequest",
-                    "code": "custom",
-                    "message": "state cannot be changed. The pull request has already been merged.",
-                })));
+                return Err(pull_refused(
+                    "state cannot be changed. The pull request has already been merged.",
+                ));
             }
             if open {
                 self.check_reopen(&current)?;
@@ -528,11 +531,10 @@ impl Repo {
 
     fn check_reopen(&self, p: &Pull) -> Result<(), ApiError> {
         if self.branch(&p.head_ref).is_none() {
-            return Err(ApiError::validation(json!({
-                "resource": "PullRequest",
-                "code": "custom",
-                "message": format!("state cannot be changed. The {} branch has been deleted.", p.head_ref),
-            })));
+            return Err(pull_refused(format!(
+                "state cannot be changed. The {} branch has been deleted.",
+                p.head_ref
+            )));
         }
         self.duplicate_check(&p.head_ref, &p.base_ref, p.number)
     }
@@ -735,6 +737,34 @@ impl Repo {
 }
 
 impl State {
+    /// Issue an installation token for `lifetime` (`seed` makes it unique);
+    /// the token and when it expires.
+    pub fn issue_token(
+        &mut self,
+        seed: &str,
+        lifetime: std::time::Duration,
+        installation_id: u64,
+        repos: Option<BTreeSet<String>>,
+    ) -> (String, Timestamp) {
+        let t = now();
+        let expires_at = t
+            .checked_add(
+                jiff::SignedDuration::try_from(lifetime)
+                    .unwrap_or(jiff::SignedDuration::from_secs(3600)),
+            )
+            .unwrap_or(t);
+        let token = auth::new_token(seed);
+        self.tokens.insert(
+            token.clone(),
+            Token {
+                installation_id,
+                expires_at,
+                repos,
+            },
+        );
+        (token, expires_at)
+    }
+
     pub fn next_id(&mut self) -> u64 {
         self.next_id += 1;
         self.next_id

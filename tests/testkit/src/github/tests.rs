@@ -540,7 +540,8 @@ async fn pull_request_lifecycle() {
     assert_eq!(t.emu.commits_on(REPO, "main")[0].parents.len(), 2);
 
     // Deleting the head branch closes the PR; it cannot be reopened.
-    t.emu.delete_branch(REPO, "clash").unwrap();
+    let (s, _) = t.status("DELETE", &r("/git/refs/heads/clash"), None).await;
+    assert_eq!(s, 204);
     assert_eq!(t.emu.pull(REPO, clash).unwrap().state, "closed");
     assert!(t.emu.reopen_pull(REPO, clash).is_err());
 }

@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 
 use super::object;
 use super::resources::{ResourceDef, StorageKey};
-use super::store::{DeleteOpts, NOT_READY_TAINT, State, WriteOpts, spec_finalizers};
+use super::store::{
+    DeleteOpts, NOT_READY_TAINT, State, WriteOpts, deletion_grace, spec_finalizers,
+};
 
 /// A controller (or kubelet) a real cluster runs and the emulation does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -124,11 +126,7 @@ impl State {
             let p = pod.value();
             let node = object::path_string(&p, "spec.nodeName");
             // Grace 0 already: confirmed (or forced); only finalizers hold it.
-            let grace = p
-                .pointer("/metadata/deletionGracePeriodSeconds")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            if node.is_empty() || grace == 0 {
+            if node.is_empty() || deletion_grace(&p) == 0 {
                 continue;
             }
             let live = *ready.entry(node.clone()).or_insert_with(|| {

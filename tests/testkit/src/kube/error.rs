@@ -193,22 +193,18 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 /// A `Status` object reporting success with `code`.
-pub fn success_status(code: u16, details: Option<Value>) -> Value {
-    let mut s = json!({
+pub fn success_status(code: u16) -> Value {
+    json!({
         "kind": "Status",
         "apiVersion": "v1",
         "metadata": {},
         "status": "Success",
         "code": code,
-    });
-    if let (Some(d), Some(m)) = (details, s.as_object_mut()) {
-        m.insert("details".into(), d);
-    }
-    s
+    })
 }
 
 /// `pods` or `deployments.apps`: how the API server names a resource in messages.
-pub fn qualified(group: &str, plural: &str) -> String {
+fn qualified(group: &str, plural: &str) -> String {
     if group.is_empty() {
         plural.to_string()
     } else {

@@ -71,25 +71,7 @@ pub(crate) fn evict(
         .cloned()
         .ok_or_else(|| ApiError::internal("pods are not registered"))?;
     let pod = state.get(&pod_def, Some(namespace), name)?.value();
-    let del = body.get("deleteOptions");
-    let opts = DeleteOpts {
-        dry_run: dry_run
-            || del
-                .and_then(|d| d.get("dryRun"))
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|v| v == "All")),
-        grace_period_seconds: del
-            .and_then(|d| d.get("gracePeriodSeconds"))
-            .and_then(Value::as_i64),
-        precondition_uid: del
-            .and_then(|d| d.pointer("/preconditions/uid"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        precondition_rv: del
-            .and_then(|d| d.pointer("/preconditions/resourceVersion"))
-            .and_then(Value::as_str)
-            .map(str::to_string),
-    };
+    let opts = DeleteOpts::from_options(body.get("deleteOptions"), dry_run);
     if !can_ignore_pdb(&pod) {
         check_budgets(state, namespace, &pod)?;
     }

@@ -30,8 +30,6 @@ pub struct RequestMatch {
     pub verb: Option<String>,
     /// Substring of the request path (`/pods`, `/eviction`, `nodes/n1`).
     pub path: Option<String>,
-    /// Substring of the raw query string (`watch=true`, `fieldSelector`).
-    pub query: Option<String>,
 }
 
 impl RequestMatch {
@@ -52,18 +50,11 @@ impl RequestMatch {
         self
     }
 
-    /// Only query strings containing `fragment`.
-    pub fn query(mut self, fragment: &str) -> RequestMatch {
-        self.query = Some(fragment.to_string());
-        self
-    }
-
-    fn matches(&self, method: &str, verb: &str, path: &str, query: &str) -> bool {
+    fn matches(&self, method: &str, verb: &str, path: &str) -> bool {
         self.verb
             .as_deref()
             .is_none_or(|v| v.eq_ignore_ascii_case(verb) || v.eq_ignore_ascii_case(method))
             && self.path.as_deref().is_none_or(|p| path.contains(p))
-            && self.query.as_deref().is_none_or(|q| query.contains(q))
     }
 }
 
@@ -76,8 +67,6 @@ pub(crate) struct RequestAttrs {
     pub verb: String,
     /// Request path.
     pub path: String,
-    /// Raw query string.
-    pub query: String,
     /// For a resource request: group, resource, subresource, namespace, name.
     pub resource: Option<ResourceAttrs>,
 }
@@ -172,7 +161,7 @@ pub struct RequestRecord {
 #[derive(Debug)]
 pub(crate) struct FaultState {
     rules: Rules<RequestMatch, Answer>,
-    log: RequestLog<RequestRecord>,
+    pub(crate) log: RequestLog<RequestRecord>,
     /// Bumped by [`Faults::drop_watches`]: every open watch ends.
     pub(crate) stop_watches: tokio::sync::watch::Sender<u64>,
     /// Bumped by [`Faults::expire_watches`]: every open watch gets a 410
@@ -209,7 +198,7 @@ impl FaultState {
     /// Consumes one use of every matching counted rule, and counts the
     /// request's arrival.
     pub(crate) fn decide(&self, req: &RequestAttrs) -> (Duration, Option<ApiError>) {
-        let matches = |m: &RequestMatch| m.matches(&req.method, &req.verb, &req.path, &req.query);
+        let matches = |m: &RequestMatch| m.matches(&req.method, &req.verb, &req.path);
         for (m, n) in lock(&self.arrivals).iter() {
             if matches(m) {
                 n.fetch_add(1, Ordering::Relaxed);
@@ -217,10 +206,6 @@ impl FaultState {
         }
         let (delay, answer) = self.rules.decide(matches);
         (delay, answer.map(|a| a.for_request(req)))
-    }
-
-    pub(crate) fn record(&self, rec: RequestRecord) {
-        self.log.record(rec);
     }
 }
 
@@ -285,11 +270,6 @@ impl Faults {
         self.add(matcher, Action::Delay(latency), None)
     }
 
-    /// The next `n` matching requests wait `latency` before being served.
-    pub fn delay_next(&self, n: u64, matcher: RequestMatch, latency: Duration) -> FaultId {
-        self.add(matcher, Action::Delay(latency), Some(n))
-    }
-
     /// Remove one fault.
     pub fn remove(&self, id: FaultId) {
         self.state.rules.remove(id);
@@ -343,11 +323,6 @@ impl Faults {
     /// over the same etcd.
     pub fn come_back(&self) {
         self.state.up.send_replace(true);
-    }
-
-    /// Whether the server is down ([`Faults::go_down`]).
-    pub fn is_down(&self) -> bool {
-        !*self.state.up.borrow()
     }
 
     /// Count the requests matching `matcher` from now on, as they arrive:
@@ -532,19 +507,6 @@ impl AsyncWrite for Connection {
     }
 }
 
-/// The request log's public face, used by the emulator.
-pub(crate) fn requests(state: &FaultState) -> Vec<RequestRecord> {
-    state.log.requests()
-}
-
-pub(crate) fn request_count(state: &FaultState) -> u64 {
-    state.log.count()
-}
-
-pub(crate) fn clear_requests(state: &FaultState) {
-    state.log.clear();
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -596,7 +558,7 @@ mod tests {
         f.state.decide(&req("list", "/api/v1/pods"));
         assert_eq!((before.count(), evictions.count()), (2, 1));
         // nothing was answered yet as far as the log knows
-        assert!(requests(&f.state).is_empty());
+        assert!(f.state.log.requests().is_empty());
     }
 
     /// `GET url`'s status through a fresh connection, or the connect error.
@@ -625,7 +587,6 @@ mod tests {
         let served_before = emu.request_count();
 
         emu.faults().go_down();
-        assert!(emu.faults().is_down());
         let cut = tokio::time::timeout(Duration::from_secs(5), async {
             while let Ok(Some(_)) = watch.chunk().await {}
         })
@@ -657,7 +618,6 @@ mod tests {
         assert_eq!(emu.request_count(), served_before, "nothing was served");
 
         emu.faults().come_back();
-        assert!(!emu.faults().is_down());
         crate::eventually(Duration::from_secs(5), "served again", || async {
             (status_of(&namespaces).await == Ok(200)).then_some(())
         })
@@ -683,7 +643,6 @@ mod tests {
             method: "POST".into(),
             verb: "create".into(),
             path: "/api/v1/namespaces/shop/pods/p/eviction".into(),
-            query: String::new(),
             resource: Some(ResourceAttrs {
                 group: String::new(),
                 resource: "pods".into(),
@@ -702,7 +661,6 @@ mod tests {
             method: "GET".into(),
             verb: "list".into(),
             path: "/apis/apps/v1/deployments".into(),
-            query: String::new(),
             resource: Some(ResourceAttrs {
                 group: "apps".into(),
                 resource: "deployments".into(),

@@ -197,13 +197,7 @@ fn warning_value(text: &str) -> String {
 }
 
 /// The authorizer's view of a request.
-fn request_attrs(
-    method: &Method,
-    verb: &str,
-    path: &str,
-    query: &str,
-    route: &Route,
-) -> RequestAttrs {
+fn request_attrs(method: &Method, verb: &str, path: &str, route: &Route) -> RequestAttrs {
     let resource = match route {
         Route::Object(p) => Some(ResourceAttrs {
             group: p.group.clone(),
@@ -223,7 +217,6 @@ fn request_attrs(
         method: method.to_string(),
         verb: verb.to_string(),
         path: path.to_string(),
-        query: query.to_string(),
         resource,
     }
 }
@@ -265,7 +258,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let verb = verb_of(&method, &route, &params);
     let (delay, fault) = shared
         .faults
-        .decide(&request_attrs(&method, verb, &path, &raw_query, &route));
+        .decide(&request_attrs(&method, verb, &path, &route));
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
@@ -325,7 +318,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             response.status().as_u16()
         );
     }
-    shared.faults.record(RequestRecord {
+    shared.faults.log.record(RequestRecord {
         method: method.to_string(),
         verb: verb.to_string(),
         path,
@@ -652,35 +645,21 @@ fn watch_collection(
 }
 
 fn delete_opts(ctx: &Ctx<'_>) -> Result<DeleteOpts, ApiError> {
-    let body: Value = if ctx.body.is_empty() {
-        Value::Null
+    let body = if ctx.body.is_empty() {
+        None
     } else {
         // every type's delete takes meta.k8s.io DeleteOptions, protobuf included
-        ctx.body_as(&Expected {
+        Some(ctx.body_as(&Expected {
             api_version: "meta.k8s.io/v1".into(),
             kind: "DeleteOptions".into(),
             builtin: true,
-        })?
+        })?)
     };
-    let body_dry_run = body
-        .get("dryRun")
-        .and_then(Value::as_array)
-        .is_some_and(|a| a.iter().any(|v| v == "All"));
-    Ok(DeleteOpts {
-        dry_run: ctx.params.dry_run() || body_dry_run,
-        grace_period_seconds: match body.get("gracePeriodSeconds").and_then(Value::as_i64) {
-            Some(g) => Some(g),
-            None => ctx.params.int("gracePeriodSeconds")?,
-        },
-        precondition_uid: body
-            .pointer("/preconditions/uid")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        precondition_rv: body
-            .pointer("/preconditions/resourceVersion")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-    })
+    let mut opts = DeleteOpts::from_options(body.as_ref(), ctx.params.dry_run());
+    if opts.grace_period_seconds.is_none() {
+        opts.grace_period_seconds = ctx.params.int("gracePeriodSeconds")?;
+    }
+    Ok(opts)
 }
 
 fn patch_input(ctx: &Ctx<'_>, def: &ResourceDef) -> Result<(PatchType, Value), ApiError> {
@@ -841,7 +820,7 @@ fn eviction_sub(ctx: &Ctx<'_>, ns: Option<&str>, name: &str) -> Result<Response,
         &body,
         ctx.params.dry_run(),
     )?;
-    Ok(value_response(201, &success_status(201, None)))
+    Ok(value_response(201, &success_status(201)))
 }
 
 #[cfg(test)]

@@ -31,14 +31,14 @@
 //! the store API (`create`, `update`, `modify`, `delete`, `delete_now`),
 //! which skips admission and keeps `.status` as given, or play them by name
 //! (`Controller`; `Emulator::play_once` for one pass, `Emulator::play`,
-//! `kubelet`, `namespace_controller` in the background, `testkit kube
-//! --play ...`): the kubelets of Ready nodes confirm graceful pod deletions
-//! (as kwok's do; pods on other nodes stay Terminating); the namespace
-//! controller empties terminating namespaces (pods wait for their kubelets)
-//! and finalizes them, with its status conditions; the ServiceAccount
-//! controller makes each active namespace's `default` account; the node
-//! lifecycle controller keeps the not-ready / unreachable / unschedulable
-//! taints in line with the Ready condition and the cordon. `Faults` inject
+//! `kubelet` in the background, `testkit kube --play ...`): the kubelets
+//! of Ready nodes confirm graceful pod deletions (as kwok's do; pods on
+//! other nodes stay Terminating); the namespace controller empties
+//! terminating namespaces (pods wait for their kubelets) and finalizes
+//! them, with its status conditions; the ServiceAccount controller makes
+//! each active namespace's `default` account; the node lifecycle
+//! controller keeps the not-ready / unreachable / unschedulable taints in
+//! line with the Ready condition and the cordon. `Faults` inject
 //! failures and delays, including the 403s a restarted server answers until
 //! its RBAC caches load (`restart_with_cold_rbac`, `forbid_next`), expire
 //! open watches with a 410 (`expire_watches`), and take the server down
@@ -205,7 +205,27 @@ impl Emulator {
     /// A kubeconfig for this emulator: one cluster, one credential-less user,
     /// one context (namespace `default`), selected as current.
     pub fn kubeconfig_yaml(&self) -> String {
-        kubeconfig_for(&self.url())
+        let url = self.url();
+        format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: heal8s-emulator
+  cluster:
+    server: {url}
+users:
+- name: heal8s-emulator
+  user: {{}}
+contexts:
+- name: heal8s-emulator
+  context:
+    cluster: heal8s-emulator
+    user: heal8s-emulator
+    namespace: default
+current-context: heal8s-emulator
+preferences: {{}}
+"
+        )
     }
 
     /// Write [`Emulator::kubeconfig_yaml`] to `path`.
@@ -241,27 +261,22 @@ impl Emulator {
 
     /// Every request served so far (the most recent [`EmulatorOptions::request_log_capacity`]).
     pub fn requests(&self) -> Vec<RequestRecord> {
-        faults::requests(&self.shared.faults)
+        self.shared.faults.log.requests()
     }
 
     /// Number of requests served since start (not capped).
     pub fn request_count(&self) -> u64 {
-        faults::request_count(&self.shared.faults)
+        self.shared.faults.log.count()
     }
 
     /// Empty the request log (the count is kept).
     pub fn clear_requests(&self) {
-        faults::clear_requests(&self.shared.faults)
+        self.shared.faults.log.clear()
     }
 
     /// The current global resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.shared.lock().resource_version()
-    }
-
-    /// Number of objects stored, all types together.
-    pub fn object_count(&self) -> usize {
-        self.shared.lock().object_count()
     }
 
     /// Forget the watch history: every watch resuming from an older
@@ -394,11 +409,7 @@ impl Emulator {
         namespace: &str,
         name: &str,
     ) -> Result<Value, ApiError> {
-        let def = self.def(api_version, kind)?;
-        let ns = Emulator::ns(&def, namespace);
-        self.shared
-            .lock()
-            .delete(&def, ns.as_deref(), name, &DeleteOpts::default())
+        self.delete_with(api_version, kind, namespace, name, DeleteOpts::default())
     }
 
     /// Delete with grace period 0, as `kubectl delete --grace-period=0
@@ -411,12 +422,23 @@ impl Emulator {
         namespace: &str,
         name: &str,
     ) -> Result<Value, ApiError> {
-        let def = self.def(api_version, kind)?;
-        let ns = Emulator::ns(&def, namespace);
         let opts = DeleteOpts {
             grace_period_seconds: Some(0),
             ..DeleteOpts::default()
         };
+        self.delete_with(api_version, kind, namespace, name, opts)
+    }
+
+    fn delete_with(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: &str,
+        name: &str,
+        opts: DeleteOpts,
+    ) -> Result<Value, ApiError> {
+        let def = self.def(api_version, kind)?;
+        let ns = Emulator::ns(&def, namespace);
         self.shared.lock().delete(&def, ns.as_deref(), name, &opts)
     }
 
@@ -436,12 +458,6 @@ impl Emulator {
     /// graceful pod deletions on those nodes are confirmed.
     pub fn kubelet(&self) -> PlayedControllers {
         self.play(&[Controller::Kubelet])
-    }
-
-    /// Play the namespace controller in the background: terminating
-    /// namespaces are emptied, then finalized.
-    pub fn namespace_controller(&self) -> PlayedControllers {
-        self.play(&[Controller::Namespace])
     }
 
     /// Stop serving: open watches end, the listener closes.
@@ -510,30 +526,6 @@ impl Drop for PlayedControllers {
     }
 }
 
-/// A kubeconfig pointing at `url` with no credentials.
-pub fn kubeconfig_for(url: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Config
-clusters:
-- name: heal8s-emulator
-  cluster:
-    server: {url}
-users:
-- name: heal8s-emulator
-  user: {{}}
-contexts:
-- name: heal8s-emulator
-  context:
-    cluster: heal8s-emulator
-    user: heal8s-emulator
-    namespace: default
-current-context: heal8s-emulator
-preferences: {{}}
-"
-    )
-}
-
 /// Run a standalone emulator on `127.0.0.1:port` until SIGTERM or SIGINT:
 /// writes the kubeconfig to `kubeconfig_out` (if given), then prints the URL
 /// on stdout; with `log_requests`, every request is printed on stderr; the
@@ -556,7 +548,15 @@ pub async fn serve_standalone(
         emu.write_kubeconfig(path)?;
     }
     let _played = (!play.is_empty()).then(|| emu.play(play));
-    println!("{}", emu.url());
+    print_url_and_wait(&emu.url()).await?;
+    emu.shutdown();
+    Ok(())
+}
+
+/// What both standalone emulations do once serving: print `url` on stdout,
+/// then wait for SIGTERM or SIGINT.
+pub(crate) async fn print_url_and_wait(url: &str) -> anyhow::Result<()> {
+    println!("{url}");
     use std::io::Write as _;
     std::io::stdout().flush()?;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -564,6 +564,5 @@ pub async fn serve_standalone(
         _ = term.recv() => {}
         r = tokio::signal::ctrl_c() => r?,
     }
-    emu.shutdown();
     Ok(())
 }

@@ -57,10 +57,17 @@ pub fn labels(obj: &Value) -> Option<&Map<String, Value>> {
         .and_then(Value::as_object)
 }
 
-/// `metadata.finalizers` as strings.
-pub fn finalizers(obj: &Value) -> Vec<String> {
-    meta(obj)
-        .and_then(|m| m.get("finalizers"))
+/// Whether a write's `metadata.resourceVersion`, when it sets one, is not
+/// `current`'s (a 409 for the writer).
+pub fn stale(written: &Value, current: &Value) -> bool {
+    meta_str(written, "resourceVersion").is_some_and(|rv| {
+        !rv.is_empty() && rv.parse::<u64>().ok() != Some(resource_version(current))
+    })
+}
+
+/// The strings of the list at JSON pointer `at` (none when absent).
+pub fn strings_at(obj: &Value, at: &str) -> Vec<String> {
+    obj.pointer(at)
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
@@ -69,6 +76,11 @@ pub fn finalizers(obj: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// `metadata.finalizers` as strings.
+pub fn finalizers(obj: &Value) -> Vec<String> {
+    strings_at(obj, "/metadata/finalizers")
 }
 
 /// Whether `metadata.deletionTimestamp` is set.
@@ -81,6 +93,15 @@ pub fn is_terminating(obj: &Value) -> bool {
 /// Set a string field of `metadata`.
 pub fn set_meta(obj: &mut Value, field: &str, value: Value) {
     meta_mut(obj).insert(field.to_string(), value);
+}
+
+/// The map in top-level field `field`, created when absent (`None` when
+/// `obj` or the field is something else than a map).
+pub fn child_map<'a>(obj: &'a mut Value, field: &str) -> Option<&'a mut Map<String, Value>> {
+    obj.as_object_mut()?
+        .entry(field)
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
 }
 
 /// Set a top-level field.

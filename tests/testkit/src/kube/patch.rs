@@ -96,7 +96,7 @@ pub fn apply_patch(
             if !builtin {
                 return Err(unsupported_patch_type(false));
             }
-            strategic_merge(&mut out, patch, "", true)?;
+            strategic_merge(&mut out, patch, "")?;
         }
         PatchType::Apply => {
             apply_merge(&mut out, patch, "", builtin);
@@ -134,6 +134,15 @@ fn merge_key(field: &str, items: &[Value]) -> Option<&'static str> {
     })
 }
 
+/// The dotted path of field `k` below `path`.
+fn child(path: &str, k: &str) -> String {
+    if path.is_empty() {
+        k.to_string()
+    } else {
+        format!("{path}.{k}")
+    }
+}
+
 /// Primitive lists merged as sets (`patchStrategy: merge` on a list of strings).
 fn is_set_list(parent_path: &str, field: &str) -> bool {
     field == "finalizers" && parent_path.ends_with("metadata")
@@ -159,12 +168,7 @@ fn clean(v: &Value) -> Value {
 }
 
 /// Strategic merge patch of `patch` into `target` (at `path`, dotted).
-pub fn strategic_merge(
-    target: &mut Value,
-    patch: &Value,
-    path: &str,
-    keyed_lists: bool,
-) -> Result<(), ApiError> {
+pub fn strategic_merge(target: &mut Value, patch: &Value, path: &str) -> Result<(), ApiError> {
     let Value::Object(pm) = patch else {
         *target = clean(patch);
         return Ok(());
@@ -208,11 +212,7 @@ pub fn strategic_merge(
             }
             continue;
         }
-        let child_path = if path.is_empty() {
-            k.clone()
-        } else {
-            format!("{path}.{k}")
-        };
+        let child_path = child(path, k);
         match v {
             Value::Null => {
                 tm.remove(k);
@@ -220,15 +220,15 @@ pub fn strategic_merge(
             Value::Object(_) => {
                 let slot = tm.entry(k.clone()).or_insert(Value::Null);
                 if slot.is_object() {
-                    strategic_merge(slot, v, &child_path, keyed_lists)?;
+                    strategic_merge(slot, v, &child_path)?;
                 } else {
                     let mut fresh = Value::Object(Map::new());
-                    strategic_merge(&mut fresh, v, &child_path, keyed_lists)?;
+                    strategic_merge(&mut fresh, v, &child_path)?;
                     *slot = fresh;
                 }
             }
             Value::Array(items) => {
-                let merged = merge_list(tm.get(k), items, path, k, keyed_lists)?;
+                let merged = merge_list(tm.get(k), items, path, k)?;
                 tm.insert(k.clone(), merged);
             }
             other => {
@@ -253,7 +253,6 @@ fn merge_list(
     items: &[Value],
     parent_path: &str,
     field: &str,
-    keyed_lists: bool,
 ) -> Result<Value, ApiError> {
     let current: Vec<Value> = current
         .and_then(Value::as_array)
@@ -265,7 +264,7 @@ fn merge_list(
     {
         return Ok(clean(&Value::Array(items.to_vec())));
     }
-    if keyed_lists && is_set_list(parent_path, field) {
+    if is_set_list(parent_path, field) {
         let mut out = current;
         for i in items {
             if !out.contains(i) {
@@ -274,11 +273,7 @@ fn merge_list(
         }
         return Ok(Value::Array(out));
     }
-    let key = if keyed_lists {
-        merge_key(field, items).or_else(|| merge_key(field, &current))
-    } else {
-        None
-    };
+    let key = merge_key(field, items).or_else(|| merge_key(field, &current));
     let Some(key) = key.filter(|_| items.iter().all(Value::is_object)) else {
         return Ok(clean(&Value::Array(items.to_vec())));
     };
@@ -294,7 +289,7 @@ fn merge_list(
             continue;
         }
         match pos {
-            Some(p) => strategic_merge(&mut out[p], item, &child_path, keyed_lists)?,
+            Some(p) => strategic_merge(&mut out[p], item, &child_path)?,
             None => out.push(clean(item)),
         }
     }
@@ -335,11 +330,7 @@ fn apply_merge(target: &mut Value, applied: &Value, path: &str, builtin: bool) {
         return;
     };
     for (k, v) in am {
-        let child_path = if path.is_empty() {
-            k.clone()
-        } else {
-            format!("{path}.{k}")
-        };
+        let child_path = child(path, k);
         match v {
             Value::Object(_) => {
                 let slot = tm.entry(k.clone()).or_insert(Value::Null);
@@ -347,7 +338,7 @@ fn apply_merge(target: &mut Value, applied: &Value, path: &str, builtin: bool) {
             }
             Value::Array(items) => {
                 let merged = if is_set_list(path, k) || builtin {
-                    merge_list(tm.get(k), items, path, k, true)
+                    merge_list(tm.get(k), items, path, k)
                         .unwrap_or_else(|_| Value::Array(items.clone()))
                 } else {
                     Value::Array(items.clone())

@@ -6,6 +6,8 @@ use std::cmp::Reverse;
 
 use serde_json::Value;
 
+use super::object;
+
 /// One served resource type in one version.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResourceDef {
@@ -128,7 +130,8 @@ impl ResourceDef {
 /// Store key of a resource type: (group, plural).
 pub(crate) type StorageKey = (String, String);
 
-const ALL_VERBS: &[&str] = &[
+/// The verbs served on a main resource.
+pub(crate) const RESOURCE_VERBS: &[&str] = &[
     "create",
     "delete",
     "deletecollection",
@@ -138,11 +141,6 @@ const ALL_VERBS: &[&str] = &[
     "update",
     "watch",
 ];
-
-/// The verbs served on a main resource.
-pub(crate) fn resource_verbs() -> Vec<&'static str> {
-    ALL_VERBS.to_vec()
-}
 
 /// (group, version, kind, verbs) a subresource answers with.
 pub(crate) fn subresource_info(
@@ -445,16 +443,6 @@ pub fn defs_from_crd(crd: &Value) -> Result<Vec<ResourceDef>, String> {
     if group.is_empty() || kind.is_empty() || plural.is_empty() {
         return Err("spec.group, spec.names.kind and spec.names.plural are required".into());
     }
-    let strings = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     let namespaced = s(spec.get("scope")) != "Cluster";
     let versions = spec
         .get("versions")
@@ -505,8 +493,8 @@ pub fn defs_from_crd(crd: &Value) -> Result<Vec<ResourceDef>, String> {
             singular: s(names.get("singular")),
             namespaced,
             subresources,
-            short_names: strings(names.get("shortNames")),
-            categories: strings(names.get("categories")),
+            short_names: object::strings_at(names, "/shortNames"),
+            categories: object::strings_at(names, "/categories"),
             printer_columns,
             deprecation,
         });

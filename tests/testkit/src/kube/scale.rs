@@ -65,10 +65,7 @@ pub(crate) fn write_scale(
     let scale = to_scale(def, &current);
     let wanted = match write {
         ScaleWrite::Replace(body) => {
-            if let Some(rv) = object::meta_str(body, "resourceVersion")
-                && !rv.is_empty()
-                && rv.parse::<u64>().ok() != Some(object::resource_version(&current))
-            {
+            if object::stale(body, &current) {
                 return Err(ApiError::stale(&def.group, &def.plural, name));
             }
             body.clone()
@@ -89,11 +86,8 @@ pub(crate) fn write_scale(
             )
         })?;
     let mut obj = current.clone();
-    if let Some(root) = obj.as_object_mut() {
-        let spec = root.entry("spec").or_insert_with(|| json!({}));
-        if let Some(s) = spec.as_object_mut() {
-            s.insert("replicas".into(), json!(replicas));
-        }
+    if let Some(s) = object::child_map(&mut obj, "spec") {
+        s.insert("replicas".into(), json!(replicas));
     }
     let updated = state.update(def, namespace, name, obj, Part::Main, opts)?;
     Ok(to_scale(def, &updated))

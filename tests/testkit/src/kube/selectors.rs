@@ -66,16 +66,7 @@ impl LabelSelector {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();
-                let values: Vec<String> = e
-                    .get("values")
-                    .and_then(Value::as_array)
-                    .map(|vs| {
-                        vs.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let values = object::strings_at(e, "/values");
                 let op = e.get("operator").and_then(Value::as_str).unwrap_or("");
                 reqs.push(match op {
                     "In" => Req::In(key, values),

@@ -70,6 +70,24 @@ pub(crate) struct DeleteOpts {
     pub precondition_rv: Option<String>,
 }
 
+impl DeleteOpts {
+    /// From a `DeleteOptions` object (`dryRun`, `gracePeriodSeconds`,
+    /// `preconditions`), if any; `dry_run` (the query's) adds to its `dryRun`.
+    pub(crate) fn from_options(options: Option<&Value>, dry_run: bool) -> DeleteOpts {
+        let field = |at: &str| options.and_then(|o| o.pointer(at));
+        let text = |at: &str| field(at).and_then(Value::as_str).map(str::to_string);
+        DeleteOpts {
+            dry_run: dry_run
+                || field("/dryRun")
+                    .and_then(Value::as_array)
+                    .is_some_and(|a| a.iter().any(|v| v == "All")),
+            grace_period_seconds: field("/gracePeriodSeconds").and_then(Value::as_i64),
+            precondition_uid: text("/preconditions/uid"),
+            precondition_rv: text("/preconditions/resourceVersion"),
+        }
+    }
+}
+
 /// A list query.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ListQuery {
@@ -205,11 +223,6 @@ impl State {
         self.compacted_rv = self.rv;
     }
 
-    /// Number of objects stored (all types).
-    pub fn object_count(&self) -> usize {
-        self.objects.values().map(BTreeMap::len).sum()
-    }
-
     fn next_rv(&mut self) -> u64 {
         self.rv += 1;
         self.rv
@@ -266,10 +279,22 @@ impl State {
         namespace: Option<&str>,
         name: &str,
     ) -> Result<Arc<Stored>, ApiError> {
+        self.existing(def, namespace, name).map(|(_, o)| o)
+    }
+
+    /// The key and stored version of an object that must exist (404 otherwise).
+    fn existing(
+        &self,
+        def: &ResourceDef,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<(ObjKey, Arc<Stored>), ApiError> {
         let key = State::key(def, namespace, name)?;
-        self.stored(def, &key)
+        let obj = self
+            .stored(def, &key)
             .cloned()
-            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))
+            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+        Ok((key, obj))
     }
 
     /// Every object of a type in a namespace (or all namespaces with `None`).
@@ -579,21 +604,12 @@ impl State {
 
     /// Type-specific defaults the API server fills in on create.
     fn defaults_on_create(&self, def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
-        let Some(root) = obj.as_object_mut() else {
-            return Ok(());
-        };
         if def.is("", "pods") {
-            let status = root
-                .entry("status")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Some(s) = status.as_object_mut() {
+            if let Some(s) = object::child_map(obj, "status") {
                 s.entry("phase").or_insert(json!("Pending"));
             }
         } else if def.is("", "namespaces") {
-            let spec = root
-                .entry("spec")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Some(s) = spec.as_object_mut() {
+            if let Some(s) = object::child_map(obj, "spec") {
                 // as the namespace strategy: the kubernetes finalizer is always added
                 let fs = s.entry("finalizers").or_insert(json!([]));
                 if !fs.is_array() {
@@ -605,10 +621,7 @@ impl State {
                     a.push(json!("kubernetes"));
                 }
             }
-            let status = root
-                .entry("status")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Some(s) = status.as_object_mut() {
+            if let Some(s) = object::child_map(obj, "status") {
                 s.entry("phase").or_insert(json!("Active"));
             }
         } else if def.is("apiextensions.k8s.io", "customresourcedefinitions") {
@@ -688,20 +701,10 @@ impl State {
         part: Part,
         opts: WriteOpts,
     ) -> Result<Value, ApiError> {
-        let key = State::key(def, namespace, name)?;
-        let old = self
-            .stored(def, &key)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+        let (key, old) = self.existing(def, namespace, name)?;
         let old_v = old.value();
         State::check_type(def, &mut body)?;
-        if let Some(n) = object::name(&body)
-            && n != name
-        {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({n}) does not match the name on the URL ({name})"
-            )));
-        }
+        check_url_name(&body, name)?;
         if def.namespaced
             && let Some(n) = object::meta_str(&body, "namespace")
             && !n.is_empty()
@@ -711,10 +714,7 @@ impl State {
                 "the namespace of the provided object does not match the namespace sent on the request",
             ));
         }
-        if let Some(rv) = object::meta_str(&body, "resourceVersion")
-            && !rv.is_empty()
-            && rv.parse::<u64>().ok() != Some(object::resource_version(&old_v))
-        {
+        if object::stale(&body, &old_v) {
             return Err(ApiError::stale(&def.group, &def.plural, name));
         }
         let new = self.compose(def, &old_v, body, part, opts);
@@ -802,13 +802,7 @@ impl State {
         let Some(old) = self.stored(def, &key).cloned() else {
             if kind == PatchType::Apply && part == Part::Main {
                 let mut obj = patch_body.clone();
-                if let Some(n) = object::name(&obj)
-                    && n != name
-                {
-                    return Err(ApiError::bad_request(format!(
-                        "the name of the object ({n}) does not match the name on the URL ({name})"
-                    )));
-                }
+                check_url_name(&obj, name)?;
                 set_meta(&mut obj, "name", Value::String(name.to_string()));
                 return self.create(def, namespace, obj, opts).map(|o| (o, true));
             }
@@ -816,13 +810,7 @@ impl State {
         };
         let old_v = old.value();
         if kind == PatchType::Apply {
-            if let Some(n) = object::name(patch_body)
-                && n != name
-            {
-                return Err(ApiError::bad_request(format!(
-                    "the name of the object ({n}) does not match the name on the URL ({name})"
-                )));
-            }
+            check_url_name(patch_body, name)?;
             let mut check = patch_body.clone();
             State::check_type(def, &mut check)?;
         }
@@ -848,11 +836,7 @@ impl State {
         name: &str,
         f: impl FnOnce(&mut Value),
     ) -> Result<Value, ApiError> {
-        let key = State::key(def, namespace, name)?;
-        let old = self
-            .stored(def, &key)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+        let (key, old) = self.existing(def, namespace, name)?;
         let old_v = old.value();
         let mut new = old_v.clone();
         f(&mut new);
@@ -1040,18 +1024,9 @@ impl State {
         storage: &StorageKey,
         namespace: Option<&str>,
     ) -> Vec<Arc<Stored>> {
-        let Some(map) = self.objects.get(storage) else {
-            return Vec::new();
-        };
-        let pick = |(_, v): (&ObjKey, &Arc<Stored>)| v.deleting().then(|| v.clone());
-        match namespace {
-            Some(ns) => map
-                .range((ns.to_string(), String::new())..)
-                .take_while(|((n, _), _)| n == ns)
-                .filter_map(pick)
-                .collect(),
-            None => map.iter().filter_map(pick).collect(),
-        }
+        let mut objs = self.objects_in(storage, namespace);
+        objs.retain(|o| o.deleting());
+        objs
     }
 
     /// Admission on a create through the HTTP API (the store API scripts
@@ -1155,11 +1130,7 @@ impl State {
         name: &str,
         opts: &DeleteOpts,
     ) -> Result<Value, ApiError> {
-        let key = State::key(def, namespace, name)?;
-        let old = self
-            .stored(def, &key)
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(&def.group, &def.plural, name))?;
+        let (key, old) = self.existing(def, namespace, name)?;
         let old_v = old.value();
         if let Some(uid) = &opts.precondition_uid {
             let have = object::meta_str(&old_v, "uid").unwrap_or("");
@@ -1227,9 +1198,7 @@ impl State {
             let since = object::meta_str(&new, "deletionTimestamp")
                 .and_then(|t| object::rfc3339_shift(t, period - pending))
                 .unwrap_or_else(|| object::rfc3339_in(period));
-            let m = meta_mut(&mut new);
-            m.insert("deletionTimestamp".into(), Value::String(since));
-            m.insert("deletionGracePeriodSeconds".into(), json!(period));
+            mark_deleting(&mut new, since, period);
             if opts.dry_run {
                 return new;
             }
@@ -1240,44 +1209,26 @@ impl State {
         }
         if pod {
             let period = pod_grace_period(&new, requested);
-            let m = meta_mut(&mut new);
-            m.insert(
-                "deletionTimestamp".into(),
-                Value::String(object::rfc3339_in(period)),
-            );
-            m.insert("deletionGracePeriodSeconds".into(), json!(period));
+            mark_deleting(&mut new, object::rfc3339_in(period), period);
             if opts.dry_run {
                 return new;
             }
             if period == 0 && !held {
                 return self.remove(def, key, new);
             }
-            let m = meta_mut(&mut new);
-            let gen_now = m.get("generation").and_then(Value::as_i64).unwrap_or(1) + 1;
-            m.insert("generation".into(), json!(gen_now));
+            bump_generation(&mut new);
             return self.store_terminating(def, key, old, new);
         }
         if held {
-            let m = meta_mut(&mut new);
-            m.insert(
-                "deletionTimestamp".into(),
-                Value::String(object::now_rfc3339()),
-            );
-            m.insert("deletionGracePeriodSeconds".into(), json!(0));
-            let gen_now = m.get("generation").and_then(Value::as_i64).unwrap_or(1) + 1;
-            m.insert("generation".into(), json!(gen_now));
+            mark_deleting(&mut new, object::now_rfc3339(), 0);
+            bump_generation(&mut new);
             if opts.dry_run {
                 return new;
             }
             return self.store_terminating(def, key, old, new);
         }
         if let Some(g) = requested {
-            let m = meta_mut(&mut new);
-            m.insert(
-                "deletionTimestamp".into(),
-                Value::String(object::now_rfc3339()),
-            );
-            m.insert("deletionGracePeriodSeconds".into(), json!(g));
+            mark_deleting(&mut new, object::now_rfc3339(), g);
         }
         if opts.dry_run {
             return new;
@@ -1330,13 +1281,8 @@ impl State {
             "deletionTimestamp",
             Value::String(object::now_rfc3339()),
         );
-        if let Some(root) = new.as_object_mut() {
-            let status = root
-                .entry("status")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Some(s) = status.as_object_mut() {
-                s.insert("phase".into(), json!("Terminating"));
-            }
+        if let Some(s) = object::child_map(&mut new, "status") {
+            s.insert("phase".into(), json!("Terminating"));
         }
         if opts.dry_run {
             return Ok(new);
@@ -1345,37 +1291,47 @@ impl State {
     }
 }
 
+/// A body naming another object than the URL is a 400.
+fn check_url_name(body: &Value, name: &str) -> Result<(), ApiError> {
+    match object::name(body) {
+        Some(n) if n != name => Err(ApiError::bad_request(format!(
+            "the name of the object ({n}) does not match the name on the URL ({name})"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// The `node.kubernetes.io/not-ready` taint key.
 pub(crate) const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
 
 /// `metadata.deletionGracePeriodSeconds` (0 when absent).
-fn deletion_grace(obj: &Value) -> i64 {
+pub(crate) fn deletion_grace(obj: &Value) -> i64 {
     obj.pointer("/metadata/deletionGracePeriodSeconds")
         .and_then(Value::as_i64)
         .unwrap_or(0)
 }
 
+/// Set `metadata.deletionTimestamp` and `deletionGracePeriodSeconds`.
+fn mark_deleting(obj: &mut Value, at: String, grace: i64) {
+    let m = meta_mut(obj);
+    m.insert("deletionTimestamp".into(), Value::String(at));
+    m.insert("deletionGracePeriodSeconds".into(), json!(grace));
+}
+
+/// `metadata.generation` + 1 (a delete that marks the object changes it).
+fn bump_generation(obj: &mut Value) {
+    let m = meta_mut(obj);
+    let generation = m.get("generation").and_then(Value::as_i64).unwrap_or(1) + 1;
+    m.insert("generation".into(), json!(generation));
+}
+
 /// A namespace's `spec.finalizers`.
 pub(crate) fn spec_finalizers(obj: &Value) -> Vec<String> {
-    obj.pointer("/spec/finalizers")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
+    object::strings_at(obj, "/spec/finalizers")
 }
 
 fn set_spec_finalizers(obj: &mut Value, finalizers: Option<Value>) {
-    let Some(root) = obj.as_object_mut() else {
-        return;
-    };
-    let spec = root
-        .entry("spec")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if let Some(s) = spec.as_object_mut() {
+    if let Some(s) = object::child_map(obj, "spec") {
         match finalizers {
             Some(f) => s.insert("finalizers".into(), f),
             None => s.remove("finalizers"),

@@ -108,14 +108,7 @@ fn pod_cells(p: &Value) -> Vec<Value> {
 }
 
 fn node_cells(nd: &Value) -> Vec<Value> {
-    let ready = nd
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .and_then(|cs| {
-            cs.iter()
-                .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
-        })
-        .and_then(|c| c.get("status").and_then(Value::as_str))
+    let ready = object::node_ready_status(nd)
         .map(|st| if st == "True" { "Ready" } else { "NotReady" })
         .unwrap_or("Unknown");
     let mut status = ready.to_string();
