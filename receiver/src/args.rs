@@ -223,7 +223,8 @@ pub struct PolicyOverrides {
     pub enable_strain_eviction: bool,
 }
 
-fn parse_profile(s: &str) -> Result<Profile, String> {
+/// `production` or `test-cluster`.
+pub fn parse_profile(s: &str) -> Result<Profile, String> {
     match s {
         "production" => Ok(Profile::Production),
         "test-cluster" => Ok(Profile::TestCluster),
@@ -325,6 +326,35 @@ pub struct LogArgs {
     /// Log filter, e.g. `info` or `info,receiver=debug`.
     #[arg(long, env = "HEAL8S_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// Write logs to this file (rotated by size) instead of stderr; `heal8s
+    /// start` sets it (default there: heal8s.log in the state directory).
+    #[arg(long, env = "HEAL8S_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
+    /// Rotate the log file before it passes this size (`10MiB`, `512KiB`, bytes).
+    #[arg(long, env = "HEAL8S_LOG_MAX_SIZE", default_value = "10MiB", value_parser = parse_size)]
+    pub log_max_size: u64,
+    /// How many rotated log files to keep (FILE.1 newest .. FILE.N).
+    #[arg(long, env = "HEAL8S_LOG_KEEP", default_value_t = 5)]
+    pub log_keep: u32,
+}
+
+/// A size: bytes, or a number with `KiB`, `MiB`, `GiB` (or `K`, `M`, `G`, `KB`, `MB`, `GB`: powers of 1024 too).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(digits);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return Err(format!("{s:?} is not a size; e.g. 10MiB, 512KiB or 4096")),
+    };
+    n.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|&b| b > 0)
+        .ok_or_else(|| format!("{s:?} is not a size above 0; e.g. 10MiB, 512KiB or 4096"))
 }
 
 /// Output format of `heal8s plan`.

@@ -1,5 +1,5 @@
-//! The command line: `heal8s serve | check-config | plan | default-policy |
-//! crd | patch | show-deleted`.
+//! The command line: `heal8s serve | start | stop | status | restart | logs |
+//! discover | check-config | plan | default-policy | crd | patch | show-deleted`.
 //!
 //! Owns: the subcommands and running them. Their flags, and turning them
 //! into settings, are in `args` (shared by the subcommand modules).
@@ -12,7 +12,6 @@ use clap::{Parser, Subcommand};
 use receiver_core::Policy;
 
 use crate::args::{PlanArgs, ServeArgs, ShowDeletedArgs, crd_file};
-use crate::telemetry;
 
 /// heal8s keeps Kubernetes clusters healthy: it turns alerts into guarded remediations.
 #[derive(Debug, Parser)]
@@ -27,6 +26,18 @@ pub struct Cli {
 pub enum Command {
     /// Run the service: receive Alertmanager webhooks and remediate.
     Serve(Box<ServeArgs>),
+    /// Run the service in the background (`serve` detached, with a PID file and a rotated log file).
+    Start(Box<crate::daemon::StartArgs>),
+    /// Stop the background service: SIGTERM, wait for it to drain, then SIGKILL.
+    Stop(crate::daemon::StopArgs),
+    /// Whether the background service runs: exit 0 running, 1 stale PID file, 3 not running.
+    Status(crate::daemon::PidFileArg),
+    /// Stop the background service and start it again with the flags given.
+    Restart(Box<crate::daemon::RestartArgs>),
+    /// Print the background service's log (-f: follow it).
+    Logs(crate::daemon::LogsArgs),
+    /// List the cluster's API groups and resources, and which configured custom resources exist.
+    Discover(crate::discover_cmd::DiscoverArgs),
     /// Validate a policy file and list every problem in it.
     CheckConfig {
         /// The policy file to check.
@@ -44,6 +55,10 @@ pub enum Command {
     /// Print the object a Remediation record kept when heal8s deleted it (or
     /// removed its finalizers), as YAML ready for `kubectl apply`.
     ShowDeleted(ShowDeletedArgs),
+    /// Pause a running heal8s: it decides and records, and changes nothing (POST /pause).
+    Pause(crate::pause_cmd::PauseArgs),
+    /// Let a paused heal8s act again (POST /resume).
+    Resume(crate::pause_cmd::Target),
 }
 
 /// Parse the command line and run; the process's exit code.
@@ -61,7 +76,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
-            telemetry::init(args.log.log_format, &args.log.log_level)?;
+            crate::daemon::init_logging(&args.log)?;
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -69,6 +84,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(crate::serve::run(*args))?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Start(a) => crate::daemon::start(&a, &crate::daemon::raw_args()),
+        Command::Stop(a) => crate::daemon::stop(&a),
+        Command::Status(a) => crate::daemon::status(&a),
+        Command::Restart(a) => crate::daemon::restart(&a, &crate::daemon::raw_args()),
+        Command::Logs(a) => crate::daemon::logs(&a),
+        Command::Discover(a) => crate::discover_cmd::main(&a),
         Command::CheckConfig { policy } => {
             let text = std::fs::read_to_string(&policy)
                 .with_context(|| format!("cannot read policy file {}", policy.display()))?;
@@ -108,6 +129,22 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Patch(args) => crate::patch_cmd::run(&args),
+        Command::Pause(args) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            println!("{}", runtime.block_on(crate::pause_cmd::pause(&args))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Resume(target) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            println!("{}", runtime.block_on(crate::pause_cmd::resume(&target))?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::ShowDeleted(args) => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -39,6 +39,10 @@ pub struct GuardView {
     pub backlog: usize,
     /// Plans being carried out.
     pub running: usize,
+    /// The alerts holding remediations now (`guard.holdWhileFiring`).
+    pub holding: Vec<String>,
+    /// The pause in force, as the worker applied it.
+    pub paused: Option<receiver_core::guard::Pause>,
 }
 
 /// Reads the Remediation records.
@@ -129,7 +133,9 @@ fn summary(r: &Value) -> Value {
         "mode": spec["mode"],
         "target": spec["target"],
         "trigger": spec["trigger"],
-        "evidence": spec["evidence"],
+        // what the record found: each condition's reason and message
+        // (e.g. Verified: Recovered, Deployment shop/api has 1/1 ready replicas)
+        "evidence": evidence(status),
         "phase": status["phase"],
         "reason": status["reason"],
         "message": status["message"],
@@ -138,6 +144,30 @@ fn summary(r: &Value) -> Value {
         "deletedKept": !status["deleted"].is_null(),
         "history": history,
     })
+}
+
+/// A record's conditions as `type → "reason: message"`; null without any.
+fn evidence(status: &Value) -> Value {
+    let Some(conditions) = status["conditions"].as_array().filter(|c| !c.is_empty()) else {
+        return Value::Null;
+    };
+    let mut out = serde_json::Map::new();
+    for c in conditions {
+        let (Some(t), reason, message) = (
+            c["type"].as_str(),
+            c["reason"].as_str().unwrap_or(""),
+            c["message"].as_str().unwrap_or(""),
+        ) else {
+            continue;
+        };
+        let text = match (reason.is_empty(), message.is_empty()) {
+            (false, false) => format!("{reason}: {message}"),
+            (false, true) => reason.to_string(),
+            _ => message.to_string(),
+        };
+        out.insert(t.to_string(), text.into());
+    }
+    Value::Object(out)
 }
 
 /// Lists Remediation records through the Kubernetes API.
@@ -187,5 +217,31 @@ impl RecordSource for KubeRecords {
             .into_iter()
             .filter_map(|o| serde_json::to_value(o).ok())
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_shows_its_conditions_as_evidence_and_never_its_kept_manifest() {
+        let r = json!({
+            "metadata": {"name": "delete-pod-pod-api-1-abc", "namespace": "shop"},
+            "spec": {"remediation": "delete-pod", "target": {"kind": "Pod", "name": "api-1"}},
+            "status": {"phase": "Succeeded", "finishedAt": "2026-12-07T10:00:00Z",
+                "conditions": [
+                    {"type": "Acted", "status": "True", "reason": "Deleted", "message": "deleted pod shop/api-1"},
+                    {"type": "Verified", "status": "True", "reason": "Recovered", "lastTransitionTime": "x"}
+                ],
+                "deleted": {"manifest": {"kind": "Pod", "spec": {"containers": []}}}}
+        });
+        let s = summary(&r);
+        assert_eq!(s["evidence"]["Acted"], "Deleted: deleted pod shop/api-1");
+        assert_eq!(s["evidence"]["Verified"], "Recovered");
+        assert_eq!(s["deletedKept"], true);
+        assert!(!s.to_string().contains("containers"), "{s}");
+        assert_eq!(s["updated"], "2026-12-07T10:00:00Z");
+        assert!(summary(&json!({"status": {}}))["evidence"].is_null());
     }
 }

@@ -135,6 +135,8 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(ui_page))
         .route("/ui", get(ui_page))
         .route("/ui/state", get(ui_state))
+        .route("/pause", post(pause))
+        .route("/resume", post(resume))
         .with_state(state)
 }
 
@@ -317,7 +319,25 @@ async fn accept(s: &AppState, req: Request) -> Result<usize, ApiError> {
 
 async fn readyz(State(s): State<AppState>) -> Response {
     if s.accepting.load(Ordering::SeqCst) {
-        (StatusCode::OK, "ready").into_response()
+        // paused is still ready (it takes alerts in, and records them): said in the body
+        match s.recorder.pause().current() {
+            Some(p) => (
+                StatusCode::OK,
+                format!(
+                    "ready (paused since {} by {} via {}: {})",
+                    p.since,
+                    if p.by.is_empty() { "someone" } else { &p.by },
+                    p.source,
+                    if p.reason.is_empty() {
+                        "no reason given"
+                    } else {
+                        &p.reason
+                    }
+                ),
+            )
+                .into_response(),
+            None => (StatusCode::OK, "ready").into_response(),
+        }
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
     }
@@ -411,6 +431,89 @@ async fn breakers(State(s): State<AppState>, headers: HeaderMap) -> Response {
     }
 }
 
+/// What `POST /pause` may carry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PauseBody {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    by: String,
+}
+
+/// Changes take the webhook token; the read token may not.
+fn may_change(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &s.token else {
+        return Ok(());
+    };
+    if authorized(token, headers) {
+        return Ok(());
+    }
+    if s.read_token
+        .as_ref()
+        .is_some_and(|t| authorized(t, headers))
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "read_only_token",
+            "the read token may read but not pause or resume",
+        ));
+    }
+    Err(unauthorized())
+}
+
+/// The pause state, as `/pause` and `/resume` answer it.
+fn pause_state(s: &AppState) -> Response {
+    Json(json!({
+        "paused": s.recorder.pause().current(),
+        "heldByConfigMap": s.recorder.pause().held_by_configmap(),
+    }))
+    .into_response()
+}
+
+/// `POST /pause` (`{"reason": "...", "by": "..."}`, both optional): heal8s
+/// decides and records, and changes nothing, until resumed.
+async fn pause(State(s): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Err(e) = may_change(&s, &headers) {
+        return e.into_response();
+    }
+    let b: PauseBody = if body.iter().all(u8::is_ascii_whitespace) {
+        PauseBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_body",
+                    format!("expected {{\"reason\": \"...\", \"by\": \"...\"}}: {e}"),
+                )
+                .into_response();
+            }
+        }
+    };
+    let cut = |v: String| receiver_core::text::one_line(&v, 200);
+    s.recorder
+        .pause()
+        .set_api(Some(receiver_core::guard::Pause {
+            source: "api".into(),
+            by: cut(b.by),
+            reason: cut(b.reason),
+            since: jiff::Timestamp::now(),
+        }));
+    pause_state(&s)
+}
+
+/// `POST /resume`: lift the API's pause (the pause ConfigMap's stays until
+/// it is deleted).
+async fn resume(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(e) = may_change(&s, &headers) {
+        return e.into_response();
+    }
+    s.recorder.pause().set_api(None);
+    pause_state(&s)
+}
+
 /// The dashboard's page: no data in it, so no token (see `crate::dashboard`).
 async fn ui_page() -> Response {
     (
@@ -458,6 +561,7 @@ async fn ui_state(State(s): State<AppState>, headers: HeaderMap) -> Response {
         "accepting": s.accepting.load(Ordering::SeqCst),
         "leader": s.leadership.is_leader(),
         "guard": s.recorder.board().view(),
+        "paused": s.recorder.pause().current(),
         "breakers": s.recorder.stand_down().view(),
         "refusals": refusals,
         "records": s.recorder.board().records().await,

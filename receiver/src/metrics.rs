@@ -111,6 +111,8 @@ pub struct Metrics {
     /// Recovery checks running now, and waiting for a turn.
     pub verifying: Gauge,
     pub dry_run: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// 1 while a person has paused heal8s.
+    pub paused: Gauge<i64, std::sync::atomic::AtomicI64>,
     pub unprocessed_at_shutdown: Counter<u64, AtomicU64>,
     /// 1 while a breaker episode holds the class (see `crate::breakers`).
     pub breaker_open: Family<ClassLabel, Gauge>,
@@ -223,6 +225,11 @@ impl Metrics {
             "dry_run",
             "1 when heal8s runs in global dry-run mode",
             m.dry_run.clone(),
+        );
+        reg.register(
+            "paused",
+            "1 while heal8s is paused (heal8s pause, POST /pause, or the heal8s-pause ConfigMap): it decides and records, and changes nothing",
+            m.paused.clone(),
         );
         reg.register(
             "unprocessed_at_shutdown",

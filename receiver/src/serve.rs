@@ -283,6 +283,7 @@ pub async fn run_until(
         tracing::warn!(
             "--no-cluster: no detectors run and every allowed remediation is simulated."
         );
+        crate::banner::log_offline(&settings.policy, args.log.log_format);
         (Acting::offline(), None)
     } else {
         let client_settings =
@@ -293,6 +294,14 @@ pub async fn run_until(
             .context(
                 "cannot connect to Kubernetes (pass --kubeconfig, run in a cluster, or use --no-cluster)",
             )?;
+        // the cluster summary; its reads are bounded and serving does not wait for them
+        let banner = crate::banner::log_connected(
+            clients.clone(),
+            args.kubeconfig.clone(),
+            settings.policy.clone(),
+            args.log.log_format,
+        );
+        tokio::spawn(banner);
         let exec = KubeExecutor::new(
             clients.clone(),
             KubeExecutorSettings {
@@ -507,6 +516,16 @@ pub async fn run_with(
         }
         None => Vec::new(),
     };
+    // the pause ConfigMap: every replica watches it, so a pause survives failover
+    let pause_task = cluster.as_ref().map(|clients| {
+        let r = recorder.clone();
+        tokio::spawn(receiver_k8s::pause::watch(
+            clients.main.clone(),
+            settings.namespace.clone(),
+            move |p| r.pause().set_configmap(p),
+            stop_detectors.subscribe(),
+        ))
+    });
     let delivery = start_notifications(&settings, &metrics, &mut acting)?;
     let mut worker = tokio::spawn(worker::run(engine, rx, acting, recorder, metrics.clone()));
     let queue = state.queue.clone();
@@ -521,7 +540,7 @@ pub async fn run_with(
     .context("the HTTP server failed")?;
     accepting.store(false, Ordering::SeqCst);
     let _ = stop_detectors.send(true);
-    for task in upkeep_tasks {
+    for task in upkeep_tasks.into_iter().chain(pause_task) {
         task.abort();
     }
     for d in detectors {

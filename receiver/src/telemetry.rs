@@ -42,6 +42,31 @@ pub fn init(format: LogFormat, level: &str) -> anyhow::Result<()> {
     result.map_err(|e| anyhow::anyhow!("could not install the logger: {e}"))
 }
 
+/// Like [`init`], writing to `file` (a handle each line is written through
+/// whole, e.g. the daemon's rotating log file) instead of stderr; no colour.
+pub fn init_to<W>(format: LogFormat, level: &str, file: W) -> anyhow::Result<()>
+where
+    W: std::io::Write + Clone + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_new(level)
+        .map_err(|e| anyhow::anyhow!("--log-level {level:?} is not a valid filter: {e}"))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
+    let result = match format {
+        LogFormat::Text => builder
+            .fmt_fields(EscapedFields)
+            .with_writer(move || file.clone())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_writer(move || JsonEscaping(file.clone()))
+            .try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("could not install the logger: {e}"))
+}
+
 /// tracing's default field format (`name=value`), with every control
 /// character escaped (see [`escape_controls`]), whether a field was
 /// recorded with `%` (Display) or `?` (Debug).

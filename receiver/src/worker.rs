@@ -47,6 +47,7 @@ pub struct Recorder {
     recent: Mutex<Rings>,
     stand_down: crate::breakers::Reporter,
     board: crate::dashboard::Board,
+    pause: crate::pause::Switch,
 }
 
 impl Recorder {
@@ -54,10 +55,16 @@ impl Recorder {
     pub fn new(metrics: Arc<Metrics>) -> Recorder {
         Recorder {
             stand_down: crate::breakers::Reporter::new(metrics.clone()),
+            pause: crate::pause::Switch::with_gauge(metrics.paused.clone()),
             metrics,
             recent: Mutex::new(Rings::default()),
             board: crate::dashboard::Board::default(),
         }
+    }
+
+    /// The pause switch (`/pause`, the pause ConfigMap).
+    pub fn pause(&self) -> &crate::pause::Switch {
+        &self.pause
     }
 
     /// What the dashboard shows.
@@ -394,6 +401,8 @@ struct Worker {
     running: usize,
     verifying: Arc<tokio::sync::Semaphore>,
     was_leader: bool,
+    /// Pauses set or lifted by people.
+    pauses: tokio::sync::watch::Receiver<Option<receiver_core::guard::Pause>>,
 }
 
 impl Worker {
@@ -401,6 +410,10 @@ impl Worker {
     /// restored from the durable record first; on losing the lead, the plans
     /// detectors left waiting go (the new leader's detectors signal them again).
     async fn lead(&mut self) -> bool {
+        if self.pauses.has_changed().unwrap_or(false) {
+            let pause = self.pauses.borrow_and_update().clone();
+            self.apply_pause(pause);
+        }
         let leader = self.acting.leadership.is_leader();
         if leader && !self.was_leader {
             self.acting.journal.resume().await;
@@ -517,6 +530,20 @@ impl Worker {
         self.settle(&outcomes, leader).await;
     }
 
+    /// Pause heal8s or let it act again, and say so.
+    fn apply_pause(&mut self, pause: Option<receiver_core::guard::Pause>) {
+        match &pause {
+            Some(p) => {
+                tracing::warn!(source = %p.source, by = %p.by, reason = %p.reason, "heal8s is PAUSED: it decides and records, and changes nothing until resumed.")
+            }
+            None if self.engine.guard().pause().is_some() => {
+                tracing::info!("heal8s is resumed: it acts again.")
+            }
+            None => {}
+        }
+        self.engine.set_pause(pause);
+    }
+
     /// Write the guard's state where the dashboard reads it.
     fn show(&self, leader: bool) {
         let now = self.acting.clock.now();
@@ -528,6 +555,8 @@ impl Worker {
             breakers: guard.breakers(),
             backlog: self.engine.backlog().len(),
             running: self.running,
+            holding: guard.holding_alerts(now),
+            paused: guard.pause().cloned(),
         });
     }
 
@@ -602,6 +631,7 @@ pub async fn run(
     metrics
         .backlog_capacity
         .set(i64::try_from(engine.backlog().capacity()).unwrap_or(i64::MAX));
+    let pauses = recorder.pause().subscribe();
     let mut w = Worker {
         engine,
         acting,
@@ -612,7 +642,10 @@ pub async fn run(
         running: 0,
         verifying: Arc::new(tokio::sync::Semaphore::new(VERIFYING_AT_ONCE)),
         was_leader: false,
+        pauses,
     };
+    let paused = w.recorder.pause().current();
+    w.apply_pause(paused);
     // breakers close and refusal windows end with no signal to notice them
     let mut report = tokio::time::interval(crate::breakers::TICK);
     report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

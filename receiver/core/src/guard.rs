@@ -23,6 +23,8 @@ use crate::policy::{GuardConfig, PolicyError, PolicyIssue};
 use crate::remediation::{Mode, RemediationKind};
 use crate::signal::Signal;
 
+pub mod gitops;
+pub mod holds;
 mod precheck;
 
 /// The label or annotation that opts an object or namespace out of heal8s.
@@ -82,13 +84,22 @@ pub enum RefusalReason {
     /// plans is full (see `backlog`): it is not kept, and runs only when
     /// signalled again.
     BacklogFull,
+    /// The live object is managed by a GitOps controller (Argo CD, Flux)
+    /// that would revert or re-create a direct change (`guard.gitops`).
+    GitopsOwned,
+    /// A maintenance window is open: heal8s only records.
+    MaintenanceWindow,
+    /// An alert the policy holds this remediation for fires.
+    HeldByAlert,
+    /// A person paused heal8s (`heal8s pause`, or the pause ConfigMap).
+    Paused,
 }
 
 impl RefusalReason {
     /// Every reason, in declaration order: the metrics start each label at 0
     /// (a counter that appears at 1 hides its first increase). A new reason
     /// goes here too.
-    pub const ALL: [RefusalReason; 24] = [
+    pub const ALL: [RefusalReason; 28] = [
         RefusalReason::NoRoute,
         RefusalReason::MissingTarget,
         RefusalReason::TargetMismatch,
@@ -113,6 +124,10 @@ impl RefusalReason {
         RefusalReason::ClassRate,
         RefusalReason::MassFlip,
         RefusalReason::BacklogFull,
+        RefusalReason::GitopsOwned,
+        RefusalReason::MaintenanceWindow,
+        RefusalReason::HeldByAlert,
+        RefusalReason::Paused,
     ];
 
     /// Whether this refusal is a breaker standing a whole class down (not a
@@ -156,6 +171,10 @@ impl RefusalReason {
             RefusalReason::ClassRate => "class_rate",
             RefusalReason::MassFlip => "mass_flip",
             RefusalReason::BacklogFull => "backlog_full",
+            RefusalReason::GitopsOwned => "gitops_owned",
+            RefusalReason::MaintenanceWindow => "maintenance_window",
+            RefusalReason::HeldByAlert => "held_by_alert",
+            RefusalReason::Paused => "paused",
         }
     }
 }
@@ -435,6 +454,24 @@ pub struct Guard {
     flips: HashMap<ActionClass, VecDeque<(Timestamp, String)>>,
     /// The breakers holding a class now, by class.
     breakers: std::collections::BTreeMap<ActionClass, Breaker>,
+    /// Maintenance windows, and the alerts firing that hold remediations.
+    holds: holds::Holds,
+    /// Set while a person has paused heal8s: nothing is changed.
+    paused: Option<Pause>,
+}
+
+/// A pause a person set: while it holds, heal8s only records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pause {
+    /// Where it was set: `api` (`heal8s pause`) or `configmap`.
+    pub source: String,
+    /// Who set it, as they said (or the ConfigMap's `by` key).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub by: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    pub since: Timestamp,
 }
 
 fn since(now: Timestamp, then: Timestamp) -> Duration {
@@ -499,7 +536,51 @@ impl Guard {
             escalated: HashMap::new(),
             flips: HashMap::new(),
             breakers: std::collections::BTreeMap::new(),
+            paused: None,
+            holds: holds::Holds::new(&cfg.maintenance_windows, &cfg.hold_while_firing).map_err(
+                |problems| PolicyError {
+                    issues: problems
+                        .into_iter()
+                        .map(|(p, m)| PolicyIssue {
+                            path: format!("guard.{p}"),
+                            message: m,
+                        })
+                        .collect(),
+                },
+            )?,
         })
+    }
+
+    /// Pause heal8s (`Some`) or let it act again (`None`): while paused,
+    /// every remediation that changes something is refused `paused`.
+    pub fn set_pause(&mut self, pause: Option<Pause>) {
+        self.paused = pause;
+    }
+
+    /// The pause in force, if any.
+    pub fn pause(&self) -> Option<&Pause> {
+        self.paused.as_ref()
+    }
+
+    /// The refusal while paused.
+    fn paused_refusal(&self) -> Option<Refusal> {
+        self.paused.as_ref().map(|p| {
+            let mut m = format!("heal8s is paused (since {}, {}", p.since, p.source);
+            if !p.by.is_empty() {
+                m.push_str(&format!(", by {}", p.by));
+            }
+            m.push(')');
+            if !p.reason.is_empty() {
+                m.push_str(&format!(": {}", p.reason));
+            }
+            m.push_str("; it only records until resumed");
+            Refusal::new(RefusalReason::Paused, m)
+        })
+    }
+
+    /// The alerts holding remediations now (`guard.holdWhileFiring`), by name.
+    pub fn holding_alerts(&self, now: Timestamp) -> Vec<String> {
+        self.holds.firing(now)
     }
 
     /// The custom resource types a cleanup-resource route without its own
@@ -570,6 +651,10 @@ impl Guard {
     /// Dedupe a delivered signal, refuse one about another cluster, and handle
     /// resolutions. Call once per delivered signal.
     pub fn admit(&mut self, signal: &Signal, now: Timestamp) -> Admission {
+        // a hold's alert holds from its first delivery (and each repeat keeps it fresh)
+        if wrong_cluster(&self.cfg, signal.source.kind(), &signal.labels).is_none() {
+            self.holds.observe(signal, now);
+        }
         let window = self.cfg.dedupe_window.get();
         while let Some((at, _)) = self.seen_order.front() {
             if since(now, *at) < window && self.seen_order.len() < MAX_REMEMBERED_OCCURRENCES {
@@ -735,6 +820,23 @@ impl Guard {
             &facts.owners,
             facts.namespace.as_ref(),
         ) {
+            return Decision {
+                verdict: Verdict::Refuse(r),
+                newly_escalated: false,
+                event: None,
+            };
+        }
+        if let Some(r) = self
+            .paused_refusal()
+            .or_else(|| self.holds.refusal(plan, now))
+        {
+            return Decision {
+                verdict: Verdict::Refuse(r),
+                newly_escalated: false,
+                event: None,
+            };
+        }
+        if let Some(r) = gitops::refusal(&self.cfg.gitops, plan, facts) {
             return Decision {
                 verdict: Verdict::Refuse(r),
                 newly_escalated: false,
@@ -1459,6 +1561,38 @@ mod tests {
         let later = g.budget_use(t(720 + 3600), 10);
         assert_eq!(later.global.used, 0);
         assert!(later.namespaces.is_empty() && later.workloads.is_empty());
+    }
+
+    #[test]
+    fn a_pause_refuses_every_change_until_resumed_and_notify_only_still_runs() {
+        let mut g = guard(&cfg());
+        let p = owned(pod_plan("shop", "a-1"), "a");
+        g.set_pause(Some(Pause {
+            source: "api".into(),
+            by: "alice".into(),
+            reason: "incident 42".into(),
+            since: t(0),
+        }));
+        let d = g.check(&p, &Facts::unknown(), t(1));
+        assert_eq!(reason(&d), Some(RefusalReason::Paused));
+        let Verdict::Refuse(r) = &d.verdict else {
+            panic!("allowed")
+        };
+        assert!(
+            r.message.contains("by alice") && r.message.contains("incident 42"),
+            "{}",
+            r.message
+        );
+        assert_eq!(
+            g.precheck(&p, t(1)).map(|r| r.reason),
+            Some(RefusalReason::Paused)
+        );
+        // refused while paused counts nothing
+        assert_eq!(g.budget_use(t(1), 10).global.used, 0);
+        let notify = plan_for(&[("alertname", "X")], "{remediation: notify-only}");
+        assert_eq!(reason(&g.check(&notify, &Facts::unknown(), t(1))), None);
+        g.set_pause(None);
+        assert_eq!(act(&mut g, &p, t(2)), None, "resumed");
     }
 
     #[test]

@@ -428,6 +428,11 @@ impl Engine {
         &self.guard
     }
 
+    /// Pause heal8s or let it act again (see [`Guard::set_pause`]).
+    pub fn set_pause(&mut self, pause: Option<crate::guard::Pause>) {
+        self.guard.set_pause(pause);
+    }
+
     /// Carry one signal through the whole pipeline. Every signal yields at least one outcome.
     pub async fn process(
         &mut self,

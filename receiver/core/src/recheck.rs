@@ -4,7 +4,8 @@
 //! ceiling for scale-up, a recent rollout with an earlier image for
 //! rollback-image); for a node, is it still unhealthy; for a namespace, is it
 //! old enough and not already going; for a cleanup, is the object still
-//! stuck, failed or stale.
+//! stuck, failed or stale; for a Service without ready endpoints or a stuck
+//! rollout (the services and rollouts detectors' signals), is it still so.
 //!
 //! Pure: k8s-openapi objects and plain data in, a `LiveState` (with a sentence)
 //! out. The reads happen in receiver-k8s (`facts`); nothing here does IO.
@@ -674,5 +675,154 @@ mod cleanup_tests {
             cleanup_state(&stuck(3600), &dv, &d, t(0)),
             LiveState::Holds(_)
         ));
+    }
+}
+
+/// The live re-check of a plan on `Heal8sServiceNoReadyEndpoints`: the
+/// Service (with its live EndpointSlices and pods) still has no ready
+/// endpoint while its selector matches pods, for at least `after` (the
+/// services detector's own rule). A Service that gained a ready endpoint,
+/// lost its selector or its pods is `Cleared`.
+pub fn service_state(
+    b: &crate::detect::service::Backends<'_>,
+    after: PromDuration,
+    now: Timestamp,
+) -> LiveState {
+    match crate::detect::service::examine(b, after, now) {
+        Ok(f) => LiveState::Holds(f.summary),
+        Err(why) => LiveState::Cleared(format!("{why}: nothing to tell")),
+    }
+}
+
+/// The live re-check of a plan on `Heal8sRolloutStuck`: the Deployment is
+/// still past its progress deadline with a newest revision that changed an
+/// image (the rollouts detector's own rule). A rollout that completed, was
+/// rolled back or changed since is `Cleared`.
+pub fn rollout_state(r: &crate::detect::rollout::Rollout<'_>, now: Timestamp) -> LiveState {
+    match crate::detect::rollout::examine(r, now) {
+        Ok(f) => LiveState::Holds(f.summary),
+        Err(why) => LiveState::Cleared(why),
+    }
+}
+
+#[cfg(test)]
+mod detector_tests {
+    use super::*;
+    use crate::detect::pod_view::PodView;
+    use crate::detect::rollout::Rollout;
+    use crate::detect::service::Backends;
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::api::discovery::v1::EndpointSlice;
+    use serde_json::json;
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    fn pod(ready: &str) -> PodView {
+        PodView::of(
+            &serde_json::from_value::<Pod>(json!({
+                "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"}},
+                "status": {"phase": "Running", "conditions": [
+                    {"type": "ContainersReady", "status": ready, "lastTransitionTime": t(-600).to_string()},
+                    {"type": "Ready", "status": ready, "lastTransitionTime": t(-600).to_string()}]}
+            }))
+            .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_service_holds_until_it_has_a_ready_endpoint() {
+        let svc: Service = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop", "creationTimestamp": t(-86_400).to_string()},
+            "spec": {"selector": {"app": "web"}}
+        }))
+        .unwrap();
+        let slice = |ready: bool| -> EndpointSlice {
+            serde_json::from_value(json!({
+                "metadata": {"name": "web-x", "namespace": "shop",
+                             "labels": {"kubernetes.io/service-name": "web"}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.0.0.1"], "conditions": {"ready": ready}}]
+            }))
+            .unwrap()
+        };
+        let five = PromDuration::secs(300);
+        let (unready, broken) = (pod("False"), slice(false));
+        let b = Backends {
+            service: &svc,
+            slices: vec![&broken],
+            pods: vec![&unready],
+        };
+        let s = service_state(&b, five, t(0));
+        assert!(
+            matches!(&s, LiveState::Holds(w) if w.contains("web-1")),
+            "{s:?}"
+        );
+        // a stale signal: the pod is ready and serves again
+        let (ready, serving) = (pod("True"), slice(true));
+        let b = Backends {
+            service: &svc,
+            slices: vec![&serving],
+            pods: vec![&ready],
+        };
+        let s = service_state(&b, five, t(0));
+        assert!(
+            matches!(&s, LiveState::Cleared(w) if w.contains("1 ready endpoints of 1")),
+            "{s:?}"
+        );
+        // a forged one, about a Service that lost its endpoints a moment ago
+        let b = Backends {
+            service: &svc,
+            slices: vec![&broken],
+            pods: vec![&unready],
+        };
+        assert!(matches!(
+            service_state(&b, PromDuration::secs(3600), t(0)),
+            LiveState::Cleared(_)
+        ));
+    }
+
+    #[test]
+    fn a_rollout_holds_while_it_is_stuck_after_an_image_change() {
+        let dep = |status: &str, reason: &str| -> Deployment {
+            serde_json::from_value(json!({
+                "metadata": {"name": "api", "namespace": "shop", "uid": "d"},
+                "status": {"conditions": [{"type": "Progressing", "status": status, "reason": reason,
+                                           "lastTransitionTime": t(-60).to_string()}]}
+            }))
+            .unwrap()
+        };
+        let rs = |n: u32, image: &str| -> ReplicaSet {
+            serde_json::from_value(json!({
+                "metadata": {"name": format!("api-{n}"), "namespace": "shop",
+                    "annotations": {"deployment.kubernetes.io/revision": n.to_string()},
+                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "api",
+                                         "uid": "d", "controller": true}]},
+                "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "app", "image": image}]}}}
+            }))
+            .unwrap()
+        };
+        let (one, two) = (rs(1, "api:1.0"), rs(2, "api:1.1"));
+        let stuck = dep("False", "ProgressDeadlineExceeded");
+        let r = Rollout {
+            deployment: &stuck,
+            replica_sets: vec![&one, &two],
+        };
+        assert!(matches!(rollout_state(&r, t(0)), LiveState::Holds(_)));
+        // it completed since, or a person rolled it back
+        let done = dep("True", "NewReplicaSetAvailable");
+        let r = Rollout {
+            deployment: &done,
+            replica_sets: vec![&one, &two],
+        };
+        assert!(matches!(rollout_state(&r, t(0)), LiveState::Cleared(_)));
+        // its history lost the earlier image (the ReplicaSet was deleted)
+        let r = Rollout {
+            deployment: &stuck,
+            replica_sets: vec![&two],
+        };
+        assert!(matches!(rollout_state(&r, t(0)), LiveState::Cleared(_)));
     }
 }

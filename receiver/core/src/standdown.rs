@@ -63,6 +63,10 @@ impl RefusalCount {
                 | RefusalReason::NamespaceOptedOut
                 | RefusalReason::Disabled
                 | RefusalReason::TypeNotAllowed
+                | RefusalReason::GitopsOwned
+                | RefusalReason::MaintenanceWindow
+                | RefusalReason::HeldByAlert
+                | RefusalReason::Paused
         )
     }
 

@@ -6,14 +6,16 @@
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, OwnerReference};
 use kube::Api;
 use kube::api::{DynamicObject, ListParams};
 use receiver_core::act::{ClusterFacts, LiveState};
-use receiver_core::detect::{node, pod};
+use receiver_core::detect::pod_view::PodView;
+use receiver_core::detect::{node, pod, rollout, service};
 use receiver_core::recheck::{self, Revision};
 use receiver_core::target::known_kind;
 use receiver_core::{
@@ -335,6 +337,96 @@ impl KubeFacts {
         })
     }
 
+    /// The live re-check of the services and rollouts detectors' signals
+    /// (by name, whoever sent them) on their target `o`, read with what the
+    /// detector read beside it: a Service's EndpointSlices and pods, a
+    /// Deployment's ReplicaSets. `None` for other signals.
+    async fn detector_state(
+        &self,
+        plan: &Plan,
+        t: &receiver_core::Target,
+        o: &DynamicObject,
+        now: Timestamp,
+    ) -> Result<Option<LiveState>, K8sError> {
+        let ns = t.namespace.as_deref().unwrap_or("default");
+        let unreadable = |want: &str, e: serde_json::Error| {
+            LiveState::Cleared(format!("{t} could not be read as {want}: {e}"))
+        };
+        Ok(Some(match plan.trigger.name.as_str() {
+            service::SIGNAL => {
+                if t.kind != TargetKind::Custom(service::service_type()) {
+                    return Ok(Some(LiveState::Cleared(format!(
+                        "{} is about a Service; {t} is not one",
+                        service::SIGNAL
+                    ))));
+                }
+                let svc = match serde_json::to_value(o).and_then(serde_json::from_value::<Service>)
+                {
+                    Ok(s) => s,
+                    Err(e) => return Ok(Some(unreadable("a v1 Service", e))),
+                };
+                let slices: Api<EndpointSlice> = Api::namespaced(self.clients.main.clone(), ns);
+                let slices = slices
+                    .list(&ListParams::default().labels(&format!(
+                        "{}={}",
+                        service::SERVICE_NAME_LABEL,
+                        t.name
+                    )))
+                    .await?
+                    .items;
+                let selector: Vec<String> = svc
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.selector.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let pods = if selector.is_empty() {
+                    Vec::new()
+                } else {
+                    let api: Api<Pod> = Api::namespaced(self.clients.main.clone(), ns);
+                    api.list(&ListParams::default().labels(&selector.join(",")))
+                        .await?
+                        .items
+                };
+                let views: Vec<PodView> = pods.iter().map(PodView::of).collect();
+                recheck::service_state(
+                    &service::Backends {
+                        service: &svc,
+                        slices: slices.iter().collect(),
+                        pods: views.iter().collect(),
+                    },
+                    self.detectors.services.after,
+                    now,
+                )
+            }
+            rollout::SIGNAL => {
+                if t.kind != TargetKind::Deployment {
+                    return Ok(Some(LiveState::Cleared(format!(
+                        "{} is about a Deployment; {t} is not one",
+                        rollout::SIGNAL
+                    ))));
+                }
+                let d = match serde_json::to_value(o).and_then(serde_json::from_value::<Deployment>)
+                {
+                    Ok(d) => d,
+                    Err(e) => return Ok(Some(unreadable("an apps/v1 Deployment", e))),
+                };
+                let rss: Api<ReplicaSet> = Api::namespaced(self.clients.main.clone(), ns);
+                let rss = rss.list(&ListParams::default()).await?.items;
+                recheck::rollout_state(
+                    &rollout::Rollout {
+                        deployment: &d,
+                        replica_sets: rss.iter().collect(),
+                    },
+                    now,
+                )
+            }
+            _ => return Ok(None),
+        }))
+    }
+
     /// Facts for a pull request body, read live: a pod container's restarts
     /// and last termination (an OOM kill with its time), or an HPA's replica
     /// counts and since when it has been held at its maximum.
@@ -570,7 +662,14 @@ impl KubeFacts {
                     .owner_chain(ns, o.metadata.owner_references.as_ref())
                     .await?;
                 facts.namespace = self.namespace_meta(ns).await?;
-                facts.state = if plan.kind().is_declarative() {
+                let detected = self.detector_state(plan, t, &o, now).await?;
+                facts.state = if let Some(s) = detected.filter(|s| {
+                    // a rule that no longer holds ends it; one that holds
+                    // still has a declarative fix's own evidence to pass
+                    !matches!(s, LiveState::Holds(_)) || !plan.kind().is_declarative()
+                }) {
+                    s
+                } else if plan.kind().is_declarative() {
                     self.declarative_state(plan, t, None, Some(&o), None)
                         .await?
                 } else if let (Remediation::CleanupResource(_), TargetKind::Custom(rt)) =

@@ -6,11 +6,13 @@
 
 pub mod cache;
 pub mod client;
+pub mod discovery;
 pub mod drain;
 pub mod events;
 pub mod executor;
 pub mod facts;
 pub mod leader;
+pub mod pause;
 pub mod record;
 pub mod resources;
 pub mod schema;

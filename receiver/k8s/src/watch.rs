@@ -1,24 +1,33 @@
 //! Detector watchers: kube-runtime watchers with trimmed reflector stores for
-//! pods, nodes, namespaces, KubeVirt VMs and configured custom resources. Each
-//! change is run through the pure detectors at once (low latency), and every
-//! cached object again each `resync` (time-based conditions). Findings go
-//! through an `Emitter` and into the detector lane of the work queue (alerts
-//! have a lane of their own, so a burst here never turns Alertmanager away).
+//! pods, nodes, namespaces, Services (with their EndpointSlices),
+//! Deployments (with their ReplicaSets), KubeVirt VMs and configured custom
+//! resources. Each change is run through the pure detectors at once (low
+//! latency), and every cached object again each `resync` (time-based
+//! conditions; a Service is read with its slices and pods, a Deployment with
+//! its ReplicaSets, so a change to those is seen at the next resync).
+//! Findings go through an `Emitter` and into the detector lane of the work
+//! queue (alerts have a lane of their own, so a burst here never turns
+//! Alertmanager away).
 //!
 //! Optional resource types (KubeVirt VMs, configured custom resources)
 //! whose API group is not installed are named in one info line; discovery
 //! asks again periodically and starts their detectors once they are served,
 //! without a restart.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod, PodSpec};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::api::core::v1::{
+    Container, Namespace, Node, Pod, PodSpec, PodTemplateSpec, Service, ServiceSpec,
+};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::DynamicObject;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
@@ -26,7 +35,8 @@ use kube::runtime::{WatchStreamExt, reflector::store::Writer};
 use kube::{Api, Resource, ResourceExt};
 use receiver_core::detect::pod_view::PodView;
 use receiver_core::detect::{
-    Detector, Detectors, Emitter, Finding, Object, Watched, namespace, node, strain,
+    Detector, Detectors, Emitter, Finding, Object, Watched, namespace, node, rollout, service,
+    strain,
 };
 use receiver_core::lanes::SignalSink;
 use receiver_core::target::ResourceType;
@@ -84,6 +94,88 @@ fn trim_pod(p: &mut Pod) {
         s.ephemeral_container_statuses = None;
         s.resource_claim_statuses = None;
     }
+}
+
+/// Keep of a Service what the services detector reads: its selector and type.
+fn trim_service(s: &mut Service) {
+    trim_meta(s);
+    s.spec = s.spec.take().map(|spec| ServiceSpec {
+        selector: spec.selector,
+        type_: spec.type_,
+        ..ServiceSpec::default()
+    });
+    s.status = None;
+}
+
+/// Keep of an EndpointSlice its labels (the Service it belongs to) and its
+/// endpoints' conditions.
+fn trim_slice(s: &mut EndpointSlice) {
+    trim_meta(s);
+    s.ports = None;
+    for e in &mut s.endpoints {
+        e.addresses.clear();
+        e.deprecated_topology = None;
+        e.hints = None;
+        e.hostname = None;
+        e.node_name = None;
+        e.target_ref = None;
+        e.zone = None;
+    }
+}
+
+/// Keep of a Deployment its conditions, generations and `paused`.
+fn trim_deployment(d: &mut Deployment) {
+    trim_meta(d);
+    d.spec = d.spec.take().map(|spec| DeploymentSpec {
+        paused: spec.paused,
+        ..DeploymentSpec::default()
+    });
+    if let Some(st) = &mut d.status {
+        *st = k8s_openapi::api::apps::v1::DeploymentStatus {
+            conditions: st.conditions.take(),
+            observed_generation: st.observed_generation,
+            ..Default::default()
+        };
+    }
+}
+
+/// Keep of a ReplicaSet its owner, its revision and its containers' images.
+fn trim_replica_set(rs: &mut ReplicaSet) {
+    rs.managed_fields_mut().clear();
+    rs.labels_mut().clear();
+    rs.annotations_mut()
+        .retain(|k, _| k == rollout::REVISION_ANNOTATION);
+    rs.spec = rs.spec.take().map(|spec| ReplicaSetSpec {
+        template: spec.template.map(|t| PodTemplateSpec {
+            metadata: None,
+            spec: t.spec.map(|p| PodSpec {
+                containers: p
+                    .containers
+                    .into_iter()
+                    .map(|c| Container {
+                        name: c.name,
+                        image: c.image,
+                        ..Container::default()
+                    })
+                    .collect(),
+                ..PodSpec::default()
+            }),
+        }),
+        ..ReplicaSetSpec::default()
+    });
+    rs.status = None;
+}
+
+/// Whether `store` has listed everything once.
+fn synced<K>(store: &Store<K>) -> bool
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    store
+        .wait_until_ready()
+        .now_or_never()
+        .is_some_and(|r| r.is_ok())
 }
 
 /// Where a watch keeps what it saw, and how its detectors read it.
@@ -180,6 +272,199 @@ where
                 })
                 .collect()
         })
+    }
+}
+
+/// Services, with the EndpointSlice store and the pod cache they are read
+/// with; nothing is found before both have listed everything.
+struct Services<D> {
+    writer: Writer<Service>,
+    store: Store<Service>,
+    slices: Store<EndpointSlice>,
+    pods: Arc<PodViews>,
+    detect: D,
+}
+
+impl<D> Services<D> {
+    fn synced(&self) -> bool {
+        synced(&self.slices) && self.pods.is_ready()
+    }
+}
+
+impl<D> Keep<Service> for Services<D>
+where
+    D: Fn(&service::Backends<'_>, Timestamp) -> Vec<Finding> + Send + 'static,
+{
+    fn apply(&mut self, ev: &Event<Service>) {
+        self.writer.apply_watcher_event(ev);
+    }
+
+    fn detect(&self, o: &Service, now: Timestamp) -> Vec<Finding> {
+        if !self.synced() {
+            return Vec::new();
+        }
+        let (ns, name) = (o.namespace().unwrap_or_default(), o.name_any());
+        let slices: Vec<Arc<EndpointSlice>> = self
+            .slices
+            .state()
+            .into_iter()
+            .filter(|s| service::slice_of(s, &ns, &name))
+            .collect();
+        self.pods.with_all(|all| {
+            let b = service::Backends {
+                service: o,
+                slices: slices.iter().map(AsRef::as_ref).collect(),
+                pods: all
+                    .into_iter()
+                    .filter(|p| p.namespace.as_deref() == Some(ns.as_str()))
+                    .collect(),
+            };
+            (self.detect)(&b, now)
+        })
+    }
+
+    fn detect_all(&self, now: Timestamp) -> Vec<(String, Vec<Finding>)> {
+        if !self.synced() {
+            return Vec::new();
+        }
+        let services = self.store.state();
+        let slices = self.slices.state();
+        let mut slices_of: HashMap<(&str, &str), Vec<&EndpointSlice>> = HashMap::new();
+        for s in &slices {
+            let owner = s
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(service::SERVICE_NAME_LABEL));
+            if let (Some(ns), Some(owner)) = (s.metadata.namespace.as_deref(), owner) {
+                slices_of.entry((ns, owner)).or_default().push(s);
+            }
+        }
+        // one pass over the pods, under one read lock
+        self.pods.with_all(|all| {
+            let mut pods_in: HashMap<&str, Vec<&PodView>> = HashMap::new();
+            for p in all {
+                if let Some(ns) = p.namespace.as_deref() {
+                    pods_in.entry(ns).or_default().push(p);
+                }
+            }
+            services
+                .iter()
+                .map(|svc| {
+                    let ns = svc.metadata.namespace.as_deref().unwrap_or_default();
+                    let name = svc.metadata.name.as_deref().unwrap_or_default();
+                    let b = service::Backends {
+                        service: svc,
+                        slices: slices_of.get(&(ns, name)).cloned().unwrap_or_default(),
+                        pods: pods_in.get(ns).cloned().unwrap_or_default(),
+                    };
+                    (key_of(svc.as_ref()), (self.detect)(&b, now))
+                })
+                .collect()
+        })
+    }
+}
+
+/// Deployments, with the ReplicaSet store they are read with; nothing is
+/// found before it has listed everything.
+struct Deployments<D> {
+    writer: Writer<Deployment>,
+    store: Store<Deployment>,
+    replica_sets: Store<ReplicaSet>,
+    detect: D,
+}
+
+/// The Deployment (namespace, name) a ReplicaSet's controller reference names.
+fn controlled_by(rs: &ReplicaSet) -> Option<(&str, &str)> {
+    let refs = rs.metadata.owner_references.as_deref()?;
+    let r = refs
+        .iter()
+        .find(|r| r.controller == Some(true))
+        .or_else(|| refs.first())?;
+    (r.kind == "Deployment").then_some((rs.metadata.namespace.as_deref()?, r.name.as_str()))
+}
+
+impl<D> Keep<Deployment> for Deployments<D>
+where
+    D: Fn(&rollout::Rollout<'_>, Timestamp) -> Vec<Finding> + Send + 'static,
+{
+    fn apply(&mut self, ev: &Event<Deployment>) {
+        self.writer.apply_watcher_event(ev);
+    }
+
+    fn detect(&self, o: &Deployment, now: Timestamp) -> Vec<Finding> {
+        if !synced(&self.replica_sets) {
+            return Vec::new();
+        }
+        let (ns, name) = (o.namespace().unwrap_or_default(), o.name_any());
+        let rss: Vec<Arc<ReplicaSet>> = self
+            .replica_sets
+            .state()
+            .into_iter()
+            .filter(|rs| controlled_by(rs) == Some((ns.as_str(), name.as_str())))
+            .collect();
+        let r = rollout::Rollout {
+            deployment: o,
+            replica_sets: rss.iter().map(AsRef::as_ref).collect(),
+        };
+        (self.detect)(&r, now)
+    }
+
+    fn detect_all(&self, now: Timestamp) -> Vec<(String, Vec<Finding>)> {
+        if !synced(&self.replica_sets) {
+            return Vec::new();
+        }
+        let rss = self.replica_sets.state();
+        let mut of: HashMap<(&str, &str), Vec<&ReplicaSet>> = HashMap::new();
+        for rs in &rss {
+            if let Some(owner) = controlled_by(rs) {
+                of.entry(owner).or_default().push(rs);
+            }
+        }
+        self.store
+            .state()
+            .iter()
+            .map(|d| {
+                let ns = d.metadata.namespace.as_deref().unwrap_or_default();
+                let name = d.metadata.name.as_deref().unwrap_or_default();
+                let r = rollout::Rollout {
+                    deployment: d,
+                    replica_sets: of.get(&(ns, name)).cloned().unwrap_or_default(),
+                };
+                (key_of(d.as_ref()), (self.detect)(&r, now))
+            })
+            .collect()
+    }
+}
+
+/// Keep `writer` filled from a watch of `api` (trimmed by `trim`) until
+/// `stop` flips: a store other watches' detectors read.
+async fn mirror<K, T>(
+    what: &'static str,
+    api: Api<K>,
+    trim: T,
+    mut writer: Writer<K>,
+    mut stop: stop_watch::Receiver<bool>,
+) where
+    K: Resource + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+    T: FnMut(&mut K) + Send + 'static,
+{
+    let stream = watcher::watcher(api, watcher::Config::default())
+        .modify(trim)
+        .default_backoff();
+    futures::pin_mut!(stream);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            ev = stream.next() => match ev {
+                None => break,
+                Some(Ok(ev)) => writer.apply_watcher_event(&ev),
+                Some(Err(e)) => {
+                    tracing::warn!(watch = what, error = %e, "Watch error; retrying with backoff.");
+                }
+            },
+        }
     }
 }
 
@@ -301,9 +586,16 @@ pub async fn start(
     }
 
     let pod_detectors = on(&Watched::Pods);
-    if !pod_detectors.is_empty() {
+    let service_detectors = on(&Watched::Services);
+    // the services detector reads the pod cache: the pod watch runs for it too
+    if !pod_detectors.is_empty() || !service_detectors.is_empty() {
         let views = clients.caches.pods();
-        if strain_eviction && cfg.nodes.enabled {
+        let name = if pod_detectors.is_empty() {
+            "pods (cache only)"
+        } else {
+            "pods"
+        };
+        if strain_eviction && cfg.nodes.enabled && !pod_detectors.is_empty() {
             tasks.push(tokio::spawn(strain_relief(
                 views.clone(),
                 strain.clone(),
@@ -318,9 +610,63 @@ pub async fn start(
             detect: move |p: &PodView, now| all(&pod_detectors, Object::Pod(p), now).collect(),
         };
         tasks.push(tokio::spawn(run_one(
-            "pods".into(),
+            name.into(),
             Api::<Pod>::all(client.clone()),
             trim_pod,
+            keep,
+            ctx.clone(),
+        )));
+    }
+    if !service_detectors.is_empty() {
+        let (slices, slice_writer) = reflector::store::<EndpointSlice>();
+        tasks.push(tokio::spawn(mirror(
+            "endpointslices",
+            Api::<EndpointSlice>::all(client.clone()),
+            trim_slice,
+            slice_writer,
+            stop.clone(),
+        )));
+        let (store, writer) = reflector::store::<Service>();
+        let keep = Services {
+            writer,
+            store,
+            slices,
+            pods: clients.caches.pods(),
+            detect: move |b: &service::Backends<'_>, now| {
+                all(&service_detectors, Object::Service(b), now).collect()
+            },
+        };
+        tasks.push(tokio::spawn(run_one(
+            "services".into(),
+            Api::<Service>::all(client.clone()),
+            trim_service,
+            keep,
+            ctx.clone(),
+        )));
+    }
+    let deployment_detectors = on(&Watched::Deployments);
+    if !deployment_detectors.is_empty() {
+        let (replica_sets, rs_writer) = reflector::store::<ReplicaSet>();
+        tasks.push(tokio::spawn(mirror(
+            "replicasets",
+            Api::<ReplicaSet>::all(client.clone()),
+            trim_replica_set,
+            rs_writer,
+            stop.clone(),
+        )));
+        let (store, writer) = reflector::store::<Deployment>();
+        let keep = Deployments {
+            writer,
+            store,
+            replica_sets,
+            detect: move |r: &rollout::Rollout<'_>, now| {
+                all(&deployment_detectors, Object::Deployment(r), now).collect()
+            },
+        };
+        tasks.push(tokio::spawn(run_one(
+            "deployments".into(),
+            Api::<Deployment>::all(client.clone()),
+            trim_deployment,
             keep,
             ctx.clone(),
         )));
@@ -679,5 +1025,125 @@ fn warn_if_strained(
         tracing::info!(namespace = %name, strain_percent = percent, "Test namespace created while the cluster is strained; expect slower scheduling. Consider fewer parallel test runs.");
     } else {
         tracing::warn!(namespace = %name, strain_percent = percent, "Namespace created while the cluster is strained ({percent}% of nodes under pressure); new workloads may not schedule. Free capacity or wait.");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // test code
+
+    use super::*;
+    use receiver_core::duration::PromDuration;
+    use serde_json::json;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + s).unwrap()
+    }
+
+    fn rs(n: u32, image: &str) -> ReplicaSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("api-{n}"), "namespace": "shop",
+                "labels": {"app": "api", "pod-template-hash": "abc"},
+                "annotations": {"deployment.kubernetes.io/revision": n.to_string(),
+                                "deployment.kubernetes.io/desired-replicas": "3"},
+                "managedFields": [{"manager": "kube-controller-manager"}],
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "api",
+                                     "uid": "d", "controller": true}]},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "api"}},
+                     "template": {"metadata": {"labels": {"app": "api"}},
+                                  "spec": {"containers": [{"name": "app", "image": image,
+                                      "env": [{"name": "A", "value": "b"}], "args": ["--x"]}]}}},
+            "status": {"replicas": 3}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn trimmed_deployments_and_replica_sets_keep_what_the_rollouts_detector_reads() {
+        let mut d: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": "api", "namespace": "shop", "uid": "d", "generation": 2,
+                         "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+            "spec": {"paused": false, "selector": {"matchLabels": {"app": "api"}},
+                     "template": {"spec": {"containers": [{"name": "app", "image": "api:2"}]}}},
+            "status": {"observedGeneration": 2, "replicas": 4, "conditions": [
+                {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                 "lastTransitionTime": t(0).to_string()}]}
+        }))
+        .unwrap();
+        let (mut one, mut two) = (rs(1, "api:1"), rs(2, "api:2"));
+        trim_deployment(&mut d);
+        trim_replica_set(&mut one);
+        trim_replica_set(&mut two);
+        assert!(d.annotations().is_empty());
+        assert_eq!(d.status.as_ref().unwrap().replicas, None);
+        assert!(two.labels().is_empty() && two.managed_fields().is_empty());
+        assert_eq!(
+            two.annotations().keys().collect::<Vec<_>>(),
+            ["deployment.kubernetes.io/revision"]
+        );
+        let c = &two.spec.as_ref().unwrap().template.as_ref().unwrap();
+        let c = &c.spec.as_ref().unwrap().containers[0];
+        assert_eq!(
+            (c.name.as_str(), c.image.as_deref()),
+            ("app", Some("api:2"))
+        );
+        assert!(c.env.is_none() && c.args.is_none());
+        assert_eq!(controlled_by(&two), Some(("shop", "api")));
+        // and the detector still finds the stuck rollout in what is kept
+        let r = rollout::Rollout {
+            deployment: &d,
+            replica_sets: vec![&one, &two],
+        };
+        let f = rollout::examine(&r, t(60)).unwrap();
+        assert_eq!(f.evidence.details["previousImage"], "api:1");
+    }
+
+    #[test]
+    fn trimmed_services_and_slices_keep_what_the_services_detector_reads() {
+        let mut svc: Service = serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": "shop", "creationTimestamp": t(-3600).to_string()},
+            "spec": {"selector": {"app": "web"}, "type": "ClusterIP", "clusterIP": "10.0.0.1",
+                     "ports": [{"port": 80}]},
+            "status": {"loadBalancer": {}}
+        }))
+        .unwrap();
+        let mut slice: EndpointSlice = serde_json::from_value(json!({
+            "metadata": {"name": "web-x", "namespace": "shop",
+                         "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "ports": [{"port": 8080}],
+            "endpoints": [{"addresses": ["10.244.0.1"], "nodeName": "w1",
+                           "conditions": {"ready": true},
+                           "targetRef": {"kind": "Pod", "name": "web-1"}}]
+        }))
+        .unwrap();
+        trim_service(&mut svc);
+        trim_slice(&mut slice);
+        let spec = svc.spec.as_ref().unwrap();
+        assert!(spec.cluster_ip.is_none() && spec.ports.is_none() && svc.status.is_none());
+        assert!(slice.ports.is_none() && slice.endpoints[0].addresses.is_empty());
+        let pod = PodView::of(
+            &serde_json::from_value(json!({
+                "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"}},
+                "status": {"phase": "Running", "conditions": [
+                    {"type": "Ready", "status": "False", "lastTransitionTime": t(-600).to_string()}]}
+            }))
+            .unwrap(),
+        );
+        let b = service::Backends {
+            service: &svc,
+            slices: vec![&slice],
+            pods: vec![&pod],
+        };
+        // the kept endpoint is still ready: the Service serves
+        let why = service::examine(&b, PromDuration::secs(60), t(0)).unwrap_err();
+        assert!(why.contains("1 ready endpoints of 1"), "{why}");
+        // without it, the kept selector still selects the unready pod
+        let b = service::Backends {
+            service: &svc,
+            slices: Vec::new(),
+            pods: vec![&pod],
+        };
+        assert!(service::examine(&b, PromDuration::secs(60), t(0)).is_ok());
     }
 }

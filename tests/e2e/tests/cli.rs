@@ -155,7 +155,7 @@ fn check_config_accepts_the_default_and_the_examples() {
     std::fs::write(&p, out).unwrap();
     let (code, out, err) = heal8s(&["check-config", p.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("OK (12 routes"), "{out}");
+    assert!(out.contains("OK (13 routes"), "{out}");
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/policies");
     let mut n = 0;
     for e in std::fs::read_dir(&examples).unwrap() {
@@ -305,7 +305,7 @@ async fn the_served_policy_needs_a_token_and_passes_check_config() {
     std::fs::write(&file, serde_json::to_string_pretty(&served).unwrap()).unwrap();
     let (code, out, err) = heal8s(&["check-config", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}\n{served:#}");
-    assert!(out.contains("OK (6 routes"), "{out}");
+    assert!(out.contains("OK (7 routes"), "{out}");
 }
 
 #[test]

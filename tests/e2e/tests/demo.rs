@@ -38,6 +38,8 @@ fn assert_narrated(text: &str) {
         "VERIFIED  delete-pod Pod shop/api-7d9c-x2",
         // the team chat heard of the delete (a webhook receiver on loopback)
         "TOLD      team-chat [info] Done: delete Pod shop/api-7d9c-x2",
+        // a destructive janitor action is announced before it starts
+        "TOLD      team-chat [info] About to delete Namespace e2e-run-4711",
         "Every problem is handled",
         "heal8s stopped cleanly.",
         // the demo plays the controllers and kubelets the emulation lacks, and

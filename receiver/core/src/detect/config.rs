@@ -94,7 +94,8 @@ pub struct StrainRelief {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Overrides {
     /// `--namespaces` and `--namespace-pattern`: the namespaces whose pods
-    /// are healed and which are watched for staleness.
+    /// are healed, whose Services and rollouts are watched, and which are
+    /// watched for staleness.
     pub namespaces: Vec<String>,
     /// `--exclude-namespaces`: never deleted as stale.
     pub exclude_namespaces: Vec<String>,

@@ -3,8 +3,8 @@
 //! observations into signals (new, re-signalled while persisting, resolved).
 //!
 //! Owns: what counts as a problem, for pods, nodes, KubeVirt VMs, custom
-//! resources and namespaces. Must not watch or act: receiver-k8s feeds objects
-//! in and sends the signals on.
+//! resources, namespaces, Services and Deployment rollouts. Must not watch or
+//! act: receiver-k8s feeds objects in and sends the signals on.
 
 pub mod config;
 pub mod pod_view;
@@ -34,6 +34,10 @@ pub enum Object<'a> {
     Namespace(&'a Namespace),
     /// An object of a type found through discovery, as JSON, with its type.
     Dynamic(&'a serde_json::Value, &'a ResourceType),
+    /// A Service with its namespace's EndpointSlices and pods.
+    Service(&'a service::Backends<'a>),
+    /// A Deployment with its namespace's ReplicaSets.
+    Deployment(&'a rollout::Rollout<'a>),
 }
 
 /// What a detector watches.
@@ -42,6 +46,10 @@ pub enum Watched {
     Pods,
     Nodes,
     Namespaces,
+    /// Services, with their EndpointSlices and the pod cache.
+    Services,
+    /// Deployments, with their ReplicaSets.
+    Deployments,
     /// A type that may not be installed, found by its kind.
     Kind(ResourceType),
     /// A type that may not be installed, found by its plural.
@@ -165,6 +173,8 @@ registry! {
     virtual_machines: kubevirt::VmDetector,
     custom_resources: custom::CustomResourceDetector,
     namespaces: namespace::NamespaceDetector,
+    services: service::ServiceDetector,
+    rollouts: rollout::RolloutDetector,
 }
 
 /// The label carrying the detector's name on every detector signal.
@@ -175,7 +185,8 @@ pub const DETECTOR_LABEL: &str = "heal8s_detector";
 pub struct Finding {
     /// The signal name, used as `alertname` (e.g. `Heal8sPodCrashLooping`).
     pub name: &'static str,
-    /// The detector: `pods`, `nodes`, `virtual-machines`, `custom-resources`, `namespaces`.
+    /// The detector: `pods`, `nodes`, `virtual-machines`, `custom-resources`,
+    /// `namespaces`, `services`, `rollouts`.
     pub detector: &'static str,
     pub target: Target,
     /// A short reason such as `CrashLoopBackOff` or `OOMKilled`.
@@ -456,7 +467,9 @@ mod tests {
                 "nodes",
                 "virtual-machines",
                 "custom-resources",
-                "namespaces"
+                "namespaces",
+                "services",
+                "rollouts"
             ]
         );
         assert_eq!(
@@ -465,7 +478,7 @@ mod tests {
                 .iter()
                 .map(|d| d.name())
                 .collect::<Vec<_>>(),
-            ["pods", "nodes"]
+            ["pods", "nodes", "services", "rollouts"]
         );
     }
 
@@ -476,6 +489,8 @@ mod tests {
         d.virtual_machines.stale_age = PromDuration::secs(1);
         d.custom_resources.resources = vec!["secrets/v1".into()];
         d.namespaces.exclude = vec!["Bad Name".into()];
+        d.services.after = PromDuration::secs(0);
+        d.rollouts.namespaces = vec!["Bad Name".into()];
         d.resync = PromDuration::secs(0);
         let paths: Vec<String> = d.validate().into_iter().map(|(p, _)| p).collect();
         assert_eq!(
@@ -485,6 +500,8 @@ mod tests {
                 "virtualMachines.staleAge",
                 "customResources.resources[0]",
                 "namespaces.exclude[0]",
+                "services.after",
+                "rollouts.namespaces[0]",
                 "resync"
             ]
         );
@@ -501,6 +518,8 @@ mod tests {
             strain_threshold_percent: Some(50),
         });
         assert_eq!(d.pods.namespaces, ["ci-*"]);
+        assert_eq!(d.services.namespaces, ["ci-*"]);
+        assert_eq!(d.rollouts.namespaces, ["ci-*"]);
         assert_eq!(d.namespaces.watch, ["ci-*"]);
         assert_eq!(d.namespaces.exclude, ["ci-keep"]);
         for a in [

@@ -43,6 +43,13 @@ impl Guard {
                 ),
             ));
         }
+        // a window or a hold needs no live read: refused before any
+        if let Some(r) = self
+            .paused_refusal()
+            .or_else(|| self.holds.refusal(plan, now))
+        {
+            return Some(r);
+        }
         let target = plan.target.as_ref()?;
         if let TargetKind::Custom(rt) = &target.kind {
             // discovery says whether it is namespaced (a cluster-scoped

@@ -200,13 +200,13 @@ fn checked(u: Option<&str>) -> Option<String> {
 }
 
 impl Notice {
-    /// A stable key for the problem: the same workload or node under the same
-    /// remediation in the same cluster (PagerDuty's `dedup_key`).
+    /// A stable key for the problem: the same workload or node in the same
+    /// cluster (PagerDuty's `dedup_key`), whatever remediation is tried on
+    /// it, so a resolved alert (which names none) resolves it too.
     pub fn dedup_key(&self) -> String {
         format!(
-            "heal8s/{}/{}/{}",
+            "heal8s/{}/{}",
             self.cluster.as_deref().unwrap_or("-"),
-            self.remediation.map_or("-", RemediationKind::as_str),
             self.key
         )
     }
@@ -351,6 +351,40 @@ impl Notice {
         Some(n)
     }
 
+    /// The notice of a resolved alert that the guard counted as a recovery
+    /// of `key` (a target that keeps its identity: a node, a workload): it
+    /// names no plan, only what the alert said.
+    fn of_resolved(o: &Outcome, key: &str, cx: Context<'_>) -> Notice {
+        let target = o.target.as_deref().map(bounded);
+        Notice {
+            event: Event::Recovered,
+            severity: Severity::Info,
+            at: o.at,
+            cluster: cx.cluster.map(bounded),
+            namespace: None,
+            kind: None,
+            name: None,
+            title: format!(
+                "Recovered: {} (its alert resolved)",
+                target.as_deref().unwrap_or(key)
+            ),
+            target,
+            remediation: None,
+            route: None,
+            source: o.source,
+            signal: bounded(&o.name),
+            result: "recovered".into(),
+            reason: None,
+            message: one_line(&o.message, MAX_MESSAGE),
+            evidence: BTreeMap::new(),
+            links: Links::default(),
+            record: None,
+            key: key.to_string(),
+            count: 1,
+            examples: Vec::new(),
+        }
+    }
+
     /// The notice a recovery check gives: recovered, or not.
     pub fn of_verification(
         plan: &Plan,
@@ -447,6 +481,18 @@ impl Notifier {
         }
         if !self.is_on() {
             return None;
+        }
+        // a resolved alert that counted as a recovery of what was told
+        if o.result == OutcomeKind::Resolved {
+            let key = o.ledger.iter().find_map(|e| match &e.event {
+                crate::ledger::GuardEvent::Recovered { key, .. } => Some(key.clone()),
+                _ => None,
+            })?;
+            let told = self.told.remove(&key)?;
+            let mut n = Notice::of_resolved(o, &key, self.context());
+            n.severity = told;
+            let to = route(&self.cfg, &n);
+            return Some((n, to));
         }
         let n = Notice::of_outcome(o, self.context())?;
         let class = o.plan.as_ref().map_or(ActionClass::Notify, ActionClass::of);

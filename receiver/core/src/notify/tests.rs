@@ -141,10 +141,7 @@ fn an_action_says_what_where_why_and_links_its_runbook_and_record() {
         Some(format!("https://heal8s.example/ui#{record}"))
     );
     assert_eq!(n.key, "Deployment/shop/api");
-    assert_eq!(
-        n.dedup_key(),
-        "heal8s/prod-eu/delete-pod/Deployment/shop/api"
-    );
+    assert_eq!(n.dedup_key(), "heal8s/prod-eu/Deployment/shop/api");
 }
 
 #[test]
@@ -368,4 +365,52 @@ fn a_destructive_action_is_announced_before_it_starts_and_others_are_not() {
     assert_eq!(to, vec!["chat".to_string()]);
     // announcing counts nothing: the action's own outcome does
     assert_eq!(nf.starting(&ns, t(1)).unwrap().0.severity, Severity::Info);
+}
+
+#[test]
+fn a_resolved_alert_that_counts_as_recovery_resolves_what_was_told_once() {
+    let mut nf = Notifier::new(notifications(TWO), None);
+    let node = |at: i64| {
+        let policy = Policy::from_yaml(
+            "routes:\n  - name: node\n    matchers: ['alertname=\"KubeNodeNotReady\"']\n    remediation: drain-node\n",
+        )
+        .unwrap();
+        let s = signal(&[("alertname", "KubeNodeNotReady"), ("node", "w2")]);
+        outcome(
+            OutcomeKind::Acted,
+            Plan::build(&s, &policy.routes[0]).unwrap(),
+            t(at),
+        )
+    };
+    let (told, _) = nf.outcome(&node(0), t(0)).unwrap();
+    assert_eq!(told.severity, Severity::High, "nodes start high");
+    let mut resolved = outcome(OutcomeKind::Resolved, plan("delete-pod", "x", "y"), t(60));
+    resolved.plan = None;
+    resolved.target = Some("Node w2".into());
+    resolved.ledger = vec![PastEvent {
+        at: t(60),
+        event: GuardEvent::Recovered {
+            key: told.key.clone(),
+            by: crate::ledger::RecoveryBy::AlertResolved,
+        },
+    }];
+    let (n, to) = nf.outcome(&resolved, t(60)).unwrap();
+    assert_eq!(n.event, Event::Recovered);
+    assert_eq!(n.severity, Severity::High);
+    assert_eq!(
+        n.dedup_key(),
+        told.dedup_key(),
+        "the pager resolves the same incident"
+    );
+    assert!(to.contains(&"pager".to_string()));
+    assert_eq!(n.title, "Recovered: Node w2 (its alert resolved)");
+    // told once: a second resolution of the same key says nothing
+    assert!(nf.outcome(&resolved, t(61)).is_none());
+    // a resolution of something never told says nothing
+    let mut other = resolved.clone();
+    other.ledger[0].event = GuardEvent::Recovered {
+        key: "Node/-/w9".into(),
+        by: crate::ledger::RecoveryBy::AlertResolved,
+    };
+    assert!(nf.outcome(&other, t(62)).is_none());
 }

@@ -43,6 +43,26 @@ impl PartialEq for Matcher {
     }
 }
 
+impl Eq for Matcher {}
+
+/// Matchers as their policy-file text, for `#[serde(with = "...")]`.
+pub mod as_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Matcher;
+
+    pub fn serialize<S: Serializer>(ms: &[Matcher], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(ms.iter().map(ToString::to_string))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Matcher>, D::Error> {
+        let raw = Vec::<String>::deserialize(d)?;
+        raw.iter()
+            .map(|m| Matcher::parse(m).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
+
 /// The policy-file spelling, which `parse` reads back to an equal matcher:
 /// the value quoted, with only `"`, `\` and newlines escaped (`unquote`'s inverse).
 impl fmt::Display for Matcher {

@@ -382,6 +382,156 @@ pub struct GuardConfig {
     pub cluster_name: Option<String>,
     /// The alert label that names the cluster an alert is about.
     pub cluster_label: String,
+    /// Direct changes to objects a GitOps controller manages.
+    pub gitops: GitOpsGuard,
+    /// Times heal8s only records (refused `maintenance_window`).
+    pub maintenance_windows: Vec<MaintenanceWindow>,
+    /// Remediations held while an alert fires (refused `held_by_alert`).
+    pub hold_while_firing: Vec<HoldWhileFiring>,
+}
+
+/// A day of the week in a maintenance window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Day {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Day {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Day::Mon => "mon",
+            Day::Tue => "tue",
+            Day::Wed => "wed",
+            Day::Thu => "thu",
+            Day::Fri => "fri",
+            Day::Sat => "sat",
+            Day::Sun => "sun",
+        }
+    }
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+/// A maintenance window: from `start` to `end` (`HH:MM`, in `timeZone`) on
+/// `days` (every day when empty); an `end` not after `start` runs past
+/// midnight. `00:00` to `00:00` is the whole day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct MaintenanceWindow {
+    pub name: String,
+    #[serde(default)]
+    pub days: Vec<Day>,
+    pub start: String,
+    pub end: String,
+    /// An IANA time zone, e.g. `Europe/Berlin`.
+    #[serde(default = "utc")]
+    pub time_zone: String,
+    /// Only these remediations (every one when empty).
+    #[serde(default)]
+    pub remediations: Vec<RemediationKind>,
+    /// Only in namespaces matching these anchored regexes (every target when empty).
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+}
+
+/// `HH:MM` as a time of day.
+pub fn parse_time(s: &str) -> Option<jiff::civil::Time> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 {
+        return None;
+    }
+    jiff::civil::Time::new(h.parse().ok()?, m.parse().ok()?, 0, 0).ok()
+}
+
+impl MaintenanceWindow {
+    /// Its time zone, times and namespace patterns, or what is wrong with them.
+    #[allow(clippy::type_complexity)]
+    pub fn parts(
+        &self,
+    ) -> Result<
+        (
+            jiff::tz::TimeZone,
+            jiff::civil::Time,
+            jiff::civil::Time,
+            Vec<Regex>,
+        ),
+        String,
+    > {
+        let tz = jiff::tz::TimeZone::get(&self.time_zone)
+            .map_err(|_| format!("{:?} is not a known time zone", self.time_zone))?;
+        let start = parse_time(&self.start).ok_or("start must be HH:MM")?;
+        let end = parse_time(&self.end).ok_or("end must be HH:MM")?;
+        let namespaces = self
+            .namespaces
+            .iter()
+            .map(|n| Regex::new(&format!("^(?:{n})$")).map_err(|e| format!("{n:?}: {e}")))
+            .collect::<Result<_, _>>()?;
+        Ok((tz, start, end, namespaces))
+    }
+}
+
+/// Every problem of the windows and holds, as (path under `guard`, message).
+pub fn holds_problems(
+    windows: &[MaintenanceWindow],
+    rules: &[HoldWhileFiring],
+) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (i, w) in windows.iter().enumerate() {
+        if let Err(e) = w.parts() {
+            problems.push((format!("maintenanceWindows[{i}]"), e));
+        }
+    }
+    for (i, r) in rules.iter().enumerate() {
+        if r.matchers.is_empty() {
+            problems.push((
+                format!("holdWhileFiring[{i}].matchers"),
+                "at least one matcher is required (it would hold on every alert)".into(),
+            ));
+        }
+    }
+    problems
+}
+
+/// While an alert matching `matchers` fires (heal8s has seen it firing and
+/// not resolved), `remediations` (every one when empty) are held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HoldWhileFiring {
+    #[serde(with = "matcher::as_text")]
+    pub matchers: Vec<Matcher>,
+    #[serde(default)]
+    pub remediations: Vec<RemediationKind>,
+}
+
+/// What a direct change to an object an Argo CD application or a Flux
+/// Kustomization/HelmRelease manages does (`guard.gitops.owned`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GitOpsOwned {
+    /// Refused (`gitops_owned`): fix it in git instead.
+    #[default]
+    Refuse,
+    /// Act anyway (its controller may revert it).
+    Act,
+}
+
+/// `guard.gitops`: deleting or evicting pods is never affected.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct GitOpsGuard {
+    pub owned: GitOpsOwned,
+    /// Delete a namespace, custom resource or node a GitOps controller
+    /// manages (refused otherwise, even with `owned: act`).
+    pub allow_delete: bool,
 }
 
 impl Default for GuardConfig {
@@ -401,6 +551,9 @@ impl Default for GuardConfig {
             classes: Classes::default(),
             cluster_name: None,
             cluster_label: DEFAULT_CLUSTER_LABEL.to_string(),
+            gitops: GitOpsGuard::default(),
+            maintenance_windows: Vec::new(),
+            hold_while_firing: Vec::new(),
         }
     }
 }
@@ -451,6 +604,11 @@ impl GuardConfig {
 
     fn validate(&self) -> Vec<PolicyIssue> {
         let mut out = self.excluded_regexes().err().unwrap_or_default();
+        out.extend(
+            holds_problems(&self.maintenance_windows, &self.hold_while_firing)
+                .into_iter()
+                .map(|(p, m)| PolicyIssue::new(format!("guard.{p}"), m)),
+        );
         for (i, ns) in self.protected_namespaces.iter().enumerate() {
             if !crate::target::is_dns1123_label(ns) {
                 out.push(PolicyIssue::new(

@@ -262,29 +262,11 @@ impl Receiver {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NotifyRoute {
-    #[serde(default, with = "matchers")]
+    #[serde(default, with = "super::matcher::as_text")]
     pub matchers: Vec<Matcher>,
     pub receivers: Vec<String>,
     #[serde(default, rename = "continue")]
     pub continue_matching: bool,
-}
-
-/// Matchers as their policy-file text.
-mod matchers {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::policy::matcher::Matcher;
-
-    pub fn serialize<S: Serializer>(ms: &[Matcher], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(ms.iter().map(ToString::to_string))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Matcher>, D::Error> {
-        let raw = Vec::<String>::deserialize(d)?;
-        raw.iter()
-            .map(|m| Matcher::parse(m).map_err(serde::de::Error::custom))
-            .collect()
-    }
 }
 
 /// Base severity per action class: node > workload (pull requests) > pod.
