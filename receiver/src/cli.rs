@@ -73,6 +73,15 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Run `f` to its end on a runtime of this thread (the one-shot commands).
+fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(runtime.block_on(f))
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
@@ -113,10 +122,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Plan(args) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .context("cannot start the async runtime")?;
-            let text = runtime.block_on(crate::plan_cmd::run(&args))?;
+            let text = block_on(crate::plan_cmd::run(&args))??;
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }
@@ -130,27 +136,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Patch(args) => crate::patch_cmd::run(&args),
         Command::Pause(args) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            println!("{}", runtime.block_on(crate::pause_cmd::pause(&args))?);
+            println!("{}", block_on(crate::pause_cmd::pause(&args))??);
             Ok(ExitCode::SUCCESS)
         }
         Command::Resume(target) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            println!("{}", runtime.block_on(crate::pause_cmd::resume(&target))?);
+            println!("{}", block_on(crate::pause_cmd::resume(&target))??);
             Ok(ExitCode::SUCCESS)
         }
         Command::ShowDeleted(args) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?;
-            let text = runtime.block_on(crate::show_deleted::run(&args))?;
+            let text = block_on(crate::show_deleted::run(&args))??;
             print!("{text}");
             Ok(ExitCode::SUCCESS)
         }

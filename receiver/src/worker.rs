@@ -38,6 +38,9 @@ pub const OUTCOME_BYTES: usize = 32 << 10;
 const CUT_STRING_BYTES: usize = 512;
 const CUT_ENTRIES: usize = 32;
 
+/// How often settling outcomes writes the dashboard's view of the guard at most.
+const SHOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Records outcomes: a structured log line each, metrics, a bounded view
 /// of recent ones (refusals apart from the rest, see `crate::outcomes`), and
 /// the breakers standing down (see `crate::breakers`).
@@ -401,6 +404,8 @@ struct Worker {
     running: usize,
     verifying: Arc<tokio::sync::Semaphore>,
     was_leader: bool,
+    /// When the dashboard's view of the guard was last written.
+    shown: Option<tokio::time::Instant>,
     /// Pauses set or lifted by people.
     pauses: tokio::sync::watch::Receiver<Option<receiver_core::guard::Pause>>,
 }
@@ -544,8 +549,11 @@ impl Worker {
         self.engine.set_pause(pause);
     }
 
-    /// Write the guard's state where the dashboard reads it.
-    fn show(&self, leader: bool) {
+    /// Write the guard's state where the dashboard reads it (at most every
+    /// [`SHOW_EVERY`] from settling: a storm settles thousands of outcomes a
+    /// second; the report tick writes it regardless).
+    fn show(&mut self, leader: bool) {
+        self.shown = Some(tokio::time::Instant::now());
         let now = self.acting.clock.now();
         let guard = self.engine.guard();
         self.recorder.board().update(crate::dashboard::GuardView {
@@ -563,7 +571,9 @@ impl Worker {
     /// Everything that follows outcomes: breaker reports, the durable
     /// record, and verification of what was done.
     async fn settle(&mut self, outcomes: &[Outcome], leader: bool) {
-        self.show(leader);
+        if self.shown.is_none_or(|t| t.elapsed() >= SHOW_EVERY) {
+            self.show(leader);
+        }
         self.metrics
             .backlog_depth
             .set(i64::try_from(self.engine.backlog().len()).unwrap_or(i64::MAX));
@@ -642,6 +652,7 @@ pub async fn run(
         running: 0,
         verifying: Arc::new(tokio::sync::Semaphore::new(VERIFYING_AT_ONCE)),
         was_leader: false,
+        shown: None,
         pauses,
     };
     let paused = w.recorder.pause().current();
