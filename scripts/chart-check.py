@@ -248,6 +248,8 @@ SCENARIOS = [
     Scenario("token-mode", values_files=[os.path.join(CI, "token-mode-values.yaml")]),
     Scenario("kind-example", values_files=[os.path.join(KIND_EXAMPLE, "values.yaml")]),
     Scenario("no-retention", sets=["recordTtl=0s"]),
+    Scenario("serving-clusters", sets=["multiCluster.kubeconfigSecret=heal8s-clusters"]),
+    Scenario("member", sets=["multiCluster.member=true", "replicas=2"]),
     Scenario("no-auth-no-rbac", sets=["webhook.insecureNoAuth=true", "rbac.create=false", "networkPolicy.enabled=false",
                                       "serviceMonitor.enabled=true", "podDisruptionBudget.enabled=true",
                                       "podDisruptionBudget.maxUnavailable=1"]),
@@ -597,6 +599,13 @@ def check_deployment(sc):
     else:
         expect(not {"HEAL8S_GITHUB_APP_ID", "HEAL8S_GITHUB_APP_KEY_FILE", "HEAL8S_GITHUB_TOKEN_FILE"} & set(env), "GitHub env without credentials")
     expect(("HEAL8S_GITHUB_API_URL" in env) == bool(g["apiUrl"]), "HEAL8S_GITHUB_API_URL iff github.apiUrl")
+    # the kubeconfigs of the clusters served (multiCluster.kubeconfigSecret)
+    kc = v["multiCluster"]["kubeconfigSecret"]
+    if kc:
+        expect(mounts["clusters"] == {"name": "clusters", "mountPath": "/var/run/secrets/heal8s/clusters", "readOnly": True}, "kubeconfigs mounted read-only")
+        expect(vols["clusters"]["secret"]["secretName"] == kc, "kubeconfigs from multiCluster.kubeconfigSecret")
+    else:
+        expect("clusters" not in mounts, "kubeconfigs mounted without multiCluster.kubeconfigSecret")
     # image
     chart = load_yaml(os.path.join(CHART, "Chart.yaml"))
     img = v["image"]
@@ -610,6 +619,32 @@ def check_deployment(sc):
     expect(all(labels.get(k) == x for k, x in dep["spec"]["selector"]["matchLabels"].items()), "the pod template carries the selector labels")
     expect(pod["serviceAccountName"] == sa_name(v), "serviceAccountName")
     expect(len(objects(sc.objs, "ServiceAccount")) == (1 if v["serviceAccount"]["create"] else 0), "ServiceAccount iff serviceAccount.create")
+
+
+def check_member(sc):
+    """multiCluster.member: the ServiceAccount, its RBAC and a token for it; nothing that runs or listens."""
+    kinds = {o["kind"] for o in sc.objs}
+    for kind in ("Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "PrometheusRule"):
+        expect(kind not in kinds, f"a member install renders a {kind}")
+    expect(not [o for o in objects(sc.objs, "Role") if o["metadata"]["name"].endswith("-leader-election")], "a member holds no Lease (replicas ignored)")
+    secrets = objects(sc.objs, "Secret")
+    expect(len(secrets) == 1, f"one Secret (the token), not {[s['metadata']['name'] for s in secrets]}")
+    t = secrets[0]
+    expect(t["type"] == "kubernetes.io/service-account-token" and t["metadata"]["name"] == f"{FULLNAME}-member-token", "the member token Secret")
+    expect(t["metadata"]["annotations"]["kubernetes.io/service-account.name"] == sa_name(sc.values()), "the token is for heal8s's ServiceAccount")
+    expect(len(objects(sc.objs, "ServiceAccount")) == 1, "the ServiceAccount")
+    # the pause switch and the records are read and written here by the serving heal8s
+    expect(any(o["metadata"]["name"] == f"{FULLNAME}-pause" for o in objects(sc.objs, "Role")), "the pause Role")
+    expect(grants(sc.objs, "heal8s.io", "remediations", "create"), "records may be written")
+
+
+def check_notes_member(sc):
+    vals = {}
+    apply_sets(vals, sc.sets)
+    p = subprocess.run([helmlite_python(), "-c", NOTES_SCRIPT, CHART, RELEASE, NAMESPACE, json.dumps(vals)],
+                       capture_output=True, text=True, timeout=60)
+    expect(p.returncode == 0, f"NOTES.txt does not render: {p.stderr.strip()[-500:]}")
+    expect(f"{FULLNAME}-member-token" in p.stdout and "/webhook/alertmanager" not in p.stdout, "member NOTES.txt: the token, no webhook")
 
 
 def check_secret_file(sc, path, volume, mounts, vols, secret, key):
@@ -703,6 +738,15 @@ def check_rbac_structure(sc):
         deleters = [cr["metadata"]["name"] for cr in crs if grants([cr], "heal8s.io", "remediations", "delete")]
         expect(deleters == [f"{FULLNAME}-records-retention"], f"only the retention role deletes records: {deleters}")
     expect(grants(sc.objs, "events.k8s.io", "events", "create") == records, "events create iff rbac.records")
+    # the holds ConfigMap: kept only when the policy holds on alerts, and only that ConfigMap is patched
+    holds = bool(deep_get(pol, ["guard", "holdWhileFiring"], [])) and records
+    roles = {o["metadata"]["name"]: o for o in objects(sc.objs, "Role")}
+    expect((f"{FULLNAME}-holds" in roles) == holds, "the holds Role iff guard.holdWhileFiring and rbac.records")
+    if holds:
+        rules = roles[f"{FULLNAME}-holds"]["rules"]
+        expect(rules == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+                         {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["heal8s-holds"], "verbs": ["get", "patch"]}],
+               f"holds Role rules: {rules}")
 
 
 def effective_features(policy):
@@ -1112,6 +1156,13 @@ def run_checks():
         ("CRDs: only OpenAPI formats Kubernetes knows", check_crd_formats),
     ]
     for sc in SCENARIOS:
+        if sc.name == "member":
+            for label, fn in [("helm lint", check_lint), ("kubernetes-validate --strict", check_kubernetes_validate),
+                              ("RBAC structure", check_rbac_structure), ("RBAC per feature", check_rbac_features),
+                              ("what a member installs", check_member), ("NOTES.txt", check_notes_member),
+                              ("no API server warnings", check_api_warnings)]:
+                checks.append((f"[{sc.name}] {label}", lambda fn=fn, sc=sc: fn(sc)))
+            continue
         for label, fn in [("helm lint", check_lint), ("kubernetes-validate --strict", check_kubernetes_validate),
                           ("ServiceMonitor/PrometheusRule shape", check_custom_resources_shape), ("restricted pod security", check_security),
                           ("deployment wiring", check_deployment), ("replicas: leader election, PDB", check_replicas),

@@ -39,12 +39,16 @@ fn main() {
         let metrics = Arc::new(Metrics::new());
         let (tx, mut rx) = receiver::queue::work_queue(100_000);
         tokio::spawn(async move { while rx.recv().await.is_some() {} });
+        let recorder = Arc::new(Recorder::new(metrics.clone()));
         let app = router(AppState {
             token: Token::new("bench-token"),
             read_token: None,
-            queue: tx,
+            front: receiver::front::Front::One {
+                queue: tx,
+                recorder: recorder.clone(),
+            },
             metrics: metrics.clone(),
-            recorder: Arc::new(Recorder::new(metrics)),
+            recorder,
             policy: Arc::new(Policy::default_policy().unwrap().to_json()),
             max_body_bytes: 8 << 20,
             alert_limits: Default::default(),

@@ -422,6 +422,11 @@ pub fn apply_cluster_name(policy: &mut Policy, name: Option<&str>) -> anyhow::Re
         if let Some(problem) = receiver_core::policy::cluster_name_problem(name) {
             anyhow::bail!("--cluster-name (HEAL8S_CLUSTER_NAME) {problem}");
         }
+        if !policy.clusters.is_empty() {
+            anyhow::bail!(
+                "--cluster-name (HEAL8S_CLUSTER_NAME) is set but the policy serves several clusters (clusters): each member's name is its cluster's name; drop --cluster-name"
+            );
+        }
         policy.guard.cluster_name = Some(name.to_string());
     }
     Ok(())

@@ -58,10 +58,11 @@ pub struct Summary {
 pub async fn log_connected(
     clients: Clients,
     kubeconfig: Option<PathBuf>,
+    context: Option<String>,
     policy: Policy,
     format: LogFormat,
 ) {
-    let facts = gather(&clients, kubeconfig, &policy).await;
+    let facts = gather(&clients, kubeconfig, context, &policy).await;
     log(&Summary::of(&policy, Some(facts)), format);
 }
 
@@ -87,12 +88,13 @@ fn watched_types(detectors: &Detectors) -> Vec<Watched> {
 pub async fn gather(
     clients: &Clients,
     kubeconfig: Option<PathBuf>,
+    context: Option<String>,
     policy: &Policy,
 ) -> ClusterFacts {
     let deadline = tokio::time::Instant::now() + WAIT;
     let client = clients.main.clone();
     let connection = async {
-        discovery::config(kubeconfig.as_deref(), None)
+        discovery::config(kubeconfig.as_deref(), context.as_deref())
             .await
             .map(|(_, c)| c)
             .map_err(|e| tracing::debug!(error = %e, "The summary cannot describe the connection."))

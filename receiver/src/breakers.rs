@@ -32,19 +32,29 @@ const QUEUED_NOTICES: usize = 256;
 /// Reports breaker episodes and refusal counts.
 #[derive(Debug)]
 pub struct Reporter {
-    metrics: Arc<Metrics>,
     board: Mutex<Board>,
     window: Mutex<Duration>,
     publisher: OnceLock<mpsc::Sender<Notice>>,
     leader: AtomicBool,
+    /// This reporter's part of `heal8s_breaker_open`, per class.
+    open: Vec<(ActionClass, crate::metrics::Level)>,
 }
 
 impl Reporter {
     /// A reporter setting the gauge in `metrics`; it publishes nowhere until
     /// [`Reporter::publish_to`].
     pub fn new(metrics: Arc<Metrics>) -> Reporter {
+        let open = ActionClass::ALL
+            .into_iter()
+            .map(|class| {
+                let g = metrics.breaker_open.get_or_create(&ClassLabel {
+                    class: class.as_str(),
+                });
+                (class, crate::metrics::Level::of(&g))
+            })
+            .collect();
         Reporter {
-            metrics,
+            open,
             board: Mutex::new(Board::new(DEFAULT_WINDOW)),
             window: Mutex::new(DEFAULT_WINDOW),
             publisher: OnceLock::new(),
@@ -117,13 +127,8 @@ impl Reporter {
     }
 
     fn gauge(&self, open: &[ActionClass]) {
-        for class in ActionClass::ALL {
-            self.metrics
-                .breaker_open
-                .get_or_create(&ClassLabel {
-                    class: class.as_str(),
-                })
-                .set(i64::from(open.contains(&class)));
+        for (class, level) in &self.open {
+            level.set(i64::from(open.contains(class)));
         }
     }
 

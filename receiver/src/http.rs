@@ -73,9 +73,12 @@ pub struct AppState {
     /// A token that may read `/outcomes` and `/policy` but not post alerts
     /// (a dashboard). Only with `token`; the webhook token reads too.
     pub read_token: Option<Token>,
-    /// The work queue; the webhook fills its alert lane.
-    pub queue: crate::queue::WorkQueue,
+    /// The work queues (one per cluster served); the webhook fills their
+    /// alert lanes.
+    pub front: crate::front::Front,
     pub metrics: Arc<Metrics>,
+    /// Keeps the outcomes `/outcomes` serves (every cluster's), and those of
+    /// alerts refused at the door.
     pub recorder: Arc<Recorder>,
     pub policy: Arc<serde_json::Value>,
     pub max_body_bytes: usize,
@@ -281,19 +284,29 @@ async fn accept(s: &AppState, req: Request) -> Result<usize, ApiError> {
     if n == 0 {
         return Ok(0);
     }
-    let capacity = s.queue.max_capacity();
-    if n > capacity {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_many_alerts",
-            format!(
-                "the delivery has {n} alerts but the work queue holds {capacity}; raise --queue-capacity or set max_alerts in Alertmanager"
-            ),
-        ));
+    let split = s.front.split(signals, jiff::Timestamp::now());
+    for (part, queue) in split.per_queue.iter().zip(s.front.queues()) {
+        let capacity = queue.max_capacity();
+        if part.len() > capacity {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_alerts",
+                format!(
+                    "the delivery has {} alerts for one cluster but its work queue holds {capacity}; raise --queue-capacity or set max_alerts in Alertmanager",
+                    part.len()
+                ),
+            ));
+        }
     }
-    let statuses: Vec<&'static str> = signals.iter().map(|s| s.status.as_str()).collect();
-    // all or nothing: either every alert of the delivery is queued, or none is
-    s.queue.send_alerts(signals).map_err(|e| match e {
+    let statuses: Vec<&'static str> = split
+        .per_queue
+        .iter()
+        .flatten()
+        .chain(split.refused.iter().map(|(s, _)| s))
+        .map(|s| s.status.as_str())
+        .collect();
+    // all or nothing per cluster: either every alert of its part is queued, or none is
+    s.front.send(split.per_queue).map_err(|e| match e {
         crate::queue::QueueError::Full => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "queue_full",
@@ -305,22 +318,23 @@ async fn accept(s: &AppState, req: Request) -> Result<usize, ApiError> {
             "heal8s is shutting down; retry against another replica",
         ),
     })?;
+    // refused at the door (no served cluster named): recorded, never queued
+    for (signal, outcome) in &split.refused {
+        s.recorder.record(signal, std::slice::from_ref(outcome));
+    }
     for status in statuses {
         s.metrics
             .alerts_received
             .get_or_create(&StatusLabel { status })
             .inc();
     }
-    s.metrics
-        .queue_depth
-        .set(i64::try_from(s.queue.len_of(receiver_core::lanes::Lane::Alerts)).unwrap_or(i64::MAX));
     Ok(n)
 }
 
 async fn readyz(State(s): State<AppState>) -> Response {
     if s.accepting.load(Ordering::SeqCst) {
         // paused is still ready (it takes alerts in, and records them): said in the body
-        match s.recorder.pause().current() {
+        match s.front.paused() {
             Some(p) => (
                 StatusCode::OK,
                 format!(
@@ -426,7 +440,7 @@ async fn outcomes(
 /// targets each blocked and its refusals by reason and namespace.
 async fn breakers(State(s): State<AppState>, headers: HeaderMap) -> Response {
     match may_read(&s, &headers) {
-        Ok(()) => Json(s.recorder.stand_down().view()).into_response(),
+        Ok(()) => Json(s.front.breakers()).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -464,11 +478,25 @@ fn may_change(s: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// The pause state, as `/pause` and `/resume` answer it.
 fn pause_state(s: &AppState) -> Response {
-    Json(json!({
-        "paused": s.recorder.pause().current(),
-        "heldByConfigMap": s.recorder.pause().held_by_configmap(),
-    }))
-    .into_response()
+    let mut state = json!({
+        "paused": s.front.paused(),
+        "heldByConfigMap": s.front.recorders().iter().any(|r| r.pause().held_by_configmap()),
+    });
+    if let crate::front::Front::Clusters(_) = &s.front {
+        state["clusters"] = s
+            .front
+            .recorders()
+            .iter()
+            .map(|r| {
+                json!({
+                    "cluster": r.cluster(),
+                    "paused": r.pause().current(),
+                    "heldByConfigMap": r.pause().held_by_configmap(),
+                })
+            })
+            .collect();
+    }
+    Json(state).into_response()
 }
 
 /// `POST /pause` (`{"reason": "...", "by": "..."}`, both optional): heal8s
@@ -493,14 +521,16 @@ async fn pause(State(s): State<AppState>, headers: HeaderMap, body: axum::body::
         }
     };
     let cut = |v: String| receiver_core::text::one_line(&v, 200);
-    s.recorder
-        .pause()
-        .set_api(Some(receiver_core::guard::Pause {
-            source: "api".into(),
-            by: cut(b.by),
-            reason: cut(b.reason),
-            since: jiff::Timestamp::now(),
-        }));
+    let p = receiver_core::guard::Pause {
+        source: "api".into(),
+        by: cut(b.by),
+        reason: cut(b.reason),
+        since: jiff::Timestamp::now(),
+    };
+    // the API pauses every cluster served; a pause ConfigMap, its own
+    for r in s.front.recorders() {
+        r.pause().set_api(Some(p.clone()));
+    }
     pause_state(&s)
 }
 
@@ -510,7 +540,9 @@ async fn resume(State(s): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(e) = may_change(&s, &headers) {
         return e.into_response();
     }
-    s.recorder.pause().set_api(None);
+    for r in s.front.recorders() {
+        r.pause().set_api(None);
+    }
     pause_state(&s)
 }
 
@@ -533,11 +565,42 @@ async fn ui_page() -> Response {
         .into_response()
 }
 
-/// What the dashboard shows (token as for `/outcomes`).
-async fn ui_state(State(s): State<AppState>, headers: HeaderMap) -> Response {
+/// Which cluster the dashboard shows (with several served).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UiQuery {
+    cluster: Option<String>,
+}
+
+/// What the dashboard shows (token as for `/outcomes`): with several
+/// clusters served, one of them (`?cluster=`, the first by default).
+async fn ui_state(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    q: Result<Query<UiQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     if let Err(e) = may_read(&s, &headers) {
         return e.into_response();
     }
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => {
+            return ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text())
+                .into_response();
+        }
+    };
+    let Some(r) = s.front.recorder_of(q.cluster.as_deref()) else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_cluster",
+            format!(
+                "no cluster {:?} is served here (served: {})",
+                receiver_core::text::one_line(q.cluster.as_deref().unwrap_or_default(), 64),
+                s.front.names().join(", ")
+            ),
+        )
+        .into_response();
+    };
     let refusals: Vec<serde_json::Value> = receiver_core::RefusalReason::ALL
         .iter()
         .filter_map(|r| {
@@ -549,22 +612,28 @@ async fn ui_state(State(s): State<AppState>, headers: HeaderMap) -> Response {
             (n > 0).then(|| json!({"reason": r.as_str(), "count": n}))
         })
         .collect();
-    let outcomes: serde_json::Value =
+    let mut outcomes: Vec<serde_json::Value> =
         serde_json::from_str(&s.recorder.page(None, crate::dashboard::MAX_OUTCOMES))
-            .unwrap_or_else(|_| json!([]));
+            .unwrap_or_default();
+    let clusters = s.front.names();
+    if !clusters.is_empty() {
+        // this cluster's, and those no cluster took (refused at the door)
+        outcomes.retain(|o| o["cluster"].is_null() || o["cluster"].as_str() == r.cluster());
+    }
     let policy = &*s.policy;
     Json(json!({
         "at": jiff::Timestamp::now(),
-        "cluster": policy["guard"]["clusterName"],
+        "cluster": r.cluster().map(serde_json::Value::from).unwrap_or_else(|| policy["guard"]["clusterName"].clone()),
+        "clusters": clusters,
         "dryRun": policy["guard"]["dryRun"],
         "profile": policy["profile"],
         "accepting": s.accepting.load(Ordering::SeqCst),
         "leader": s.leadership.is_leader(),
-        "guard": s.recorder.board().view(),
-        "paused": s.recorder.pause().current(),
-        "breakers": s.recorder.stand_down().view(),
+        "guard": r.board().view(),
+        "paused": r.pause().current(),
+        "breakers": r.stand_down().view(),
         "refusals": refusals,
-        "records": s.recorder.board().records().await,
+        "records": r.board().records().await,
         "outcomes": outcomes,
     }))
     .into_response()

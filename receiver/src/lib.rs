@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod dashboard;
 pub mod discover_cmd;
 pub mod executor;
+pub mod front;
 pub mod http;
 pub mod listen;
 pub mod metrics;

@@ -454,3 +454,52 @@ mod tests {
         );
     }
 }
+
+/// One source's part of a gauge that several sources share (each served
+/// cluster's queue, worker, breakers, pause): setting it moves the gauge by
+/// the change, so the gauge shows the sum. With one cluster it is the value.
+#[derive(Debug, Default)]
+pub struct Level {
+    gauge: Gauge,
+    last: std::sync::atomic::AtomicI64,
+}
+
+impl Level {
+    /// This source's part of `gauge` (a clone of it: they share the value).
+    pub fn of(gauge: &Gauge) -> Level {
+        Level {
+            gauge: gauge.clone(),
+            last: std::sync::atomic::AtomicI64::new(0),
+        }
+    }
+
+    /// This source's value is now `v`.
+    pub fn set(&self, v: i64) {
+        let old = self.last.swap(v, std::sync::atomic::Ordering::SeqCst);
+        self.gauge.inc_by(v - old);
+    }
+
+    /// `set` from a count.
+    pub fn set_count(&self, n: usize) {
+        self.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+}
+
+#[cfg(test)]
+mod level_tests {
+    use super::*;
+
+    #[test]
+    fn levels_of_one_gauge_add_up() {
+        let g: Gauge = Gauge::default();
+        let (a, b) = (Level::of(&g), Level::of(&g));
+        a.set(3);
+        b.set(4);
+        assert_eq!(g.get(), 7);
+        a.set(1);
+        assert_eq!(g.get(), 5);
+        b.set_count(0);
+        a.set(0);
+        assert_eq!(g.get(), 0);
+    }
+}

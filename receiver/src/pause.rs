@@ -19,8 +19,8 @@ pub struct Switch {
     api: Mutex<Option<Pause>>,
     configmap: Mutex<Option<Pause>>,
     tx: watch::Sender<Option<Pause>>,
-    /// `heal8s_paused`, set as the pause changes.
-    gauge: Option<prometheus_client::metrics::gauge::Gauge<i64, std::sync::atomic::AtomicI64>>,
+    /// This switch's part of `heal8s_paused`, set as the pause changes.
+    gauge: Option<crate::metrics::Level>,
 }
 
 impl Default for Switch {
@@ -36,11 +36,9 @@ impl Default for Switch {
 
 impl Switch {
     /// A switch that shows its state in `gauge` (`heal8s_paused`).
-    pub fn with_gauge(
-        gauge: prometheus_client::metrics::gauge::Gauge<i64, std::sync::atomic::AtomicI64>,
-    ) -> Switch {
+    pub fn with_gauge(gauge: &prometheus_client::metrics::gauge::Gauge) -> Switch {
         Switch {
-            gauge: Some(gauge),
+            gauge: Some(crate::metrics::Level::of(gauge)),
             ..Switch::default()
         }
     }

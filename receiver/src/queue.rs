@@ -26,16 +26,17 @@ struct Shared {
     closed: AtomicBool,
     /// Where coalesced signals are counted, once set.
     metrics: OnceLock<Arc<crate::metrics::Metrics>>,
+    /// This queue's part of the depth gauges (alerts, detectors).
+    depths: OnceLock<[crate::metrics::Level; 2]>,
 }
 
 impl Shared {
     /// Keep `heal8s_queue_depth` (the alert lane) and
     /// `heal8s_detector_queue_depth` up to date.
     fn depth(&self, lanes: &Lanes) {
-        if let Some(m) = self.metrics.get() {
-            let n = |lane| i64::try_from(lanes.len_of(lane)).unwrap_or(i64::MAX);
-            m.queue_depth.set(n(Lane::Alerts));
-            m.detector_queue_depth.set(n(Lane::Detectors));
+        if let Some([alerts, detectors]) = self.depths.get() {
+            alerts.set_count(lanes.len_of(Lane::Alerts));
+            detectors.set_count(lanes.len_of(Lane::Detectors));
         }
     }
 
@@ -102,6 +103,7 @@ fn queue_of(lanes: Lanes) -> (WorkQueue, QueueReceiver) {
         senders: AtomicUsize::new(1),
         closed: AtomicBool::new(false),
         metrics: OnceLock::new(),
+        depths: OnceLock::new(),
     });
     (
         WorkQueue {
@@ -167,6 +169,10 @@ impl WorkQueue {
     /// Count into `metrics`: coalesced signals (`heal8s_signals_coalesced_total`)
     /// and the depths of the lanes, as signals come and go.
     pub fn count_into(&self, metrics: Arc<crate::metrics::Metrics>) {
+        let _ = self.shared.depths.set([
+            crate::metrics::Level::of(&metrics.queue_depth),
+            crate::metrics::Level::of(&metrics.detector_queue_depth),
+        ]);
         let _ = self.shared.metrics.set(metrics);
     }
 

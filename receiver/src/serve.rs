@@ -278,132 +278,102 @@ pub async fn run_until(
     if args.no_cluster && args.leader_elect {
         bail!("--leader-elect needs a cluster (it holds a Lease); drop --no-cluster");
     }
+    if args.no_cluster && !settings.policy.clusters.is_empty() {
+        bail!(
+            "the policy serves clusters (its clusters section) and --no-cluster reaches none; drop one of them"
+        );
+    }
     let mut lease = None;
-    let (acting, cluster) = if args.no_cluster {
+    let served = if args.no_cluster {
         tracing::warn!(
             "--no-cluster: no detectors run and every allowed remediation is simulated."
         );
         crate::banner::log_offline(&settings.policy, args.log.log_format);
-        (Acting::offline(), None)
+        vec![Served {
+            name: None,
+            namespace: settings.namespace.clone(),
+            acting: Acting::offline(),
+            clients: None,
+            detectors: false,
+        }]
     } else {
         let client_settings =
             receiver_k8s::client::ClientSettings::for_instance(&settings.identity);
         tracing::info!(user_agent = %client_settings.user_agent, "Kubernetes and GitHub requests carry this User-Agent.");
-        let clients = Clients::connect(args.kubeconfig.as_deref(), &client_settings)
-            .await
-            .context(
-                "cannot connect to Kubernetes (pass --kubeconfig, run in a cluster, or use --no-cluster)",
-            )?;
-        // the cluster summary; its reads are bounded and serving does not wait for them
-        let banner = crate::banner::log_connected(
-            clients.clone(),
-            args.kubeconfig.clone(),
-            settings.policy.clone(),
-            args.log.log_format,
-        );
-        tokio::spawn(banner);
-        let exec = KubeExecutor::new(
-            clients.clone(),
-            KubeExecutorSettings {
-                eviction_retry: args.eviction_retry.get(),
-                eviction_timeout: args.eviction_timeout.get(),
-                finalizers_after: settings
-                    .policy
-                    .detectors
-                    .custom_resources
-                    .terminating_after
-                    .get(),
-                instance: args.pod_name.clone(),
-                protection: receiver_core::Protection::new(
-                    &settings.policy.guard,
-                    &settings.namespace,
-                )?,
-                protected_pods: settings.policy.guard.nodes.protected_pods,
-            },
-        );
-        let journal: Arc<dyn Journal> = match KubeJournal::connect(
-            clients.main.clone(),
-            &settings.namespace,
-            &settings.identity,
-        )
-        .await
-        {
-            Some(j) => Arc::new(j),
-            None => Arc::new(NoJournal),
+        let connect_default = || async {
+            Clients::connect(args.kubeconfig.as_deref(), &client_settings)
+                .await
+                .context(
+                    "cannot connect to Kubernetes (pass --kubeconfig, run in a cluster, or use --no-cluster)",
+                )
         };
-        let leadership = if args.leader_elect {
-            let identity = settings.identity.clone();
-            let manager =
-                kube_lease_manager::LeaseManagerBuilder::new(clients.main.clone(), "heal8s-leader")
-                    .with_namespace(settings.namespace.clone())
-                    .with_identity(identity.clone())
-                    .with_duration(args.lease_duration.max(2))
-                    .with_grace(1)
-                    .build()
-                    .await
-                    .context("cannot set up leader election (Lease heal8s-leader)")?;
-            let (rx, handle) = manager.watch().await;
-            lease = Some(handle);
-            tracing::info!(identity = %identity, namespace = %settings.namespace, "Leader election on: only the holder of Lease heal8s-leader acts.");
-            Leadership::following(rx)
+        let single = settings.policy.clusters.is_empty();
+        let home = if single || args.leader_elect {
+            Some(connect_default().await?)
         } else {
-            Leadership::always()
+            None
         };
-        let pulls = pull_request_executor(
-            &args,
-            &settings.policy,
-            KubeFacts::new(clients.clone()),
-            &client_settings.user_agent,
-        )?;
-        if let Some(p) = &pulls {
-            tokio::spawn(crate::pulls::poll_pull_requests(
-                p.clone(),
-                clients.main.clone(),
-                leadership.clone(),
-                settings.policy.pull_requests.poll_interval.get(),
-                settings.identity.clone(),
-            ));
+        // the lease is held where heal8s runs (the default connection),
+        // for every cluster it serves: one replica acts
+        let leadership = match (&home, args.leader_elect) {
+            (Some(home), true) => {
+                let (leadership, handle) = elect(&args, &settings, home).await?;
+                lease = Some(handle);
+                leadership
+            }
+            _ => Leadership::always(),
+        };
+        let mut served = Vec::new();
+        match home {
+            Some(clients) if single => served.push(
+                connect_served(
+                    &args,
+                    &settings,
+                    &client_settings,
+                    None,
+                    clients,
+                    settings.namespace.clone(),
+                    leadership,
+                )
+                .await?,
+            ),
+            _ => {
+                for m in &settings.policy.clusters {
+                    let kubeconfig = m
+                        .kubeconfig
+                        .as_deref()
+                        .map(std::path::Path::new)
+                        .or(args.kubeconfig.as_deref());
+                    let clients =
+                        Clients::connect_to(kubeconfig, m.context.as_deref(), &client_settings)
+                            .await
+                            .with_context(|| {
+                                format!(
+                                    "cannot connect to cluster {:?} ({})",
+                                    m.name,
+                                    m.connection()
+                                )
+                            })?;
+                    let mut s = connect_served(
+                        &args,
+                        &settings,
+                        &client_settings,
+                        Some(m.name.clone()),
+                        clients,
+                        m.namespace
+                            .clone()
+                            .unwrap_or_else(|| settings.namespace.clone()),
+                        leadership.clone(),
+                    )
+                    .await?;
+                    s.detectors = m.detectors;
+                    served.push(s);
+                }
+            }
         }
-        let dispatch: Arc<dyn receiver_core::Executor> = Arc::new(crate::pulls::Dispatch {
-            janitor: Arc::new(exec),
-            pulls,
-        });
-        let executor: Arc<dyn receiver_core::Executor> = if args.leader_elect {
-            Arc::new(LeaderGated {
-                inner: dispatch,
-                leadership: leadership.clone(),
-            })
-        } else {
-            dispatch
-        };
-        (
-            Acting {
-                facts: Arc::new(
-                    KubeFacts::new(clients.clone())
-                        .with_detectors(settings.policy.detectors.clone()),
-                ),
-                executor,
-                clock: Arc::new(SystemClock),
-                leadership,
-                history: Some(Arc::new(receiver_k8s::record::KubeHistory::new(
-                    clients.main.clone(),
-                    &settings.identity,
-                ))),
-                // the record upkeep in run_with watches for them
-                clears: None,
-                // run_with starts them
-                notices: None,
-                journal,
-                verifier: Some(Arc::new(KubeVerifier::new(
-                    clients.clone(),
-                    args.verify_timeout.map(PromDuration::get),
-                    args.verify_stable_for.get(),
-                ))),
-            },
-            Some(clients),
-        )
+        served
     };
-    let result = run_with(listener, settings, acting, cluster, shutdown).await;
+    let result = run_served(listener, settings, served, shutdown).await;
     if let Some(handle) = lease {
         // every receiver is gone now: the manager releases the lease and ends
         match tokio::time::timeout(Duration::from_secs(3), handle).await {
@@ -416,59 +386,252 @@ pub async fn run_until(
     result.map(|_| ())
 }
 
-/// Run the service on `listener` until `shutdown` completes.
+/// Hold the Lease `heal8s-leader` in heal8s's namespace of `home`.
+async fn elect(
+    args: &ServeArgs,
+    settings: &Settings,
+    home: &Clients,
+) -> anyhow::Result<(
+    Leadership,
+    tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>,
+)> {
+    let identity = settings.identity.clone();
+    let manager = kube_lease_manager::LeaseManagerBuilder::new(home.main.clone(), "heal8s-leader")
+        .with_namespace(settings.namespace.clone())
+        .with_identity(identity.clone())
+        .with_duration(args.lease_duration.max(2))
+        .with_grace(1)
+        .build()
+        .await
+        .context("cannot set up leader election (Lease heal8s-leader)")?;
+    let (rx, handle) = manager.watch().await;
+    tracing::info!(identity = %identity, namespace = %settings.namespace, "Leader election on: only the holder of Lease heal8s-leader acts.");
+    Ok((Leadership::following(rx), handle))
+}
+
+/// How heal8s acts in one cluster it serves.
+#[derive(Debug)]
+pub struct Served {
+    /// The cluster's name with a `clusters` section (`None`: the one cluster).
+    pub name: Option<String>,
+    /// heal8s's namespace there (records, pause ConfigMap, Events).
+    pub namespace: String,
+    pub acting: Acting,
+    /// `None` offline.
+    pub clients: Option<Clients>,
+    /// Whether heal8s's detectors watch it.
+    pub detectors: bool,
+}
+
+/// Everything heal8s needs to act in the cluster `clients` reach.
+async fn connect_served(
+    args: &ServeArgs,
+    settings: &Settings,
+    client_settings: &receiver_k8s::client::ClientSettings,
+    name: Option<String>,
+    clients: Clients,
+    namespace: String,
+    leadership: Leadership,
+) -> anyhow::Result<Served> {
+    // the cluster summary; its reads are bounded and serving does not wait for them
+    // the member's own kubeconfig and context, else the default connection's
+    let member = name
+        .as_deref()
+        .and_then(|n| settings.policy.clusters.iter().find(|m| m.name == n));
+    let banner = crate::banner::log_connected(
+        clients.clone(),
+        member
+            .and_then(|m| m.kubeconfig.clone().map(std::path::PathBuf::from))
+            .or_else(|| args.kubeconfig.clone()),
+        member.and_then(|m| m.context.clone()),
+        settings.policy.clone(),
+        args.log.log_format,
+    );
+    tokio::spawn(banner);
+    let exec = KubeExecutor::new(
+        clients.clone(),
+        KubeExecutorSettings {
+            eviction_retry: args.eviction_retry.get(),
+            eviction_timeout: args.eviction_timeout.get(),
+            finalizers_after: settings
+                .policy
+                .detectors
+                .custom_resources
+                .terminating_after
+                .get(),
+            instance: args.pod_name.clone(),
+            protection: receiver_core::Protection::new(&settings.policy.guard, &namespace)?,
+            protected_pods: settings.policy.guard.nodes.protected_pods,
+        },
+    );
+    let journal: Arc<dyn Journal> =
+        match KubeJournal::connect(clients.main.clone(), &namespace, &settings.identity).await {
+            Some(j) => Arc::new(j),
+            None => Arc::new(NoJournal),
+        };
+    let pulls = pull_request_executor(
+        args,
+        &settings.policy,
+        KubeFacts::new(clients.clone()),
+        &client_settings.user_agent,
+    )?;
+    if let Some(p) = &pulls {
+        tokio::spawn(crate::pulls::poll_pull_requests(
+            p.clone(),
+            clients.main.clone(),
+            leadership.clone(),
+            settings.policy.pull_requests.poll_interval.get(),
+            settings.identity.clone(),
+        ));
+    }
+    let dispatch: Arc<dyn receiver_core::Executor> = Arc::new(crate::pulls::Dispatch {
+        janitor: Arc::new(exec),
+        pulls,
+    });
+    let executor: Arc<dyn receiver_core::Executor> = if args.leader_elect {
+        Arc::new(LeaderGated {
+            inner: dispatch,
+            leadership: leadership.clone(),
+        })
+    } else {
+        dispatch
+    };
+    let holds = receiver_k8s::holds::KubeHolds::new(clients.main.clone(), &namespace);
+    Ok(Served {
+        name,
+        namespace,
+        acting: Acting {
+            facts: Arc::new(
+                KubeFacts::new(clients.clone()).with_detectors(settings.policy.detectors.clone()),
+            ),
+            executor,
+            clock: Arc::new(SystemClock),
+            leadership,
+            history: Some(Arc::new(receiver_k8s::record::KubeHistory::new(
+                clients.main.clone(),
+                &settings.identity,
+            ))),
+            // the record upkeep in run_served watches for them
+            clears: None,
+            // run_served starts them
+            notices: None,
+            holds: Some(Arc::new(holds)),
+            journal,
+            verifier: Some(Arc::new(KubeVerifier::new(
+                clients.clone(),
+                args.verify_timeout.map(PromDuration::get),
+                args.verify_stable_for.get(),
+            ))),
+        },
+        clients: Some(clients),
+        detectors: true,
+    })
+}
+
+/// Run the service on `listener` until `shutdown` completes, for the one
+/// cluster `cluster` reaches (`None`: offline).
 pub async fn run_with(
     listener: TcpListener,
     settings: Settings,
-    mut acting: Acting,
+    acting: Acting,
     cluster: Option<Clients>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<ShutdownReport> {
-    let engine = Engine::new(settings.policy.clone(), &settings.namespace)?
-        .with_backlog_capacity(settings.backlog_capacity)
-        .with_max_running(settings.max_running)
-        .with_verification(acting.verifier.is_some());
+    let served = vec![Served {
+        name: None,
+        namespace: settings.namespace.clone(),
+        acting,
+        detectors: cluster.is_some(),
+        clients: cluster,
+    }];
+    run_served(listener, settings, served, shutdown).await
+}
+
+/// What runs for one cluster served, and how to stop it.
+struct Running {
+    worker: tokio::task::JoinHandle<()>,
+    detectors: Vec<tokio::task::JoinHandle<()>>,
+    /// Aborted at shutdown (record upkeep, the pause watch).
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Run the service on `listener` until `shutdown` completes, for every
+/// cluster in `served`: each with its own engine (guard, budgets, backlog),
+/// queue, worker, detectors and records; one HTTP front, one set of metrics,
+/// one `/outcomes`.
+pub async fn run_served(
+    listener: TcpListener,
+    settings: Settings,
+    served: Vec<Served>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<ShutdownReport> {
     let metrics = Arc::new(Metrics::new());
-    metrics
-        .queue_capacity
-        .set(i64::try_from(settings.queue_capacity).unwrap_or(i64::MAX));
     let dry_run = settings.policy.guard.dry_run;
     metrics.dry_run.set(i64::from(dry_run));
-    let recorder = Arc::new(Recorder::new(metrics.clone()));
-    recorder.stand_down().set_window(settings.report_interval);
-    if let Some(clients) = &cluster {
-        let sink = receiver_k8s::standdown::KubeStandDown::connect(
-            clients.main.clone(),
-            &settings.namespace,
-            &settings.identity,
+    let several = served.iter().any(|s| s.name.is_some());
+    // the door's recorder keeps every cluster's outcomes (one `/outcomes`)
+    let door =
+        Arc::new(Recorder::new(metrics.clone()).named(settings.policy.guard.cluster_name.clone()));
+    let notify = start_notifications(&settings, &metrics)?;
+    let (stop_detectors, _) = tokio::sync::watch::channel(false);
+    let leadership = served
+        .first()
+        .map(|s| s.acting.leadership.clone())
+        .unwrap_or_else(Leadership::always);
+    let mut running = Vec::new();
+    let mut fronts = Vec::new();
+    for s in served {
+        let mut policy = settings.policy.clone();
+        if s.name.is_some() {
+            policy.guard.cluster_name = s.name.clone();
+        }
+        let (r, front) = start_served(
+            &settings,
+            policy,
+            s,
+            &door,
+            &metrics,
+            notify.as_ref().map(|n| &n.0),
+            &stop_detectors,
         )
-        .await;
-        recorder.stand_down().publish_to(Arc::new(sink));
+        .await?;
+        running.push(r);
+        fronts.push(front);
     }
-    let (tx, rx) = crate::queue::work_queue_with_repeats(
-        settings.queue_capacity,
-        settings.policy.guard.dedupe_window.get(),
-    );
-    tx.count_into(metrics.clone());
+    let front = if several {
+        crate::front::Front::Clusters(Arc::new(crate::front::Clusters {
+            label: settings.policy.guard.cluster_label.clone(),
+            members: settings.policy.clusters.clone(),
+            fronts,
+        }))
+    } else {
+        let (queue, recorder) = fronts.into_iter().next().context("no cluster to serve")?;
+        crate::front::Front::One { queue, recorder }
+    };
     let accepting = Arc::new(AtomicBool::new(true));
     let state = AppState {
         token: settings.token.clone(),
         read_token: settings.read_token.clone(),
-        queue: tx,
+        front,
         metrics: metrics.clone(),
-        recorder: recorder.clone(),
+        recorder: door,
         policy: Arc::new(settings.policy.to_json()),
         max_body_bytes: settings.max_body_bytes,
         alert_limits: settings.alert_limits,
         accepting: accepting.clone(),
-        leadership: acting.leadership.clone(),
+        leadership,
     };
     if state.token.is_none() {
         tracing::warn!(
             "AUTHENTICATION IS DISABLED (--insecure-no-auth): anyone who can reach {WEBHOOK_PATH} can trigger remediations, and /outcomes and /policy are open to read."
         );
     }
-    let protected: Vec<&str> = engine.guard().protected_namespaces().collect();
+    let protected: Vec<String> =
+        receiver_core::Protection::new(&settings.policy.guard, &settings.namespace)?
+            .namespaces()
+            .map(str::to_string)
+            .collect();
+    let clusters = state.front.names().join(", ");
     tracing::info!(
         listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
         routes = settings.policy.routes.len(),
@@ -477,58 +640,10 @@ pub async fn run_with(
         queue_capacity = settings.queue_capacity,
         cluster_name = settings.policy.guard.cluster_name.as_deref(),
         cluster_label = %settings.policy.guard.cluster_label,
+        clusters = (!clusters.is_empty()).then_some(clusters.as_str()),
         "heal8s is serving."
     );
-    let (stop_detectors, stop_rx) = tokio::sync::watch::channel(false);
-    let detectors = match &cluster {
-        Some(clients) => {
-            receiver_k8s::watch::start(
-                clients,
-                &settings.policy.detectors,
-                settings.policy.guard.cooldown.get(),
-                settings.policy.features.strain_eviction,
-                settings.rediscover_every,
-                Arc::new(state.queue.clone()),
-                stop_rx,
-                state.leadership.clone(),
-            )
-            .await
-        }
-        None => Vec::new(),
-    };
-    if let Some(clients) = &cluster {
-        recorder
-            .board()
-            .read_records_from(Arc::new(crate::dashboard::KubeRecords::new(
-                clients.main.clone(),
-            )));
-    }
-    let upkeep_settings = UpkeepSettings {
-        record_ttl: settings.record_ttl,
-        namespace: settings.namespace.clone(),
-    };
-    // the records' garbage collection, and the watch for cleared escalations
-    let upkeep_tasks = match &cluster {
-        Some(clients) => {
-            let u = upkeep::spawn(clients, &upkeep_settings, stop_detectors.subscribe());
-            acting.clears = acting.clears.or(Some(u.clears));
-            u.tasks
-        }
-        None => Vec::new(),
-    };
-    // the pause ConfigMap: every replica watches it, so a pause survives failover
-    let pause_task = cluster.as_ref().map(|clients| {
-        let r = recorder.clone();
-        tokio::spawn(receiver_k8s::pause::watch(
-            clients.main.clone(),
-            settings.namespace.clone(),
-            move |p| r.pause().set_configmap(p),
-            stop_detectors.subscribe(),
-        ))
-    });
-    let delivery = start_notifications(&settings, &metrics, &mut acting)?;
-    let mut worker = tokio::spawn(worker::run(engine, rx, acting, recorder, metrics.clone()));
-    let queue = state.queue.clone();
+    let queues: Vec<crate::queue::WorkQueue> = state.front.queues().into_iter().cloned().collect();
     let app = router(state);
     let stop_accepting = accepting.clone();
     crate::listen::serve(listener, app, settings.listen, async move {
@@ -540,10 +655,12 @@ pub async fn run_with(
     .context("the HTTP server failed")?;
     accepting.store(false, Ordering::SeqCst);
     let _ = stop_detectors.send(true);
-    for task in upkeep_tasks.into_iter().chain(pause_task) {
-        task.abort();
+    for r in &running {
+        for task in &r.tasks {
+            task.abort();
+        }
     }
-    for d in detectors {
+    for d in running.iter_mut().flat_map(|r| r.detectors.drain(..)) {
         if tokio::time::timeout(Duration::from_secs(2), d)
             .await
             .is_err()
@@ -551,42 +668,158 @@ pub async fn run_with(
             tracing::warn!("A detector did not stop within 2s.");
         }
     }
-    let left = queue.len();
-    drop(queue);
+    let left: usize = queues.iter().map(crate::queue::WorkQueue::len).sum();
+    drop(queues);
     tracing::info!(queued = left, "Draining the work queue.");
-    match tokio::time::timeout(settings.shutdown_timeout, &mut worker).await {
-        Ok(Ok(())) => {
-            if let Some(d) = delivery {
-                // the worker held the outbox: what it told goes out now
-                let left = d.finish(NOTIFY_FLUSH).await;
-                if left > 0 {
-                    tracing::warn!(
-                        left,
-                        "Notifications not delivered within {NOTIFY_FLUSH:?} of shutdown."
-                    );
-                }
-            }
-            tracing::info!("Shutdown complete.");
-            Ok(ShutdownReport { unprocessed: 0 })
-        }
-        Ok(Err(e)) => bail!("the worker task failed: {e}"),
-        Err(_) => {
-            // stop the worker mid-signal; the plans running and the queued
-            // signals are lost: say so
-            worker.abort();
-            let remaining = u64::try_from(metrics.queue_depth.get()).unwrap_or(0)
-                + u64::try_from(metrics.running.get()).unwrap_or(0).max(1);
-            tracing::error!(
-                timeout = ?settings.shutdown_timeout,
-                remaining,
-                "Shutdown deadline passed with work still queued; those alerts were NOT processed (Alertmanager will resend still-firing alerts)."
-            );
-            metrics.unprocessed_at_shutdown.inc_by(remaining);
-            Ok(ShutdownReport {
-                unprocessed: remaining,
-            })
+    let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
+    let mut failed = None;
+    let mut late = false;
+    for r in &mut running {
+        match tokio::time::timeout_at(deadline, &mut r.worker).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failed = Some(e),
+            Err(_) => late = true,
         }
     }
+    if let Some(e) = failed {
+        bail!("the worker task failed: {e}");
+    }
+    if !late {
+        if let Some((_, d)) = notify {
+            // the workers held the outbox: what they told goes out now
+            let left = d.finish(NOTIFY_FLUSH).await;
+            if left > 0 {
+                tracing::warn!(
+                    left,
+                    "Notifications not delivered within {NOTIFY_FLUSH:?} of shutdown."
+                );
+            }
+        }
+        tracing::info!("Shutdown complete.");
+        return Ok(ShutdownReport { unprocessed: 0 });
+    }
+    // stop the workers mid-signal; the plans running and the queued
+    // signals are lost: say so
+    for r in &running {
+        r.worker.abort();
+    }
+    let remaining = u64::try_from(metrics.queue_depth.get()).unwrap_or(0)
+        + u64::try_from(metrics.running.get()).unwrap_or(0).max(1);
+    tracing::error!(
+        timeout = ?settings.shutdown_timeout,
+        remaining,
+        "Shutdown deadline passed with work still queued; those alerts were NOT processed (Alertmanager will resend still-firing alerts)."
+    );
+    metrics.unprocessed_at_shutdown.inc_by(remaining);
+    Ok(ShutdownReport {
+        unprocessed: remaining,
+    })
+}
+
+/// Start one served cluster: its engine, queue, detectors, record upkeep,
+/// pause watch and worker.
+async fn start_served(
+    settings: &Settings,
+    policy: Policy,
+    s: Served,
+    door: &Arc<Recorder>,
+    metrics: &Arc<Metrics>,
+    outbox: Option<&receiver_notify::Outbox>,
+    stop: &tokio::sync::watch::Sender<bool>,
+) -> anyhow::Result<(Running, (crate::queue::WorkQueue, Arc<Recorder>))> {
+    let Served {
+        name,
+        namespace,
+        mut acting,
+        clients,
+        detectors,
+    } = s;
+    let engine = Engine::new(policy.clone(), &namespace)?
+        .with_backlog_capacity(settings.backlog_capacity)
+        .with_max_running(settings.max_running)
+        .with_verification(acting.verifier.is_some());
+    let recorder = match &name {
+        // with one cluster the door keeps its outcomes itself
+        None => door.clone(),
+        Some(_) => Arc::new(door.for_cluster(name.clone())),
+    };
+    recorder.stand_down().set_window(settings.report_interval);
+    let (tx, rx) = crate::queue::work_queue_with_repeats(
+        settings.queue_capacity,
+        policy.guard.dedupe_window.get(),
+    );
+    tx.count_into(metrics.clone());
+    metrics
+        .queue_capacity
+        .inc_by(i64::try_from(settings.queue_capacity).unwrap_or(i64::MAX));
+    let mut running = Running {
+        worker: tokio::spawn(async {}),
+        detectors: Vec::new(),
+        tasks: Vec::new(),
+    };
+    if let Some(clients) = &clients {
+        let sink = receiver_k8s::standdown::KubeStandDown::connect(
+            clients.main.clone(),
+            &namespace,
+            &settings.identity,
+        )
+        .await;
+        recorder.stand_down().publish_to(Arc::new(sink));
+        if detectors {
+            running.detectors = receiver_k8s::watch::start(
+                clients,
+                &policy.detectors,
+                policy.guard.cooldown.get(),
+                policy.features.strain_eviction,
+                settings.rediscover_every,
+                Arc::new(tx.clone()),
+                stop.subscribe(),
+                acting.leadership.clone(),
+            )
+            .await;
+        }
+        recorder
+            .board()
+            .read_records_from(Arc::new(crate::dashboard::KubeRecords::new(
+                clients.main.clone(),
+            )));
+        // the records' garbage collection, and the watch for cleared escalations
+        let u = upkeep::spawn(
+            clients,
+            &UpkeepSettings {
+                record_ttl: settings.record_ttl,
+                namespace: namespace.clone(),
+            },
+            stop.subscribe(),
+        );
+        acting.clears = acting.clears.or(Some(u.clears));
+        running.tasks.extend(u.tasks);
+        // the pause ConfigMap: every replica watches it, so a pause survives failover
+        let r = recorder.clone();
+        running.tasks.push(tokio::spawn(receiver_k8s::pause::watch(
+            clients.main.clone(),
+            namespace.clone(),
+            move |p| r.pause().set_configmap(p),
+            stop.subscribe(),
+        )));
+    }
+    if let Some(outbox) = outbox {
+        acting.notices = Some(worker::Notices {
+            notifier: receiver_core::notify::Notifier::new(
+                policy.notifications.clone(),
+                policy.guard.cluster_name.clone(),
+            ),
+            outbox: outbox.clone(),
+        });
+    }
+    running.worker = tokio::spawn(worker::run(
+        engine,
+        rx,
+        acting,
+        recorder.clone(),
+        metrics.clone(),
+    ));
+    Ok((running, (tx, recorder)))
 }
 
 /// How long notifications may take to go out at shutdown.
@@ -598,8 +831,7 @@ const NOTIFY_FLUSH: Duration = Duration::from_secs(5);
 fn start_notifications(
     settings: &Settings,
     metrics: &Arc<Metrics>,
-    acting: &mut Acting,
-) -> anyhow::Result<Option<receiver_notify::Delivery>> {
+) -> anyhow::Result<Option<(receiver_notify::Outbox, receiver_notify::Delivery)>> {
     let cfg = &settings.policy.notifications;
     if cfg.receivers.is_empty() {
         return Ok(None);
@@ -614,20 +846,13 @@ fn start_notifications(
     metrics.start_notifications(cfg.receivers.iter().map(|r| r.name.as_str()));
     let (outbox, delivery) = receiver_notify::start(cfg, metrics.clone())
         .map_err(|e| anyhow::anyhow!("cannot start notifications: {e}"))?;
-    acting.notices = Some(worker::Notices {
-        notifier: receiver_core::notify::Notifier::new(
-            cfg.clone(),
-            settings.policy.guard.cluster_name.clone(),
-        ),
-        outbox,
-    });
     let names: Vec<String> = cfg
         .receivers
         .iter()
         .map(|r| format!("{} ({})", r.name, r.channel().map_or("?", |c| c.as_str())))
         .collect();
     tracing::info!(receivers = %names.join(", "), routes = cfg.routes.len(), "Notifications on.");
-    Ok(Some(delivery))
+    Ok(Some((outbox, delivery)))
 }
 
 /// Completes on SIGTERM or SIGINT.

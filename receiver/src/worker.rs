@@ -47,7 +47,10 @@ const SHOW_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Recorder {
     metrics: Arc<Metrics>,
-    recent: Mutex<Rings>,
+    /// Shared by the recorders of every served cluster: one `/outcomes`.
+    recent: Arc<Mutex<Rings>>,
+    /// The cluster its outcomes are about, when heal8s knows its name.
+    cluster: Option<String>,
     stand_down: crate::breakers::Reporter,
     board: crate::dashboard::Board,
     pause: crate::pause::Switch,
@@ -58,11 +61,37 @@ impl Recorder {
     pub fn new(metrics: Arc<Metrics>) -> Recorder {
         Recorder {
             stand_down: crate::breakers::Reporter::new(metrics.clone()),
-            pause: crate::pause::Switch::with_gauge(metrics.paused.clone()),
+            pause: crate::pause::Switch::with_gauge(&metrics.paused),
             metrics,
-            recent: Mutex::new(Rings::default()),
+            recent: Arc::new(Mutex::new(Rings::default())),
+            cluster: None,
             board: crate::dashboard::Board::default(),
         }
+    }
+
+    /// A recorder for `cluster`'s outcomes that keeps them with this one's
+    /// (one `/outcomes`, the same metrics), with a stand-down report, a
+    /// dashboard board and a pause switch of its own.
+    pub fn for_cluster(&self, cluster: Option<String>) -> Recorder {
+        Recorder {
+            stand_down: crate::breakers::Reporter::new(self.metrics.clone()),
+            pause: crate::pause::Switch::with_gauge(&self.metrics.paused),
+            metrics: self.metrics.clone(),
+            recent: self.recent.clone(),
+            cluster,
+            board: crate::dashboard::Board::default(),
+        }
+    }
+
+    /// This recorder, for the outcomes of the cluster named `cluster`.
+    pub fn named(mut self, cluster: Option<String>) -> Recorder {
+        self.cluster = cluster;
+        self
+    }
+
+    /// The cluster this recorder's outcomes are about.
+    pub fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
     }
 
     /// The pause switch (`/pause`, the pause ConfigMap).
@@ -90,12 +119,21 @@ impl Recorder {
     /// that waited in the backlog ran, or was refused there).
     pub fn record_outcomes(&self, outcomes: &[Outcome]) {
         self.metrics.observe_outcomes(outcomes);
+        let cluster = self.cluster.as_deref();
         for o in outcomes {
-            log(o);
+            log(o, o.cluster.as_deref().or(cluster));
         }
         let values: Vec<(Which, Value)> = outcomes
             .iter()
-            .map(|o| (Which::of(o.result), bounded(o)))
+            .map(|o| {
+                let mut v = bounded(o);
+                if o.cluster.is_none()
+                    && let (Some(c), Value::Object(m)) = (cluster, &mut v)
+                {
+                    m.insert("cluster".into(), c.into());
+                }
+                (Which::of(o.result), v)
+            })
             .collect();
         if let Ok(mut rings) = self.recent.lock() {
             for (which, mut v) in values {
@@ -218,7 +256,7 @@ fn cut_str(s: &mut String) {
     s.push_str(&format!("… ({total} bytes)"));
 }
 
-fn log(o: &Outcome) {
+fn log(o: &Outcome, cluster: Option<&str>) {
     let remediation = o.remediation.map(|r| r.as_str());
     let mode = o.mode.map(|m| m.as_str());
     let reason = o.reason.map(|r| r.as_str());
@@ -239,6 +277,7 @@ fn log(o: &Outcome) {
                 route = o.route.as_deref(),
                 remediation,
                 mode,
+                cluster,
                 detail = ?o.message,
                 $msg
             )
@@ -313,6 +352,9 @@ pub struct Acting {
     pub clears: Option<mpsc::Receiver<String>>,
     /// Who hears what heal8s did; `None` with no receivers configured.
     pub notices: Option<Notices>,
+    /// Keeps the alerts that hold remediations across restarts and
+    /// failovers; `None` offline.
+    pub holds: Option<Arc<dyn receiver_core::journal::HoldKeeper>>,
 }
 
 /// Notifications: the decisions (what, how loud, to whom) and the outbox
@@ -348,6 +390,7 @@ impl Acting {
             history: None,
             clears: None,
             notices: None,
+            holds: None,
         }
     }
 }
@@ -386,6 +429,10 @@ const GATHER_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 /// with the client's own retries) before it puts the plan off to read again.
 pub const FACTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// While alerts hold remediations, they are written down again this often
+/// (their last delivery moves; a new leader forgets one a day after it).
+const HOLDS_REFRESH: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// At most this many recovery checks run at once; the rest wait their turn.
 pub const VERIFYING_AT_ONCE: usize = 64;
 
@@ -408,6 +455,15 @@ struct Worker {
     shown: Option<tokio::time::Instant>,
     /// Pauses set or lifted by people.
     pauses: tokio::sync::watch::Receiver<Option<receiver_core::guard::Pause>>,
+    /// This worker's part of the gauges: plans running, waiting in the backlog.
+    running_level: crate::metrics::Level,
+    backlog_level: crate::metrics::Level,
+    /// Held for the worker's life: its part of `heal8s_backlog_capacity`.
+    _capacity_level: crate::metrics::Level,
+    /// Where the alerts holding remediations go to be kept (a task writes them).
+    holds_tx: Option<tokio::sync::watch::Sender<Vec<receiver_core::guard::holds::HeldAlert>>>,
+    /// The guard's hold changes last handed over, and when.
+    holds_kept: (u64, Option<tokio::time::Instant>),
 }
 
 impl Worker {
@@ -433,6 +489,18 @@ impl Worker {
                 self.engine
                     .restore(actions, alerts, self.acting.clock.now());
             }
+            // the alerts holding remediations, as the last leader kept them
+            if let Some(k) = &self.acting.holds
+                && let Some(kept) = k.load().await
+            {
+                if !kept.is_empty() {
+                    tracing::info!(
+                        alerts = kept.len(),
+                        "Holding remediations again for the alerts the last leader saw firing."
+                    );
+                }
+                self.engine.restore_holds(&kept, self.acting.clock.now());
+            }
         }
         if !leader && self.was_leader {
             let n = self
@@ -456,6 +524,7 @@ impl Worker {
             return;
         }
         let outcomes = self.engine.intake(&signal, self.acting.clock.now());
+        self.keep_holds(leader, false);
         self.recorder.record(&signal, &outcomes);
         self.settle(&outcomes, leader).await;
     }
@@ -501,7 +570,7 @@ impl Worker {
                     n.outbox.post(notice, to);
                 }
                 self.running += 1;
-                self.metrics.running.set(self.running_gauge());
+                self.running_level.set_count(self.running);
                 let (executor, journal, steps) = (
                     self.acting.executor.clone(),
                     self.acting.journal.clone(),
@@ -520,19 +589,36 @@ impl Worker {
         true
     }
 
-    fn running_gauge(&self) -> i64 {
-        i64::try_from(self.running).unwrap_or(i64::MAX)
-    }
-
     /// A plan was carried out: its end, and what follows.
     async fn done(&mut self, (ticket, result): Done) {
         let leader = self.acting.leadership.is_leader();
         let o = self.engine.finish(*ticket, result, self.acting.clock.now());
         self.running = self.running.saturating_sub(1);
-        self.metrics.running.set(self.running_gauge());
+        self.running_level.set_count(self.running);
         let outcomes = [o];
         self.recorder.record_outcomes(&outcomes);
         self.settle(&outcomes, leader).await;
+    }
+
+    /// Hand the alerts holding remediations to their keeper when one started
+    /// or stopped holding (or, with `refresh`, every [`HOLDS_REFRESH`] while
+    /// any holds, so their last delivery stays current). The leader only.
+    fn keep_holds(&mut self, leader: bool, refresh: bool) {
+        let Some(tx) = &self.holds_tx else {
+            return;
+        };
+        if !leader {
+            return;
+        }
+        let now = self.acting.clock.now();
+        let (changes, kept) = self.engine.guard().kept_holds(now);
+        let (seen, at) = self.holds_kept;
+        let due = refresh && !kept.is_empty() && at.is_none_or(|t| t.elapsed() >= HOLDS_REFRESH);
+        if changes == seen && !due {
+            return;
+        }
+        self.holds_kept = (changes, Some(tokio::time::Instant::now()));
+        let _ = tx.send(kept);
     }
 
     /// Pause heal8s or let it act again, and say so.
@@ -574,9 +660,7 @@ impl Worker {
         if self.shown.is_none_or(|t| t.elapsed() >= SHOW_EVERY) {
             self.show(leader);
         }
-        self.metrics
-            .backlog_depth
-            .set(i64::try_from(self.engine.backlog().len()).unwrap_or(i64::MAX));
+        self.backlog_level.set_count(self.engine.backlog().len());
         self.recorder.stand_down().observe(
             &self.engine.guard().breakers(),
             outcomes,
@@ -638,10 +722,23 @@ pub async fn run(
     let (verified_tx, mut verified) = mpsc::unbounded_channel::<(Plan, Verification)>();
     let (steps, mut stepped) = mpsc::unbounded_channel::<Done>();
     let mut clears = acting.clears.take();
-    metrics
-        .backlog_capacity
-        .set(i64::try_from(engine.backlog().capacity()).unwrap_or(i64::MAX));
+    let capacity_level = crate::metrics::Level::of(&metrics.backlog_capacity);
+    capacity_level.set_count(engine.backlog().capacity());
     let pauses = recorder.pause().subscribe();
+    let holds_tx = acting.holds.clone().map(|keeper| {
+        let (tx, mut rx) = tokio::sync::watch::channel(Vec::new());
+        // one write at a time, the newest state, at most one a second
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let held = rx.borrow_and_update().clone();
+                keeper.save(&held).await;
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+        tx
+    });
+    let running_level = crate::metrics::Level::of(&metrics.running);
+    let backlog_level = crate::metrics::Level::of(&metrics.backlog_depth);
     let mut w = Worker {
         engine,
         acting,
@@ -654,6 +751,11 @@ pub async fn run(
         was_leader: false,
         shown: None,
         pauses,
+        running_level,
+        backlog_level,
+        _capacity_level: capacity_level,
+        holds_tx,
+        holds_kept: (0, None),
     };
     let paused = w.recorder.pause().current();
     w.apply_pause(paused);
@@ -709,6 +811,7 @@ pub async fn run(
             }
             _ = report.tick() => {
                 let leader = w.acting.leadership.is_leader();
+                w.keep_holds(leader, true);
                 // nodes coming back raise no plan: see whether breakers still hold
                 let cluster = if w.engine.guard().nodes_held() {
                     w.acting.facts.cluster().await

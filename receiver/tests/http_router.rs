@@ -29,13 +29,17 @@ struct Harness {
 fn harness(capacity: usize, max_body: usize) -> Harness {
     let metrics = Arc::new(Metrics::new());
     let (tx, rx) = receiver::queue::work_queue(capacity);
+    let recorder = Arc::new(Recorder::new(metrics.clone()));
     tx.count_into(metrics.clone());
     let state = AppState {
         token: Token::new(TOKEN),
         read_token: Token::new(READ_TOKEN),
-        queue: tx,
+        front: receiver::front::Front::One {
+            queue: tx,
+            recorder: recorder.clone(),
+        },
         metrics: metrics.clone(),
-        recorder: Arc::new(Recorder::new(metrics)),
+        recorder,
         policy: Arc::new(Policy::default_policy().unwrap().to_json()),
         max_body_bytes: max_body,
         alert_limits: Default::default(),
@@ -454,6 +458,7 @@ async fn accepted_alerts_are_processed_and_repeats_deduped() {
         history: None,
         clears: None,
         notices: None,
+        holds: None,
     };
     let recorder = state.recorder.clone();
     let metrics = state.metrics.clone();
@@ -532,6 +537,7 @@ async fn outcomes_are_paged_and_capped() {
         history: None,
         clears: None,
         notices: None,
+        holds: None,
     };
     let (status, _) = send(app.clone(), post(payload_with(400), bearer())).await;
     assert_eq!(status, StatusCode::OK);
@@ -664,14 +670,13 @@ async fn a_detector_burst_never_fills_the_queue_for_alerts() {
     use receiver_core::lanes::SignalSink;
     let h = harness(4, 1 << 20);
     for i in 0..4 {
-        h.state
-            .queue
+        h.state.front.queues()[0]
             .send(detector_signal(&format!("p-{i}")))
             .await
             .unwrap();
     }
     // the detector lane is full: a fifth detector signal waits for room
-    let more = h.state.queue.clone();
+    let more = h.state.front.queues()[0].clone();
     let waiting = tokio::spawn(async move { more.send(detector_signal("p-9")).await });
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert!(!waiting.is_finished());

@@ -91,6 +91,7 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
         history: None,
         clears: None,
         notices: None,
+        holds: None,
     };
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     let server = tokio::spawn(run_with(listener, settings, acting, None, async move {

@@ -37,12 +37,16 @@ fn post(body: Vec<u8>) -> (StatusCode, serde_json::Value) {
         let metrics = Arc::new(Metrics::new());
         // the worker's end stays open for the request, as in the service
         let (tx, _rx) = receiver::queue::work_queue(64);
+        let recorder = Arc::new(Recorder::new(metrics.clone()));
         let app = router(AppState {
             token: Token::new(TOKEN),
             read_token: None,
-            queue: tx,
+            front: receiver::front::Front::One {
+                queue: tx,
+                recorder: recorder.clone(),
+            },
             metrics: metrics.clone(),
-            recorder: Arc::new(Recorder::new(metrics)),
+            recorder,
             policy: Arc::new(Policy::default_policy().unwrap().to_json()),
             max_body_bytes: MAX_BODY,
             alert_limits: AlertLimits::default(),

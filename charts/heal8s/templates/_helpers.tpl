@@ -141,7 +141,7 @@ policy's detectors.customResources.resources (`plural.group/version`).
 
 {{/* Leader election: on iff more than one replica. */}}
 {{- define "heal8s.leaderElect" -}}
-{{- if gt (int .Values.replicas) 1 -}}true{{- end -}}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.multiCluster.member) -}}true{{- end -}}
 {{- end -}}
 
 {{- define "heal8s.pdbEnabled" -}}

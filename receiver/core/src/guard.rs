@@ -25,6 +25,7 @@ use crate::signal::Signal;
 
 pub mod gitops;
 pub mod holds;
+pub mod members;
 mod precheck;
 
 /// The label or annotation that opts an object or namespace out of heal8s.
@@ -93,13 +94,16 @@ pub enum RefusalReason {
     HeldByAlert,
     /// A person paused heal8s (`heal8s pause`, or the pause ConfigMap).
     Paused,
+    /// heal8s serves several clusters (`clusters`) and the alert names none
+    /// of them, or no cluster at all: it is never applied to some default.
+    UnknownCluster,
 }
 
 impl RefusalReason {
     /// Every reason, in declaration order: the metrics start each label at 0
     /// (a counter that appears at 1 hides its first increase). A new reason
     /// goes here too.
-    pub const ALL: [RefusalReason; 28] = [
+    pub const ALL: [RefusalReason; 29] = [
         RefusalReason::NoRoute,
         RefusalReason::MissingTarget,
         RefusalReason::TargetMismatch,
@@ -128,6 +132,7 @@ impl RefusalReason {
         RefusalReason::MaintenanceWindow,
         RefusalReason::HeldByAlert,
         RefusalReason::Paused,
+        RefusalReason::UnknownCluster,
     ];
 
     /// Whether this refusal is a breaker standing a whole class down (not a
@@ -175,6 +180,7 @@ impl RefusalReason {
             RefusalReason::MaintenanceWindow => "maintenance_window",
             RefusalReason::HeldByAlert => "held_by_alert",
             RefusalReason::Paused => "paused",
+            RefusalReason::UnknownCluster => "unknown_cluster",
         }
     }
 }
@@ -581,6 +587,22 @@ impl Guard {
     /// The alerts holding remediations now (`guard.holdWhileFiring`), by name.
     pub fn holding_alerts(&self, now: Timestamp) -> Vec<String> {
         self.holds.firing(now)
+    }
+
+    /// The holds' alerts as kept durably, and how often they changed (see
+    /// [`holds::Holds::kept`]).
+    pub fn kept_holds(&self, now: Timestamp) -> (u64, Vec<holds::HeldAlert>) {
+        (self.holds.changes(), self.holds.kept(now))
+    }
+
+    /// How often an alert started or stopped holding something.
+    pub fn hold_changes(&self) -> u64 {
+        self.holds.changes()
+    }
+
+    /// Hold again for the alerts kept durably (a new leader, a restart).
+    pub fn restore_holds(&mut self, kept: &[holds::HeldAlert], now: Timestamp) {
+        self.holds.restore(kept, now);
     }
 
     /// The custom resource types a cleanup-resource route without its own

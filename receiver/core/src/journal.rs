@@ -58,3 +58,14 @@ pub trait History: Send + Sync {
     /// Past guard events and alert occurrences (fingerprint, startsAt); `None` when unreadable.
     async fn load(&self) -> Option<(Vec<PastEvent>, Vec<(String, jiff::Timestamp)>)>;
 }
+
+/// Keeps the alerts that hold remediations (`guard.holdWhileFiring`)
+/// durably, so a restarted or new leader holds from its first moment.
+#[async_trait]
+pub trait HoldKeeper: Send + Sync {
+    /// What was kept; `None` when unreadable (the holds start empty, and
+    /// fill again as the alerts are re-sent).
+    async fn load(&self) -> Option<Vec<crate::guard::holds::HeldAlert>>;
+    /// Keep `held` (replacing what was kept); failures are logged.
+    async fn save(&self, held: &[crate::guard::holds::HeldAlert]);
+}

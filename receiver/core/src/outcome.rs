@@ -99,6 +99,11 @@ pub struct Outcome {
     /// record keeps it (see [`crate::deleted`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Deleted>,
+    /// The cluster it is about, when heal8s knows its name (a `clusters`
+    /// member, or `guard.clusterName`): the service fills it in where it
+    /// records outcomes (the engine serves one cluster and does not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
 }
 
 /// What an executor did.

@@ -192,6 +192,7 @@ fn outcome_of(plan: &Plan, at: Timestamp) -> Outcome {
         plan: None,
         ledger: Vec::new(),
         deleted: None,
+        cluster: None,
     }
 }
 
@@ -433,6 +434,11 @@ impl Engine {
         self.guard.set_pause(pause);
     }
 
+    /// Hold again for the alerts kept durably (see [`Guard::restore_holds`]).
+    pub fn restore_holds(&mut self, kept: &[crate::guard::holds::HeldAlert], now: Timestamp) {
+        self.guard.restore_holds(kept, now);
+    }
+
     /// Carry one signal through the whole pipeline. Every signal yields at least one outcome.
     pub async fn process(
         &mut self,
@@ -504,6 +510,7 @@ impl Engine {
             plan: None,
             ledger: Vec::new(),
             deleted: None,
+            cluster: None,
         };
         match self.guard.admit(signal, now) {
             Admission::Duplicate => {

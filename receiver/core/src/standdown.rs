@@ -458,6 +458,7 @@ mod tests {
             plan: Some(plan),
             ledger: Vec::new(),
             deleted: None,
+            cluster: None,
         }
     }
 

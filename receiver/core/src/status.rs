@@ -664,6 +664,7 @@ mod tests {
             plan: None,
             ledger: Vec::new(),
             deleted: None,
+            cluster: None,
         }
     }
 

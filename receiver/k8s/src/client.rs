@@ -92,15 +92,32 @@ impl Clients {
         kubeconfig: Option<&Path>,
         settings: &ClientSettings,
     ) -> Result<Clients, K8sError> {
-        let config = match kubeconfig {
-            Some(path) => {
+        Clients::connect_to(kubeconfig, None, settings).await
+    }
+
+    /// Clients for `context` (of `kubeconfig`, or of the default kubeconfig:
+    /// `$KUBECONFIG` or `~/.kube/config`); without a context, as `connect`.
+    pub async fn connect_to(
+        kubeconfig: Option<&Path>,
+        context: Option<&str>,
+        settings: &ClientSettings,
+    ) -> Result<Clients, K8sError> {
+        let options = KubeConfigOptions {
+            context: context.map(str::to_string),
+            ..KubeConfigOptions::default()
+        };
+        let config = match (kubeconfig, context) {
+            (Some(path), _) => {
                 let kc = Kubeconfig::read_from(path)
                     .map_err(|e| K8sError::Config(format!("{}: {e}", path.display())))?;
-                Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+                Config::from_custom_kubeconfig(kc, &options)
                     .await
                     .map_err(|e| K8sError::Config(format!("{}: {e}", path.display())))?
             }
-            None => Config::infer()
+            (None, Some(ctx)) => Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| K8sError::Config(format!("context {ctx:?}: {e}")))?,
+            (None, None) => Config::infer()
                 .await
                 .map_err(|e| K8sError::Config(e.to_string()))?,
         };

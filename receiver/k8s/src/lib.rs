@@ -11,6 +11,7 @@ pub mod drain;
 pub mod events;
 pub mod executor;
 pub mod facts;
+pub mod holds;
 pub mod leader;
 pub mod pause;
 pub mod record;

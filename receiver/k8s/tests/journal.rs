@@ -91,6 +91,7 @@ fn outcome(plan: &Plan, result: OutcomeKind, message: &str) -> Outcome {
         plan: Some(plan.clone()),
         ledger: Vec::new(),
         deleted: None,
+        cluster: None,
     }
 }
 

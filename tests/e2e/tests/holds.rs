@@ -2,7 +2,10 @@
 //! real `heal8s serve --no-cluster` and its webhook: a drain is held while
 //! KubeAPIErrorBudgetBurn fires and goes ahead once it resolved; a pod
 //! delete inside an open window is refused `maintenance_window` and one
-//! outside its namespaces is not; a bad window stops heal8s at start.
+//! outside its namespaces is not; a bad window stops heal8s at start. In a
+//! cluster (the Kubernetes API emulation), what holds is kept in the
+//! ConfigMap `heal8s-holds`: a restarted heal8s holds at once, before the
+//! alert is delivered again.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -10,6 +13,7 @@ use std::time::Duration;
 
 use receiver_core::{Outcome, OutcomeKind, RefusalReason};
 use serde_json::{Value, json};
+use testkit::kube::{Controller, Emulator};
 use testkit::{Heal8s, TempDir, eventually};
 
 const TOKEN: &str = "holds-token";
@@ -178,4 +182,130 @@ fn a_bad_window_stops_heal8s_at_start_naming_it() {
         err.contains("guard.maintenanceWindows[0]") && err.contains("Mars/Base"),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_heal8s_holds_at_once_from_what_was_kept() {
+    let emu = Emulator::start().await.unwrap();
+    let _played = emu.play(&[Controller::Kubelet]);
+    for ns in ["heal8s", "shop"] {
+        emu.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
+            .unwrap();
+    }
+    emu.create(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "w1"},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                   "lastTransitionTime": ago(600)}]}}),
+    )
+    .unwrap();
+    for pod in ["api-1", "api-2"] {
+        emu.create(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": pod, "namespace": "shop", "labels": {"app": "api"}},
+            "spec": {"nodeName": "w1", "containers": [{"name": "api", "image": "registry/app:1"}]},
+            "status": {"phase": "Running", "startTime": ago(600),
+                "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": ago(300)}],
+                "containerStatuses": [{"name": "api", "image": "registry/app:1", "imageID": "",
+                    "ready": false, "restartCount": 5, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
+        }))
+        .unwrap();
+    }
+    let dir = TempDir::new("holds-kept");
+    let kubeconfig = dir.path().join("kubeconfig");
+    emu.write_kubeconfig(&kubeconfig).unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        r#"guard:
+  cooldown: 1s
+  holdWhileFiring:
+  - {matchers: ['alertname="KubeAPIErrorBudgetBurn"'], remediations: [delete-pod]}
+routes:
+- {name: crashloop, matchers: ['alertname="KubePodCrashLooping"'], remediation: delete-pod}
+"#,
+    )
+    .unwrap();
+    let start = || {
+        let (kubeconfig, policy) = (kubeconfig.clone(), policy.clone());
+        async move {
+            Heal8s::start(
+                TOKEN,
+                &[
+                    "--kubeconfig",
+                    kubeconfig.to_str().unwrap(),
+                    "--policy",
+                    policy.to_str().unwrap(),
+                    "--namespace",
+                    "heal8s",
+                ],
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let burn = json!({"alertname": "KubeAPIErrorBudgetBurn", "severity": "critical"});
+    let crash =
+        |pod: &str| json!({"alertname": "KubePodCrashLooping", "namespace": "shop", "pod": pod});
+    let kept = |emu: &Emulator| {
+        emu.get("v1", "ConfigMap", "heal8s", "heal8s-holds")
+            .and_then(|cm| cm["data"]["held.json"].as_str().map(str::to_string))
+            .and_then(|t| serde_json::from_str::<Vec<Value>>(&t).ok())
+    };
+
+    let mut first = start().await;
+    first
+        .post_webhook(
+            TOKEN,
+            &delivery("firing", burn.clone(), "b000000000000001", 600),
+        )
+        .await;
+    let written = eventually(WAIT, "the hold kept in heal8s-holds", || async {
+        kept(&emu).filter(|k| k.len() == 1)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", first.proc.output()));
+    assert_eq!(written[0]["fingerprint"], "b000000000000001");
+    assert_eq!(written[0]["alertname"], "KubeAPIErrorBudgetBurn");
+    first.proc.kill();
+
+    // a new process: the alert is not delivered again, yet it holds
+    let second = start().await;
+    second
+        .post_webhook(
+            TOKEN,
+            &delivery("firing", crash("api-1"), "c000000000000001", 300),
+        )
+        .await;
+    let held = outcome_for(&second, "Pod shop/api-1", 1).await;
+    assert_eq!(
+        held.reason,
+        Some(RefusalReason::HeldByAlert),
+        "{held:?}\n{}",
+        second.proc.output()
+    );
+    assert!(
+        held.message.contains("KubeAPIErrorBudgetBurn"),
+        "{}",
+        held.message
+    );
+    assert!(emu.get("v1", "Pod", "shop", "api-1").is_some());
+    assert!(second.proc.output().contains("Holding remediations again"));
+
+    // resolved: the kept list empties, and the pod is healed
+    second
+        .post_webhook(TOKEN, &delivery("resolved", burn, "b000000000000001", 600))
+        .await;
+    eventually(WAIT, "the kept holds to empty", || async {
+        kept(&emu).filter(Vec::is_empty)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", second.proc.output()));
+    second
+        .post_webhook(
+            TOKEN,
+            &delivery("firing", crash("api-2"), "c000000000000002", 300),
+        )
+        .await;
+    let acted = outcome_for(&second, "Pod shop/api-2", 1).await;
+    assert_eq!(acted.result, OutcomeKind::Acted, "{acted:?}");
 }

@@ -137,10 +137,6 @@ async fn the_pause_configmap_holds_heal8s_until_it_is_deleted() {
                                    "lastTransitionTime": ago(600)}]}}),
     )
     .unwrap();
-    emu.create(json!({"apiVersion": "v1", "kind": "ConfigMap",
-        "metadata": {"name": "heal8s-pause", "namespace": "heal8s"},
-        "data": {"reason": "change freeze", "by": "sre"}}))
-        .unwrap();
     emu.create(json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "api-1", "namespace": "shop", "labels": {"app": "api"}},
@@ -154,6 +150,44 @@ async fn the_pause_configmap_holds_heal8s_until_it_is_deleted() {
     let dir = TempDir::new("pause-cm");
     let kubeconfig = dir.path().join("kubeconfig");
     emu.write_kubeconfig(&kubeconfig).unwrap();
+    // `heal8s pause --configmap`, as a person would pause every replica
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(testkit::heal8s_bin())
+            .args(args)
+            .args([
+                "--configmap",
+                "--kubeconfig",
+                kubeconfig.to_str().unwrap(),
+                "-n",
+                "heal8s",
+            ])
+            .output()
+            .unwrap();
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "{args:?}: {said}");
+        said
+    };
+    let said = cli(&["pause", "--reason", "change freeze", "--by", "sre"]);
+    assert!(
+        said.starts_with("heal8s is PAUSED (via configmap heal8s/heal8s-pause")
+            && said.contains("by sre")
+            && said.contains("change freeze"),
+        "{said}"
+    );
+    let cm = emu
+        .get("v1", "ConfigMap", "heal8s", "heal8s-pause")
+        .unwrap();
+    assert_eq!(cm["data"], json!({"reason": "change freeze", "by": "sre"}));
+    // pausing again changes nothing and says so
+    let again = cli(&["pause", "--reason", "other", "--by", "someone"]);
+    assert!(
+        again.contains("(already)") && again.contains("change freeze"),
+        "{again}"
+    );
     let policy = dir.path().join("policy.yaml");
     std::fs::write(
         &policy,
@@ -193,8 +227,12 @@ async fn the_pause_configmap_holds_heal8s_until_it_is_deleted() {
     let (_, state) = post(&h, "/resume", TOKEN, "").await;
     assert_eq!(state["heldByConfigMap"], true);
     assert_eq!(state["paused"]["source"], "configmap");
-    emu.delete("v1", "ConfigMap", "heal8s", "heal8s-pause")
-        .unwrap();
+    let said = cli(&["resume"]);
+    assert!(said.contains("heal8s/heal8s-pause deleted"), "{said}");
+    assert!(
+        cli(&["resume"]).contains("was not paused"),
+        "resuming twice is harmless"
+    );
     let gone = eventually(WAIT, "the pod deleted once resumed", || async {
         emu.get("v1", "Pod", "shop", "api-1")
             .is_none()

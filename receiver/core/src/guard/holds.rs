@@ -27,6 +27,22 @@ use super::{Refusal, RefusalReason};
 pub const FIRING_FORGOTTEN_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// Firing alerts remembered at most.
 pub const MAX_FIRING: usize = 10_000;
+/// Held alerts kept durably at most (the newest): a ConfigMap holds 1 MiB.
+pub const MAX_KEPT: usize = 2_000;
+/// A kept label value is cut to this many bytes.
+const KEPT_VALUE_BYTES: usize = 128;
+
+/// An alert holding something, as kept durably so that a restarted or new
+/// leader holds from its first moment, not from the alert's next delivery.
+/// Only the labels some hold's matchers name are kept.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeldAlert {
+    pub fingerprint: String,
+    pub alertname: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub last_seen: Timestamp,
+}
 
 /// A window ready to be asked.
 #[derive(Debug, Clone)]
@@ -97,6 +113,10 @@ pub struct Holds {
     rules: Vec<HoldWhileFiring>,
     /// Alerts matching a hold, firing as last seen: fingerprint → (alertname, rule index, last seen).
     firing: HashMap<String, (String, usize, Timestamp)>,
+    /// The labels the holds' matchers name, of each firing alert (for `kept`).
+    labels: HashMap<String, std::collections::BTreeMap<String, String>>,
+    /// Bumped whenever an alert starts or stops holding (not on a repeat).
+    changes: u64,
 }
 
 impl Holds {
@@ -118,7 +138,89 @@ impl Holds {
             windows,
             rules: rules.to_vec(),
             firing: HashMap::new(),
+            labels: HashMap::new(),
+            changes: 0,
         })
+    }
+
+    /// The labels some hold's matchers name, of `labels` (cut to a bound).
+    fn named_labels(
+        &self,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> std::collections::BTreeMap<String, String> {
+        labels
+            .iter()
+            .filter(|(k, _)| {
+                self.rules
+                    .iter()
+                    .any(|r| r.matchers.iter().any(|m| m.name == **k))
+            })
+            .map(|(k, v)| (k.clone(), crate::text::one_line(v, KEPT_VALUE_BYTES)))
+            .collect()
+    }
+
+    /// How many times an alert started or stopped holding: a keeper writes
+    /// `kept` again when this moved.
+    pub fn changes(&self) -> u64 {
+        self.changes
+    }
+
+    /// The alerts holding something at `now`, newest first, at most
+    /// [`MAX_KEPT`]: what a keeper writes down.
+    pub fn kept(&self, now: Timestamp) -> Vec<HeldAlert> {
+        let mut v: Vec<HeldAlert> = self
+            .firing
+            .iter()
+            .filter(|(_, (_, _, seen))| {
+                now.duration_since(*seen).unsigned_abs() < FIRING_FORGOTTEN_AFTER
+            })
+            .map(|(fp, (name, _, seen))| HeldAlert {
+                fingerprint: fp.clone(),
+                alertname: name.clone(),
+                labels: self.labels.get(fp).cloned().unwrap_or_default(),
+                last_seen: *seen,
+            })
+            .collect();
+        v.sort_by(|a, b| {
+            b.last_seen
+                .cmp(&a.last_seen)
+                .then_with(|| a.fingerprint.cmp(&b.fingerprint))
+        });
+        v.truncate(MAX_KEPT);
+        v
+    }
+
+    /// Hold again for the alerts a keeper wrote down, as the holds of the
+    /// policy *now* match their labels (a hold removed since holds nothing;
+    /// one forgotten by time stays forgotten). What this process saw itself
+    /// is newer and wins.
+    pub fn restore(&mut self, kept: &[HeldAlert], now: Timestamp) {
+        for k in kept {
+            if now.duration_since(k.last_seen).unsigned_abs() >= FIRING_FORGOTTEN_AFTER
+                || self.firing.len() >= MAX_FIRING
+            {
+                continue;
+            }
+            if self
+                .firing
+                .get(&k.fingerprint)
+                .is_some_and(|(_, _, seen)| *seen >= k.last_seen)
+            {
+                continue;
+            }
+            let Some(i) = self
+                .rules
+                .iter()
+                .position(|r| r.matchers.iter().all(|m| m.matches(&k.labels)))
+            else {
+                continue;
+            };
+            let labels = self.named_labels(&k.labels);
+            self.firing
+                .insert(k.fingerprint.clone(), (k.alertname.clone(), i, k.last_seen));
+            self.labels.insert(k.fingerprint.clone(), labels);
+            self.changes += 1;
+        }
     }
 
     /// Learn from an alert: firing and matching a hold, it holds from now;
@@ -129,7 +231,10 @@ impl Holds {
         }
         match signal.status {
             AlertStatus::Resolved => {
-                self.firing.remove(&signal.fingerprint);
+                if self.firing.remove(&signal.fingerprint).is_some() {
+                    self.labels.remove(&signal.fingerprint);
+                    self.changes += 1;
+                }
             }
             AlertStatus::Firing => {
                 let Some(i) = self
@@ -143,10 +248,18 @@ impl Holds {
                 {
                     return;
                 }
-                self.firing.insert(
-                    signal.fingerprint.clone(),
-                    (signal.name().to_string(), i, now),
-                );
+                let labels = self.named_labels(&signal.labels);
+                let new = self
+                    .firing
+                    .insert(
+                        signal.fingerprint.clone(),
+                        (signal.name().to_string(), i, now),
+                    )
+                    .is_none();
+                self.labels.insert(signal.fingerprint.clone(), labels);
+                if new {
+                    self.changes += 1;
+                }
             }
         }
     }
@@ -381,5 +494,101 @@ mod tests {
             .unwrap();
         assert!(h.refusal(&drain(), later).is_none());
         assert!(h.firing(later).is_empty());
+    }
+
+    #[test]
+    fn what_holds_is_kept_and_restored_as_the_policy_now_says() {
+        let rule = |alert: &str, r: crate::remediation::RemediationKind| HoldWhileFiring {
+            matchers: vec![
+                crate::policy::Matcher::parse(&format!("alertname=\"{alert}\"")).unwrap(),
+                crate::policy::Matcher::parse("severity!=\"info\"").unwrap(),
+            ],
+            remediations: vec![r],
+        };
+        let drains = rule(
+            "KubeAPIErrorBudgetBurn",
+            crate::remediation::RemediationKind::DrainNode,
+        );
+        let mut h = Holds::new(&[], std::slice::from_ref(&drains)).unwrap();
+        let t0 = at("2026-12-07T12:00:00Z");
+        let before = h.changes();
+        let mut burn = signal(&[
+            ("alertname", "KubeAPIErrorBudgetBurn"),
+            ("severity", "critical"),
+            ("secret_note", "not kept"),
+        ]);
+        h.observe(&burn, t0);
+        assert_eq!(h.changes(), before + 1);
+        // a repeat refreshes, it is not a change
+        h.observe(&burn, t0);
+        assert_eq!(h.changes(), before + 1);
+        let kept = h.kept(t0);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(
+            kept[0].labels.keys().collect::<Vec<_>>(),
+            ["alertname", "severity"],
+            "only the labels a hold names"
+        );
+        // a new leader restores it and holds at once
+        let mut fresh = Holds::new(&[], std::slice::from_ref(&drains)).unwrap();
+        fresh.restore(&kept, t0);
+        assert!(fresh.refusal(&drain(), t0).is_some());
+        assert_eq!(fresh.kept(t0), kept, "restored as kept");
+        // a policy whose holds no longer match holds nothing
+        let other = rule("Other", crate::remediation::RemediationKind::DrainNode);
+        let mut changed = Holds::new(&[], &[other]).unwrap();
+        changed.restore(&kept, t0);
+        assert!(changed.refusal(&drain(), t0).is_none());
+        // too old: forgotten
+        let later = t0
+            .checked_add(jiff::SignedDuration::from_secs(24 * 3600))
+            .unwrap();
+        let mut late = Holds::new(&[], std::slice::from_ref(&drains)).unwrap();
+        late.restore(&kept, later);
+        assert!(late.kept(later).is_empty());
+        // what this process saw is newer than what was kept: it wins
+        burn.status = AlertStatus::Resolved;
+        fresh.observe(&burn, t0);
+        assert!(fresh.kept(t0).is_empty());
+        let mut seen = Holds::new(&[], std::slice::from_ref(&drains)).unwrap();
+        let t1 = t0.checked_add(jiff::SignedDuration::from_secs(60)).unwrap();
+        burn.status = AlertStatus::Firing;
+        seen.observe(&burn, t1);
+        seen.restore(&kept, t1);
+        assert_eq!(seen.kept(t1)[0].last_seen, t1);
+    }
+
+    #[test]
+    fn what_is_kept_is_bounded() {
+        let hold = HoldWhileFiring {
+            matchers: vec![crate::policy::Matcher::parse("alertname=~\"A.*\"").unwrap()],
+            remediations: vec![],
+        };
+        let mut h = Holds::new(&[], &[hold]).unwrap();
+        let t0 = at("2026-12-07T12:00:00Z");
+        let long = "v".repeat(10_000);
+        for i in 0..(MAX_KEPT + 10) {
+            let mut s = signal(&[("alertname", "A1")]);
+            s.fingerprint = format!("{i:016x}");
+            s.labels.insert("alertname".into(), format!("A{long}"));
+            let at = t0
+                .checked_add(jiff::SignedDuration::from_secs(i as i64))
+                .unwrap();
+            h.observe(&s, at);
+        }
+        let end = t0
+            .checked_add(jiff::SignedDuration::from_secs(3_000))
+            .unwrap();
+        let kept = h.kept(end);
+        assert_eq!(kept.len(), MAX_KEPT);
+        assert_eq!(
+            kept[0].fingerprint,
+            format!("{:016x}", MAX_KEPT + 9),
+            "newest first"
+        );
+        assert!(
+            kept.iter()
+                .all(|k| k.labels["alertname"].len() <= KEPT_VALUE_BYTES + 4)
+        );
     }
 }

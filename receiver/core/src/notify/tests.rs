@@ -85,6 +85,7 @@ fn outcome(result: OutcomeKind, plan: Plan, at: Timestamp) -> Outcome {
         plan: Some(plan),
         ledger,
         deleted: None,
+        cluster: None,
     }
 }
 

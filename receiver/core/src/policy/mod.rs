@@ -4,6 +4,7 @@
 //! problem at once with its path, the shipped default policy, and the
 //! read-only serialized view served at `/policy`. Must not decide anything.
 
+pub mod clusters;
 pub mod matcher;
 pub mod notifications;
 pub mod pull_requests;
@@ -47,6 +48,9 @@ pub struct Policy {
     pub pull_requests: pull_requests::PullRequests,
     /// Who hears what heal8s did, and how.
     pub notifications: notifications::Notifications,
+    /// The clusters this heal8s serves (empty: the one it connects to).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<clusters::Member>,
     pub routes: Vec<Route>,
 }
 
@@ -892,13 +896,14 @@ impl Policy {
                 )],
             });
         };
-        const KEYS: [&str; 7] = [
+        const KEYS: [&str; 8] = [
             "profile",
             "guard",
             "features",
             "detectors",
             "pullRequests",
             "notifications",
+            "clusters",
             "routes",
         ];
         for key in top.keys() {
@@ -966,6 +971,22 @@ impl Policy {
                 }
             },
         };
+        let clusters = match top.get("clusters") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(v) => clusters::parse(v, &mut issues),
+        };
+        if !clusters.is_empty() && guard.cluster_name.is_some() {
+            issues.push(PolicyIssue::new(
+                "guard.clusterName",
+                "with a clusters section each member's name is its cluster's name; leave guard.clusterName out",
+            ));
+        }
+        if !clusters.is_empty() && pull_requests.repository.is_some() {
+            issues.push(PolicyIssue::new(
+                "pullRequests.repository",
+                "with a clusters section heal8s proposes no pull requests yet: one repository's manifests would be patched for any of the clusters; serve the clusters whose fixes become pull requests with a heal8s each",
+            ));
+        }
         let mut routes = Vec::new();
         match top.get("routes") {
             Some(serde_json::Value::Array(raw)) if !raw.is_empty() => {
@@ -998,6 +1019,7 @@ impl Policy {
                 detectors,
                 pull_requests,
                 notifications,
+                clusters,
                 routes,
             })
         } else {
