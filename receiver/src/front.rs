@@ -114,27 +114,9 @@ impl Front {
 
 /// The outcome of an alert refused before any cluster saw it.
 fn refused_at_door(s: &Signal, r: receiver_core::guard::Refusal, now: jiff::Timestamp) -> Outcome {
-    Outcome {
-        at: now,
-        source: s.source.kind(),
-        name: s.name().to_string(),
-        fingerprint: s.fingerprint.clone(),
-        status: s.status,
-        target: s.target.as_ref().map(ToString::to_string),
-        route: None,
-        remediation: None,
-        mode: None,
-        result: OutcomeKind::Refused,
-        reason: Some(r.reason),
-        escalated: false,
-        message: r.message,
-        pull_request: None,
-        deferred: None,
-        plan: None,
-        ledger: Vec::new(),
-        deleted: None,
-        cluster: None,
-    }
+    let mut o = Outcome::about(s, OutcomeKind::Refused, r.message, now);
+    o.reason = Some(r.reason);
+    o
 }
 
 impl Front {

@@ -106,6 +106,38 @@ pub struct Outcome {
     pub cluster: Option<String>,
 }
 
+impl Outcome {
+    /// An outcome about `signal` at `at`, before any route: `result`, saying `message`.
+    pub fn about(
+        signal: &crate::signal::Signal,
+        result: OutcomeKind,
+        message: String,
+        at: Timestamp,
+    ) -> Outcome {
+        Outcome {
+            at,
+            source: signal.source.kind(),
+            name: signal.name().to_string(),
+            fingerprint: signal.fingerprint.clone(),
+            status: signal.status,
+            target: signal.target.as_ref().map(ToString::to_string),
+            route: None,
+            remediation: None,
+            mode: None,
+            result,
+            reason: None,
+            escalated: false,
+            message,
+            pull_request: None,
+            deferred: None,
+            plan: None,
+            ledger: Vec::new(),
+            deleted: None,
+            cluster: None,
+        }
+    }
+}
+
 /// What an executor did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -491,27 +491,8 @@ impl Engine {
     /// ended there (a repeat, a resolution, no route, no target), and the
     /// plans with the outcome each will fill in.
     fn plans(&mut self, signal: &Signal, now: Timestamp) -> (Vec<Outcome>, Vec<(Outcome, Plan)>) {
-        let base = |result: OutcomeKind, message: String| Outcome {
-            at: now,
-            source: signal.source.kind(),
-            name: signal.name().to_string(),
-            fingerprint: signal.fingerprint.clone(),
-            status: signal.status,
-            target: signal.target.as_ref().map(ToString::to_string),
-            route: None,
-            remediation: None,
-            mode: None,
-            result,
-            reason: None,
-            escalated: false,
-            message,
-            pull_request: None,
-            deferred: None,
-            plan: None,
-            ledger: Vec::new(),
-            deleted: None,
-            cluster: None,
-        };
+        let base =
+            |result: OutcomeKind, message: String| Outcome::about(signal, result, message, now);
         match self.guard.admit(signal, now) {
             Admission::Duplicate => {
                 return (

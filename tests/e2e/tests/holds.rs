@@ -188,28 +188,7 @@ fn a_bad_window_stops_heal8s_at_start_naming_it() {
 async fn a_restarted_heal8s_holds_at_once_from_what_was_kept() {
     let emu = Emulator::start().await.unwrap();
     let _played = emu.play(&[Controller::Kubelet]);
-    for ns in ["heal8s", "shop"] {
-        emu.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
-            .unwrap();
-    }
-    emu.create(
-        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "w1"},
-        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                                   "lastTransitionTime": ago(600)}]}}),
-    )
-    .unwrap();
-    for pod in ["api-1", "api-2"] {
-        emu.create(json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": pod, "namespace": "shop", "labels": {"app": "api"}},
-            "spec": {"nodeName": "w1", "containers": [{"name": "api", "image": "registry/app:1"}]},
-            "status": {"phase": "Running", "startTime": ago(600),
-                "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": ago(300)}],
-                "containerStatuses": [{"name": "api", "image": "registry/app:1", "imageID": "",
-                    "ready": false, "restartCount": 5, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
-        }))
-        .unwrap();
-    }
+    testkit::scenario::seed_crash_loops(&emu, &["heal8s", "shop"], &["api-1", "api-2"]).unwrap();
     let dir = TempDir::new("holds-kept");
     let kubeconfig = dir.path().join("kubeconfig");
     emu.write_kubeconfig(&kubeconfig).unwrap();

@@ -34,28 +34,9 @@ fn crashloop(cluster: Option<&str>, pod: &str, fingerprint: &str) -> Value {
 /// A cluster with a node and crash-looping pods `shop/api-1..=n`.
 async fn cluster(pods: usize) -> Emulator {
     let emu = Emulator::start().await.unwrap();
-    for ns in ["heal8s", "shop"] {
-        emu.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
-            .unwrap();
-    }
-    emu.create(
-        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "w1"},
-        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                                   "lastTransitionTime": ago(600)}]}}),
-    )
-    .unwrap();
-    for i in 1..=pods {
-        emu.create(json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": format!("api-{i}"), "namespace": "shop", "labels": {"app": "api"}},
-            "spec": {"nodeName": "w1", "containers": [{"name": "api", "image": "registry/app:1"}]},
-            "status": {"phase": "Running", "startTime": ago(600),
-                "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": ago(300)}],
-                "containerStatuses": [{"name": "api", "image": "registry/app:1", "imageID": "",
-                    "ready": false, "restartCount": 5, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
-        }))
-        .unwrap();
-    }
+    let pods: Vec<String> = (1..=pods).map(|i| format!("api-{i}")).collect();
+    let pods: Vec<&str> = pods.iter().map(String::as_str).collect();
+    testkit::scenario::seed_crash_loops(&emu, &["heal8s", "shop"], &pods).unwrap();
     emu
 }
 

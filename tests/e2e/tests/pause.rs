@@ -127,26 +127,7 @@ async fn the_api_pause_refuses_every_change_until_resumed() {
 async fn the_pause_configmap_holds_heal8s_until_it_is_deleted() {
     let emu = Emulator::start().await.unwrap();
     let _played = emu.play(&[Controller::Kubelet]);
-    for ns in ["heal8s", "shop"] {
-        emu.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
-            .unwrap();
-    }
-    emu.create(
-        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "w1"},
-        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                                   "lastTransitionTime": ago(600)}]}}),
-    )
-    .unwrap();
-    emu.create(json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": "api-1", "namespace": "shop", "labels": {"app": "api"}},
-        "spec": {"nodeName": "w1", "containers": [{"name": "api", "image": "registry/app:1"}]},
-        "status": {"phase": "Running", "startTime": ago(600),
-            "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": ago(300)}],
-            "containerStatuses": [{"name": "api", "image": "registry/app:1", "imageID": "",
-                "ready": false, "restartCount": 5, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
-    }))
-    .unwrap();
+    testkit::scenario::seed_crash_loops(&emu, &["heal8s", "shop"], &["api-1"]).unwrap();
     let dir = TempDir::new("pause-cm");
     let kubeconfig = dir.path().join("kubeconfig");
     emu.write_kubeconfig(&kubeconfig).unwrap();

@@ -431,3 +431,34 @@ pub fn kube_state_metrics(uids: &PodUids, crashloop: bool, oom_restarts: u32) ->
     ));
     out
 }
+
+/// A crash-looping pod `ns/name` on `node` with no owner (a delete ends it;
+/// nothing tells whether its workload recovered).
+pub fn lone_crash_looping_pod(ns: &str, name: &str, node: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": "api"}},
+        "spec": {"nodeName": node, "containers": [{"name": "api", "image": "registry/app:1"}]},
+        "status": {"phase": "Running", "startTime": ago(600),
+            "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": ago(300)}],
+            "containerStatuses": [{"name": "api", "image": "registry/app:1", "imageID": "",
+                "ready": false, "restartCount": 5, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}
+    })
+}
+
+/// The namespaces `namespaces`, a Ready node `w1`, and a lone crash-looping
+/// pod `shop/<name>` on it for each of `pods` (see [`lone_crash_looping_pod`]).
+pub fn seed_crash_loops(emu: &Emulator, namespaces: &[&str], pods: &[&str]) -> anyhow::Result<()> {
+    for ns in namespaces {
+        emu.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))?;
+    }
+    emu.create(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "w1"},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                   "lastTransitionTime": ago(600)}]}}),
+    )?;
+    for pod in pods {
+        emu.create(lone_crash_looping_pod("shop", pod, "w1"))?;
+    }
+    Ok(())
+}
