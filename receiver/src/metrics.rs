@@ -103,6 +103,8 @@ pub struct Metrics {
     pub signals_coalesced: Family<SourceLabel, Counter>,
     /// Alert deliveries of an occurrence taken in lately: answered, not queued again.
     pub alerts_repeated: Counter,
+    /// Plans put off below their route's occurrence threshold (`minOccurrences`).
+    pub below_occurrences: Family<RemediationLabel, Counter>,
     /// Plans waiting in the backlog (put off for want of budget, or about to run).
     pub backlog_depth: Gauge,
     pub backlog_capacity: Gauge,
@@ -190,6 +192,11 @@ impl Metrics {
             "queue_capacity",
             "Capacity of each lane of the work queue (alerts, detectors)",
             m.queue_capacity.clone(),
+        );
+        reg.register(
+            "deferred_below_occurrences",
+            "Plans put off because their route's occurrence threshold (minOccurrences within window) was not met yet, by remediation",
+            m.below_occurrences.clone(),
         );
         reg.register(
             "alerts_repeated",
@@ -295,6 +302,7 @@ impl Metrics {
         for kind in RemediationKind::ALL {
             let remediation = kind.as_str();
             at_zero(&self.escalations, RemediationLabel { remediation });
+            at_zero(&self.below_occurrences, RemediationLabel { remediation });
             for result in ACTION_RESULTS {
                 let result = result.as_str();
                 at_zero(
@@ -353,6 +361,17 @@ impl Metrics {
                     .get_or_create(&PlanLabels {
                         remediation: plan.kind().as_str(),
                         mode: plan.mode.as_str(),
+                    })
+                    .inc();
+            }
+            if o.deferred
+                .as_deref()
+                .is_some_and(|d| d.starts_with("occurrences "))
+                && let Some(r) = o.remediation
+            {
+                self.below_occurrences
+                    .get_or_create(&RemediationLabel {
+                        remediation: r.as_str(),
                     })
                     .inc();
             }

@@ -278,6 +278,7 @@ fn log(o: &Outcome, cluster: Option<&str>) {
                 remediation,
                 mode,
                 cluster,
+                deferred = o.deferred.as_deref(),
                 detail = ?o.message,
                 $msg
             )

@@ -26,6 +26,7 @@ use crate::signal::Signal;
 pub mod gitops;
 pub mod holds;
 pub mod members;
+pub mod occurrences;
 mod precheck;
 
 /// The label or annotation that opts an object or namespace out of heal8s.
@@ -462,6 +463,8 @@ pub struct Guard {
     breakers: std::collections::BTreeMap<ActionClass, Breaker>,
     /// Maintenance windows, and the alerts firing that hold remediations.
     holds: holds::Holds,
+    /// Occurrences counted against routes' thresholds (`minOccurrences`).
+    occurrences: occurrences::Occurrences,
     /// Set while a person has paused heal8s: nothing is changed.
     paused: Option<Pause>,
 }
@@ -554,6 +557,7 @@ impl Guard {
                         .collect(),
                 },
             )?,
+            occurrences: occurrences::Occurrences::default(),
         })
     }
 
@@ -582,6 +586,29 @@ impl Guard {
             m.push_str("; it only records until resumed");
             Refusal::new(RefusalReason::Paused, m)
         })
+    }
+
+    /// Count `plan`'s occurrence against its route's threshold `t`: the
+    /// problem is `line` (the owning workload, or the target) and the
+    /// reason (the detector's or the alert's `reason`, else the remediation).
+    pub fn count_occurrence(
+        &mut self,
+        plan: &Plan,
+        line: &str,
+        t: crate::policy::Occurrences,
+        now: Timestamp,
+    ) -> occurrences::Count {
+        let reason = plan
+            .evidence
+            .reason
+            .as_deref()
+            .or_else(|| plan.trigger.labels.get("reason").map(String::as_str))
+            .filter(|r| !r.is_empty())
+            .unwrap_or(plan.kind().as_str());
+        let problem = format!("{line}|{reason}");
+        let id = format!("{}@{}", plan.trigger.fingerprint, plan.trigger.first_seen);
+        self.occurrences
+            .count(&problem, &id, t.min, t.window.get(), now)
     }
 
     /// The alerts holding remediations now (`guard.holdWhileFiring`), by name.

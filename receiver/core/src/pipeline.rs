@@ -542,6 +542,22 @@ impl Engine {
                     if let Remediation::CleanupResource(p) = &mut plan.remediation {
                         p.remove_finalizers &= self.policy.features.remove_finalizers;
                     }
+                    // one blip changes nothing: the route's threshold first
+                    if let Some(t) = r.occurrences {
+                        let line = line_of(&self.owners, &plan);
+                        let c = self.guard.count_occurrence(&plan, &line, t, now);
+                        if !c.met() {
+                            o.result = OutcomeKind::Deferred;
+                            o.deferred = Some(format!("occurrences {}/{}", c.seen, c.min));
+                            o.message = format!(
+                                "occurrence {}/{} of this problem on {line} within {}: heal8s acts once it has seen {} (route {})",
+                                c.seen, c.min, t.window, c.min, plan.route
+                            );
+                            o.plan = Some(plan);
+                            out.push(o);
+                            continue;
+                        }
+                    }
                     plans.push((o, plan));
                 }
                 Err(e) => {
@@ -1392,6 +1408,67 @@ mod tests {
         assert_eq!(out[0].result, OutcomeKind::Acted);
         let again = ready(e.process(&crash(), &facts, &exec, &SystemClock));
         assert_eq!(again[0].result, OutcomeKind::Deduped);
+        assert_eq!(exec.0.lock().unwrap().as_slice(), ["delete Pod shop/p"]);
+    }
+
+    #[test]
+    fn a_route_with_an_occurrence_threshold_acts_from_the_nth_occurrence_only() {
+        let p = Policy::from_yaml(
+            "guard: {cooldown: 1s, budgets: {perWorkload: {max: 10, per: 1h}, perNamespace: {max: 10, per: 1h}}}\nroutes: [{matchers: ['alertname=\"A\"'], remediation: delete-pod, minOccurrences: 3, window: 10m}]",
+        )
+        .unwrap();
+        let mut e = Engine::new(p, "heal8s").unwrap();
+        let exec = Recording::default();
+        let facts = Fixed(LiveState::Holds("crash looping".into()));
+        // occurrences of one problem: a new fingerprint or start each time
+        let occurrence = |i: i64, reason: &str| {
+            let mut s = signal(&[
+                ("alertname", "A"),
+                ("namespace", "shop"),
+                ("pod", "p"),
+                ("reason", reason),
+            ]);
+            s.fingerprint = format!("f{i}");
+            s.first_seen = Timestamp::from_second(1_800_000_000 + i).unwrap();
+            s
+        };
+        let first = ready(e.process(
+            &occurrence(1, "CrashLoopBackOff"),
+            &facts,
+            &exec,
+            &SystemClock,
+        ));
+        assert_eq!(first[0].result, OutcomeKind::Deferred);
+        assert_eq!(first[0].deferred.as_deref(), Some("occurrences 1/3"));
+        assert!(first[0].message.contains("1/3"), "{}", first[0].message);
+        // the same occurrence again (a repeat) does not count, nor another reason
+        let repeat = ready(e.process(
+            &occurrence(1, "CrashLoopBackOff"),
+            &facts,
+            &exec,
+            &SystemClock,
+        ));
+        assert_eq!(repeat[0].result, OutcomeKind::Deduped);
+        let other = ready(e.process(&occurrence(9, "OOMKilled"), &facts, &exec, &SystemClock));
+        assert_eq!(other[0].deferred.as_deref(), Some("occurrences 1/3"));
+        let second = ready(e.process(
+            &occurrence(2, "CrashLoopBackOff"),
+            &facts,
+            &exec,
+            &SystemClock,
+        ));
+        assert_eq!(second[0].deferred.as_deref(), Some("occurrences 2/3"));
+        assert!(
+            exec.0.lock().unwrap().is_empty(),
+            "nothing done before the third"
+        );
+        let third = ready(e.process(
+            &occurrence(3, "CrashLoopBackOff"),
+            &facts,
+            &exec,
+            &SystemClock,
+        ));
+        assert_eq!(third[0].result, OutcomeKind::Acted, "{:?}", third[0]);
         assert_eq!(exec.0.lock().unwrap().as_slice(), ["delete Pod shop/p"]);
     }
 

@@ -756,7 +756,25 @@ pub struct Route {
     /// Keep evaluating later routes after this one matched.
     #[serde(rename = "continue")]
     pub continue_matching: bool,
+    /// Act only from the `minOccurrences`-th occurrence of the problem
+    /// within `window` (absent: from the first).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub occurrences: Option<Occurrences>,
 }
+
+/// A route's occurrence threshold: `minOccurrences` within `window`,
+/// counted per owning workload (or target) and reason (see
+/// `guard::occurrences`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Occurrences {
+    #[serde(rename = "minOccurrences")]
+    pub min: u32,
+    pub window: PromDuration,
+}
+
+/// The most occurrences a route may ask for.
+pub const MAX_MIN_OCCURRENCES: u32 = 100;
 
 fn display_all<S: Serializer>(ms: &[Matcher], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(ms.iter().map(ToString::to_string))
@@ -777,6 +795,10 @@ struct RawRoute {
     mode: Option<Mode>,
     #[serde(default, rename = "continue")]
     continue_matching: bool,
+    #[serde(default)]
+    min_occurrences: Option<u32>,
+    #[serde(default)]
+    window: Option<PromDuration>,
 }
 
 /// One problem in a policy file.
@@ -1097,6 +1119,42 @@ fn route_from(i: usize, v: &serde_json::Value, issues: &mut Vec<PolicyIssue>) ->
             ),
         ));
     }
+    let occurrences = match (raw.min_occurrences, raw.window) {
+        (None, None) | (Some(1), None) => None,
+        (Some(n), _) if n == 0 || n > MAX_MIN_OCCURRENCES => {
+            issues.push(PolicyIssue::new(
+                format!("{at}.minOccurrences"),
+                format!("must be between 1 and {MAX_MIN_OCCURRENCES}"),
+            ));
+            None
+        }
+        (Some(1), Some(_)) | (None, Some(_)) => {
+            issues.push(PolicyIssue::new(
+                format!("{at}.window"),
+                "counts occurrences for minOccurrences above 1; set minOccurrences or leave window out",
+            ));
+            None
+        }
+        (Some(_), None) => {
+            issues.push(PolicyIssue::new(
+                format!("{at}.window"),
+                "is required with minOccurrences above 1 (the occurrences are counted within it)",
+            ));
+            None
+        }
+        (Some(min), Some(window)) => {
+            let w = window.get();
+            if w < std::time::Duration::from_secs(1)
+                || w > std::time::Duration::from_secs(24 * 3600)
+            {
+                issues.push(PolicyIssue::new(
+                    format!("{at}.window"),
+                    "must be between 1s and 24h",
+                ));
+            }
+            Some(Occurrences { min, window })
+        }
+    };
     if issues.len() > before {
         return None;
     }
@@ -1106,6 +1164,7 @@ fn route_from(i: usize, v: &serde_json::Value, issues: &mut Vec<PolicyIssue>) ->
         remediation: remediation?,
         mode,
         continue_matching: raw.continue_matching,
+        occurrences,
     })
 }
 
@@ -1291,6 +1350,39 @@ extra: 1
                 "guard.budgets.global.max",
                 "guard.escalation.after"
             ]
+        );
+    }
+
+    #[test]
+    fn occurrence_thresholds_are_checked_and_served_back() {
+        let ok = Policy::from_yaml(
+            "routes: [{name: r, matchers: ['alertname=\"A\"'], remediation: delete-pod, minOccurrences: 3, window: 10m}]",
+        )
+        .unwrap();
+        let t = ok.routes[0].occurrences.unwrap();
+        assert_eq!((t.min, t.window.get().as_secs()), (3, 600));
+        assert_eq!(Policy::from_value(&ok.to_json()).unwrap(), ok);
+        assert_eq!(ok.to_json()["routes"][0]["minOccurrences"], 3);
+        let one = Policy::from_yaml(
+            "routes: [{name: r, matchers: ['alertname=\"A\"'], remediation: delete-pod, minOccurrences: 1}]",
+        )
+        .unwrap();
+        assert_eq!(one.routes[0].occurrences, None);
+        let e = Policy::from_yaml(
+            "routes:\n- {name: a, remediation: delete-pod, minOccurrences: 0, window: 1m}\n- {name: b, remediation: delete-pod, minOccurrences: 3}\n- {name: c, remediation: delete-pod, window: 1m}\n- {name: d, remediation: delete-pod, minOccurrences: 2, window: 2d}\n- {name: f, remediation: delete-pod, minOccurrences: 101, window: 1m}",
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = e.issues.iter().map(|i| i.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "routes[0].minOccurrences",
+                "routes[1].window",
+                "routes[2].window",
+                "routes[3].window",
+                "routes[4].minOccurrences"
+            ],
+            "{e}"
         );
     }
 
