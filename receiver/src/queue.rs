@@ -206,6 +206,7 @@ impl WorkQueue {
 impl SignalSink for WorkQueue {
     async fn send(&self, signal: Signal) -> Result<(), Closed> {
         let mut signal = signal;
+        signal.received.get_or_insert_with(jiff::Timestamp::now);
         loop {
             let room = self.shared.room.notified();
             tokio::pin!(room);
@@ -235,6 +236,11 @@ impl SignalSink for WorkQueue {
 }
 
 impl QueueReceiver {
+    /// Forget that an alert occurrence was taken in (see `Lanes::forget_occurrence`).
+    pub fn forget_occurrence(&self, fingerprint: &str, start: jiff::Timestamp) {
+        lock(&self.shared).forget_occurrence(fingerprint, start);
+    }
+
     /// The next signal without waiting, if one is queued.
     pub fn try_recv(&mut self) -> Option<Signal> {
         let s = {
@@ -311,6 +317,7 @@ mod tests {
             first_seen: jiff::Timestamp::UNIX_EPOCH,
             ended_at: None,
             fingerprint: format!("{source}-{pod}"),
+            received: None,
         }
     }
 

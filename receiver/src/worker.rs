@@ -430,6 +430,9 @@ const GATHER_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 /// with the client's own retries) before it puts the plan off to read again.
 pub const FACTS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
+/// While the records cannot be read (warming up), they are read again this often.
+const WARM_RETRY: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// While alerts hold remediations, they are written down again this often
 /// (their last delivery moves; a new leader forgets one a day after it).
 const HOLDS_REFRESH: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -461,6 +464,11 @@ struct Worker {
     backlog_level: crate::metrics::Level,
     /// Held for the worker's life: its part of `heal8s_backlog_capacity`.
     _capacity_level: crate::metrics::Level,
+    /// Leading, but the history could not be read yet: nothing is decided.
+    warming: bool,
+    /// Signals taken from the queue while warming up, in order (at most one
+    /// queue's worth: the worker stops taking more while warming).
+    waiting: std::collections::VecDeque<Signal>,
     /// Where the alerts holding remediations go to be kept (a task writes them).
     holds_tx: Option<tokio::sync::watch::Sender<Vec<receiver_core::guard::holds::HeldAlert>>>,
     /// The guard's hold changes last handed over, and when.
@@ -471,18 +479,25 @@ impl Worker {
     /// Whether this replica leads now. On becoming leader the guard is
     /// restored from the durable record first; on losing the lead, the plans
     /// detectors left waiting go (the new leader's detectors signal them again).
-    async fn lead(&mut self) -> bool {
+    async fn lead(&mut self) -> Option<bool> {
         if self.pauses.has_changed().unwrap_or(false) {
             let pause = self.pauses.borrow_and_update().clone();
             self.apply_pause(pause);
         }
         let leader = self.acting.leadership.is_leader();
         if leader && !self.was_leader {
-            self.acting.journal.resume().await;
-            // what other processes did is the truth; read it before deciding anything
-            if let Some(h) = &self.acting.history
-                && let Some((actions, alerts)) = h.load().await
-            {
+            // what other processes did is the truth: nothing is decided
+            // before it is read (warm-up); unreadable, signals wait
+            if let Some(h) = &self.acting.history {
+                let Some((actions, alerts)) = h.load().await else {
+                    if !self.warming {
+                        self.warming = true;
+                        tracing::warn!(
+                            "Leading, but the Remediation records cannot be read: heal8s decides nothing until it has read them; signals wait in the queue."
+                        );
+                    }
+                    return None;
+                };
                 // severity from history counts what the records say too
                 if let Some(n) = &mut self.acting.notices {
                     n.notifier.observe(&actions);
@@ -490,6 +505,11 @@ impl Worker {
                 self.engine
                     .restore(actions, alerts, self.acting.clock.now());
             }
+            if self.warming {
+                self.warming = false;
+                tracing::info!("The Remediation records are read: heal8s decides again.");
+            }
+            self.acting.journal.resume().await;
             // the alerts holding remediations, as the last leader kept them
             if let Some(k) = &self.acting.holds
                 && let Some(kept) = k.load().await
@@ -512,13 +532,21 @@ impl Worker {
                 .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
         }
         self.was_leader = leader;
-        leader
+        Some(leader)
     }
 
     /// Take one signal in: admitted, routed, planned and prechecked, with no
     /// API request; its plans join the backlog.
     async fn take_in(&mut self, signal: Signal) {
-        let leader = self.lead().await;
+        if self.warming {
+            self.waiting.push_back(signal);
+            return;
+        }
+        let Some(leader) = self.lead().await else {
+            // warming up: it waits, in order, until the history is read
+            self.waiting.push_back(signal);
+            return;
+        };
         if signal.source.kind() == SourceKind::Detector && !leader {
             // queued just before the lease was lost; the new leader's detectors signal it again
             self.metrics.signals_skipped_not_leader.inc();
@@ -538,7 +566,9 @@ impl Worker {
         if self.running >= self.engine.max_running() {
             return false;
         }
-        let leader = self.lead().await;
+        let Some(leader) = self.lead().await else {
+            return false;
+        };
         let (due, outcomes) = self.engine.take(self.acting.clock.now());
         if !outcomes.is_empty() {
             self.recorder.record_outcomes(&outcomes);
@@ -757,6 +787,8 @@ pub async fn run(
         _capacity_level: capacity_level,
         holds_tx,
         holds_kept: (0, None),
+        warming: false,
+        waiting: std::collections::VecDeque::new(),
     };
     let paused = w.recorder.pause().current();
     w.apply_pause(paused);
@@ -768,8 +800,24 @@ pub async fn run(
     recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut due = true;
     loop {
+        // warming up (leading, the records unread): nothing more is taken
+        // from the queue and nothing is decided; what was taken waits here
+        if w.warming {
+            if w.lead().await.is_none() {
+                tokio::select! {
+                    _ = tokio::time::sleep(WARM_RETRY) => {}
+                    Some(done) = stepped.recv() => w.done(done).await,
+                }
+                continue;
+            }
+            while let Some(s) = w.waiting.pop_front() {
+                w.take_in(s).await;
+            }
+            due = true;
+        }
         let mut took = 0;
         while took < INTAKE_BATCH
+            && !w.warming
             && let Some(s) = queue.try_recv()
         {
             took += 1;
@@ -778,10 +826,13 @@ pub async fn run(
         if took >= GATHER_FROM {
             let started = tokio::time::Instant::now();
             while started.elapsed() < GATHER_MAX
+                && !w.warming
                 && let Ok(Some(s)) = tokio::time::timeout(GATHER_QUIET, queue.recv()).await
             {
                 w.take_in(s).await;
-                while let Some(s) = queue.try_recv() {
+                while !w.warming
+                    && let Some(s) = queue.try_recv()
+                {
                     w.take_in(s).await;
                 }
             }
@@ -795,6 +846,13 @@ pub async fn run(
         if due {
             while w.start_next().await {}
             due = false;
+            // stale alerts dropped: their next delivery is news at the door too
+            for (fingerprint, start) in w.engine.take_forgotten() {
+                queue.forget_occurrence(&fingerprint, start);
+            }
+        }
+        if w.warming {
+            continue;
         }
         let signal = tokio::select! {
             s = queue.recv() => match s {

@@ -98,13 +98,16 @@ pub enum RefusalReason {
     /// heal8s serves several clusters (`clusters`) and the alert names none
     /// of them, or no cluster at all: it is never applied to some default.
     UnknownCluster,
+    /// The signal waited longer than `guard.maxSignalAge` (in the queue, or
+    /// behind a budget or breaker): it is not acted on as it was.
+    StaleSignal,
 }
 
 impl RefusalReason {
     /// Every reason, in declaration order: the metrics start each label at 0
     /// (a counter that appears at 1 hides its first increase). A new reason
     /// goes here too.
-    pub const ALL: [RefusalReason; 29] = [
+    pub const ALL: [RefusalReason; 30] = [
         RefusalReason::NoRoute,
         RefusalReason::MissingTarget,
         RefusalReason::TargetMismatch,
@@ -134,6 +137,7 @@ impl RefusalReason {
         RefusalReason::HeldByAlert,
         RefusalReason::Paused,
         RefusalReason::UnknownCluster,
+        RefusalReason::StaleSignal,
     ];
 
     /// Whether this refusal is a breaker standing a whole class down (not a
@@ -182,6 +186,7 @@ impl RefusalReason {
             RefusalReason::HeldByAlert => "held_by_alert",
             RefusalReason::Paused => "paused",
             RefusalReason::UnknownCluster => "unknown_cluster",
+            RefusalReason::StaleSignal => "stale_signal",
         }
     }
 }
@@ -609,6 +614,14 @@ impl Guard {
         let id = format!("{}@{}", plan.trigger.fingerprint, plan.trigger.first_seen);
         self.occurrences
             .count(&problem, &id, t.min, t.window.get(), now)
+    }
+
+    /// Forget that the alert occurrence `fingerprint` started at `start` was
+    /// delivered: its next delivery is taken in as new (its plan was dropped
+    /// as stale; only a fresh delivery may bring it back).
+    pub fn forget_occurrence(&mut self, fingerprint: &str, start: Timestamp) {
+        self.seen
+            .remove(&(fingerprint.to_string(), start, AlertStatus::Firing));
     }
 
     /// The alerts holding remediations now (`guard.holdWhileFiring`), by name.

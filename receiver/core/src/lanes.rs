@@ -252,7 +252,8 @@ impl Lanes {
             return Err(signals);
         }
         let mut taken = Taken::default();
-        for s in signals {
+        for mut s in signals {
+            s.received.get_or_insert(now);
             let Some(r) = &mut self.repeats else {
                 taken.replaced += usize::from(self.alerts.push(s).is_some());
                 continue;
@@ -271,6 +272,15 @@ impl Lanes {
             }
         }
         Ok(taken)
+    }
+
+    /// Forget that the occurrence `fingerprint` started at `start` was taken
+    /// in: its next delivery is news again (a plan of it was dropped as
+    /// stale, and only a fresh delivery may bring it back).
+    pub fn forget_occurrence(&mut self, fingerprint: &str, start: Timestamp) {
+        if let Some(r) = &mut self.repeats {
+            r.remove(fingerprint, start, AlertStatus::Firing);
+        }
     }
 
     /// Queue one detector signal: `Ok(true)` when it replaced a waiting

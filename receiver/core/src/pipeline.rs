@@ -87,6 +87,9 @@ pub struct Engine {
     busy: std::collections::HashSet<String>,
     /// At most this many plans run at once (see [`Engine::with_max_running`]).
     max_running: usize,
+    /// Alert occurrences whose plan was dropped as stale, for the work
+    /// queue's door to forget too (see [`Engine::take_forgotten`]).
+    forgotten: Vec<(String, Timestamp)>,
     /// A plan that may run joined the backlog, or the guard changed, since
     /// the last [`Engine::next`]: only then can a new look find one to run
     /// (besides time passing: see [`Engine::has_fresh`]).
@@ -170,6 +173,26 @@ pub fn unread_retry(tries: u32) -> Option<Duration> {
 
 /// At most this many pod controllers' owners are remembered (then the memory starts over).
 const OWNERS_KEPT: usize = 10_000;
+
+/// How long from `then` to `now` (zero if `then` is later).
+fn since(now: Timestamp, then: Timestamp) -> std::time::Duration {
+    now.duration_since(then).try_into().unwrap_or_default()
+}
+
+/// Why `w`, which waited `waited`, is dropped: older than `max`.
+fn stale(w: &Waiting, waited: std::time::Duration, max: crate::duration::PromDuration) -> Refusal {
+    let behind = match &w.blocked {
+        Some(r) => format!(" behind {}", r.reason),
+        None => String::new(),
+    };
+    Refusal::new(
+        RefusalReason::StaleSignal,
+        format!(
+            "the signal waited {}s{behind}, longer than guard.maxSignalAge {max}: not acted on as it was; a problem that persists is signalled again (detectors re-signal it, Alertmanager re-sends it)",
+            waited.as_secs()
+        ),
+    )
+}
 
 /// The outcome of `plan` at `at`, before anything is known of how it ends.
 fn outcome_of(plan: &Plan, at: Timestamp) -> Outcome {
@@ -336,6 +359,7 @@ impl Engine {
             verifies: true,
             busy: std::collections::HashSet::new(),
             max_running: DEFAULT_MAX_RUNNING,
+            forgotten: Vec::new(),
             fresh: true,
         })
     }
@@ -427,6 +451,12 @@ impl Engine {
     /// The guard (read-only), e.g. to list protected namespaces.
     pub fn guard(&self) -> &Guard {
         &self.guard
+    }
+
+    /// Alert occurrences whose plan was dropped as stale since the last call:
+    /// the work queue's door forgets them too, so their next delivery is news.
+    pub fn take_forgotten(&mut self) -> Vec<(String, Timestamp)> {
+        std::mem::take(&mut self.forgotten)
     }
 
     /// Pause heal8s or let it act again (see [`Guard::set_pause`]).
@@ -596,7 +626,8 @@ impl Engine {
             let line = line_of(&self.owners, &plan);
             let w = Waiting {
                 plan: plan.clone(),
-                since: now,
+                // its age counts from when heal8s took the signal in
+                since: signal.received.unwrap_or(now).min(now),
                 not_before: None,
                 blocked: blocked.clone(),
                 unread: 0,
@@ -638,11 +669,17 @@ impl Engine {
     pub fn next(&mut self, now: Timestamp) -> (Option<Waiting>, Vec<Outcome>) {
         self.fresh = false;
         let mut out = Vec::new();
+        let max_age = self.policy.guard.max_signal_age;
         loop {
             let (guard, owners) = (&mut self.guard, &self.owners);
             let n = self.backlog.len();
             let busy = &self.busy;
             let taken = self.backlog.next(now, |w| {
+                // never acted on as it was: a signal that waited too long goes
+                let waited = since(now, w.since);
+                if waited > max_age.get() {
+                    return Offer::Drop(stale(w, waited, max_age));
+                }
                 if keys_of(owners, &w.plan).iter().any(|k| busy.contains(k)) {
                     // another plan for this target or workload is running
                     return Offer::Wait(None);
@@ -666,6 +703,14 @@ impl Engine {
             match taken {
                 Some(Taken::Run(w)) => return (Some(w), out),
                 Some(Taken::Dropped(w, r)) => {
+                    // an alert's next delivery brings a stale one back, fresh
+                    if r.reason == RefusalReason::StaleSignal
+                        && w.plan.trigger.source == crate::signal::SourceKind::Alert
+                    {
+                        let t = &w.plan.trigger;
+                        self.guard.forget_occurrence(&t.fingerprint, t.first_seen);
+                        self.forgotten.push((t.fingerprint.clone(), t.first_seen));
+                    }
                     out.push(refused(outcome_of(&w.plan, now), w.plan, r));
                 }
                 None => return (None, out),
@@ -1138,6 +1183,67 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn a_signal_that_waited_longer_than_max_signal_age_is_dropped_not_acted_on() {
+        let p = Policy::from_yaml(
+            "guard: {maxSignalAge: 10m, budgets: {global: {max: 1, per: 1h}}}\nroutes: [{matchers: ['alertname=\"A\"'], remediation: delete-pod}]",
+        )
+        .unwrap();
+        let mut e = Engine::new(p, "heal8s").unwrap();
+        let t0 = Timestamp::from_second(1_800_000_100).unwrap();
+        let at = |secs: i64| {
+            t0.checked_add(jiff::SignedDuration::from_secs(secs))
+                .unwrap()
+        };
+        let pod = |name: &str| signal(&[("alertname", "A"), ("namespace", "shop"), ("pod", name)]);
+        // the first spends the budget; the second waits behind it
+        e.intake(&pod("p1"), t0);
+        let (Some(s), _) = e.take(t0) else {
+            panic!("the first plan runs")
+        };
+        let Admitted::Go(t) = e.admit(s, holds(), t0) else {
+            panic!("the first plan passes")
+        };
+        e.finish(*t, acted(), t0);
+        let mut waiting = pod("p2");
+        // it was taken in a minute before the engine saw it (the queue)
+        waiting.received = Some(at(-60));
+        e.intake(&waiting, t0);
+        assert!(e.take(at(300)).0.is_none(), "behind the budget");
+        // 9 minutes in the engine, 10 since it was received: dropped
+        let (none, out) = e.take(at(541));
+        assert!(none.is_none());
+        let stale: Vec<&Outcome> = out
+            .iter()
+            .filter(|o| o.reason == Some(RefusalReason::StaleSignal))
+            .collect();
+        assert_eq!(stale.len(), 1, "{out:?}");
+        assert!(
+            stale[0].message.contains("behind global_budget"),
+            "{}",
+            stale[0].message
+        );
+        assert!(e.backlog().is_empty());
+        // Alertmanager's next delivery of it is news, fresh
+        assert_eq!(
+            e.take_forgotten(),
+            [(waiting.fingerprint.clone(), waiting.first_seen)]
+        );
+        assert!(e.take_forgotten().is_empty());
+        let again = e.intake(&pod("p2"), at(542));
+        assert!(
+            again.iter().all(|o| o.result != OutcomeKind::Deduped),
+            "{again:?}"
+        );
+        assert_eq!(e.backlog().len(), 1);
+        // a policy that does not allow a sane age is refused
+        let bad = Policy::from_yaml(
+            "guard: {maxSignalAge: 1s}\nroutes: [{matchers: ['alertname=\"A\"'], remediation: delete-pod}]",
+        )
+        .unwrap_err();
+        assert_eq!(bad.issues[0].path, "guard.maxSignalAge");
     }
 
     #[test]

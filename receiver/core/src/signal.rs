@@ -106,6 +106,10 @@ pub struct Signal {
     pub ended_at: Option<Timestamp>,
     /// Stable identity of the problem series (Alertmanager's fingerprint).
     pub fingerprint: String,
+    /// When heal8s took it in (the work queue sets it): how long it waited
+    /// is measured from here (`guard.maxSignalAge`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received: Option<Timestamp>,
 }
 
 impl Signal {
@@ -139,6 +143,7 @@ impl Signal {
             first_seen: alert.starts_at,
             ended_at: alert.ends_at,
             fingerprint,
+            received: None,
         }
     }
 

@@ -34,5 +34,6 @@ pub fn signal(labels: &[(&str, &str)]) -> Signal {
         evidence: Evidence::default(),
         first_seen: Timestamp::from_second(1_800_000_000).unwrap(),
         ended_at: None,
+        received: None,
     }
 }

@@ -262,6 +262,7 @@ impl Finding {
             first_seen: self.since,
             ended_at: (status == AlertStatus::Resolved).then_some(now),
             fingerprint: self.fingerprint(),
+            received: None,
         }
     }
 }

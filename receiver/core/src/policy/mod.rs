@@ -375,6 +375,9 @@ pub struct GuardConfig {
     pub cooldown: PromDuration,
     /// How long a delivered alert occurrence (fingerprint + startsAt) is remembered for dedupe.
     pub dedupe_window: PromDuration,
+    /// A signal that waited longer than this (in the queue, or behind a
+    /// budget or breaker) is dropped (`stale_signal`), never acted on as it was.
+    pub max_signal_age: PromDuration,
     pub budgets: Budgets,
     pub escalation: Escalation,
     pub nodes: NodeGuard,
@@ -549,6 +552,7 @@ impl Default for GuardConfig {
             excluded_namespaces: Vec::new(),
             cooldown: PromDuration::secs(600),
             dedupe_window: PromDuration::secs(24 * 3600),
+            max_signal_age: PromDuration::secs(600),
             budgets: Budgets::default(),
             escalation: Escalation::default(),
             nodes: NodeGuard::default(),
@@ -608,6 +612,15 @@ impl GuardConfig {
 
     fn validate(&self) -> Vec<PolicyIssue> {
         let mut out = self.excluded_regexes().err().unwrap_or_default();
+        let age = self.max_signal_age.get();
+        if age < std::time::Duration::from_secs(10)
+            || age > std::time::Duration::from_secs(24 * 3600)
+        {
+            out.push(PolicyIssue::new(
+                "guard.maxSignalAge",
+                "must be between 10s and 24h",
+            ));
+        }
         out.extend(
             holds_problems(&self.maintenance_windows, &self.hold_while_firing)
                 .into_iter()

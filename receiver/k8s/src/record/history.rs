@@ -155,8 +155,15 @@ impl receiver_core::History for KubeHistory {
                 );
                 Some((h.events, h.alerts))
             }
+            // no Remediation CRD: there is no history to wait for
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                tracing::info!(
+                    "No Remediation records to restore the guard from (the CRD is not installed)."
+                );
+                Some((Vec::new(), Vec::new()))
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "Could not read Remediation records; the guard goes on without history.");
+                tracing::warn!(error = %e, "Cannot read the Remediation records; heal8s acts only once it has read them (signals wait).");
                 None
             }
         }
