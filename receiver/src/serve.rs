@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use receiver_core::{Engine, Journal, NoJournal, Policy, SystemClock};
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::args::ServeArgs;
 use crate::http::{AppState, Token, WEBHOOK_PATH, router};
@@ -447,7 +448,11 @@ async fn connect_served(
         settings.policy.clone(),
         args.log.log_format,
     );
-    tokio::spawn(banner);
+    let span = match &name {
+        Some(n) => tracing::info_span!("cluster", cluster = %n),
+        None => tracing::Span::none(),
+    };
+    tokio::spawn(banner.instrument(span));
     let exec = KubeExecutor::new(
         clients.clone(),
         KubeExecutorSettings {
@@ -734,6 +739,11 @@ async fn start_served(
         clients,
         detectors,
     } = s;
+    // with several clusters, what each cluster's worker logs names it
+    let span = match &name {
+        Some(n) => tracing::info_span!("cluster", cluster = %n),
+        None => tracing::Span::none(),
+    };
     let engine = Engine::new(policy.clone(), &namespace)?
         .with_backlog_capacity(settings.backlog_capacity)
         .with_max_running(settings.max_running)
@@ -796,12 +806,15 @@ async fn start_served(
         running.tasks.extend(u.tasks);
         // the pause ConfigMap: every replica watches it, so a pause survives failover
         let r = recorder.clone();
-        running.tasks.push(tokio::spawn(receiver_k8s::pause::watch(
-            clients.main.clone(),
-            namespace.clone(),
-            move |p| r.pause().set_configmap(p),
-            stop.subscribe(),
-        )));
+        running.tasks.push(tokio::spawn(
+            receiver_k8s::pause::watch(
+                clients.main.clone(),
+                namespace.clone(),
+                move |p| r.pause().set_configmap(p),
+                stop.subscribe(),
+            )
+            .instrument(span.clone()),
+        ));
     }
     if let Some(outbox) = outbox {
         acting.notices = Some(worker::Notices {
@@ -812,13 +825,9 @@ async fn start_served(
             outbox: outbox.clone(),
         });
     }
-    running.worker = tokio::spawn(worker::run(
-        engine,
-        rx,
-        acting,
-        recorder.clone(),
-        metrics.clone(),
-    ));
+    running.worker = tokio::spawn(
+        worker::run(engine, rx, acting, recorder.clone(), metrics.clone()).instrument(span),
+    );
     Ok((running, (tx, recorder)))
 }
 

@@ -222,8 +222,96 @@ async fn one_heal8s_serves_two_clusters_each_with_its_own_guard() {
     };
     assert!(watched_pods(&east), "east's pods are watched");
     assert!(!watched_pods(&west), "west's detectors are off");
+    assert!(h.proc.output().contains("east, west"));
+    // each cluster's summary names its own connection and cluster
+    let banner = |log: &str, cluster: &str, context: &str| {
+        log.lines().any(|l| {
+            l.contains(&format!("cluster{{cluster={cluster}}}"))
+                && l.contains(&format!("kubeconfig context {context}"))
+        })
+    };
+    eventually(WAIT, "each cluster's summary", || async {
+        let log = h.proc.output();
+        (banner(&log, "east", "east-ctx") && banner(&log, "west", "heal8s-emulator")).then_some(())
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{}", fail(&e.to_string())));
+
+    // the dashboard shows one cluster at a time
+    let http = reqwest::Client::new();
+    let state = |q: &'static str| {
+        let (http, url) = (http.clone(), h.url.clone());
+        async move {
+            let r = http
+                .get(format!("{url}/ui/state{q}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (code, first) = state("").await;
+    assert_eq!((code, first["cluster"].as_str()), (200, Some("east")));
+    assert_eq!(first["clusters"], json!(["east", "west"]));
+    let (code, w) = state("?cluster=west").await;
+    assert_eq!((code, w["cluster"].as_str()), (200, Some("west")));
+    let targets: Vec<&str> = w["records"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["target"]["name"].as_str())
+        .collect();
+    assert_eq!(targets, ["api-4"], "{w:#}");
     assert!(
-        h.proc.output().contains("clusters=\"east, west\"")
-            || h.proc.output().contains("east, west")
+        w["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|o| o["cluster"] != "east"),
+        "west's view shows no outcome of east"
     );
+    assert!(
+        w["outcomes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["cluster"] == "west"),
+        "west's view shows west's outcomes"
+    );
+    let (code, none) = state("?cluster=nope").await;
+    assert_eq!(
+        (code, none["code"].as_str()),
+        (404, Some("unknown_cluster"))
+    );
+
+    // the API's pause pauses every cluster
+    let r = http
+        .post(format!("{}/pause", h.url))
+        .bearer_auth(TOKEN)
+        .body(r#"{"reason": "all hands", "by": "ops"}"#)
+        .send()
+        .await
+        .unwrap();
+    let paused: Value = r.json().await.unwrap();
+    let each: Vec<(&str, &str)> = paused["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["cluster"].as_str().unwrap(),
+                c["paused"]["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(each, [("east", "all hands"), ("west", "all hands")]);
+    assert_eq!(
+        h.metric("heal8s_paused").await,
+        2.0,
+        "the number of clusters paused"
+    );
+    // and /breakers answers for both
+    let b = h.read("/breakers").await;
+    assert!(b["open"].is_array() && b["closed"].is_array(), "{b}");
 }
