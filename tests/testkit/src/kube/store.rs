@@ -299,16 +299,25 @@ impl State {
 
     /// Every object of a type in a namespace (or all namespaces with `None`).
     pub fn objects_in(&self, storage: &StorageKey, namespace: Option<&str>) -> Vec<Arc<Stored>> {
+        self.iter_in(storage, namespace).cloned().collect()
+    }
+
+    /// The stored objects of a type, in a namespace or everywhere, borrowed.
+    fn iter_in<'a>(
+        &'a self,
+        storage: &StorageKey,
+        namespace: Option<&'a str>,
+    ) -> Box<dyn Iterator<Item = &'a Arc<Stored>> + 'a> {
         let Some(map) = self.objects.get(storage) else {
-            return Vec::new();
+            return Box::new(std::iter::empty());
         };
         match namespace {
-            Some(ns) => map
-                .range((ns.to_string(), String::new())..)
-                .take_while(|((n, _), _)| n == ns)
-                .map(|(_, v)| v.clone())
-                .collect(),
-            None => map.values().cloned().collect(),
+            Some(ns) => Box::new(
+                map.range((ns.to_string(), String::new())..)
+                    .take_while(move |((n, _), _)| n == ns)
+                    .map(|(_, v)| v),
+            ),
+            None => Box::new(map.values()),
         }
     }
 
@@ -1024,9 +1033,13 @@ impl State {
         storage: &StorageKey,
         namespace: Option<&str>,
     ) -> Vec<Arc<Stored>> {
-        let mut objs = self.objects_in(storage, namespace);
-        objs.retain(|o| o.deleting());
-        objs
+        // only those are copied: a controller asks on every change, and
+        // copying every object of the type each time made the emulation's
+        // cost grow with the number of objects
+        self.iter_in(storage, namespace)
+            .filter(|o| o.deleting())
+            .cloned()
+            .collect()
     }
 
     /// Admission on a create through the HTTP API (the store API scripts
