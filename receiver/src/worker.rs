@@ -641,11 +641,17 @@ impl Worker {
         if !leader {
             return;
         }
-        let now = self.acting.clock.now();
-        let (changes, kept) = self.engine.guard().kept_holds(now);
+        // every signal passes here: only a change (or the hourly refresh)
+        // costs the list
+        let guard = self.engine.guard();
+        let changes = guard.hold_changes();
         let (seen, at) = self.holds_kept;
-        let due = refresh && !kept.is_empty() && at.is_none_or(|t| t.elapsed() >= HOLDS_REFRESH);
+        let due = refresh && at.is_none_or(|t| t.elapsed() >= HOLDS_REFRESH);
         if changes == seen && !due {
+            return;
+        }
+        let kept = guard.kept_holds(self.acting.clock.now());
+        if changes == seen && kept.is_empty() {
             return;
         }
         self.holds_kept = (changes, Some(tokio::time::Instant::now()));

@@ -629,10 +629,9 @@ impl Guard {
         self.holds.firing(now)
     }
 
-    /// The holds' alerts as kept durably, and how often they changed (see
-    /// [`holds::Holds::kept`]).
-    pub fn kept_holds(&self, now: Timestamp) -> (u64, Vec<holds::HeldAlert>) {
-        (self.holds.changes(), self.holds.kept(now))
+    /// The holds' alerts as kept durably (see [`holds::Holds::kept`]).
+    pub fn kept_holds(&self, now: Timestamp) -> Vec<holds::HeldAlert> {
+        self.holds.kept(now)
     }
 
     /// How often an alert started or stopped holding something.

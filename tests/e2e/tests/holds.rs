@@ -189,38 +189,17 @@ async fn a_restarted_heal8s_holds_at_once_from_what_was_kept() {
     let emu = Emulator::start().await.unwrap();
     let _played = emu.play(&[Controller::Kubelet]);
     testkit::scenario::seed_crash_loops(&emu, &["heal8s", "shop"], &["api-1", "api-2"]).unwrap();
-    let dir = TempDir::new("holds-kept");
-    let kubeconfig = dir.path().join("kubeconfig");
-    emu.write_kubeconfig(&kubeconfig).unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(
-        &policy,
-        r#"guard:
+    let policy = r#"guard:
   cooldown: 1s
   holdWhileFiring:
   - {matchers: ['alertname="KubeAPIErrorBudgetBurn"'], remediations: [delete-pod]}
 routes:
 - {name: crashloop, matchers: ['alertname="KubePodCrashLooping"'], remediation: delete-pod}
-"#,
-    )
-    .unwrap();
-    let start = || {
-        let (kubeconfig, policy) = (kubeconfig.clone(), policy.clone());
-        async move {
-            Heal8s::start(
-                TOKEN,
-                &[
-                    "--kubeconfig",
-                    kubeconfig.to_str().unwrap(),
-                    "--policy",
-                    policy.to_str().unwrap(),
-                    "--namespace",
-                    "heal8s",
-                ],
-            )
+"#;
+    let start = || async {
+        Heal8s::start_in(TOKEN, &emu, policy, &["--namespace", "heal8s"])
             .await
             .unwrap()
-        }
     };
     let burn = json!({"alertname": "KubeAPIErrorBudgetBurn", "severity": "critical"});
     let crash =
@@ -231,7 +210,7 @@ routes:
             .and_then(|t| serde_json::from_str::<Vec<Value>>(&t).ok())
     };
 
-    let mut first = start().await;
+    let (mut first, _first_files) = start().await;
     first
         .post_webhook(
             TOKEN,
@@ -248,7 +227,7 @@ routes:
     first.proc.kill();
 
     // a new process: the alert is not delivered again, yet it holds
-    let second = start().await;
+    let (second, _second_files) = start().await;
     second
         .post_webhook(
             TOKEN,

@@ -108,25 +108,11 @@ async fn nothing_is_decided_before_the_records_are_read_and_nothing_is_lost() {
     let faults = emu.faults();
     let unreadable =
         faults.fail_always(RequestMatch::any().verb("list").path("/remediations"), 500);
-    let dir = TempDir::new("warm-up");
-    let kubeconfig = dir.path().join("kubeconfig");
-    emu.write_kubeconfig(&kubeconfig).unwrap();
-    let policy = dir.path().join("policy.yaml");
-    std::fs::write(
-        &policy,
-        "guard: {cooldown: 1s}\nroutes:\n- {name: crashloop, matchers: ['alertname=\"KubePodCrashLooping\"'], remediation: delete-pod}\n",
-    )
-    .unwrap();
-    let h = Heal8s::start(
+    let (h, _files) = Heal8s::start_in(
         TOKEN,
-        &[
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--policy",
-            policy.to_str().unwrap(),
-            "--namespace",
-            "heal8s",
-        ],
+        &emu,
+        "guard: {cooldown: 1s}\nroutes:\n- {name: crashloop, matchers: ['alertname=\"KubePodCrashLooping\"'], remediation: delete-pod}\n",
+        &["--namespace", "heal8s"],
     )
     .await
     .unwrap();

@@ -316,6 +316,23 @@ pub struct Heal8s {
     client: reqwest::Client,
 }
 
+/// A kubeconfig for `kube` and the `policy` text, written to a fresh
+/// directory, and the flags that name them.
+fn user_files(kube: &kube::Emulator, policy: &str) -> anyhow::Result<(TempDir, Vec<String>)> {
+    let dir = TempDir::new("heal8s-files");
+    let kubeconfig = dir.path().join("kubeconfig");
+    kube.write_kubeconfig(&kubeconfig)?;
+    let policy_file = dir.path().join("policy.yaml");
+    fs::write(&policy_file, policy)?;
+    let args = vec![
+        "--kubeconfig".to_string(),
+        kubeconfig.display().to_string(),
+        "--policy".to_string(),
+        policy_file.display().to_string(),
+    ];
+    Ok((dir, args))
+}
+
 impl Heal8s {
     /// Start `heal8s serve` with `token` (in a file) and extra flags; waits for `/readyz`.
     pub async fn start(token: &str, extra: &[&str]) -> anyhow::Result<Heal8s> {
@@ -349,10 +366,23 @@ impl Heal8s {
         Ok(h)
     }
 
-    /// Start `heal8s serve` against the Kubernetes and GitHub emulations,
-    /// configured as a user would: a kubeconfig, the `policy` text in a file
-    /// and the test GitHub App (`TEST_APP_ID` and its key file), plus `extra`
+    /// Start `heal8s serve` against the Kubernetes emulation, configured as a
+    /// user would: a kubeconfig and the `policy` text in a file, plus `extra`
     /// flags. The files live in the returned directory; keep it alive.
+    pub async fn start_in(
+        token: &str,
+        kube: &kube::Emulator,
+        policy: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<(Heal8s, TempDir)> {
+        let (dir, mut args) = user_files(kube, policy)?;
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Ok((Heal8s::start(token, &args).await?, dir))
+    }
+
+    /// [`Heal8s::start_in`], with the GitHub emulation and the test GitHub
+    /// App (`TEST_APP_ID` and its key file) as well.
     pub async fn start_against(
         token: &str,
         kube: &kube::Emulator,
@@ -360,33 +390,19 @@ impl Heal8s {
         policy: &str,
         extra: &[&str],
     ) -> anyhow::Result<(Heal8s, TempDir)> {
-        let dir = TempDir::new("heal8s-files");
-        let kubeconfig = dir.path().join("kubeconfig");
-        kube.write_kubeconfig(&kubeconfig)?;
+        let (dir, mut args) = user_files(kube, policy)?;
         let key = dir.path().join("app.pem");
         fs::write(&key, github::TEST_APP_KEY_PEM)?;
-        let policy_file = dir.path().join("policy.yaml");
-        fs::write(&policy_file, policy)?;
-        let (kubeconfig, key, policy_file) = (
-            kubeconfig.display().to_string(),
+        args.extend([
+            "--github-api-url".to_string(),
+            gh.url(),
+            "--github-app-id".to_string(),
+            github::TEST_APP_ID.to_string(),
+            "--github-app-key-file".to_string(),
             key.display().to_string(),
-            policy_file.display().to_string(),
-        );
-        let app_id = github::TEST_APP_ID.to_string();
-        let gh_url = gh.url();
-        let mut args = vec![
-            "--kubeconfig",
-            &kubeconfig,
-            "--policy",
-            &policy_file,
-            "--github-api-url",
-            &gh_url,
-            "--github-app-id",
-            &app_id,
-            "--github-app-key-file",
-            &key,
-        ];
-        args.extend_from_slice(extra);
+        ]);
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         Ok((Heal8s::start(token, &args).await?, dir))
     }
 
