@@ -1,5 +1,6 @@
 //! The command line: `heal8s serve | start | stop | status | restart | logs |
-//! discover | check-config | plan | default-policy | crd | patch | show-deleted`.
+//! discover | check-config | plan | default-policy | crd | patch | show-deleted |
+//! pause | resume | approve | reject`.
 //!
 //! Owns: the subcommands and running them. Their flags, and turning them
 //! into settings, are in `args` (shared by the subcommand modules).
@@ -59,6 +60,11 @@ pub enum Command {
     Pause(crate::pause_cmd::PauseArgs),
     /// Let a paused heal8s act again (POST /resume).
     Resume(crate::pause_cmd::Target),
+    /// Approve a plan awaiting approval (mode approve), as the user your
+    /// kubeconfig authenticates: heal8s checks again, then acts.
+    Approve(crate::approve_cmd::DecideArgs),
+    /// Reject a plan awaiting approval: nothing is done.
+    Reject(crate::approve_cmd::DecideArgs),
 }
 
 /// Parse the command line and run; the process's exit code.
@@ -110,6 +116,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         p.routes.len(),
                         p.guard.dry_run
                     );
+                    // each route's rung, and the rungs its remediation may take
+                    for r in &p.routes {
+                        let kind = r.remediation.kind();
+                        let modes: Vec<&str> = kind.modes().iter().map(|m| m.as_str()).collect();
+                        println!(
+                            "  route {}: {kind} in mode {} (its modes: {})",
+                            r.name,
+                            r.mode,
+                            modes.join(", ")
+                        );
+                    }
                     for w in p.warnings() {
                         eprintln!("{}: warning: {}: {}", policy.display(), w.path, w.message);
                     }
@@ -141,6 +158,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Resume(target) => {
             println!("{}", block_on(crate::pause_cmd::resume(&target))??);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Approve(args) => {
+            println!("{}", block_on(crate::approve_cmd::decide(&args, true))??);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reject(args) => {
+            println!("{}", block_on(crate::approve_cmd::decide(&args, false))??);
             Ok(ExitCode::SUCCESS)
         }
         Command::ShowDeleted(args) => {

@@ -1,6 +1,7 @@
 //! heal8s service and CLI: the composition root. Wires the pure core to its IO
 //! (HTTP receiver, work queue, executors), owns configuration and shutdown.
 
+pub mod approve_cmd;
 pub mod args;
 pub mod banner;
 pub mod breakers;

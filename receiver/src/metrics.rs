@@ -19,8 +19,12 @@ use receiver_core::{AlertStatus, Outcome, OutcomeKind, RefusalReason, Signal};
 pub const WEBHOOK_CODES: [u16; 6] = [200, 400, 401, 403, 413, 503];
 
 /// The results of `heal8s_actions_total`.
-const ACTION_RESULTS: [OutcomeKind; 3] =
-    [OutcomeKind::Acted, OutcomeKind::DryRun, OutcomeKind::Failed];
+const ACTION_RESULTS: [OutcomeKind; 4] = [
+    OutcomeKind::Acted,
+    OutcomeKind::Observed,
+    OutcomeKind::Proposed,
+    OutcomeKind::Failed,
+];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
@@ -313,7 +317,7 @@ impl Metrics {
                     },
                 );
             }
-            for mode in [Mode::Direct, Mode::PullRequest, Mode::DryRun] {
+            for mode in Mode::ALL {
                 if kind.allows(mode) {
                     let mode = mode.as_str();
                     at_zero(&self.plans, PlanLabels { remediation, mode });
@@ -448,7 +452,7 @@ mod tests {
             r#"heal8s_escalations_total{remediation="delete-pod"} 0"#.to_string(),
             r#"heal8s_webhook_requests_total{code="401"} 0"#.to_string(),
             r#"heal8s_actions_total{remediation="delete-pod",result="failed"} 0"#.to_string(),
-            r#"heal8s_plans_total{remediation="bump-memory",mode="pull-request"} 0"#.to_string(),
+            r#"heal8s_plans_total{remediation="bump-memory",mode="propose"} 0"#.to_string(),
         ];
         want.extend(RefusalReason::ALL.map(|r| {
             format!(

@@ -518,6 +518,7 @@ async fn connect_served(
             ))),
             // the record upkeep in run_served watches for them
             clears: None,
+            approvals: None,
             // run_served starts them
             notices: None,
             holds: Some(Arc::new(holds)),
@@ -803,6 +804,7 @@ async fn start_served(
             stop.subscribe(),
         );
         acting.clears = acting.clears.or(Some(u.clears));
+        acting.approvals = acting.approvals.or(Some(u.approvals));
         running.tasks.extend(u.tasks);
         // the pause ConfigMap: every replica watches it, so a pause survives failover
         let r = recorder.clone();

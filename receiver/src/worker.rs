@@ -260,7 +260,7 @@ fn log(o: &Outcome, cluster: Option<&str>) {
     let remediation = o.remediation.map(|r| r.as_str());
     let mode = o.mode.map(|m| m.as_str());
     let reason = o.reason.map(|r| r.as_str());
-    let dry_run = o.result == OutcomeKind::DryRun;
+    let dry_run = o.result == OutcomeKind::Observed;
     macro_rules! emit {
         ($level:ident, $msg:literal) => {
             tracing::$level!(
@@ -279,6 +279,7 @@ fn log(o: &Outcome, cluster: Option<&str>) {
                 mode,
                 cluster,
                 deferred = o.deferred.as_deref(),
+                approved_by = o.approved_by.as_deref(),
                 detail = ?o.message,
                 $msg
             )
@@ -286,9 +287,14 @@ fn log(o: &Outcome, cluster: Option<&str>) {
     }
     match o.result {
         OutcomeKind::Acted => emit!(info, "Remediation carried out."),
-        OutcomeKind::DryRun => emit!(
+        OutcomeKind::Observed => emit!(
             info,
-            "Remediation simulated (dry run); nothing was changed."
+            "Remediation observed (what would be done); nothing was changed."
+        ),
+        OutcomeKind::Proposed => emit!(info, "Remediation proposed; nothing was changed."),
+        OutcomeKind::AwaitingApproval => emit!(
+            warn,
+            "Remediation awaits a person's approval (heal8s approve); nothing was changed."
         ),
         OutcomeKind::Refused if o.escalated => {
             emit!(
@@ -351,6 +357,8 @@ pub struct Acting {
     pub history: Option<Arc<dyn History>>,
     /// Keys whose escalation a person cleared (annotation on the record).
     pub clears: Option<mpsc::Receiver<String>>,
+    /// People's decisions on plans awaiting approval (on their records).
+    pub approvals: Option<mpsc::Receiver<receiver_k8s::record::Decision>>,
     /// Who hears what heal8s did; `None` with no receivers configured.
     pub notices: Option<Notices>,
     /// Keeps the alerts that hold remediations across restarts and
@@ -390,6 +398,7 @@ impl Acting {
             leadership: receiver_k8s::leader::Leadership::always(),
             history: None,
             clears: None,
+            approvals: None,
             notices: None,
             holds: None,
         }
@@ -405,6 +414,16 @@ impl std::fmt::Debug for Acting {
 /// The next cleared key, or never when there is no source of clears.
 async fn next_clear(clears: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
     match clears {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next decision on a plan awaiting approval, or never without a source.
+async fn next_decision(
+    approvals: &mut Option<mpsc::Receiver<receiver_k8s::record::Decision>>,
+) -> Option<receiver_k8s::record::Decision> {
+    match approvals {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
@@ -556,6 +575,41 @@ impl Worker {
         self.keep_holds(leader, false);
         self.recorder.record(&signal, &outcomes);
         self.settle(&outcomes, leader).await;
+    }
+
+    /// Take a person's decision on a plan awaiting approval: the record
+    /// first (it takes a decision once), then, if approved, the plan goes to
+    /// the engine like any other (live state read again, the whole guard).
+    async fn decide(&mut self, d: receiver_k8s::record::Decision) {
+        let now = self.acting.clock.now();
+        let took = self
+            .acting
+            .journal
+            .decided(&d.plan, &d.request, &d.by, d.approved)
+            .await;
+        if !took {
+            return;
+        }
+        tracing::info!(
+            record = %d.record,
+            by = %d.by,
+            approved = d.approved,
+            "A person decided on a plan awaiting approval."
+        );
+        if !d.approved {
+            return;
+        }
+        let mut plan = d.plan;
+        if let Some(a) = &mut plan.approval {
+            a.approved_by = Some(d.by.clone());
+            // when heal8s took it: the time a person wrote is theirs to claim
+            a.approved_at = Some(now);
+        }
+        let outcomes = self.engine.approved(plan, now);
+        if !outcomes.is_empty() {
+            self.recorder.record_outcomes(&outcomes);
+            self.settle(&outcomes, true).await;
+        }
     }
 
     /// Start the next plan whose turn it is, if another may run: its facts
@@ -759,6 +813,12 @@ pub async fn run(
     let (verified_tx, mut verified) = mpsc::unbounded_channel::<(Plan, Verification)>();
     let (steps, mut stepped) = mpsc::unbounded_channel::<Done>();
     let mut clears = acting.clears.take();
+    let mut approvals = acting.approvals.take();
+    // decisions seen (request and record): each is taken once; those a
+    // follower sees wait until it leads
+    let mut decided: std::collections::HashSet<(String, String)> = Default::default();
+    let mut undecided: std::collections::BTreeMap<String, receiver_k8s::record::Decision> =
+        Default::default();
     let capacity_level = crate::metrics::Level::of(&metrics.backlog_capacity);
     capacity_level.set_count(engine.backlog().capacity());
     let pauses = recorder.pause().subscribe();
@@ -929,6 +989,18 @@ pub async fn run(
                     Some(s) => s,
                     None => continue,
                 }
+            }
+            Some(d) = next_decision(&mut approvals) => {
+                undecided.insert(d.record.clone(), d);
+                if w.acting.leadership.is_leader() {
+                    for (_, d) in std::mem::take(&mut undecided) {
+                        if decided.insert((d.record.clone(), d.request.clone())) {
+                            w.decide(d).await;
+                        }
+                    }
+                    due = true;
+                }
+                continue;
             }
             Some(key) = next_clear(&mut clears) => {
                 due = true;

@@ -457,6 +457,7 @@ async fn accepted_alerts_are_processed_and_repeats_deduped() {
         leadership: receiver_k8s::leader::Leadership::always(),
         history: None,
         clears: None,
+        approvals: None,
         notices: None,
         holds: None,
     };
@@ -494,8 +495,8 @@ async fn accepted_alerts_are_processed_and_repeats_deduped() {
     assert_eq!(
         results,
         vec![
-            (Some("crashloop-delete-pod".into()), "dry_run".into()),
-            (Some("crashloop-rollback-image".into()), "dry_run".into()),
+            (Some("crashloop-delete-pod".into()), "observed".into()),
+            (Some("crashloop-rollback-image".into()), "observed".into()),
             (None, "deduped".into()),
             (None, "resolved".into()),
         ]
@@ -506,7 +507,7 @@ async fn accepted_alerts_are_processed_and_repeats_deduped() {
         "{m}"
     );
     assert!(
-        m.contains("heal8s_outcomes_total{result=\"dry_run\"} 2"),
+        m.contains("heal8s_outcomes_total{result=\"observed\"} 2"),
         "{m}"
     );
     assert!(
@@ -536,6 +537,7 @@ async fn outcomes_are_paged_and_capped() {
         leadership: receiver_k8s::leader::Leadership::always(),
         history: None,
         clears: None,
+        approvals: None,
         notices: None,
         holds: None,
     };

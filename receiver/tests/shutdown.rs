@@ -90,6 +90,7 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
         leadership: receiver_k8s::leader::Leadership::always(),
         history: None,
         clears: None,
+        approvals: None,
         notices: None,
         holds: None,
     };

@@ -23,6 +23,7 @@ use crate::policy::{GuardConfig, PolicyError, PolicyIssue};
 use crate::remediation::{Mode, RemediationKind};
 use crate::signal::Signal;
 
+pub mod approval;
 pub mod gitops;
 pub mod holds;
 pub mod members;
@@ -101,13 +102,22 @@ pub enum RefusalReason {
     /// The signal waited longer than `guard.maxSignalAge` (in the queue, or
     /// behind a budget or breaker): it is not acted on as it was.
     StaleSignal,
+    /// An approval came after its request expired, or too long ago to be
+    /// acted on (`guard.approval.ttl`).
+    ApprovalExpired,
+    /// The approval names someone the policy's `guard.approval.approvers`
+    /// does not list.
+    NotAnApprover,
+    /// The approved target is not the one the plan was made for (a pod with
+    /// another UID, or on another node): the approval is not carried over.
+    TargetChanged,
 }
 
 impl RefusalReason {
     /// Every reason, in declaration order: the metrics start each label at 0
     /// (a counter that appears at 1 hides its first increase). A new reason
     /// goes here too.
-    pub const ALL: [RefusalReason; 30] = [
+    pub const ALL: [RefusalReason; 33] = [
         RefusalReason::NoRoute,
         RefusalReason::MissingTarget,
         RefusalReason::TargetMismatch,
@@ -138,6 +148,9 @@ impl RefusalReason {
         RefusalReason::Paused,
         RefusalReason::UnknownCluster,
         RefusalReason::StaleSignal,
+        RefusalReason::ApprovalExpired,
+        RefusalReason::NotAnApprover,
+        RefusalReason::TargetChanged,
     ];
 
     /// Whether this refusal is a breaker standing a whole class down (not a
@@ -187,6 +200,9 @@ impl RefusalReason {
             RefusalReason::Paused => "paused",
             RefusalReason::UnknownCluster => "unknown_cluster",
             RefusalReason::StaleSignal => "stale_signal",
+            RefusalReason::ApprovalExpired => "approval_expired",
+            RefusalReason::NotAnApprover => "not_an_approver",
+            RefusalReason::TargetChanged => "target_changed",
         }
     }
 }
@@ -229,13 +245,33 @@ pub enum Admission {
     Refused(Refusal),
 }
 
+/// What an allowed plan does: the rung of the mode ladder it is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    /// Carry it out (mode `direct`, an approved plan, or a pull request).
+    Act,
+    /// Say what would be done and change nothing (`observe`); the source
+    /// says who asked: `global` (`guard.dryRun`, `--dry-run`) or `route`.
+    Observe(&'static str),
+    /// A janitor action in mode `propose`: simulated, and proposed to people.
+    Propose,
+    /// Mode `approve`, not approved yet: ask a person.
+    AwaitApproval,
+}
+
+impl Effect {
+    /// Whether it changes anything in the cluster.
+    pub fn acts(self) -> bool {
+        self == Effect::Act
+    }
+}
+
 /// The guard's verdict on a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Go ahead; with `dry_run` change nothing (`dry_run_source` says who asked for it).
+    /// Go ahead, as `effect` says.
     Allow {
-        dry_run: bool,
-        dry_run_source: Option<&'static str>,
+        effect: Effect,
     },
     Refuse(Refusal),
 }
@@ -251,12 +287,9 @@ pub struct Decision {
 }
 
 impl Decision {
-    fn allow(dry_run_source: Option<&'static str>) -> Decision {
+    fn allow(effect: Effect) -> Decision {
         Decision {
-            verdict: Verdict::Allow {
-                dry_run: dry_run_source.is_some(),
-                dry_run_source,
-            },
+            verdict: Verdict::Allow { effect },
             newly_escalated: false,
             event: None,
         }
@@ -457,6 +490,9 @@ pub struct Guard {
     seen: HashSet<Occurrence>,
     seen_order: VecDeque<(Timestamp, Occurrence)>,
     actions: VecDeque<ActionRecord>,
+    /// Plans observed, proposed or put up for approval (time, key,
+    /// remediation): they count for the cooldown only.
+    observed: VecDeque<(Timestamp, String, RemediationKind)>,
     /// When each key last recovered: repeats before that do not count.
     recoveries: HashMap<String, Timestamp>,
     /// The escalation latch: refused until cleared (`clearedBy`).
@@ -546,6 +582,7 @@ impl Guard {
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
             actions: VecDeque::new(),
+            observed: VecDeque::new(),
             recoveries: HashMap::new(),
             escalated: HashMap::new(),
             flips: HashMap::new(),
@@ -800,6 +837,10 @@ impl Guard {
                 let pos = self.actions.partition_point(|a| a.at <= e.at);
                 self.actions.insert(pos, rec);
             }
+            GuardEvent::Observed { key, remediation } => {
+                let pos = self.observed.partition_point(|o| o.0 <= e.at);
+                self.observed.insert(pos, (e.at, key.clone(), *remediation));
+            }
             GuardEvent::Recovered { key, by } => {
                 let at = self.recoveries.entry(key.clone()).or_insert(e.at);
                 *at = (*at).max(e.at);
@@ -849,15 +890,9 @@ impl Guard {
         if let Some(refusal) = wrong_cluster(&self.cfg, plan.trigger.source, &plan.trigger.labels) {
             return Decision::refuse(refusal.reason, refusal.message);
         }
-        let dry_run_source = if self.cfg.dry_run {
-            Some("global")
-        } else if plan.mode == Mode::DryRun {
-            Some("route")
-        } else {
-            None
-        };
+        let effect = self.effect(plan);
         if !plan.kind().is_mutating() {
-            return Decision::allow(dry_run_source);
+            return Decision::allow(effect);
         }
         if !self.enabled(plan.kind()) {
             return Decision::refuse(
@@ -898,6 +933,17 @@ impl Guard {
             };
         }
         if let Some(r) = gitops::refusal(&self.cfg.gitops, plan, facts) {
+            return Decision {
+                verdict: Verdict::Refuse(r),
+                newly_escalated: false,
+                event: None,
+            };
+        }
+
+        if let Some(a) = plan.approval.as_ref().filter(|a| a.approved_by.is_some())
+            && let Some(r) =
+                approval::refusal(plan, a, facts.live.as_ref(), &self.cfg.approval, now)
+        {
             return Decision {
                 verdict: Verdict::Refuse(r),
                 newly_escalated: false,
@@ -963,33 +1009,19 @@ impl Guard {
             };
         }
 
-        // the cooldown counts from the end of the last run (from its start
-        // when its end is unknown: cut off by a crash)
-        let cooldown = self.cfg.cooldown.get();
-        if let Some(last) = self
-            .actions
-            .iter()
-            .filter(|a| a.key == key && a.kind == kind)
-            .map(|a| a.ended.unwrap_or(a.at))
-            .max()
-            && since(now, last) < cooldown
-        {
-            let left = cooldown.saturating_sub(since(now, last));
-            return Decision::refuse(
-                RefusalReason::Cooldown,
-                format!(
-                    "{kind} on {key} last ended {} ago; cooldown has {} left",
-                    PromDuration(Duration::from_secs(since(now, last).as_secs())),
-                    PromDuration(Duration::from_secs(left.as_secs().max(1)))
-                ),
-            );
+        if let Some(r) = self.cooldown_refusal(plan, &key, now) {
+            return Decision {
+                verdict: Verdict::Refuse(r),
+                newly_escalated: false,
+                event: None,
+            };
         }
 
         // Budgets limit janitor actions on the cluster; pull requests have caps
         // of their own (per repository and hour), so they neither use nor meet budgets.
         if kind.is_declarative() {
             self.breakers.remove(&class);
-            return Decision::allow(dry_run_source);
+            return Decision::allow(effect);
         }
         let b = &self.cfg.budgets;
         let count = |pred: &dyn Fn(&ActionRecord) -> bool, per: PromDuration| {
@@ -1026,7 +1058,84 @@ impl Guard {
             return self.stand_down(class, plan, r, now);
         }
         self.breakers.remove(&class);
-        Decision::allow(dry_run_source)
+        Decision::allow(effect)
+    }
+
+    /// The request for approval of `plan` at `now` (mode `approve`), on the
+    /// live object `live` read for it.
+    pub fn ask_approval(
+        &self,
+        plan: &Plan,
+        live: Option<&serde_json::Value>,
+        now: Timestamp,
+    ) -> crate::plan::Approval {
+        approval::ask(plan, live, &self.cfg.approval, now)
+    }
+
+    /// The rung of the mode ladder `plan` is on (see [`Effect`]).
+    pub fn effect(&self, plan: &Plan) -> Effect {
+        if self.cfg.dry_run {
+            return Effect::Observe("global");
+        }
+        let janitor = plan.kind().is_mutating() && !plan.kind().is_declarative();
+        match plan.mode {
+            Mode::Observe => Effect::Observe("route"),
+            Mode::Propose if janitor => Effect::Propose,
+            Mode::Approve
+                if janitor
+                    && plan
+                        .approval
+                        .as_ref()
+                        .is_none_or(|a| a.approved_by.is_none()) =>
+            {
+                Effect::AwaitApproval
+            }
+            _ => Effect::Act,
+        }
+    }
+
+    /// The cooldown refusal of `plan` (counted against `key`) at `now`:
+    /// from the end of the last run of the same remediation on the same key
+    /// (from its start when its end is unknown: cut off by a crash), or from
+    /// the last time it was observed, proposed or put up for approval. An
+    /// approved plan is not held back by its own request.
+    fn cooldown_refusal(&self, plan: &Plan, key: &str, now: Timestamp) -> Option<Refusal> {
+        let kind = plan.kind();
+        let cooldown = self.cfg.cooldown.get();
+        let acted = self
+            .actions
+            .iter()
+            .filter(|a| a.key == key && a.kind == kind)
+            .map(|a| a.ended.unwrap_or(a.at))
+            .max();
+        let approved = plan
+            .approval
+            .as_ref()
+            .is_some_and(|a| a.approved_by.is_some());
+        let observed = self
+            .observed
+            .iter()
+            .filter(|o| !approved && o.1 == key && o.2 == kind)
+            .map(|o| o.0)
+            .max();
+        let (last, what) = match (acted, observed) {
+            (Some(a), Some(o)) if o > a => (o, "was last observed"),
+            (Some(a), _) => (a, "last ended"),
+            (None, Some(o)) => (o, "was last observed"),
+            (None, None) => return None,
+        };
+        if since(now, last) >= cooldown {
+            return None;
+        }
+        let left = cooldown.saturating_sub(since(now, last));
+        Some(Refusal::new(
+            RefusalReason::Cooldown,
+            format!(
+                "{kind} on {key} {what} {} ago; cooldown has {} left",
+                PromDuration(Duration::from_secs(since(now, last).as_secs())),
+                PromDuration(Duration::from_secs(left.as_secs().max(1)))
+            ),
+        ))
     }
 
     fn enabled(&self, kind: RemediationKind) -> bool {
@@ -1057,6 +1166,7 @@ impl Guard {
         // in time order; at one instant an action comes before its end
         events.sort_by_key(|e| (e.at, !matches!(e.event, GuardEvent::Action { .. })));
         self.actions.clear();
+        self.observed.clear();
         self.recoveries.clear();
         self.escalated.clear();
         for e in &events {
@@ -1116,12 +1226,24 @@ impl Guard {
         Some(e)
     }
 
-    /// Record that `plan` was carried out (or simulated, in dry-run) at `now`,
-    /// and return the event for the durable record. Dry-run actions count too,
-    /// so a dry run shows what budgets would allow. Notify-only is no action.
+    /// Record that `plan` was carried out at `now`, or, below mode `direct`
+    /// (observed, proposed, put up for approval), that it would have been
+    /// (it counts for the cooldown only), and return the event for the
+    /// durable record. Notify-only is no action.
     pub fn record(&mut self, plan: &Plan, now: Timestamp) -> Option<PastEvent> {
         if !plan.kind().is_mutating() {
             return None;
+        }
+        if !self.effect(plan).acts() {
+            let e = PastEvent {
+                at: now,
+                event: GuardEvent::Observed {
+                    key: plan.workload_key(),
+                    remediation: plan.kind(),
+                },
+            };
+            self.apply(&e);
+            return Some(e);
         }
         let e = PastEvent {
             at: now,
@@ -1518,6 +1640,14 @@ impl Guard {
             since(now, a.ended.unwrap_or(a.at).max(a.at)) >= horizon && !a.in_flight(now)
         }) {
             self.actions.pop_front();
+        }
+        let cooldown = self.cfg.cooldown.get();
+        while self
+            .observed
+            .front()
+            .is_some_and(|o| since(now, o.0) >= cooldown)
+        {
+            self.observed.pop_front();
         }
         self.recoveries
             .retain(|_, at| since(now, *at) < self.cfg.escalation.within.get());
@@ -1940,7 +2070,7 @@ mod tests {
     }
 
     #[test]
-    fn global_dry_run_allows_but_marks_dry_run() {
+    fn global_dry_run_allows_but_only_observes() {
         let mut c = cfg();
         c.dry_run = true;
         let mut g = guard(&c);
@@ -1948,8 +2078,7 @@ mod tests {
         assert_eq!(
             d.verdict,
             Verdict::Allow {
-                dry_run: true,
-                dry_run_source: Some("global")
+                effect: Effect::Observe("global")
             }
         );
         // the safety rules still apply in dry-run
@@ -1959,20 +2088,161 @@ mod tests {
         );
     }
 
-    #[test]
-    fn route_dry_run_mode_is_a_dry_run() {
-        let mut g = guard(&cfg());
-        let p = plan_for(
+    fn routed(mode: &str, remediation: &str) -> Plan {
+        plan_for(
             &[("alertname", "A"), ("namespace", "shop"), ("pod", "p")],
-            "{remediation: delete-pod, mode: dry-run}",
+            &format!("{{remediation: {remediation}, mode: {mode}}}"),
+        )
+    }
+
+    fn effect_of(g: &mut Guard, p: &Plan, now: Timestamp) -> Effect {
+        match g.check(p, &Facts::unknown(), now).verdict {
+            Verdict::Allow { effect } => effect,
+            Verdict::Refuse(r) => panic!("refused: {r:?}"),
+        }
+    }
+
+    #[test]
+    fn each_rung_of_the_ladder_has_its_effect_and_dry_run_is_observe() {
+        let mut g = guard(&cfg());
+        for (mode, want) in [
+            ("observe", Effect::Observe("route")),
+            ("dry-run", Effect::Observe("route")),
+            ("propose", Effect::Propose),
+            ("approve", Effect::AwaitApproval),
+            ("direct", Effect::Act),
+        ] {
+            assert_eq!(
+                effect_of(&mut g, &routed(mode, "delete-pod"), t(0)),
+                want,
+                "{mode}"
+            );
+        }
+        // a pull request is proposed by opening it: the executor acts
+        let p = plan_for(
+            &[
+                ("alertname", "A"),
+                ("namespace", "shop"),
+                ("pod", "p"),
+                ("container", "c"),
+            ],
+            "{remediation: bump-memory, mode: propose}",
         );
+        assert_eq!(effect_of(&mut g, &p, t(0)), Effect::Act);
+        // an approved plan acts
+        let mut approved = routed("approve", "delete-pod");
+        approved.approval = Some(crate::plan::Approval {
+            requested_at: t(0),
+            expires_at: t(3600),
+            uid: None,
+            node: None,
+            approved_by: Some("alice".into()),
+            approved_at: Some(t(10)),
+        });
+        assert_eq!(effect_of(&mut g, &approved, t(20)), Effect::Act);
+    }
+
+    #[test]
+    fn below_direct_a_plan_counts_for_the_cooldown_but_never_for_budgets() {
+        let mut c = cfg();
+        c.cooldown = PromDuration::secs(300);
+        c.budgets.global = Budget {
+            max: 1,
+            per: PromDuration::secs(3600),
+        };
+        let mut g = guard(&c);
+        // observed and proposed plans on many pods: no budget is used
+        for (i, mode) in ["observe", "propose", "approve", "observe"]
+            .iter()
+            .enumerate()
+        {
+            let p = plan_for(
+                &[
+                    ("alertname", "A"),
+                    ("namespace", "shop"),
+                    ("pod", &format!("p{i}")),
+                ],
+                &format!("{{remediation: delete-pod, mode: {mode}}}"),
+            );
+            assert_eq!(act(&mut g, &p, t(i as i64)), None, "{mode}");
+        }
+        assert_eq!(g.budget_use(t(10), 5).global.used, 0);
+        // the same problem again within the cooldown: refused, one record
+        let again = routed("observe", "delete-pod");
+        assert_eq!(act(&mut g, &again, t(20)), None);
+        let d = g.check(&again, &Facts::unknown(), t(30));
+        assert_eq!(reason(&d), Some(RefusalReason::Cooldown));
+        match d.verdict {
+            Verdict::Refuse(r) => assert!(r.message.contains("was last observed"), "{}", r.message),
+            Verdict::Allow { .. } => unreachable!(),
+        }
+        // observing escalates nothing: far more than escalation.after observations
+        for i in 0..10 {
+            assert_eq!(act(&mut g, &again, t(400 * (i + 1))), None);
+        }
+        // and a real action still has its whole budget
+        assert_eq!(act(&mut g, &pod_plan("web", "w"), t(5000)), None);
+        assert_eq!(g.budget_use(t(5000), 5).global.used, 1);
+    }
+
+    #[test]
+    fn an_approved_plan_is_not_held_back_by_its_own_request_but_meets_the_rest() {
+        let mut c = cfg();
+        c.cooldown = PromDuration::secs(600);
+        let mut g = guard(&c);
+        let asked = routed("approve", "delete-pod");
+        assert_eq!(act(&mut g, &asked, t(0)), None);
+        // the request counts for the cooldown: a repeat is not a second request
         assert_eq!(
-            g.check(&p, &Facts::unknown(), t(0)).verdict,
-            Verdict::Allow {
-                dry_run: true,
-                dry_run_source: Some("route")
-            }
+            reason(&g.check(&asked, &Facts::unknown(), t(5))),
+            Some(RefusalReason::Cooldown)
         );
+        let mut approved = asked.clone();
+        approved.approval = Some(g.ask_approval(&asked, None, t(0)));
+        let a = approved.approval.as_mut().unwrap();
+        a.approved_by = Some("alice".into());
+        a.approved_at = Some(t(60));
+        assert_eq!(act(&mut g, &approved, t(61)), None);
+        // it acted: the approval is spent, the cooldown of the action holds
+        assert_eq!(
+            reason(&g.check(&approved, &Facts::unknown(), t(62))),
+            Some(RefusalReason::Cooldown)
+        );
+        // an approval heal8s meets after the ttl is refused by the guard
+        let mut g = guard(&c);
+        let mut late = approved.clone();
+        late.approval.as_mut().unwrap().approved_at = Some(t(3599));
+        assert_eq!(
+            reason(&g.check(&late, &Facts::unknown(), t(3599 + 3601))),
+            Some(RefusalReason::ApprovalExpired)
+        );
+        // budgets hold for approved plans like any action
+        let mut c2 = cfg();
+        c2.budgets.global = Budget {
+            max: 1,
+            per: PromDuration::secs(3600),
+        };
+        let mut g = guard(&c2);
+        assert_eq!(act(&mut g, &pod_plan("web", "w"), t(0)), None);
+        assert_eq!(
+            reason(&g.check(&approved, &Facts::unknown(), t(61))),
+            Some(RefusalReason::GlobalBudget)
+        );
+    }
+
+    #[test]
+    fn observations_are_restored_from_the_record_for_the_cooldown_only() {
+        let mut g = guard(&cfg());
+        let p = routed("observe", "delete-pod");
+        let e = g.record(&p, t(0)).unwrap();
+        assert!(matches!(e.event, GuardEvent::Observed { .. }), "{e:?}");
+        let mut restored = guard(&cfg());
+        restored.restore([e]);
+        assert_eq!(
+            reason(&restored.check(&routed("direct", "delete-pod"), &Facts::unknown(), t(5))),
+            Some(RefusalReason::Cooldown)
+        );
+        assert_eq!(restored.budget_use(t(5), 5).global.used, 0);
     }
 
     #[test]

@@ -40,6 +40,14 @@ pub trait Journal: Send + Sync {
     /// escalation) with the records of the key they are about; `cleared` says
     /// the guard ended an escalation with them.
     async fn remember(&self, _events: &[PastEvent], _cleared: bool) {}
+
+    /// A person decided on the request `request` of the record of `plan`
+    /// (mode `approve`): `by` approved it (heal8s checks again, then acts)
+    /// or rejected it. Whether the record took the decision (it was still
+    /// awaiting it): a decision it did not take is not acted on.
+    async fn decided(&self, _plan: &Plan, _request: &str, _by: &str, _approved: bool) -> bool {
+        false
+    }
 }
 
 /// A journal that keeps nothing (offline, or the CRD is not installed).

@@ -51,6 +51,14 @@ pub enum GuardEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         class: Option<ActionClass>,
     },
+    /// `remediation` on `key` was observed, proposed or put up for approval
+    /// (modes `observe`, `propose`, `approve`): nothing was changed. It counts
+    /// for the cooldown (one problem, one record), never against budgets,
+    /// breakers or escalation.
+    Observed {
+        key: String,
+        remediation: RemediationKind,
+    },
     /// `key` recovered: its count of repeats starts over, and its escalation
     /// ends when `by` is in `clearedBy`.
     Recovered { key: String, by: RecoveryBy },
@@ -83,6 +91,7 @@ impl GuardEvent {
     pub fn key(&self) -> &str {
         match self {
             GuardEvent::Action { key, .. }
+            | GuardEvent::Observed { key, .. }
             | GuardEvent::Recovered { key, .. }
             | GuardEvent::Escalated { key, .. }
             | GuardEvent::Ended { key, .. }

@@ -20,8 +20,16 @@ use crate::signal::SourceKind;
 pub enum OutcomeKind {
     /// The executor changed something.
     Acted,
-    /// Allowed, but simulated: dry-run (global, route) or no live executor.
-    DryRun,
+    /// Allowed, but only observed (mode `observe`, `guard.dryRun`, or no
+    /// live executor): what would have been done is recorded, nothing changed.
+    #[serde(alias = "dry_run")]
+    Observed,
+    /// A janitor action in mode `propose`: simulated and proposed to people
+    /// (a notification, a record in phase `Proposed`); nothing changed.
+    Proposed,
+    /// Mode `approve`: the plan waits in its record for a person's approval
+    /// (`heal8s approve`); nothing changed.
+    AwaitingApproval,
     /// Refused, with a reason.
     Refused,
     /// The same occurrence was delivered before.
@@ -38,9 +46,11 @@ pub enum OutcomeKind {
 impl OutcomeKind {
     /// Every result, in declaration order: the metrics start each label at 0.
     /// A new result goes here too.
-    pub const ALL: [OutcomeKind; 7] = [
+    pub const ALL: [OutcomeKind; 9] = [
         OutcomeKind::Acted,
-        OutcomeKind::DryRun,
+        OutcomeKind::Observed,
+        OutcomeKind::Proposed,
+        OutcomeKind::AwaitingApproval,
         OutcomeKind::Refused,
         OutcomeKind::Deduped,
         OutcomeKind::Resolved,
@@ -52,7 +62,9 @@ impl OutcomeKind {
     pub fn as_str(self) -> &'static str {
         match self {
             OutcomeKind::Acted => "acted",
-            OutcomeKind::DryRun => "dry_run",
+            OutcomeKind::Observed => "observed",
+            OutcomeKind::Proposed => "proposed",
+            OutcomeKind::AwaitingApproval => "awaiting_approval",
             OutcomeKind::Refused => "refused",
             OutcomeKind::Deduped => "deduped",
             OutcomeKind::Resolved => "resolved",
@@ -104,6 +116,9 @@ pub struct Outcome {
     /// records outcomes (the engine serves one cluster and does not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    /// Who approved the plan this outcome carried out (mode `approve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
 }
 
 impl Outcome {
@@ -134,6 +149,7 @@ impl Outcome {
             ledger: Vec::new(),
             deleted: None,
             cluster: None,
+            approved_by: None,
         }
     }
 }

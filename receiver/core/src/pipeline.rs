@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::alertmanager::AlertStatus;
 use crate::backlog::{Backlog, Offer, Pushed, Taken, Waiting, waits};
 use crate::facts::{ActError, FactSource, Facts, LiveState};
-use crate::guard::{Admission, Guard, Refusal, RefusalReason, Verdict};
+use crate::guard::{Admission, Effect, Guard, Refusal, RefusalReason, Verdict};
 use crate::outcome::{ActionReport, Executor};
 pub use crate::outcome::{Outcome, OutcomeKind};
 use crate::plan::{Plan, WorkloadRef};
@@ -121,8 +121,11 @@ impl Started {
 pub struct Ticket {
     /// The plan as checked (owner and scope from the live read).
     pub plan: Plan,
-    /// Change nothing (dry-run by policy, route or flag).
+    /// Change nothing (observe or propose, by policy, route or flag): the
+    /// executor only says what it would do.
     pub dry_run: bool,
+    /// What the guard allowed (see [`Effect`]).
+    pub effect: Effect,
     /// The action the guard counted, for `Journal::begin`.
     pub counted: Option<crate::guard::PastEvent>,
     /// What the record keeps of the object the plan deletes, from the live
@@ -216,6 +219,7 @@ fn outcome_of(plan: &Plan, at: Timestamp) -> Outcome {
         ledger: Vec::new(),
         deleted: None,
         cluster: None,
+        approved_by: plan.approval.as_ref().and_then(|a| a.approved_by.clone()),
     }
 }
 
@@ -616,50 +620,90 @@ impl Engine {
         }
         let (mut out, plans) = self.plans(signal, now);
         for (o, plan) in plans {
-            let blocked = match precheck(&mut self.guard, &self.owners, &plan, now) {
-                Some(r) if !waits(r.reason) => {
-                    out.push(refused(o, plan, r));
-                    continue;
-                }
-                blocked => blocked,
-            };
-            let line = line_of(&self.owners, &plan);
-            let w = Waiting {
-                plan: plan.clone(),
-                // its age counts from when heal8s took the signal in
-                since: signal.received.unwrap_or(now).min(now),
-                not_before: None,
-                blocked: blocked.clone(),
-                unread: 0,
-            };
-            let capacity = self.backlog.capacity();
-            if blocked.is_none() {
-                self.fresh = true;
+            // its age counts from when heal8s took the signal in
+            let since = signal.received.unwrap_or(now).min(now);
+            self.enqueue(o, plan, since, now, &mut out);
+        }
+        out
+    }
+
+    /// Precheck `plan` (whose outcome so far is `o`) and put it in the
+    /// backlog, waiting since `since`; what ends here goes to `out`.
+    fn enqueue(
+        &mut self,
+        o: Outcome,
+        plan: Plan,
+        since: Timestamp,
+        now: Timestamp,
+        out: &mut Vec<Outcome>,
+    ) {
+        let blocked = match precheck(&mut self.guard, &self.owners, &plan, now) {
+            Some(r) if !waits(r.reason) => {
+                out.push(refused(o, plan, r));
+                return;
             }
-            match self.backlog.push(w, &line) {
-                Pushed::Queued => {}
-                // accepted input is never dropped silently: the plan it
-                // replaced says so
-                Pushed::Replaced(previous) => {
-                    let mut o = outcome_of(&previous, now);
-                    o.result = OutcomeKind::Deduped;
-                    o.message = format!(
-                        "superseded while waiting by a newer signal about the same target ({} {})",
-                        plan.trigger.source, plan.trigger.name
-                    );
-                    o.plan = Some(*previous);
-                    out.push(o);
-                }
-                Pushed::Evicted(victim) => out.push(not_kept(victim, capacity, now)),
-                Pushed::Rejected(w) => {
-                    out.push(not_kept(w, capacity, now));
-                    continue;
-                }
+            blocked => blocked,
+        };
+        let line = line_of(&self.owners, &plan);
+        let w = Waiting {
+            plan: plan.clone(),
+            since,
+            not_before: None,
+            blocked: blocked.clone(),
+            unread: 0,
+        };
+        let capacity = self.backlog.capacity();
+        if blocked.is_none() {
+            self.fresh = true;
+        }
+        match self.backlog.push(w, &line) {
+            Pushed::Queued => {}
+            // accepted input is never dropped silently: the plan it
+            // replaced says so
+            Pushed::Replaced(previous) => {
+                let mut o = outcome_of(&previous, now);
+                o.result = OutcomeKind::Deduped;
+                o.message = format!(
+                    "superseded while waiting by a newer signal about the same target ({} {})",
+                    plan.trigger.source, plan.trigger.name
+                );
+                o.plan = Some(*previous);
+                out.push(o);
             }
-            if let Some(r) = blocked {
-                out.push(waiting(o, plan, r, self.backlog.len()));
+            Pushed::Evicted(victim) => out.push(not_kept(victim, capacity, now)),
+            Pushed::Rejected(w) => {
+                out.push(not_kept(w, capacity, now));
+                return;
             }
         }
+        if let Some(r) = blocked {
+            out.push(waiting(o, plan, r, self.backlog.len()));
+        }
+    }
+
+    /// A plan a person approved (mode `approve`; `plan.approval` says who
+    /// and when), taken in at `now`: it runs like any plan (the live state
+    /// read again, the whole guard, approval rules included), if the policy
+    /// still routes it as it was approved. Returns the outcomes so far.
+    pub fn approved(&mut self, mut plan: Plan, now: Timestamp) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        let route = self.policy.routes.iter().find(|r| r.name == plan.route);
+        match route {
+            Some(r) if r.remediation == plan.remediation => plan.mode = r.mode,
+            _ => {
+                let r = Refusal::new(
+                    RefusalReason::NoRoute,
+                    format!(
+                        "approved, but the policy no longer has route {} with these parameters: nothing is done (the problem is signalled again if it persists)",
+                        plan.route
+                    ),
+                );
+                out.push(refused(outcome_of(&plan, now), plan, r));
+                return out;
+            }
+        }
+        let o = outcome_of(&plan, now);
+        self.enqueue(o, plan, now, now, &mut out);
         out
     }
 
@@ -898,18 +942,33 @@ impl Engine {
         }
         let decision = self.guard.check(&plan, &live, now);
         o.ledger.extend(decision.event);
-        let dry_run = match decision.verdict {
+        let effect = match decision.verdict {
             Verdict::Refuse(Refusal { reason, message }) => {
                 o.reason = Some(reason);
                 o.escalated = decision.newly_escalated;
                 o.message = message;
                 return end(self, o, plan);
             }
-            Verdict::Allow { dry_run, .. } => dry_run,
+            Verdict::Allow { effect } => effect,
         };
         // the action counts from the moment it starts: a crash in the
-        // middle leaves it in the record, and a restart honours it
+        // middle leaves it in the record, and a restart honours it (below
+        // mode direct it counts for the cooldown only)
         let counted = self.guard.record(&plan, now);
+        if effect == Effect::AwaitApproval {
+            // nothing is done: the plan and what it is for wait in the record
+            let a = self.guard.ask_approval(&plan, live.live.as_ref(), now);
+            o.result = OutcomeKind::AwaitingApproval;
+            o.message = format!(
+                "awaiting approval: {} (heal8s approve <record>; the request expires at {})",
+                plan.describe(),
+                a.expires_at
+            );
+            o.ledger.extend(counted);
+            plan.approval = Some(a);
+            return end(self, o, plan);
+        }
+        let dry_run = !effect.acts();
         let kept = crate::deleted::before_delete(plan.kind(), dry_run, live.live.as_ref());
         // the delete names the object read (and kept), not a namesake created since
         if crate::deleted::deletes_target(plan.kind())
@@ -925,6 +984,7 @@ impl Engine {
         Ok(Box::new(Ticket {
             plan,
             dry_run,
+            effect,
             counted,
             kept,
             outcome: o,
@@ -942,6 +1002,7 @@ impl Engine {
     ) -> Outcome {
         let Ticket {
             plan,
+            effect,
             counted,
             kept,
             mut outcome,
@@ -959,12 +1020,17 @@ impl Engine {
             Ok(report) => {
                 o.result = if report.deferred.is_some() {
                     OutcomeKind::Deferred
+                } else if report.simulated && effect == Effect::Propose {
+                    OutcomeKind::Proposed
                 } else if report.simulated {
-                    OutcomeKind::DryRun
+                    OutcomeKind::Observed
                 } else {
                     OutcomeKind::Acted
                 };
-                o.message = report.message;
+                o.message = match &o.approved_by {
+                    Some(by) => format!("{} (approved by {by})", report.message),
+                    None => report.message,
+                };
                 o.pull_request = report.pull_request;
                 o.deferred = report.deferred;
                 // what the executor read itself (finalizers removed), else

@@ -87,6 +87,42 @@ pub struct Plan {
     pub workload: Option<WorkloadRef>,
     pub trigger: Trigger,
     pub evidence: Evidence,
+    /// A plan of a route in mode `approve`: what heal8s asked a person to
+    /// approve, and, once approved, who did (`None` for other plans).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
+}
+
+/// A request for approval (mode `approve`) and, once given, the approval.
+/// heal8s writes the request into the record's status (which only it may
+/// write); a person's approval comes from the record's `spec.approval`,
+/// written by `heal8s approve` with the name the API server says they have.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Approval {
+    /// When heal8s asked; also names the request (`spec.approval.request`).
+    pub requested_at: Timestamp,
+    /// When the request expires (`guard.approval.ttl` after it was made).
+    pub expires_at: Timestamp,
+    /// The target's UID when the plan was made: an approval is for that object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// A pod target's node when the plan was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Who approved (the API server's name for them), once someone did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    /// When they approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<Timestamp>,
+}
+
+impl Approval {
+    /// The request's name, as `heal8s approve` copies it into `spec.approval.request`.
+    pub fn request(&self) -> String {
+        self.requested_at.to_string()
+    }
 }
 
 impl Plan {
@@ -112,6 +148,7 @@ impl Plan {
                 runbook_url: signal.annotations.get("runbook_url").and_then(|u| link(u)),
             },
             evidence: signal.evidence.clone(),
+            approval: None,
         })
     }
 

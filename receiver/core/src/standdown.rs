@@ -459,6 +459,7 @@ mod tests {
             ledger: Vec::new(),
             deleted: None,
             cluster: None,
+            approved_by: None,
         }
     }
 

@@ -50,6 +50,19 @@ pub enum Phase {
     /// A breaker record: heal8s stands a class of actions down (a partition,
     /// a rate, a mass flip); `Cleared` once the class may act again.
     Holding,
+    /// Mode `observe`: what heal8s would have done; nothing was changed.
+    Observed,
+    /// Mode `propose`, a janitor action: proposed to people (a
+    /// notification); nothing was changed.
+    Proposed,
+    /// Mode `approve`: the plan (`status.approval`) waits for a person's
+    /// approval (`heal8s approve`); nothing was changed.
+    AwaitingApproval,
+    /// A person approved the plan: heal8s checks the live state and the
+    /// guard again, then acts (the record moves on to `Acting`).
+    Approved,
+    /// A person rejected the plan: nothing is done.
+    Rejected,
 }
 
 /// One step of a remediation's history.
@@ -137,6 +150,47 @@ pub struct RemediationStatus {
     /// Secret's data never kept, at most 64 KiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Deleted>,
+    /// Mode `approve`: the request (with the plan), and the decision once
+    /// heal8s took it. Written only by heal8s (the status subresource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalStatus>,
+}
+
+/// A record's request for approval, as heal8s keeps it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalStatus {
+    /// The request's name (`heal8s approve` copies it into `spec.approval.request`).
+    pub request: String,
+    /// RFC 3339 times.
+    pub requested_at: String,
+    pub expires_at: String,
+    /// The plan to approve, as heal8s made it (route, remediation,
+    /// parameters, target, the object's UID and node).
+    #[schemars(schema_with = "free_form")]
+    pub plan: serde_json::Value,
+    /// Who approved, as heal8s took it (the API server's name for them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<String>,
+    /// Who rejected it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_by: Option<String>,
+}
+
+fn free_form(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+
+impl ApprovalStatus {
+    /// The plan awaiting approval, with its request, as heal8s wrote it.
+    pub fn plan(&self) -> Option<crate::plan::Plan> {
+        serde_json::from_value(self.plan.clone()).ok()
+    }
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -247,6 +301,13 @@ pub enum Event<'a> {
     },
     /// A note for the history (e.g. a drain reconciled after a restart).
     Noted { message: &'a str },
+    /// heal8s took a person's decision on the request `request`: approved
+    /// (it acts next, after checking again) or rejected, by `by`.
+    Decided {
+        request: &'a str,
+        by: &'a str,
+        approved: bool,
+    },
 }
 
 /// Take `event` into `status` at `now`, written by replica `by`; whether the
@@ -403,6 +464,41 @@ pub fn apply(status: &mut RemediationStatus, event: Event<'_>, now: Timestamp, b
             push_history(status, entry(&now, phase, by, truncate(message, 200)));
             true
         }
+        Event::Decided {
+            request,
+            by: who,
+            approved,
+        } => {
+            let Some(a) = status.approval.as_mut() else {
+                return false;
+            };
+            let open = status.phase == Some(Phase::AwaitingApproval);
+            if !open || a.request != request {
+                return false;
+            }
+            let (phase, reason, message) = if approved {
+                a.approved_by = Some(who.to_string());
+                a.approved_at = Some(now.clone());
+                (
+                    Phase::Approved,
+                    "Approved",
+                    format!("approved by {who}; checking the live state and the guard again"),
+                )
+            } else {
+                a.rejected_by = Some(who.to_string());
+                status.finished_at = Some(now.clone());
+                (
+                    Phase::Rejected,
+                    "Rejected",
+                    format!("rejected by {who}; nothing is done"),
+                )
+            };
+            status.phase = Some(phase);
+            status.reason = reason.into();
+            status.message = message.clone();
+            push_history(status, entry(&now, phase, by, message));
+            true
+        }
         Event::Noted { message } => {
             let phase = status.phase.unwrap_or(Phase::Failed);
             push_history(status, entry(&now, phase, by, truncate(message, 200)));
@@ -470,13 +566,44 @@ fn take_outcome(status: &mut RemediationStatus, o: &Outcome, generation: i64, no
         }
         _ => {}
     }
+    if o.result == OutcomeKind::AwaitingApproval
+        && let Some(p) = &o.plan
+        && let Some(a) = &p.approval
+    {
+        // one open request per record: a repeat while it is open keeps it
+        // (a person may be approving it right now)
+        let open = status.phase == Some(Phase::AwaitingApproval)
+            && status.approval.as_ref().is_some_and(|x| {
+                x.expires_at.parse::<Timestamp>().is_ok_and(|e| e > o.at)
+                    && x.plan()
+                        .and_then(|xp| xp.approval)
+                        .is_some_and(|xa| xa.uid == a.uid && xa.node == a.node)
+            });
+        if open {
+            push_history(
+                status,
+                entry(now, phase, by, "still awaiting approval".into()),
+            );
+            return;
+        }
+        status.approval = Some(ApprovalStatus {
+            request: a.request(),
+            requested_at: a.requested_at.to_string(),
+            expires_at: a.expires_at.to_string(),
+            plan: serde_json::to_value(p).unwrap_or_default(),
+            approved_by: None,
+            approved_at: None,
+            rejected_by: None,
+        });
+    }
     // a refused repeat (cooldown, the pod already gone) is history, not
     // news: it never hides that this remediation acted, is being
-    // verified, succeeded or failed
+    // verified, succeeded or failed, or waits for approval; a refusal of
+    // an approved plan is the news
     let acted_before = status
         .phase
         .is_some_and(|p| !matches!(p, Phase::Pending | Phase::Planned | Phase::Refused));
-    if !(phase == Phase::Refused && acted_before) {
+    if !(phase == Phase::Refused && acted_before && o.approved_by.is_none()) {
         status.phase = Some(phase);
         status.reason = reason;
         status.message = truncate(&o.message, 1000);
@@ -501,7 +628,9 @@ pub fn phase_of(o: &Outcome) -> (Phase, String) {
             (Phase::Notified, "Notified".into())
         }
         OutcomeKind::Acted => (Phase::Acting, "Acted".into()),
-        OutcomeKind::DryRun => (Phase::Planned, "DryRun".into()),
+        OutcomeKind::Observed => (Phase::Observed, "Observed".into()),
+        OutcomeKind::Proposed => (Phase::Proposed, "Proposed".into()),
+        OutcomeKind::AwaitingApproval => (Phase::AwaitingApproval, "AwaitingApproval".into()),
         OutcomeKind::Deferred if o.deferred.as_deref() == Some(NO_REPOSITORY) => {
             (Phase::NotProposed, NO_REPOSITORY.into())
         }
@@ -526,7 +655,12 @@ pub fn phase_of(o: &Outcome) -> (Phase, String) {
 pub fn creates_record(outcome: &Outcome) -> bool {
     matches!(
         outcome.result,
-        OutcomeKind::Acted | OutcomeKind::DryRun | OutcomeKind::Failed | OutcomeKind::Deferred
+        OutcomeKind::Acted
+            | OutcomeKind::Observed
+            | OutcomeKind::Proposed
+            | OutcomeKind::AwaitingApproval
+            | OutcomeKind::Failed
+            | OutcomeKind::Deferred
     ) || phase_of(outcome).0 == Phase::Escalated
 }
 
@@ -665,6 +799,7 @@ mod tests {
             ledger: Vec::new(),
             deleted: None,
             cluster: None,
+            approved_by: None,
         }
     }
 
@@ -861,12 +996,127 @@ mod tests {
     #[test]
     fn a_refusal_on_a_record_that_never_acted_is_its_phase() {
         let mut s = RemediationStatus::default();
-        outcome(&mut s, &mk_outcome(OutcomeKind::DryRun, 0, "would delete"));
+        outcome(&mut s, &mk_outcome(OutcomeKind::Deferred, 0, "waiting"));
         assert_eq!(s.phase, Some(Phase::Planned));
         outcome(&mut s, &refused(10, RefusalReason::Cooldown));
         assert_eq!(s.phase, Some(Phase::Refused));
         assert_eq!(s.reason, RefusalReason::Cooldown.as_str());
         assert_eq!(s.attempts, 0);
+    }
+
+    fn awaiting(at: i64, uid: &str) -> Outcome {
+        let policy = crate::policy::Policy::from_yaml(
+            "routes: [{name: crashloops, remediation: delete-pod, mode: approve}]",
+        )
+        .unwrap();
+        let signal = crate::testutil::signal(&[
+            ("alertname", "KubePodCrashLooping"),
+            ("namespace", "shop"),
+            ("pod", "api-1"),
+        ]);
+        let mut plan = crate::plan::Plan::build(&signal, &policy.routes[0]).unwrap();
+        let live = serde_json::json!({"metadata": {"uid": uid}, "spec": {"nodeName": "n1"}});
+        plan.approval = Some(crate::guard::approval::ask(
+            &plan,
+            Some(&live),
+            &policy.guard.approval,
+            t(at),
+        ));
+        Outcome {
+            plan: Some(plan),
+            ..mk_outcome(OutcomeKind::AwaitingApproval, at, "awaiting approval")
+        }
+    }
+
+    #[test]
+    fn a_request_for_approval_keeps_the_plan_and_one_open_request_per_record() {
+        let mut s = RemediationStatus::default();
+        outcome(&mut s, &awaiting(0, "u1"));
+        assert_eq!(s.phase, Some(Phase::AwaitingApproval));
+        let a = s.approval.clone().unwrap();
+        assert_eq!(a.request, t(0).to_string());
+        let plan = a.plan().unwrap();
+        assert_eq!(plan.approval.as_ref().unwrap().uid.as_deref(), Some("u1"));
+        assert_eq!(plan.route, "crashloops");
+        // a repeat while the request is open keeps it
+        outcome(&mut s, &awaiting(100, "u1"));
+        assert_eq!(s.approval.as_ref().unwrap().request, a.request);
+        // a repeat for another object (the pod was replaced) is a new request
+        outcome(&mut s, &awaiting(200, "u2"));
+        assert_eq!(s.approval.as_ref().unwrap().request, t(200).to_string());
+        // and so is one after the request expired (1h)
+        outcome(&mut s, &awaiting(200 + 3601, "u2"));
+        assert_eq!(
+            s.approval.as_ref().unwrap().request,
+            t(200 + 3601).to_string()
+        );
+    }
+
+    #[test]
+    fn a_decision_is_taken_once_and_only_for_the_open_request() {
+        let now = t(50);
+        let mut s = RemediationStatus::default();
+        outcome(&mut s, &awaiting(0, "u1"));
+        let request = s.approval.as_ref().unwrap().request.clone();
+        let decide = |s: &mut RemediationStatus, request: &str, approved: bool| {
+            apply(
+                s,
+                Event::Decided {
+                    request,
+                    by: "alice",
+                    approved,
+                },
+                now,
+                "heal8s-0",
+            )
+        };
+        assert!(
+            !decide(&mut s, "2020-01-01T00:00:00Z", true),
+            "another request"
+        );
+        assert_eq!(s.phase, Some(Phase::AwaitingApproval));
+        assert!(decide(&mut s, &request, true));
+        assert_eq!(s.phase, Some(Phase::Approved));
+        assert_eq!(
+            s.approval.as_ref().unwrap().approved_by.as_deref(),
+            Some("alice")
+        );
+        assert!(s.message.contains("approved by alice"), "{}", s.message);
+        // taken once: a second decision changes nothing
+        assert!(!decide(&mut s, &request, false));
+        assert_eq!(s.phase, Some(Phase::Approved));
+        // a refusal of the approved plan is the news
+        let mut r = refused(60, RefusalReason::TargetChanged);
+        r.approved_by = Some("alice".into());
+        outcome(&mut s, &r);
+        assert_eq!(s.phase, Some(Phase::Refused));
+        assert_eq!(s.reason, "target_changed");
+        // a rejection ends it
+        let mut s = RemediationStatus::default();
+        outcome(&mut s, &awaiting(0, "u1"));
+        assert!(decide(&mut s, &request, false));
+        assert_eq!(s.phase, Some(Phase::Rejected));
+        assert_eq!(
+            s.approval.as_ref().unwrap().rejected_by.as_deref(),
+            Some("alice")
+        );
+        assert!(s.finished_at.is_some());
+    }
+
+    #[test]
+    fn what_was_observed_or_proposed_stays_the_news_over_a_refused_repeat() {
+        for (kind, phase) in [
+            (OutcomeKind::Observed, Phase::Observed),
+            (OutcomeKind::Proposed, Phase::Proposed),
+        ] {
+            let mut s = RemediationStatus::default();
+            outcome(&mut s, &mk_outcome(kind, 0, "would delete"));
+            assert_eq!(s.phase, Some(phase));
+            outcome(&mut s, &refused(10, RefusalReason::Cooldown));
+            assert_eq!(s.phase, Some(phase), "{kind:?}");
+            assert_eq!(s.history.len(), 2);
+            assert_eq!(s.attempts, 0, "nothing was done");
+        }
     }
 
     #[test]

@@ -322,6 +322,7 @@ fn spec(e: &Episode) -> RemediationSpec {
         remediation: STAND_DOWN.into(),
         parameters: serde_json::json!({}),
         mode: "guard".into(),
+        approval: None,
     }
 }
 

@@ -92,6 +92,7 @@ fn outcome(plan: &Plan, result: OutcomeKind, message: &str) -> Outcome {
         ledger: Vec::new(),
         deleted: None,
         cluster: None,
+        approved_by: None,
     }
 }
 

@@ -51,11 +51,11 @@ fn plan_prints_route_plan_and_guard_decision_for_each_alert() {
         "{out}"
     );
     assert!(
-        out.contains("route crashloop-delete-pod: delete-pod (direct) -> dry_run"),
+        out.contains("route crashloop-delete-pod: delete-pod (direct) -> observed"),
         "{out}"
     );
     assert!(
-        out.contains("route crashloop-rollback-image: rollback-image (pull-request) -> dry_run"),
+        out.contains("route crashloop-rollback-image: rollback-image (propose) -> observed"),
         "{out}"
     );
 }
@@ -67,7 +67,7 @@ fn plan_refuses_alerts_about_another_cluster_or_an_unnamed_one() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("-> refused [wrong_cluster]"), "{out}");
     assert!(out.contains("set --cluster-name"), "{out}");
-    assert!(!out.contains("-> dry_run"), "{out}");
+    assert!(!out.contains("-> observed"), "{out}");
     let (code, out, err) = heal8s(&[
         "plan",
         "--cluster-name",
@@ -80,7 +80,7 @@ fn plan_refuses_alerts_about_another_cluster_or_an_unnamed_one() {
         out.contains("refused [wrong_cluster]: the alert is about cluster \"harness\""),
         "{out}"
     );
-    assert!(!out.contains("-> dry_run"), "{out}");
+    assert!(!out.contains("-> observed"), "{out}");
     let (code, _, err) = heal8s(&[
         "plan",
         "--cluster-name",
@@ -305,7 +305,7 @@ async fn the_served_policy_needs_a_token_and_passes_check_config() {
     std::fs::write(&file, serde_json::to_string_pretty(&served).unwrap()).unwrap();
     let (code, out, err) = heal8s(&["check-config", file.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}\n{served:#}");
-    assert!(out.contains("OK (7 routes"), "{out}");
+    assert!(out.contains("OK (10 routes"), "{out}");
 }
 
 #[test]

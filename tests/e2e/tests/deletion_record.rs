@@ -439,7 +439,7 @@ async fn a_dry_run_deletes_nothing_keeps_nothing_and_show_deleted_says_so() {
         c.emu
             .list("heal8s.io/v1alpha1", "Remediation", "shop")
             .into_iter()
-            .find(|r| r["status"]["phase"] == "Planned")
+            .find(|r| r["status"]["phase"] == "Observed")
     })
     .await
     {

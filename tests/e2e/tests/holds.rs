@@ -111,7 +111,7 @@ async fn a_drain_is_held_while_the_alert_fires_and_goes_ahead_once_it_resolved()
     .await;
     assert_eq!(
         outcome_for(&h, "Pod shop/api-1", 1).await.result,
-        OutcomeKind::DryRun,
+        OutcomeKind::Observed,
         "simulated without a cluster, not held"
     );
     // the burn resolves; the node's next occurrence is drained (simulated)
@@ -121,7 +121,7 @@ async fn a_drain_is_held_while_the_alert_fires_and_goes_ahead_once_it_resolved()
     h.post_webhook(TOKEN, &delivery("firing", node, "a0000000000000a1", 100))
         .await;
     let after = outcome_for(&h, "Node w1", 2).await;
-    assert_eq!(after.result, OutcomeKind::DryRun, "{after:#?}");
+    assert_eq!(after.result, OutcomeKind::Observed, "{after:#?}");
     assert!(
         h.metric(r#"heal8s_guard_refusals_total{reason="held_by_alert"}"#)
             .await
@@ -159,7 +159,7 @@ async fn an_open_window_refuses_what_it_covers_only() {
     assert!(shop.message.contains("shop-freeze"), "{}", shop.message);
     assert_eq!(
         outcome_for(&h, "Pod web/api-1", 1).await.result,
-        OutcomeKind::DryRun
+        OutcomeKind::Observed
     );
 }
 

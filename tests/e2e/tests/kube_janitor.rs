@@ -776,7 +776,7 @@ async fn dry_run_asks_the_api_server_and_changes_nothing() {
             &["--dry-run"],
         )
         .await;
-    let o = outcome_with(&h, |o| is(o, OutcomeKind::DryRun, None, "api-1")).await;
+    let o = outcome_with(&h, |o| is(o, OutcomeKind::Observed, None, "api-1")).await;
     assert!(o.message.contains("nothing changed"), "{o:#?}");
     assert!(c.exists("v1", "Pod", "shop", "api-1"));
     let deletes: Vec<_> = c

@@ -48,6 +48,7 @@ async fn generated_crd_is_served_and_a_remediation_round_trips() {
             remediation: "delete-pod".into(),
             parameters: json!({"gracePeriodSeconds": 30}),
             mode: "direct".into(),
+            approval: None,
         },
     );
     r.status = Some(RemediationStatus {

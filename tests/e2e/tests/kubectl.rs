@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::Output;
 
 use serde_json::{Value, json};
-use testkit::kube::{Controller, Emulator, PlayedControllers};
+use testkit::kube::{Controller, Emulator, EmulatorOptions, PlayedControllers};
 use testkit::{TempDir, kubectl_bin};
 
 /// An emulation on loopback, a kubeconfig for it, and the played
@@ -666,4 +666,83 @@ async fn real_kubectl_and_raw_requests_get_the_api_servers_status_for_undecodabl
         "{status}"
     );
     assert!(c.emu.list("v1", "ConfigMap", "shop").is_empty());
+}
+
+/// `kubectl auth whoami` with a kubeconfig holding a bearer token names the
+/// user the token was added for (its SelfSubjectReview, sent as protobuf by
+/// kubectl's typed client); an unknown token is the API server's 401.
+/// kubectl sends a kubeconfig's token only over TLS: the emulation serves
+/// HTTPS here, the kubeconfig naming its CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_kubectl_auth_whoami_names_the_token_user() {
+    let emu = Emulator::start_with(EmulatorOptions {
+        tls: true,
+        ..EmulatorOptions::default()
+    })
+    .await
+    .unwrap();
+    emu.add_user("alice-token", "alice", &["sre"]);
+    let dir = TempDir::new("kubectl-whoami");
+    let kubeconfig = dir.path().join("kubeconfig");
+    emu.write_kubeconfig(&kubeconfig).unwrap();
+    let c = Cluster {
+        emu,
+        dir,
+        kubeconfig,
+        _played: None,
+    };
+    let whoami = |kubeconfig: PathBuf| {
+        let cache = c.dir.path().join("cache");
+        async move {
+            tokio::process::Command::new(kubectl_bin().unwrap())
+                .arg("--kubeconfig")
+                .arg(&kubeconfig)
+                .arg("--cache-dir")
+                .arg(cache)
+                .args(["auth", "whoami", "-o", "json", "-v=8"])
+                .env_remove("KUBECONFIG")
+                .output()
+                .await
+                .expect("cannot run kubectl")
+        }
+    };
+    let alice = c.dir.path().join("alice.kubeconfig");
+    c.emu.write_kubeconfig_as(&alice, "alice-token").unwrap();
+    let out = whoami(alice).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("Authorization: Bearer <masked>"),
+        "{stderr}"
+    );
+    assert!(sent_protobuf(&stderr), "{stderr}");
+    let review: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(review["kind"], "SelfSubjectReview");
+    assert_eq!(
+        review["status"]["userInfo"],
+        json!({"username": "alice", "groups": ["sre", "system:authenticated"]})
+    );
+
+    // without a token, the admin
+    let (stdout, _) = c.ok(&["auth", "whoami", "-o", "json"]).await;
+    let review: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(review["status"]["userInfo"]["username"], "kubernetes-admin");
+
+    let stranger = c.dir.path().join("stranger.kubeconfig");
+    c.emu
+        .write_kubeconfig_as(&stranger, "no-such-token")
+        .unwrap();
+    let out = whoami(stranger).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: You must be logged in to the server (Unauthorized)"),
+        "{stderr}"
+    );
+    assert!(
+        c.log()
+            .contains(&"POST /apis/authentication.k8s.io/v1/selfsubjectreviews -> 401".to_string()),
+        "{:?}",
+        c.log()
+    );
 }

@@ -114,7 +114,7 @@ async fn the_api_pause_refuses_every_change_until_resumed() {
         .await;
     let acted = eventually(WAIT, "an action after resuming", || async {
         h.outcomes().await.into_iter().find(|o| {
-            o.result == OutcomeKind::DryRun && o.target.as_deref() == Some("Pod shop/api-2")
+            o.result == OutcomeKind::Observed && o.target.as_deref() == Some("Pod shop/api-2")
         })
     })
     .await;

@@ -77,12 +77,12 @@ async fn real_alertmanager_firing_then_resolved_is_accepted_planned_and_marked_r
         Some("Pod shop/api-7d9c-x2 container api")
     );
     // without a cluster (--no-cluster) nothing acts: the plan is simulated and says so
-    assert_eq!(planned[0].result, OutcomeKind::DryRun);
+    assert_eq!(planned[0].result, OutcomeKind::Observed);
     assert_eq!(
         planned[1].route.as_deref(),
         Some("crashloop-rollback-image")
     );
-    assert_eq!(planned[1].mode, Some(Mode::PullRequest));
+    assert_eq!(planned[1].mode, Some(Mode::Propose));
     assert_eq!(
         h.metric("heal8s_alerts_received_total{status=\"firing\"}")
             .await,

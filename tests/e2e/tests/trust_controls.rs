@@ -87,7 +87,7 @@ async fn a_problem_is_acted_on_from_its_third_occurrence_only() {
         about()
             .await
             .into_iter()
-            .find(|o| o.result == OutcomeKind::DryRun)
+            .find(|o| o.result == OutcomeKind::Observed)
     })
     .await
     .unwrap_or_else(|e| panic!("{e}\n{}", h.proc.output()));

@@ -19,7 +19,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the Kubernetes API emulation on 127.0.0.1 (plain HTTP, no auth); prints its URL.
+    /// Serve the Kubernetes API emulation on 127.0.0.1 (plain HTTP; requests without a bearer token are the admin); prints its URL.
     Kube {
         /// Port to listen on (0 picks a free one).
         #[arg(long, default_value_t = 0)]

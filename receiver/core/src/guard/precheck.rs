@@ -112,25 +112,9 @@ impl Guard {
                 // `check` escalates now, and keeps the event: let it
                 return None;
             }
-            // from the end of the last run, as `check` counts it
-            let cooldown = self.cfg.cooldown.get();
-            if let Some(last) = self
-                .actions
-                .iter()
-                .filter(|a| a.key == key && a.kind == kind)
-                .map(|a| a.ended.unwrap_or(a.at))
-                .max()
-                && since(now, last) < cooldown
-            {
-                let left = cooldown.saturating_sub(since(now, last));
-                return Some(Refusal::new(
-                    RefusalReason::Cooldown,
-                    format!(
-                        "{kind} on {key} last ended {} ago; cooldown has {} left",
-                        PromDuration(std::time::Duration::from_secs(since(now, last).as_secs())),
-                        PromDuration(std::time::Duration::from_secs(left.as_secs().max(1)))
-                    ),
-                ));
+            // as `check` counts it
+            if let Some(r) = self.cooldown_refusal(plan, &key, now) {
+                return Some(r);
             }
         }
         if kind.is_declarative() {

@@ -44,8 +44,12 @@ pub const MAX_EVIDENCE: usize = 12;
 pub enum Event {
     /// An action was taken (or a notify-only route fired).
     Acted,
-    /// An action was simulated (dry-run).
-    DryRun,
+    /// An action was observed (mode `observe`, dry-run): what would be done.
+    Observed,
+    /// A janitor action was proposed (mode `propose`): people decide.
+    Proposed,
+    /// A plan waits for a person's approval (mode `approve`).
+    AwaitingApproval,
     /// A refusal that matters: a budget spent, a breaker open, the cluster unreadable.
     Refused,
     /// The guard escalated a workload healed too often without recovering.
@@ -64,9 +68,11 @@ pub enum Event {
 }
 
 impl Event {
-    pub const ALL: [Event; 9] = [
+    pub const ALL: [Event; 11] = [
         Event::Acted,
-        Event::DryRun,
+        Event::Observed,
+        Event::Proposed,
+        Event::AwaitingApproval,
         Event::Refused,
         Event::Escalated,
         Event::Failed,
@@ -79,7 +85,9 @@ impl Event {
     pub fn as_str(self) -> &'static str {
         match self {
             Event::Acted => "acted",
-            Event::DryRun => "dry_run",
+            Event::Observed => "observed",
+            Event::Proposed => "proposed",
+            Event::AwaitingApproval => "awaiting_approval",
             Event::Refused => "refused",
             Event::Escalated => "escalated",
             Event::Failed => "failed",
@@ -94,7 +102,9 @@ impl Event {
     pub fn floor(self) -> Severity {
         match self {
             Event::Escalated => Severity::High,
-            Event::Failed | Event::Unverified | Event::Refused => Severity::Warning,
+            Event::Failed | Event::Unverified | Event::Refused | Event::AwaitingApproval => {
+                Severity::Warning
+            }
             _ => Severity::Info,
         }
     }
@@ -270,7 +280,18 @@ impl Notice {
         let described = bounded(&plan.describe());
         let title = match event {
             Event::Acted => format!("Done: {described}"),
-            Event::DryRun => format!("Would {described} (dry run)"),
+            Event::Observed => format!("Would {described} (observed)"),
+            Event::Proposed => format!("Proposed: {described}"),
+            Event::AwaitingApproval => {
+                let ns = target
+                    .and_then(crate::names::record_namespace)
+                    .map(|ns| format!(" -n {ns}"))
+                    .unwrap_or_default();
+                format!(
+                    "Approval needed: {described} (heal8s approve {}{ns})",
+                    record.as_deref().unwrap_or("-")
+                )
+            }
             Event::Refused => format!("Held back: {described}"),
             Event::Escalated => format!("Escalated: {described} keeps being needed"),
             Event::Failed => format!("Failed: {described}"),
@@ -333,7 +354,9 @@ impl Notice {
                 Some(_) => Event::PullRequest,
                 None => Event::Acted,
             },
-            OutcomeKind::DryRun => Event::DryRun,
+            OutcomeKind::Observed => Event::Observed,
+            OutcomeKind::Proposed => Event::Proposed,
+            OutcomeKind::AwaitingApproval => Event::AwaitingApproval,
             OutcomeKind::Failed => Event::Failed,
             OutcomeKind::Refused if o.escalated => Event::Escalated,
             OutcomeKind::Refused if o.reason.is_some_and(refusal_matters) => Event::Refused,

@@ -64,6 +64,7 @@ impl SeverityBook {
                 self.failures.remove(key);
             }
             GuardEvent::Escalated { .. }
+            | GuardEvent::Observed { .. }
             | GuardEvent::Ended { .. }
             | GuardEvent::Settled { .. } => {}
         }

@@ -86,6 +86,7 @@ fn outcome(result: OutcomeKind, plan: Plan, at: Timestamp) -> Outcome {
         ledger,
         deleted: None,
         cluster: None,
+        approved_by: None,
     }
 }
 
@@ -158,8 +159,8 @@ fn only_outcomes_that_matter_are_told() {
         Some(Event::Acted)
     );
     assert_eq!(
-        of(&outcome(OutcomeKind::DryRun, p(), t(0))),
-        Some(Event::DryRun)
+        of(&outcome(OutcomeKind::Observed, p(), t(0))),
+        Some(Event::Observed)
     );
     assert_eq!(
         of(&outcome(OutcomeKind::Failed, p(), t(0))),

@@ -395,7 +395,33 @@ pub struct GuardConfig {
     pub maintenance_windows: Vec<MaintenanceWindow>,
     /// Remediations held while an alert fires (refused `held_by_alert`).
     pub hold_while_firing: Vec<HoldWhileFiring>,
+    /// Routes in mode `approve`: how long a request stays open, and who may approve.
+    pub approval: ApprovalPolicy,
 }
+
+/// How approvals work (`guard.approval`, for routes in mode `approve`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ApprovalPolicy {
+    /// A request expires this long after heal8s made it; an approval given
+    /// later, or acted on later, is refused (`approval_expired`).
+    pub ttl: PromDuration,
+    /// User names (as the API server knows them) whose approval counts;
+    /// empty: anyone RBAC lets write the approval (the chart's `approval` values).
+    pub approvers: Vec<String>,
+}
+
+impl Default for ApprovalPolicy {
+    fn default() -> Self {
+        ApprovalPolicy {
+            ttl: PromDuration::secs(3600),
+            approvers: Vec::new(),
+        }
+    }
+}
+
+/// The longest `guard.approval.ttl`.
+pub const MAX_APPROVAL_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// A day of the week in a maintenance window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -562,6 +588,7 @@ impl Default for GuardConfig {
             gitops: GitOpsGuard::default(),
             maintenance_windows: Vec::new(),
             hold_while_firing: Vec::new(),
+            approval: ApprovalPolicy::default(),
         }
     }
 }
@@ -620,6 +647,21 @@ impl GuardConfig {
                 "guard.maxSignalAge",
                 "must be between 10s and 24h",
             ));
+        }
+        let ttl = self.approval.ttl.get();
+        if ttl < std::time::Duration::from_secs(60) || ttl > MAX_APPROVAL_TTL {
+            out.push(PolicyIssue::new(
+                "guard.approval.ttl",
+                "must be between 1m and 7d",
+            ));
+        }
+        for (i, a) in self.approval.approvers.iter().enumerate() {
+            if a.trim().is_empty() || a.trim() != a {
+                out.push(PolicyIssue::new(
+                    format!("guard.approval.approvers[{i}]"),
+                    "must be a user name as the API server knows it (not empty, no surrounding spaces)",
+                ));
+            }
         }
         out.extend(
             holds_problems(&self.maintenance_windows, &self.hold_while_firing)
@@ -1127,8 +1169,12 @@ fn route_from(i: usize, v: &serde_json::Value, issues: &mut Vec<PolicyIssue>) ->
         issues.push(PolicyIssue::new(
             format!("{at}.mode"),
             format!(
-                "{kind} cannot run in mode {mode}; use {} or dry-run",
-                kind.default_mode()
+                "{kind} cannot run in mode {mode}; its modes are {}",
+                kind.modes()
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     }
@@ -1487,7 +1533,7 @@ extra: 1
         assert_eq!(r["remediation"], "bump-memory");
         assert_eq!(r["params"]["max"], "4Gi");
         assert_eq!(r["params"]["factor"], 1.2);
-        assert_eq!(r["mode"], "pull-request");
+        assert_eq!(r["mode"], "propose");
         assert_eq!(v["guard"]["cooldown"], "10m");
     }
     #[test]

@@ -14,25 +14,39 @@ use serde::{Deserialize, Serialize};
 use crate::signal::Signal;
 use crate::target::{Target, TargetKind};
 
-/// How a remediation is carried out.
+/// How a remediation is carried out: the rungs of the ladder a team climbs
+/// as it comes to trust heal8s, per route (docs/policy.md#modes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
-    /// Through the Kubernetes API (janitor actions).
+    /// Decide and record what would be done (phase `Observed`); change
+    /// nothing, consume no budget. `dry-run` is its older name.
+    #[serde(alias = "dry-run")]
+    Observe,
+    /// Declarative fixes: a pull request. Janitor actions: a notification and
+    /// a record in phase `Proposed`; nothing changed. `pull-request` is its
+    /// older name.
+    #[serde(alias = "pull-request")]
+    Propose,
+    /// Record the plan in phase `AwaitingApproval` and act only once a person
+    /// approves that record (`heal8s approve`), after the live state and the
+    /// guard are checked again.
+    Approve,
+    /// Act through the Kubernetes API (janitor actions).
     Direct,
-    /// As a pull request against the manifest repository (declarative fixes).
-    PullRequest,
-    /// Decide and record, change nothing.
-    DryRun,
 }
 
 impl Mode {
+    /// Every mode, lowest rung first.
+    pub const ALL: [Mode; 4] = [Mode::Observe, Mode::Propose, Mode::Approve, Mode::Direct];
+
     /// The policy-file spelling, also a metric label.
     pub fn as_str(self) -> &'static str {
         match self {
+            Mode::Observe => "observe",
+            Mode::Propose => "propose",
+            Mode::Approve => "approve",
             Mode::Direct => "direct",
-            Mode::PullRequest => "pull-request",
-            Mode::DryRun => "dry-run",
         }
     }
 }
@@ -354,19 +368,29 @@ impl RemediationKind {
     /// The mode used when a route names none.
     pub fn default_mode(self) -> Mode {
         if self.is_declarative() {
-            Mode::PullRequest
+            Mode::Propose
         } else {
             Mode::Direct
         }
     }
 
-    /// Whether a route may run this remediation in `mode`.
+    /// Whether a route may run this remediation in `mode`: every remediation
+    /// may be observed; a pull request is proposed (its review is its
+    /// approval), never approved here or applied directly; a janitor action
+    /// climbs the whole ladder; a notification has nothing to propose or approve.
     pub fn allows(self, mode: Mode) -> bool {
-        match mode {
-            Mode::DryRun => true,
-            Mode::Direct => !self.is_declarative(),
-            Mode::PullRequest => self.is_declarative(),
+        match (self.style(), mode) {
+            (_, Mode::Observe) => true,
+            (Style::Janitor, _) => true,
+            (Style::Declarative, m) => m == Mode::Propose,
+            (Style::Notify, m) => m == Mode::Direct,
         }
+    }
+
+    /// The modes a route may give it, lowest rung first (for `check-config`
+    /// and the policy errors).
+    pub fn modes(self) -> Vec<Mode> {
+        Mode::ALL.into_iter().filter(|m| self.allows(*m)).collect()
     }
 }
 
@@ -509,16 +533,28 @@ mod tests {
 
     #[test]
     fn modes_follow_the_kind_of_fix() {
-        assert!(RemediationKind::DeletePod.allows(Mode::Direct));
-        assert!(!RemediationKind::DeletePod.allows(Mode::PullRequest));
-        assert!(RemediationKind::BumpMemory.allows(Mode::PullRequest));
-        assert!(!RemediationKind::BumpMemory.allows(Mode::Direct));
-        assert!(RemediationKind::ScaleUp.allows(Mode::DryRun));
+        use Mode::*;
+        let modes = |k: RemediationKind| k.modes();
+        // a janitor action climbs the whole ladder
         assert_eq!(
-            RemediationKind::RollbackImage.default_mode(),
-            Mode::PullRequest
+            modes(RemediationKind::DeletePod),
+            [Observe, Propose, Approve, Direct]
         );
-        assert_eq!(RemediationKind::DrainNode.default_mode(), Mode::Direct);
+        assert_eq!(
+            modes(RemediationKind::DeleteNode),
+            [Observe, Propose, Approve, Direct]
+        );
+        // a pull request is proposed (its review approves it), never applied directly
+        assert_eq!(modes(RemediationKind::BumpMemory), [Observe, Propose]);
+        // a notification has nothing to propose or approve
+        assert_eq!(modes(RemediationKind::NotifyOnly), [Observe, Direct]);
+        assert_eq!(RemediationKind::RollbackImage.default_mode(), Propose);
+        assert_eq!(RemediationKind::DrainNode.default_mode(), Direct);
+        // the older spellings read as the rungs they were
+        let m: Vec<Mode> =
+            serde_json::from_str(r#"["dry-run", "pull-request", "approve"]"#).unwrap();
+        assert_eq!(m, [Observe, Propose, Approve]);
+        assert_eq!(serde_json::to_string(&Observe).unwrap(), r#""observe""#);
     }
 
     #[test]

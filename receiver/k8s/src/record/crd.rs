@@ -85,6 +85,11 @@ impl TargetSpec {
         priority = "1"
     ),
     printcolumn(
+        name = "Approved By",
+        type_ = "string",
+        json_path = ".status.approval.approvedBy"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -101,8 +106,47 @@ pub struct RemediationSpec {
     #[serde(default)]
     #[schemars(schema_with = "free_form")]
     pub parameters: serde_json::Value,
-    /// `direct`, `pull-request` or `dry-run`.
+    /// The route's mode: `observe`, `propose`, `approve` or `direct`.
     pub mode: String,
+    /// A person's decision on the request in `status.approval` (mode
+    /// `approve`), written by `heal8s approve` or `heal8s reject` with the
+    /// name the API server gives the caller. The chart's
+    /// ValidatingAdmissionPolicy refuses a name other than the requester's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalSpec>,
+}
+
+/// A person's decision on a request for approval (`spec.approval`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalSpec {
+    /// The request decided on (`status.approval.request`): a decision on an
+    /// older request does not count for a newer one.
+    pub request: String,
+    /// Who approved it (the API server's name for them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<String>,
+    /// Who rejected it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_by: Option<String>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_at: Option<String>,
+}
+
+impl ApprovalSpec {
+    /// Who decided and whether they approved; `None` unless exactly one of
+    /// `approvedBy` and `rejectedBy` names someone.
+    pub fn decision(&self) -> Option<(&str, bool, Option<&str>)> {
+        match (self.approved_by.as_deref(), self.rejected_by.as_deref()) {
+            (Some(a), None) if !a.is_empty() => Some((a, true, self.approved_at.as_deref())),
+            (None, Some(r)) if !r.is_empty() => Some((r, false, self.rejected_at.as_deref())),
+            _ => None,
+        }
+    }
 }
 
 fn free_form(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -156,6 +200,7 @@ pub(super) fn spec_for(
             .and_then(|v| v.get("params").cloned())
             .unwrap_or(serde_json::Value::Null),
         mode: plan.mode.as_str().to_string(),
+        approval: None,
     }
 }
 

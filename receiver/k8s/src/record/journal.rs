@@ -392,6 +392,62 @@ impl receiver_core::Journal for KubeJournal {
             tracing::warn!(error = %e, "Could not keep a recovery on the Remediation records.");
         }
     }
+
+    async fn decided(
+        &self,
+        plan: &receiver_core::Plan,
+        request: &str,
+        by: &str,
+        approved: bool,
+    ) -> bool {
+        match self.decided_inner(plan, request, by, approved).await {
+            Ok(took) => took,
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not record the decision on the Remediation; it is not acted on yet (taken again when the record is next read).");
+                false
+            }
+        }
+    }
+}
+
+impl KubeJournal {
+    async fn decided_inner(
+        &self,
+        plan: &receiver_core::Plan,
+        request: &str,
+        by: &str,
+        approved: bool,
+    ) -> Result<bool, kube::Error> {
+        let Some(t) = &plan.target else {
+            return Ok(false);
+        };
+        let (api, name) = self.locate(t, plan.kind());
+        let Some(r) = api.get_opt(&name).await? else {
+            return Ok(false);
+        };
+        let mut status = r.status.unwrap_or_default();
+        // taken already (by this replica before a restart, or another):
+        // an approval heal8s wrote but did not act on is acted on now
+        if approved
+            && status.phase == Some(Phase::Approved)
+            && status
+                .approval
+                .as_ref()
+                .is_some_and(|a| a.request == request && a.approved_by.as_deref() == Some(by))
+        {
+            return Ok(true);
+        }
+        let event = Event::Decided {
+            request,
+            by,
+            approved,
+        };
+        if !status::apply(&mut status, event, Timestamp::now(), &self.identity) {
+            return Ok(false);
+        }
+        write_status(&api, &name, &status).await?;
+        Ok(true)
+    }
 }
 
 /// Records whose pull request is open: (namespace, name, pull request).

@@ -10,14 +10,17 @@
 //! Must not decide how a status changes: that is receiver-core's
 //! `status::apply`, pure and unit-tested; this module reads, applies, writes.
 
+mod approval;
 mod crd;
 mod history;
 mod journal;
 mod show;
 pub mod upkeep;
 
+pub use approval::{Decision, decision_of, watch_approvals};
 pub use crd::{
-    CLEAR_ESCALATION, Remediation, RemediationSpec, TargetSpec, TriggerSpec, WorkloadSpec, crd_yaml,
+    ApprovalSpec, CLEAR_ESCALATION, Remediation, RemediationSpec, TargetSpec, TriggerSpec,
+    WorkloadSpec, crd_yaml,
 };
 pub use history::{
     History, KubeHistory, escalation_to_clear, load_history, past_events, watch_clears,
@@ -25,8 +28,8 @@ pub use history::{
 pub use journal::{KubeJournal, open_pull_requests, settle_pull_request};
 pub use receiver_core::deleted::Deleted;
 pub use receiver_core::status::{
-    Condition, HISTORY, HistoryEntry, LEDGER, NO_REPOSITORY, Phase, PullRequestStatus,
-    RefusalCount, RemediationStatus, STARTED, phase_of,
+    ApprovalStatus, Condition, HISTORY, HistoryEntry, LEDGER, NO_REPOSITORY, Phase,
+    PullRequestStatus, RefusalCount, RemediationStatus, STARTED, phase_of,
 };
 pub use show::{deleted_yaml, find};
 pub use upkeep::{collect_garbage, mark_interrupted, note_on_node};

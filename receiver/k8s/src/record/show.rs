@@ -129,6 +129,7 @@ mod tests {
                 remediation: "delete-pod".into(),
                 parameters: Value::Null,
                 mode: "direct".into(),
+                approval: None,
             },
         );
         r.metadata.namespace = Some("shop".into());

@@ -43,6 +43,9 @@ pub struct Upkeep {
     /// Keys whose escalation a person cleared (see [`super::watch_clears`]);
     /// the watch runs until this receiver is dropped.
     pub clears: mpsc::Receiver<String>,
+    /// People's decisions on plans awaiting approval (see
+    /// [`super::watch_approvals`]); the watch runs until this is dropped.
+    pub approvals: mpsc::Receiver<super::Decision>,
 }
 
 /// Start the record upkeep: garbage collection every [`COLLECT_EVERY`] (on
@@ -60,7 +63,14 @@ pub fn spawn(clients: &Clients, settings: &UpkeepSettings, stop: watch::Receiver
     // a person ends an escalation by annotating its record
     let (tx, clears) = mpsc::channel(64);
     tokio::spawn(super::watch_clears(clients.main.clone(), tx));
-    Upkeep { tasks, clears }
+    // people approve or reject plans awaiting approval on their records
+    let (tx, approvals) = mpsc::channel(64);
+    tokio::spawn(super::watch_approvals(clients.main.clone(), tx));
+    Upkeep {
+        tasks,
+        clears,
+        approvals,
+    }
 }
 
 /// Delete old records and old breaker records every [`COLLECT_EVERY`] until

@@ -5,16 +5,18 @@
 //! through the store's API rules (graceful deletion, finalizers, admission
 //! where the real controller's writes meet it). No HTTP, no timers here.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
 use serde_json::{Value, json};
 
+use super::auth::UserInfo;
 use super::object;
 use super::resources::{ResourceDef, StorageKey};
 use super::store::{
-    DeleteOpts, NOT_READY_TAINT, State, WriteOpts, deletion_grace, spec_finalizers,
+    DeleteOpts, NOT_READY_TAINT, Requester, State, WriteOpts, deletion_grace, spec_finalizers,
 };
 
 /// A controller (or kubelet) a real cluster runs and the emulation does not.
@@ -275,12 +277,28 @@ impl State {
             if self.get(&sa_def, Some(&ns), "default").is_ok() {
                 continue;
             }
+            // the controller's own identity (kube-controller-manager's
+            // --use-service-account-credentials), which admission policies see
+            let user = UserInfo::new(
+                "system:serviceaccount:kube-system:service-account-controller",
+                &[
+                    "system:serviceaccounts",
+                    "system:serviceaccounts:kube-system",
+                ],
+            );
+            let warnings = RefCell::new(Vec::new());
             let created = self.create(
                 &sa_def,
                 Some(&ns),
                 json!({"apiVersion": "v1", "kind": "ServiceAccount",
                        "metadata": {"name": "default", "namespace": ns}}),
-                WriteOpts::default(),
+                WriteOpts {
+                    by: Some(Requester {
+                        user: &user,
+                        warnings: &warnings,
+                    }),
+                    ..WriteOpts::default()
+                },
             );
             if created.is_ok() {
                 done.push(ControllerAction {

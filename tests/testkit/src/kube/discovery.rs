@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::resources::{RESOURCE_VERBS, Registry, ResourceDef, subresource_info, version_priority};
+use super::resources::{Registry, ResourceDef, subresource_info, version_priority};
 
 /// Kubernetes version the emulator claims to be.
 pub const SERVER_MINOR: &str = "33";
@@ -99,7 +99,7 @@ pub fn api_resource_list(reg: &Registry, group: &str, version: &str) -> Option<V
             "singularName": d.singular_name(),
             "namespaced": d.namespaced,
             "kind": d.kind,
-            "verbs": RESOURCE_VERBS,
+            "verbs": d.served_verbs(),
             "shortNames": d.short_names,
             "categories": d.categories,
         }));
@@ -157,7 +157,7 @@ fn aggregated_resource(d: &ResourceDef) -> Value {
         "responseKind": {"group": d.group, "version": d.version, "kind": d.kind},
         "scope": if d.namespaced { "Namespaced" } else { "Cluster" },
         "singularResource": d.singular_name(),
-        "verbs": RESOURCE_VERBS,
+        "verbs": d.served_verbs(),
         "shortNames": d.short_names,
         "categories": d.categories,
         "subresources": subs,

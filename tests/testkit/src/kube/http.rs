@@ -1,5 +1,7 @@
 //! The HTTP face of the emulator: one axum fallback handler that parses
-//! Kubernetes API paths, applies injected faults, logs the request, and maps
+//! Kubernetes API paths, authenticates the request (`auth`: an unknown
+//! bearer token is a 401 before anything else), applies injected faults,
+//! logs the request, answers `SelfSubjectReview`s, and maps
 //! verbs onto the store, watch, subresource and discovery modules (request
 //! bodies through `body`, by their Content-Type). Answers as
 //! kube-apiserver does at its edges too: paths of API groups that are not
@@ -19,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::Shared;
+use super::auth::{self, UserInfo};
 use super::body::{self, Expected};
 use super::discovery;
 use super::error::{ApiError, success_status};
@@ -26,11 +29,12 @@ use super::eviction;
 use super::faults::{RequestAttrs, RequestRecord, ResourceAttrs};
 use super::openapi;
 use super::patch::{self, PatchType};
+use super::policies::{Attributes, Operation};
 use super::present::{self, Shape};
 use super::resources::{ResourceDef, unrecognized_formats};
 use super::scale::{self, ScaleWrite};
 use super::selectors::{FieldSelector, LabelSelector, selectable_fields};
-use super::store::{DeleteOpts, ListQuery, Part, WatchFrom, WriteOpts};
+use super::store::{self, DeleteOpts, ListQuery, Part, Requester, WatchFrom, WriteOpts};
 use super::stored::Stored;
 use super::watch::{self, WatchRequest};
 
@@ -256,15 +260,25 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         .map(|q| Params(q.0))
         .unwrap_or_default();
     let verb = verb_of(&method, &route, &params);
-    let (delay, fault) = shared
-        .faults
-        .decide(&request_attrs(&method, verb, &path, &route));
+    // authentication comes first, as in the API server's filter chain
+    let authenticated = shared.users.authenticate(
+        parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let (delay, fault) = match &authenticated {
+        Ok(_) => shared
+            .faults
+            .decide(&request_attrs(&method, verb, &path, &route)),
+        Err(e) => (std::time::Duration::ZERO, Some(e.clone())),
+    };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let response = match fault {
-        Some(e) => error_response(&e),
-        None => match axum::body::to_bytes(body, MAX_BODY).await {
+    let response = match (fault, authenticated) {
+        (Some(e), _) | (None, Err(e)) => error_response(&e),
+        (None, Ok(user)) => match axum::body::to_bytes(body, MAX_BODY).await {
             Err(_) => error_response(&ApiError::new(
                 413,
                 "RequestEntityTooLarge",
@@ -273,6 +287,7 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             Ok(bytes) => {
                 let ctx = Ctx {
                     shared: &shared,
+                    user,
                     method: &method,
                     headers: &parts.headers,
                     params: &params,
@@ -339,6 +354,8 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
 /// Everything a handler needs about the request.
 struct Ctx<'a> {
     shared: &'a Arc<Shared>,
+    /// Who is asking (authenticated).
+    user: UserInfo,
     method: &'a Method,
     headers: &'a HeaderMap,
     params: &'a Params,
@@ -402,10 +419,18 @@ impl Ctx<'_> {
         Shape::from_accept(self.header(header::ACCEPT))
     }
 
-    fn write_opts(&self) -> WriteOpts {
+    fn write_opts(&self) -> WriteOpts<'_> {
         WriteOpts {
             dry_run: self.params.dry_run(),
             direct: false,
+            by: Some(self.requester()),
+        }
+    }
+
+    fn requester(&self) -> Requester<'_> {
+        Requester {
+            user: &self.user,
+            warnings: &self.warnings,
         }
     }
 }
@@ -507,6 +532,9 @@ fn object_route(ctx: &Ctx<'_>, p: &ObjectPath) -> Result<Response, ApiError> {
     if def.namespaced && p.namespace.is_none() && p.name.is_some() {
         return Err(ApiError::no_route());
     }
+    if def.is("authentication.k8s.io", "selfsubjectreviews") {
+        return self_subject_review(ctx, &def, p);
+    }
     let ns = p.namespace.as_deref();
     match (&p.name, &p.sub) {
         (None, _) => collection(ctx, &def, ns),
@@ -528,6 +556,25 @@ fn object_route(ctx: &Ctx<'_>, p: &ObjectPath) -> Result<Response, ApiError> {
             }
         }
     }
+}
+
+/// `SelfSubjectReview`, create only, as its REST storage: the collection
+/// answers POST with the requester's user info and stores nothing; other
+/// methods get 405, paths below the collection 404.
+fn self_subject_review(
+    ctx: &Ctx<'_>,
+    def: &ResourceDef,
+    p: &ObjectPath,
+) -> Result<Response, ApiError> {
+    if p.name.is_some() {
+        return Err(ApiError::no_route());
+    }
+    if *ctx.method != Method::POST {
+        return Err(ApiError::method_not_allowed(ctx.method.as_str()));
+    }
+    let mut body = ctx.object_body(def)?;
+    store::State::check_type(def, &mut body)?;
+    Ok(value_response(201, &auth::self_subject_review(&ctx.user)))
 }
 
 fn list_query(ctx: &Ctx<'_>, def: &ResourceDef) -> Result<ListQuery, ApiError> {
@@ -813,13 +860,34 @@ fn eviction_sub(ctx: &Ctx<'_>, ns: Option<&str>, name: &str) -> Result<Response,
         builtin: true,
     })?;
     let ns = ns.ok_or_else(ApiError::no_route)?;
-    eviction::evict(
-        &mut ctx.shared.lock(),
-        ns,
-        name,
-        &body,
-        ctx.params.dry_run(),
-    )?;
+    let mut st = ctx.shared.lock();
+    // `pods/eviction` is a create of an Eviction, as admission sees it
+    if let Some(pods) = st.registry.find("", "v1", "pods").cloned() {
+        let mut eviction = body.clone();
+        if let Some(m) = eviction.as_object_mut() {
+            m.entry("apiVersion").or_insert_with(|| "policy/v1".into());
+            m.entry("kind").or_insert_with(|| "Eviction".into());
+        }
+        super::object::set_meta(&mut eviction, "namespace", ns.into());
+        if super::object::name(&eviction).is_none_or(str::is_empty) {
+            super::object::set_meta(&mut eviction, "name", name.into());
+        }
+        st.admit_policies(
+            &Attributes {
+                def: &pods,
+                subresource: "eviction",
+                kind: ("policy", "v1", "Eviction"),
+                operation: Operation::Create,
+                namespace: ns,
+                name,
+                object: &eviction,
+                old: None,
+                dry_run: ctx.params.dry_run(),
+            },
+            ctx.requester(),
+        )?;
+    }
+    eviction::evict(&mut st, ns, name, &body, ctx.params.dry_run())?;
     Ok(value_response(201, &success_status(201)))
 }
 

@@ -1,6 +1,7 @@
-//! Kubernetes API emulation for tests: a plain-HTTP, no-auth API server on
-//! loopback, in-process (`Emulator::start`) or standalone (`testkit kube`),
-//! that real `kube::Client`s and real `kubectl` talk to. It stores objects and
+//! Kubernetes API emulation for tests: a plain-HTTP (or, with
+//! `EmulatorOptions::tls`, HTTPS) API server on loopback, in-process
+//! (`Emulator::start`) or standalone (`testkit kube`), that real
+//! `kube::Client`s and real `kubectl` talk to. It stores objects and
 //! enforces API-server rules, and is as strict as a kube-apiserver running
 //! alone (as envtest's is): it refuses and delays what a real one does.
 //! - Graceful deletion: a pod bound to a node and not finished, deleted or
@@ -14,29 +15,63 @@
 //!   controller empties and finalizes it (`PUT .../finalize`); a repeated
 //!   delete meanwhile is the real 409; `spec.finalizers` only changes
 //!   through `finalize`.
+//! - Authentication by bearer token, as a `--token-auth-file` does it:
+//!   `Emulator::add_user(token, username, groups)` makes
+//!   `Authorization: Bearer <token>` that user (every authenticated user is
+//!   also in `system:authenticated`); a token never added gets the real 401
+//!   `Unauthorized` Status, whatever the path. `SelfSubjectReview`
+//!   (`authentication.k8s.io/v1`, create only, stored nowhere, in both
+//!   discoveries) names the requester: `kubectl auth whoami` works. kubectl
+//!   sends a kubeconfig's token only over TLS: `EmulatorOptions::tls`
+//!   serves HTTPS with a built-in test certificate (`CA_PEM` signed it;
+//!   the kubeconfigs carry the CA, `write_kubeconfig_as` a token).
 //! - Admission on HTTP creates: a pod whose ServiceAccount (`default`
 //!   unless named) does not exist is refused with the real 403; a new Node
 //!   is tainted `node.kubernetes.io/not-ready:NoSchedule`. The namespaces a
 //!   cluster starts with have their `default` ServiceAccount.
+//! - ValidatingAdmissionPolicies and their bindings
+//!   (`admissionregistration.k8s.io/v1`) are stored like any object, and
+//!   validated and defaulted as the API server does (an expression that
+//!   does not compile is a 422 naming `spec.validations[i].expression`).
+//!   Every HTTP create, update and patch (any patch type, dry runs too;
+//!   `status` and other subresources only when a rule names them, as
+//!   `remediations/status`; scale writes as `Scale` objects, evictions as
+//!   `Eviction` creates) is judged, after the patch is applied and before
+//!   anything is stored, by each binding of an existing policy whose
+//!   `matchConstraints` and own `matchResources` select it: CEL
+//!   validations over `object`, `oldObject` (null on create), `request`
+//!   (`operation`, `userInfo`, `name`, `namespace`...), `namespaceObject`
+//!   and `variables`. A failed one denies with the real Status (its
+//!   `reason`'s code, 422 `Invalid` by default; message `<resource>
+//!   "<name>" is forbidden: ValidatingAdmissionPolicy '<policy>' with
+//!   binding '<binding>' denied request: <message, or failed expression:
+//!   <expression>>`), warns (`Warn`) or is only audited (`Audit`), as the
+//!   binding's `validationActions` say; an expression that errs (a missing
+//!   field) denies unless the policy's `failurePolicy` is `Ignore`.
 //! - Paths of API groups or versions that are not served (an optional
 //!   group like kubevirt.io after `unregister`) answer the catch-all's
 //!   plain-text `404 page not found`; an unknown resource in a served
 //!   built-in group version gets a `Status`.
 //! - Warnings come back as `Warning: 299 - "..."` headers: unknown formats
 //!   in a CRD's schemas (`unrecognized format "uint64"`, on create, and on
-//!   update for formats it brings in), deprecated CRD versions, and v1
-//!   Endpoints (deprecated in 1.33, the version the emulation claims).
+//!   update for formats it brings in), deprecated CRD versions, v1
+//!   Endpoints (deprecated in 1.33, the version the emulation claims) and
+//!   `Warn` bindings' failed validations.
 //!
 //! It runs no controllers and no kubelets. Tests script their work through
 //! the store API (`create`, `update`, `modify`, `delete`, `delete_now`),
-//! which skips admission and keeps `.status` as given, or play them by name
+//! which skips admission (ValidatingAdmissionPolicies included; policies
+//! written this way are still validated) and keeps `.status` as given, or
+//! play them by name
 //! (`Controller`; `Emulator::play_once` for one pass, `Emulator::play`,
 //! `kubelet` in the background, `testkit kube --play ...`): the kubelets
 //! of Ready nodes confirm graceful pod deletions (as kwok's do; pods on
 //! other nodes stay Terminating); the namespace controller empties
 //! terminating namespaces (pods wait for their kubelets) and finalizes
 //! them, with its status conditions; the ServiceAccount controller makes
-//! each active namespace's `default` account; the node lifecycle
+//! each active namespace's `default` account (a create admission policies
+//! judge, as by `system:serviceaccount:kube-system:service-account-controller`);
+//! the node lifecycle
 //! controller keeps the not-ready / unreachable / unschedulable taints in
 //! line with the Ready condition and the cordon. `Faults` inject
 //! failures and delays, including the 403s a restarted server answers until
@@ -51,12 +86,30 @@
 //!   disruption controller: PodDisruptionBudgets are evaluated from the
 //!   pods themselves (expected = selected non-terminal pods, terminating
 //!   ones included until they are gone; healthy = ready and not terminating);
-//! - no authentication or authorization: every request is allowed unless a
-//!   fault denies it; no admission beyond the two plugins above (no
-//!   defaulting of tolerations, service-account token volumes, limit ranges
-//!   or quotas) and no webhooks; namespaces get no
-//!   `kubernetes.io/metadata.name` label; the played kubelets confirm at
-//!   once (containers stop instantly) and never set a terminal phase first;
+//! - authentication by static bearer tokens only (no client certificates,
+//!   OIDC or service-account tokens): a request without a bearer token is
+//!   the admin, `kubernetes-admin` in `system:masters` and
+//!   `system:authenticated`, as if every client without a token presented
+//!   the admin's client certificate (the kubeconfigs of an HTTPS emulator
+//!   carry `ADMIN_TOKEN` instead, so that kubectl asks no password);
+//! - no authorization (no RBAC): every authenticated request is allowed
+//!   unless a fault denies it, whoever the user; no admission beyond the
+//!   two plugins and the ValidatingAdmissionPolicies above (no defaulting
+//!   of tolerations, service-account token volumes, limit ranges or
+//!   quotas; no webhooks, no MutatingAdmissionPolicies); namespaces get no
+//!   `kubernetes.io/metadata.name` label (policies' `namespaceSelector`s
+//!   see it all the same); the played kubelets confirm
+//!   at once (containers stop instantly) and never set a terminal phase first;
+//! - ValidatingAdmissionPolicies judge creates and updates only (DELETE and
+//!   CONNECT rules are accepted, never matched); `paramKind` is refused,
+//!   `authorizer` does not compile, `auditAnnotations` are never evaluated,
+//!   `matchPolicy: Equivalent` matches as `Exact`, expressions are parsed
+//!   and their identifiers checked but not type checked (a type error shows
+//!   when evaluated, as an error), and only CEL's standard library and
+//!   `ext.Strings` are there (Kubernetes' quantity, URL, IP, set, list,
+//!   format libraries and `timestamp`/`duration` are not: calling one errs);
+//!   objects are seen as their JSON (no schemas: a field is there or not,
+//!   a list compares in order); `status.typeChecking` is never written;
 //! - server-side apply merges (maps recursively, known keyed lists by key) but
 //!   tracks no field ownership and never removes fields; no `managedFields`;
 //! - no schema validation or defaulting beyond metadata, names, labels,
@@ -70,6 +123,7 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod auth;
 mod body;
 mod controllers;
 mod discovery;
@@ -80,6 +134,7 @@ mod http;
 mod object;
 mod openapi;
 mod patch;
+mod policies;
 mod present;
 mod protobuf;
 mod resources;
@@ -88,6 +143,7 @@ mod selectors;
 mod store;
 mod stored;
 mod table;
+mod tls;
 mod watch;
 
 use std::net::SocketAddr;
@@ -98,12 +154,15 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::Value;
 
+pub use auth::{ADMIN_TOKEN, UserInfo};
 pub use controllers::{Controller, ControllerAction};
 pub use error::ApiError;
 pub use eviction::PDB_VIOLATION;
 pub use faults::{Arrivals, FaultId, Faults, RequestMatch, RequestRecord};
 pub use resources::{PrinterColumn, ResourceDef, builtin_resources};
+pub use tls::CA_PEM;
 
+use auth::Users;
 use faults::FaultState;
 use store::{DeleteOpts, State, WriteOpts};
 
@@ -118,6 +177,10 @@ pub struct EmulatorOptions {
     pub request_log_capacity: usize,
     /// Print every request (`METHOD path?query -> status`) on stderr.
     pub log_requests: bool,
+    /// Serve HTTPS (a built-in test certificate for `127.0.0.1`, signed by
+    /// [`CA_PEM`], which the kubeconfigs name) instead of plain HTTP:
+    /// kubectl sends a kubeconfig's bearer token only over TLS.
+    pub tls: bool,
 }
 
 impl Default for EmulatorOptions {
@@ -127,6 +190,7 @@ impl Default for EmulatorOptions {
             bookmark_interval: Duration::from_secs(1),
             request_log_capacity: 200_000,
             log_requests: false,
+            tls: false,
         }
     }
 }
@@ -136,6 +200,8 @@ impl Default for EmulatorOptions {
 pub(crate) struct Shared {
     state: Mutex<State>,
     faults: Arc<FaultState>,
+    /// The bearer tokens the server knows.
+    users: Users,
     options: EmulatorOptions,
     address: String,
 }
@@ -174,16 +240,19 @@ impl Emulator {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::new(options.watch_history)),
             faults: Arc::new(FaultState::new(options.request_log_capacity)),
+            users: Users::default(),
             options,
             address: addr.to_string(),
         });
         // a listener that can go down and come back (`Faults::go_down`)
         let listener = faults::Listener::new(listener, shared.faults.clone())?;
-        let tx = crate::serve_in_background(
-            listener,
-            http::router(shared.clone()),
-            "Kubernetes emulator",
-        );
+        let router = http::router(shared.clone());
+        let tx = if shared.options.tls {
+            let listener = tls::TlsListener::new(listener)?;
+            crate::serve_in_background(listener, router, "Kubernetes emulator")
+        } else {
+            crate::serve_in_background(listener, router, "Kubernetes emulator")
+        };
         tracing::debug!(%addr, "The Kubernetes emulator is listening.");
         Ok(Emulator {
             shared,
@@ -192,9 +261,14 @@ impl Emulator {
         })
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with [`EmulatorOptions::tls`]).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.shared.options.tls {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// The bound address.
@@ -202,20 +276,47 @@ impl Emulator {
         self.addr
     }
 
-    /// A kubeconfig for this emulator: one cluster, one credential-less user,
-    /// one context (namespace `default`), selected as current.
+    /// A kubeconfig for this emulator: one cluster, one user, the admin
+    /// (see [`Emulator::add_user`]; without credentials, or with
+    /// [`ADMIN_TOKEN`] when serving HTTPS, where kubectl would otherwise
+    /// ask for a password), one context (namespace `default`), selected as
+    /// current.
     pub fn kubeconfig_yaml(&self) -> String {
+        if self.shared.options.tls {
+            self.kubeconfig_yaml_as(ADMIN_TOKEN)
+        } else {
+            self.kubeconfig_with_user("{}")
+        }
+    }
+
+    /// [`Emulator::kubeconfig_yaml`] whose user sends `token` as its bearer
+    /// token: the user [`Emulator::add_user`] added with it (an unknown
+    /// token gets 401 Unauthorized).
+    pub fn kubeconfig_yaml_as(&self, token: &str) -> String {
+        // a JSON string is a YAML double-quoted scalar: any token is safe
+        let token = serde_json::to_string(token).unwrap_or_default();
+        self.kubeconfig_with_user(&format!("{{token: {token}}}"))
+    }
+
+    fn kubeconfig_with_user(&self, user: &str) -> String {
+        use base64::Engine as _;
         let url = self.url();
+        let ca = if self.shared.options.tls {
+            let data = base64::engine::general_purpose::STANDARD.encode(CA_PEM);
+            format!("\n    certificate-authority-data: {data}")
+        } else {
+            String::new()
+        };
         format!(
             "apiVersion: v1
 kind: Config
 clusters:
 - name: heal8s-emulator
   cluster:
-    server: {url}
+    server: {url}{ca}
 users:
 - name: heal8s-emulator
-  user: {{}}
+  user: {user}
 contexts:
 - name: heal8s-emulator
   context:
@@ -234,10 +335,40 @@ preferences: {{}}
             .with_context(|| format!("cannot write {}", path.display()))
     }
 
+    /// Write [`Emulator::kubeconfig_yaml_as`] (bearer token `token`) to `path`.
+    pub fn write_kubeconfig_as(&self, path: &Path, token: &str) -> anyhow::Result<()> {
+        std::fs::write(path, self.kubeconfig_yaml_as(token))
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Make requests with `Authorization: Bearer <token>` authenticate as
+    /// `username` in `groups` (and `system:authenticated`, which every
+    /// authenticated user is in), as a `--token-auth-file` line does; a token
+    /// added again names its new user. Requests without a bearer token stay
+    /// the admin (`kubernetes-admin` in `system:masters`); one with a token
+    /// never added gets the API server's 401 Unauthorized. Nothing is
+    /// authorized or refused by who the user is (there is no RBAC), but
+    /// ValidatingAdmissionPolicies see the user as `request.userInfo`, and
+    /// `SelfSubjectReview` (`kubectl auth whoami`) names it.
+    pub fn add_user(&self, token: &str, username: &str, groups: &[&str]) {
+        self.shared
+            .users
+            .add(token, UserInfo::new(username, groups))
+    }
+
     /// The `kube::Config` production would build from [`Emulator::kubeconfig_yaml`]
     /// (tests may adjust it, e.g. `default_retry = false` to see raw 429/503 answers).
     pub async fn config(&self) -> anyhow::Result<kube::Config> {
-        let kc = kube::config::Kubeconfig::from_yaml(&self.kubeconfig_yaml())?;
+        Emulator::config_from(&self.kubeconfig_yaml()).await
+    }
+
+    /// [`Emulator::config`] for the user with bearer token `token`.
+    pub async fn config_as(&self, token: &str) -> anyhow::Result<kube::Config> {
+        Emulator::config_from(&self.kubeconfig_yaml_as(token)).await
+    }
+
+    async fn config_from(yaml: &str) -> anyhow::Result<kube::Config> {
+        let kc = kube::config::Kubeconfig::from_yaml(yaml)?;
         Ok(
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await?,
@@ -250,6 +381,12 @@ preferences: {{}}
     /// `Retry-After`).
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
         Ok(kube::Client::try_from(self.config().await?)?)
+    }
+
+    /// [`Emulator::client`] for the user with bearer token `token` (see
+    /// [`Emulator::add_user`]).
+    pub async fn client_as(&self, token: &str) -> anyhow::Result<kube::Client> {
+        Ok(kube::Client::try_from(self.config_as(token).await?)?)
     }
 
     /// Fault injection for the HTTP API.
@@ -332,6 +469,7 @@ preferences: {{}}
             WriteOpts {
                 dry_run: false,
                 direct: true,
+                by: None,
             },
         )
     }
@@ -380,6 +518,7 @@ preferences: {{}}
             WriteOpts {
                 dry_run: false,
                 direct: true,
+                by: None,
             },
         )
     }

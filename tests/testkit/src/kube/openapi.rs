@@ -36,7 +36,11 @@ pub fn group_version_doc(reg: &Registry, rel: &str) -> Option<Value> {
     }
     let query = |name: &str| json!({"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": true}});
     let mut paths = Map::new();
-    for d in defs {
+    // only what kubectl patches and replaces (not create-only SelfSubjectReview)
+    for d in defs
+        .into_iter()
+        .filter(|d| d.served_verbs().contains(&"patch"))
+    {
         let base = format!("/{}", gv_path(&group, &version));
         let path = if d.namespaced {
             format!("{base}/namespaces/{{namespace}}/{}/{{name}}", d.plural)

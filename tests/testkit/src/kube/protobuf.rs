@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine as _;
-use k8s_pb::api::{apps, autoscaling, batch, core, policy};
+use k8s_pb::api::{apps, authentication, autoscaling, batch, core, policy};
 use k8s_pb::apimachinery::pkg::api::resource::Quantity;
 use k8s_pb::apimachinery::pkg::apis::meta::v1 as meta;
 use k8s_pb::apimachinery::pkg::runtime::Unknown;
@@ -100,6 +100,9 @@ fn decode_kind(api_version: &str, kind: &str, raw: &[u8]) -> Result<Value, Undec
             typed::<autoscaling::v2::HorizontalPodAutoscaler>(raw)
         }
         ("autoscaling/v1", "Scale") => typed::<autoscaling::v1::Scale>(raw),
+        ("authentication.k8s.io/v1", "SelfSubjectReview") => {
+            typed::<authentication::v1::SelfSubjectReview>(raw)
+        }
         _ => Err(Undecodable::Kind {
             api_version: api_version.to_string(),
             kind: kind.to_string(),
@@ -805,6 +808,27 @@ message!(autoscaling::v2::HorizontalPodAutoscalerStatus {
     current_metrics: refuse,
     conditions: refuse,
 });
+
+// authentication.k8s.io/v1 (`kubectl auth whoami`)
+
+message!(authentication::v1::SelfSubjectReview { metadata, status });
+
+message!(authentication::v1::SelfSubjectReviewStatus { user_info });
+
+message!(authentication::v1::UserInfo {
+    username,
+    uid,
+    groups,
+    extra,
+});
+
+impl Msg for authentication::v1::ExtraValue {
+    fn to_value(&self) -> Result<Value, Undecodable> {
+        Ok(Value::Array(
+            self.items.iter().cloned().map(Value::String).collect(),
+        ))
+    }
+}
 
 message!(autoscaling::v1::Scale {
     metadata,

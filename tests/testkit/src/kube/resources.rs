@@ -34,6 +34,9 @@ pub struct ResourceDef {
     /// A deprecated API version: the warning every request to it gets
     /// (a `Warning: 299 - "..."` header).
     pub deprecation: Option<String>,
+    /// The verbs served when not all of them (`SelfSubjectReview`: only
+    /// `create`); empty for every verb.
+    pub verbs: Vec<String>,
 }
 
 /// One additionalPrinterColumn of a CRD version.
@@ -62,6 +65,7 @@ impl ResourceDef {
             categories: Vec::new(),
             printer_columns: Vec::new(),
             deprecation: None,
+            verbs: Vec::new(),
         }
     }
 
@@ -81,6 +85,21 @@ impl ResourceDef {
     pub fn with_categories(mut self, cats: &[&str]) -> Self {
         self.categories = cats.iter().map(|s| s.to_string()).collect();
         self
+    }
+
+    /// Serving only these verbs.
+    pub fn with_verbs(mut self, verbs: &[&str]) -> Self {
+        self.verbs = verbs.iter().map(|s| s.to_string()).collect();
+        self
+    }
+
+    /// The verbs served on the resource itself.
+    pub fn served_verbs(&self) -> Vec<&str> {
+        if self.verbs.is_empty() {
+            RESOURCE_VERBS.to_vec()
+        } else {
+            self.verbs.iter().map(String::as_str).collect()
+        }
     }
 
     /// Deprecated: every request to it gets `warning` as a `Warning` header.
@@ -251,6 +270,32 @@ pub fn builtin_resources() -> Vec<ResourceDef> {
         .with_subresources(&["status"])
         .with_short_names(&["pdb"]),
         d("coordination.k8s.io", "v1", "Lease", "leases", true),
+        // `kubectl auth whoami`; nothing is stored
+        d(
+            "authentication.k8s.io",
+            "v1",
+            "SelfSubjectReview",
+            "selfsubjectreviews",
+            false,
+        )
+        .with_verbs(&["create"]),
+        d(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingAdmissionPolicy",
+            "validatingadmissionpolicies",
+            false,
+        )
+        .with_subresources(&["status"])
+        .with_categories(&["api-extensions"]),
+        d(
+            "admissionregistration.k8s.io",
+            "v1",
+            "ValidatingAdmissionPolicyBinding",
+            "validatingadmissionpolicybindings",
+            false,
+        )
+        .with_categories(&["api-extensions"]),
         d(
             "discovery.k8s.io",
             "v1",
@@ -497,6 +542,7 @@ pub fn defs_from_crd(crd: &Value) -> Result<Vec<ResourceDef>, String> {
             categories: object::strings_at(names, "/categories"),
             printer_columns,
             deprecation,
+            verbs: Vec::new(),
         });
     }
     Ok(out)

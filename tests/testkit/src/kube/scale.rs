@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 use super::error::ApiError;
 use super::object;
 use super::patch::{self, PatchType};
+use super::policies::{Attributes, Operation};
 use super::resources::ResourceDef;
 use super::selectors::LabelSelector;
 use super::store::{Part, State, WriteOpts};
@@ -89,6 +90,25 @@ pub(crate) fn write_scale(
     if let Some(s) = object::child_map(&mut obj, "spec") {
         s.insert("replicas".into(), json!(replicas));
     }
+    // admission sees the `scale` subresource and Scale objects, not the
+    // object scaled (a policy on `deployments` does not see scaling)
+    if let Some(by) = opts.by.filter(|_| !opts.direct) {
+        state.admit_policies(
+            &Attributes {
+                def,
+                subresource: "scale",
+                kind: ("autoscaling", "v1", "Scale"),
+                operation: Operation::Update,
+                namespace: namespace.unwrap_or(""),
+                name,
+                object: &to_scale(def, &obj),
+                old: Some(&scale),
+                dry_run: opts.dry_run,
+            },
+            by,
+        )?;
+    }
+    let opts = WriteOpts { by: None, ..opts };
     let updated = state.update(def, namespace, name, obj, Part::Main, opts)?;
     Ok(to_scale(def, &updated))
 }

@@ -4,15 +4,18 @@
 //! server (create/update/patch/delete, status subresource, generation,
 //! finalizers, namespace termination, CRD registration). No HTTP here.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast;
 
+use super::auth::UserInfo;
 use super::error::ApiError;
 use super::object::{self, meta_mut, set_meta};
 use super::patch::{self, PatchType};
+use super::policies::{self, Attributes, Operation};
 use super::resources::{Registry, ResourceDef, StorageKey, defs_from_crd};
 use super::selectors::{FieldSelector, LabelSelector};
 use super::stored::Stored;
@@ -42,12 +45,23 @@ pub(crate) struct Change {
 
 /// How a write was asked for.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct WriteOpts {
+pub(crate) struct WriteOpts<'a> {
     /// `dryRun=All`: validate and answer, store nothing.
     pub dry_run: bool,
     /// A test scripting the cluster through the store API (not the HTTP API):
     /// `.status` is written as given.
     pub direct: bool,
+    /// Who asks, through the HTTP API (or a played controller): their
+    /// writes go through the ValidatingAdmissionPolicies. `None` skips them.
+    pub by: Option<Requester<'a>>,
+}
+
+/// The requester of a write that admission policies judge.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Requester<'a> {
+    pub user: &'a UserInfo,
+    /// Where admission's warnings go (the response's `Warning` headers).
+    pub warnings: &'a RefCell<Vec<String>>,
 }
 
 /// Which part of an object a write targets.
@@ -196,6 +210,7 @@ impl State {
         let direct = WriteOpts {
             dry_run: false,
             direct: true,
+            by: None,
         };
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             let _ = s.create_object(
@@ -447,7 +462,7 @@ impl State {
         }
     }
 
-    fn check_type(def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
+    pub(crate) fn check_type(def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
         if !obj.is_object() {
             return Err(ApiError::bad_request(
                 "the body of the request must be a JSON object",
@@ -561,10 +576,6 @@ impl State {
         if !opts.direct {
             self.admit_create(def, &ns, &name, &mut obj)?;
         }
-        let key = (ns.clone(), name.clone());
-        if self.stored(def, &key).is_some() {
-            return Err(ApiError::already_exists(&def.group, &def.plural, &name));
-        }
         {
             let m = meta_mut(&mut obj);
             m.insert("uid".into(), Value::String(object::new_uid()));
@@ -598,6 +609,27 @@ impl State {
             m.remove("status");
         }
         self.defaults_on_create(def, &mut obj)?;
+        if let Some(by) = opts.by.filter(|_| !opts.direct) {
+            self.admit_policies(
+                &Attributes {
+                    def,
+                    subresource: "",
+                    kind: (&def.group, &def.version, &def.kind),
+                    operation: Operation::Create,
+                    namespace: if def.is("", "namespaces") { &name } else { &ns },
+                    name: &name,
+                    object: &obj,
+                    old: None,
+                    dry_run: opts.dry_run,
+                },
+                by,
+            )?;
+        }
+        // as the registry: validation and admission come before storage finds the name taken
+        let key = (ns.clone(), name.clone());
+        if self.stored(def, &key).is_some() {
+            return Err(ApiError::already_exists(&def.group, &def.plural, &name));
+        }
         if opts.dry_run {
             return Ok(obj);
         }
@@ -613,7 +645,10 @@ impl State {
 
     /// Type-specific defaults the API server fills in on create.
     fn defaults_on_create(&self, def: &ResourceDef, obj: &mut Value) -> Result<(), ApiError> {
-        if def.is("", "pods") {
+        if policies::is_policy_type(def) {
+            policies::apply_defaults(def, obj);
+            policies::validate(def, obj)?;
+        } else if def.is("", "pods") {
             if let Some(s) = object::child_map(obj, "status") {
                 s.entry("phase").or_insert(json!("Pending"));
             }
@@ -727,7 +762,7 @@ impl State {
             return Err(ApiError::stale(&def.group, &def.plural, name));
         }
         let new = self.compose(def, &old_v, body, part, opts);
-        self.commit(def, key, (old, old_v), new, opts, part == Part::Resize)
+        self.commit(def, key, (old, old_v), new, opts, part)
     }
 
     /// Combine a written object with the stored one according to the part written.
@@ -833,7 +868,7 @@ impl State {
         }
         let patched = patch::apply_patch(kind, &old_v, patch_body, def.is_builtin_type())?;
         let new = self.compose(def, &old_v, patched, part, opts);
-        self.commit(def, key, (old, old_v), new, opts, part == Part::Resize)
+        self.commit(def, key, (old, old_v), new, opts, part)
             .map(|o| (o, false))
     }
 
@@ -852,8 +887,9 @@ impl State {
         let opts = WriteOpts {
             dry_run: false,
             direct: true,
+            by: None,
         };
-        self.commit(def, key, (old, old_v), new, opts, false)
+        self.commit(def, key, (old, old_v), new, opts, Part::Main)
     }
 
     /// Store a new version of an existing object (or finish its deletion).
@@ -864,9 +900,14 @@ impl State {
         (old, old_v): (Arc<Stored>, Value),
         mut new: Value,
         opts: WriteOpts,
-        resize: bool,
+        part: Part,
     ) -> Result<Value, ApiError> {
         let name = key.1.clone();
+        let resize = part == Part::Resize;
+        if policies::is_policy_type(def) {
+            // defaulted as decoded: before generation and no-op checks
+            policies::apply_defaults(def, &mut new);
+        }
         object::set_field(&mut new, "apiVersion", Value::String(def.api_version()));
         object::set_field(&mut new, "kind", Value::String(def.kind.clone()));
         let old_meta = object::meta(&old_v).cloned().unwrap_or_default();
@@ -906,6 +947,37 @@ impl State {
             "resourceVersion",
             Value::String(object::resource_version(&old_v).to_string()),
         );
+        if policies::is_policy_type(def) {
+            policies::validate(def, &new)?;
+        }
+        if let Some(by) = opts.by.filter(|_| !opts.direct) {
+            let subresource = match part {
+                Part::Main => "",
+                Part::Status => "status",
+                Part::Resize => "resize",
+                Part::Finalize => "finalize",
+            };
+            // a namespace is its own namespace, as the API server's RequestInfo has it
+            let namespace = if def.is("", "namespaces") {
+                name.as_str()
+            } else {
+                key.0.as_str()
+            };
+            self.admit_policies(
+                &Attributes {
+                    def,
+                    subresource,
+                    kind: (&def.group, &def.version, &def.kind),
+                    operation: Operation::Update,
+                    namespace,
+                    name: &name,
+                    object: &new,
+                    old: Some(&old_v),
+                    dry_run: opts.dry_run,
+                },
+                by,
+            )?;
+        }
         if new == old_v {
             return Ok(new);
         }
@@ -1040,6 +1112,41 @@ impl State {
             .filter(|o| o.deleting())
             .cloned()
             .collect()
+    }
+
+    /// Run the ValidatingAdmissionPolicies on a write through the HTTP API:
+    /// their warnings go to the requester, a denial is the error.
+    pub(crate) fn admit_policies(
+        &self,
+        a: &Attributes<'_>,
+        by: Requester<'_>,
+    ) -> Result<(), ApiError> {
+        let bindings_key = (policies::GROUP.to_string(), policies::BINDINGS.to_string());
+        let Some(bindings) = self.objects.get(&bindings_key).filter(|m| !m.is_empty()) else {
+            return Ok(());
+        };
+        let bindings: Vec<Value> = bindings.values().map(|b| b.value()).collect();
+        let policies: Vec<Value> = self
+            .iter_in(
+                &(policies::GROUP.to_string(), policies::POLICIES.to_string()),
+                None,
+            )
+            .map(|p| p.value())
+            .collect();
+        let namespace = (a.def.namespaced && !a.namespace.is_empty())
+            .then(|| {
+                self.objects
+                    .get(&ns_storage())
+                    .and_then(|m| m.get(&(String::new(), a.namespace.to_string())))
+                    .map(|n| n.value())
+            })
+            .flatten();
+        let admission = policies::admit(&policies, &bindings, namespace.as_ref(), a, by.user);
+        by.warnings.borrow_mut().extend(admission.warnings);
+        match admission.denied {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Admission on a create through the HTTP API (the store API scripts
@@ -1411,7 +1518,7 @@ mod tests {
         s.registry.find_kind("v1", "Pod").unwrap().clone()
     }
 
-    fn api() -> WriteOpts {
+    fn api() -> WriteOpts<'static> {
         WriteOpts::default()
     }
 
