@@ -936,6 +936,15 @@ pub async fn run(
             }
             _ = report.tick() => {
                 let leader = w.acting.leadership.is_leader();
+                // decisions seen while following are taken once this replica leads
+                if leader && !undecided.is_empty() {
+                    for (_, d) in std::mem::take(&mut undecided) {
+                        if decided.insert((d.record.clone(), d.request.clone())) {
+                            w.decide(d).await;
+                        }
+                    }
+                    due = true;
+                }
                 w.keep_holds(leader, true);
                 // nodes coming back raise no plan: see whether breakers still hold
                 let cluster = if w.engine.guard().nodes_held() {

@@ -72,6 +72,16 @@ pub enum Pushed {
     Evicted(Waiting),
     /// The backlog was full and its namespace holds the most: not kept.
     Rejected(Waiting),
+    /// A plan a person approved waits for the same thing: it is kept (an
+    /// approval is for that plan), and this one, not approved, is not.
+    Kept(Box<crate::plan::Plan>),
+}
+
+/// Whether a person approved `plan` (mode `approve`).
+fn approved(plan: &crate::plan::Plan) -> bool {
+    plan.approval
+        .as_ref()
+        .is_some_and(|a| a.approved_by.is_some())
 }
 
 #[derive(Debug, Clone)]
@@ -210,6 +220,9 @@ impl Backlog {
                 .flat_map(|g| g.plans.iter_mut())
                 .find(|old| same_work(&old.plan, &w.plan))
         {
+            if approved(&old.plan) && !approved(&w.plan) {
+                return Pushed::Kept(Box::new(w.plan));
+            }
             let previous = std::mem::replace(&mut old.plan, w.plan);
             if w.blocked.is_some() {
                 old.blocked = w.blocked;
@@ -518,6 +531,44 @@ mod tests {
         };
         assert_eq!(w.plan.trigger.fingerprint, "newer");
         assert_eq!(w.since, t(0), "it keeps its place and its age");
+    }
+
+    #[test]
+    fn an_approved_plan_keeps_its_place_over_a_newer_signal_and_gives_way_to_an_approved_one() {
+        let mut b = Backlog::new(100);
+        let mut approved = pod("a", "a1");
+        approved.approval = Some(crate::plan::Approval {
+            requested_at: t(0),
+            expires_at: t(3600),
+            uid: None,
+            node: None,
+            approved_by: Some("alice".into()),
+            approved_at: Some(t(1)),
+        });
+        b.push(waiting(approved.clone(), 0), "w1");
+        let mut newer = pod("a", "a1");
+        newer.trigger.fingerprint = "newer".into();
+        match b.push(waiting(newer, 5), "w1") {
+            Pushed::Kept(p) => assert_eq!(p.trigger.fingerprint, "newer"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(b.len(), 1);
+        // another approval of the same work replaces it
+        let mut again = approved.clone();
+        again.trigger.fingerprint = "again".into();
+        assert!(matches!(
+            b.push(waiting(again, 6), "w1"),
+            Pushed::Replaced(_)
+        ));
+        let Some(Taken::Run(w)) = b.next(t(9), |_| Offer::Run) else {
+            panic!()
+        };
+        assert_eq!(w.plan.trigger.fingerprint, "again");
+        assert!(approved_plan(&w.plan));
+    }
+
+    fn approved_plan(p: &Plan) -> bool {
+        super::approved(p)
     }
 
     #[test]

@@ -670,6 +670,16 @@ impl Engine {
                 o.plan = Some(*previous);
                 out.push(o);
             }
+            Pushed::Kept(newer) => {
+                let mut o = outcome_of(&newer, now);
+                o.result = OutcomeKind::Deduped;
+                o.message =
+                    "a plan a person approved waits for the same target: it goes first, this signal adds nothing"
+                        .into();
+                o.plan = Some(*newer);
+                out.push(o);
+                return;
+            }
             Pushed::Evicted(victim) => out.push(not_kept(victim, capacity, now)),
             Pushed::Rejected(w) => {
                 out.push(not_kept(w, capacity, now));

@@ -83,15 +83,16 @@ impl Setup {
     }
 
     /// `heal8s approve|reject RECORD -n NS` as the user of `token`.
-    fn decide(&self, verb: &str, record: &str, ns: &str, token: &str) -> (bool, String) {
+    async fn decide(&self, verb: &str, record: &str, ns: &str, token: &str) -> (bool, String) {
         let kubeconfig = self.dir.path().join(format!("{token}.kubeconfig"));
         self.emu.write_kubeconfig_as(&kubeconfig, token).unwrap();
-        let out = Command::new(heal8s_bin())
+        let out = tokio::process::Command::new(heal8s_bin())
             .args([verb, record, "-n", ns, "--kubeconfig"])
             .arg(&kubeconfig)
             .env_remove("KUBECONFIG")
             .env_remove("HEAL8S_KUBECONFIG")
             .output()
+            .await
             .unwrap();
         let text = format!(
             "{}{}",
@@ -213,7 +214,7 @@ async fn a_plan_waits_for_a_person_and_acts_once_when_approved() {
     );
 
     // the approver is who the API server says the credentials belong to
-    let (ok, said) = s.decide("approve", &record, "shop", "alice-token");
+    let (ok, said) = s.decide("approve", &record, "shop", "alice-token").await;
     assert!(ok, "{said}");
     assert!(said.contains("as alice"), "{said}");
     let done = s
@@ -256,7 +257,7 @@ async fn a_plan_waits_for_a_person_and_acts_once_when_approved() {
     .await
     .unwrap();
     // one approval, one action: it cannot be approved again
-    let (ok, said) = s.decide("approve", &record, "shop", "alice-token");
+    let (ok, said) = s.decide("approve", &record, "shop", "alice-token").await;
     assert!(!ok, "{said}");
     assert!(said.contains("not AwaitingApproval"), "{said}");
     assert_eq!(
@@ -297,7 +298,7 @@ async fn a_replaced_pod_is_not_what_was_approved_and_a_rejection_ends_it() {
         .unwrap()
         .remove("resourceVersion");
     s.emu.create(pod).unwrap();
-    let (ok, said) = s.decide("approve", &two, "shop", "alice-token");
+    let (ok, said) = s.decide("approve", &two, "shop", "alice-token").await;
     assert!(ok, "{said}");
     let refused = s
         .record("shop", "api-2", "the approval refused", |r| {
@@ -314,7 +315,7 @@ async fn a_replaced_pod_is_not_what_was_approved_and_a_rejection_ends_it() {
     assert_eq!(o.approved_by.as_deref(), Some("alice"));
     assert!(s.emu.get("v1", "Pod", "shop", "api-2").is_some());
     // api-3 is rejected: nothing is done
-    let (ok, said) = s.decide("reject", &three, "shop", "mallory-token");
+    let (ok, said) = s.decide("reject", &three, "shop", "mallory-token").await;
     assert!(ok, "{said}");
     assert!(said.contains("as mallory"), "{said}");
     let rejected = s
@@ -328,7 +329,7 @@ async fn a_replaced_pod_is_not_what_was_approved_and_a_rejection_ends_it() {
         s.emu.get("v1", "Pod", "shop", "api-3").unwrap()["metadata"]["deletionTimestamp"].is_null()
     );
     // an unknown credential is refused by the API server itself
-    let (ok, said) = s.decide("approve", &three, "shop", "nobody-token");
+    let (ok, said) = s.decide("approve", &three, "shop", "nobody-token").await;
     assert!(!ok, "{said}");
 }
 
@@ -350,13 +351,14 @@ fn render_chart() -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_charts_admission_policy_refuses_an_approval_in_someone_elses_name() {
+    let chart = render_chart();
     let s = start().await;
     let client_as = |token: &str| {
         let path = s.dir.path().join(format!("{token}.cfg"));
         s.emu.write_kubeconfig_as(&path, token).unwrap();
         path
     };
-    for o in render_chart().into_iter().filter(|o| {
+    for o in chart.into_iter().filter(|o| {
         matches!(
             o["kind"].as_str(),
             Some("ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding")
@@ -373,9 +375,9 @@ async fn the_charts_admission_policy_refuses_an_approval_in_someone_elses_name()
         .await;
     let record = name(&awaiting);
     let request = awaiting["status"]["approval"]["request"].clone();
-    let patch_as = |token: &str, patch: Value| {
+    let patch_as = async |token: &str, patch: Value| {
         let cfg = client_as(token);
-        let out = Command::new(testkit::kubectl_bin().unwrap())
+        let out = tokio::process::Command::new(testkit::kubectl_bin().unwrap())
             .arg("--kubeconfig")
             .arg(&cfg)
             .args([
@@ -390,6 +392,7 @@ async fn the_charts_admission_policy_refuses_an_approval_in_someone_elses_name()
             .arg(patch.to_string())
             .env_remove("KUBECONFIG")
             .output()
+            .await
             .unwrap();
         (
             out.status.success(),
@@ -404,7 +407,8 @@ async fn the_charts_admission_policy_refuses_an_approval_in_someone_elses_name()
     let (ok, said) = patch_as(
         "mallory-token",
         json!({"spec": {"approval": {"request": request, "approvedBy": "alice"}}}),
-    );
+    )
+    .await;
     assert!(!ok, "{said}");
     assert!(
         said.contains("spec.approval may only name the user who makes the change"),
@@ -414,7 +418,8 @@ async fn the_charts_admission_policy_refuses_an_approval_in_someone_elses_name()
     let (ok, said) = patch_as(
         "alice-token",
         json!({"spec": {"target": {"name": "api-2"}}}),
-    );
+    )
+    .await;
     assert!(!ok, "{said}");
     assert!(said.contains("only spec.approval"), "{said}");
     let stored = s
@@ -424,7 +429,7 @@ async fn the_charts_admission_policy_refuses_an_approval_in_someone_elses_name()
     assert!(stored["spec"]["approval"].is_null(), "{stored:#}");
     assert_eq!(stored["spec"]["target"]["name"], "api-1");
     // alice's own approval passes the policy, and heal8s acts on it
-    let (ok, said) = s.decide("approve", &record, "shop", "alice-token");
+    let (ok, said) = s.decide("approve", &record, "shop", "alice-token").await;
     assert!(ok, "{said}");
     s.record("shop", "api-1", "the approval taken", |r| {
         r["status"]["approval"]["approvedBy"] == "alice"
@@ -436,13 +441,14 @@ async fn the_charts_admission_policy_refuses_an_approval_in_someone_elses_name()
         .join("../../charts/heal8s/crds/remediations.heal8s.io.yaml");
     let admin = s.dir.path().join("admin.cfg");
     s.emu.write_kubeconfig(&admin).unwrap();
-    let kubectl = |args: &[&str]| {
-        let out = Command::new(testkit::kubectl_bin().unwrap())
+    let kubectl = async |args: &[&str]| {
+        let out = tokio::process::Command::new(testkit::kubectl_bin().unwrap())
             .arg("--kubeconfig")
             .arg(&admin)
             .args(args)
             .env_remove("KUBECONFIG")
             .output()
+            .await
             .unwrap();
         assert!(
             out.status.success(),
@@ -451,8 +457,8 @@ async fn the_charts_admission_policy_refuses_an_approval_in_someone_elses_name()
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    kubectl(&["apply", "-f", crd.to_str().unwrap()]);
-    let table = kubectl(&["get", "remediations", "-n", "shop"]);
+    kubectl(&["apply", "-f", crd.to_str().unwrap()]).await;
+    let table = kubectl(&["get", "remediations", "-n", "shop"]).await;
     assert!(table.contains("APPROVED BY"), "{table}");
     let line = table.lines().find(|l| l.starts_with(&record)).unwrap();
     assert!(line.contains("alice"), "{table}");

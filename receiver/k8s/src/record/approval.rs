@@ -5,7 +5,6 @@
 //! once; the guard's approval rules decide whether the plan may act).
 
 use jiff::Timestamp;
-use kube::Api;
 
 use super::crd::Remediation;
 use receiver_core::status::Phase;
@@ -58,28 +57,4 @@ pub fn decision_of(r: &Remediation) -> Option<Decision> {
         approved,
         plan: asked.plan()?,
     })
-}
-
-/// Watch Remediation records for people's decisions and send them to `tx`
-/// (every replica watches; the leader acts). Runs until `tx` is closed.
-pub async fn watch_approvals(client: kube::Client, tx: tokio::sync::mpsc::Sender<Decision>) {
-    use futures::StreamExt;
-    use kube::runtime::{WatchStreamExt, watcher};
-    let api: Api<Remediation> = Api::all(client);
-    let stream = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .applied_objects();
-    futures::pin_mut!(stream);
-    while let Some(item) = stream.next().await {
-        match item {
-            Ok(r) => {
-                if let Some(d) = decision_of(&r)
-                    && tx.send(d).await.is_err()
-                {
-                    return;
-                }
-            }
-            Err(e) => tracing::debug!(error = %e, "Watching Remediation records failed; retrying."),
-        }
-    }
 }

@@ -89,10 +89,17 @@ pub fn escalation_to_clear(r: &Remediation) -> Option<String> {
         })
 }
 
-/// Watch Remediation records for a person's request to end an escalation
-/// (`kubectl annotate remediation NAME heal8s.io/clear-escalation=true`) and
-/// send the key to `tx`. Runs until `tx` is closed.
-pub async fn watch_clears(client: kube::Client, tx: tokio::sync::mpsc::Sender<String>) {
+/// Watch Remediation records for what people ask of heal8s on them: to end
+/// an escalation (`kubectl annotate remediation NAME
+/// heal8s.io/clear-escalation=true`; the key goes to `clears`) and their
+/// decisions on plans awaiting approval (to `approvals`; see
+/// [`super::decision_of`]). One watch for both; it runs until both
+/// receivers are gone.
+pub async fn watch_people(
+    client: kube::Client,
+    clears: tokio::sync::mpsc::Sender<String>,
+    approvals: tokio::sync::mpsc::Sender<super::Decision>,
+) {
     use futures::StreamExt;
     use kube::runtime::{WatchStreamExt, watcher};
     let api: Api<Remediation> = Api::all(client);
@@ -101,12 +108,16 @@ pub async fn watch_clears(client: kube::Client, tx: tokio::sync::mpsc::Sender<St
         .applied_objects();
     futures::pin_mut!(stream);
     while let Some(item) = stream.next().await {
+        if clears.is_closed() && approvals.is_closed() {
+            return;
+        }
         match item {
             Ok(r) => {
-                if let Some(key) = escalation_to_clear(&r)
-                    && tx.send(key).await.is_err()
-                {
-                    return;
+                if let Some(key) = escalation_to_clear(&r) {
+                    let _ = clears.send(key).await;
+                }
+                if let Some(d) = super::decision_of(&r) {
+                    let _ = approvals.send(d).await;
                 }
             }
             Err(e) => tracing::debug!(error = %e, "Watching Remediation records failed; retrying."),

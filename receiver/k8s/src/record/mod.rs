@@ -17,13 +17,13 @@ mod journal;
 mod show;
 pub mod upkeep;
 
-pub use approval::{Decision, decision_of, watch_approvals};
+pub use approval::{Decision, decision_of};
 pub use crd::{
     ApprovalSpec, CLEAR_ESCALATION, Remediation, RemediationSpec, TargetSpec, TriggerSpec,
     WorkloadSpec, crd_yaml,
 };
 pub use history::{
-    History, KubeHistory, escalation_to_clear, load_history, past_events, watch_clears,
+    History, KubeHistory, escalation_to_clear, load_history, past_events, watch_people,
 };
 pub use journal::{KubeJournal, open_pull_requests, settle_pull_request};
 pub use receiver_core::deleted::Deleted;

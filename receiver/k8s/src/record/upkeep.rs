@@ -40,11 +40,11 @@ pub struct Upkeep {
     /// Garbage collection (none when retention is off). It ends when `stop`
     /// changes; abort it to cut a round in progress short.
     pub tasks: Vec<JoinHandle<()>>,
-    /// Keys whose escalation a person cleared (see [`super::watch_clears`]);
+    /// Keys whose escalation a person cleared (see [`super::watch_people`]);
     /// the watch runs until this receiver is dropped.
     pub clears: mpsc::Receiver<String>,
     /// People's decisions on plans awaiting approval (see
-    /// [`super::watch_approvals`]); the watch runs until this is dropped.
+    /// [`super::watch_people`]); the watch runs until this is dropped.
     pub approvals: mpsc::Receiver<super::Decision>,
 }
 
@@ -61,11 +61,14 @@ pub fn spawn(clients: &Clients, settings: &UpkeepSettings, stop: watch::Receiver
         )));
     }
     // a person ends an escalation by annotating its record
-    let (tx, clears) = mpsc::channel(64);
-    tokio::spawn(super::watch_clears(clients.main.clone(), tx));
-    // people approve or reject plans awaiting approval on their records
-    let (tx, approvals) = mpsc::channel(64);
-    tokio::spawn(super::watch_approvals(clients.main.clone(), tx));
+    // and approves or rejects plans awaiting approval on their records
+    let (clears_tx, clears) = mpsc::channel(64);
+    let (approvals_tx, approvals) = mpsc::channel(64);
+    tokio::spawn(super::watch_people(
+        clients.main.clone(),
+        clears_tx,
+        approvals_tx,
+    ));
     Upkeep {
         tasks,
         clears,
