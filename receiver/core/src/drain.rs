@@ -215,9 +215,12 @@ pub enum Release {
     Uncordon,
     /// Remove heal8s's marks, keep the cordon: someone else cordoned it first.
     Unmark,
-    /// Leave it as it is: a person uncordoned it or changed heal8s's mark
-    /// (a human change wins).
+    /// Leave it as it is: a person changed heal8s's mark (a human change wins).
     LeaveAlone(String),
+    /// Take only heal8s's own marks off: a person uncordoned the node while
+    /// heal8s held it (their change wins, and stood for the episode; the
+    /// episode ends with the recovery).
+    Forget(String),
 }
 
 /// The release of `node` (see [`Release`]): `mark` is heal8s's remediation
@@ -243,8 +246,8 @@ pub fn release(
                 "heal8s's mark on node {node} was changed to {m:?} by someone else; left as it is"
             ))
         }
-        Some(_) if !unschedulable => Release::LeaveAlone(format!(
-            "node {node} was uncordoned by someone else; left as it is"
+        Some(_) if !unschedulable => Release::Forget(format!(
+            "node {node} was uncordoned by someone else; left as they made it (heal8s's marks taken off)"
         )),
         Some(_) if cordoned_by_heal8s => Release::Uncordon,
         Some(_) => Release::Unmark,
@@ -417,11 +420,13 @@ mod tests {
             Release::Uncordon
         );
         assert_eq!(release("w1", Some("drained"), false, true), Release::Unmark);
-        for (mark, ours, cordoned) in [
-            (None, true, true),
-            (Some("keep-for-debugging"), true, true),
-            (Some("drained"), true, false),
-        ] {
+        // a person uncordoned it: their change stands; heal8s only takes its marks off
+        assert!(matches!(
+            release("w1", Some("drained"), true, false),
+            Release::Forget(_)
+        ));
+        for (mark, ours, cordoned) in [(None, true, true), (Some("keep-for-debugging"), true, true)]
+        {
             assert!(
                 matches!(release("w1", mark, ours, cordoned), Release::LeaveAlone(_)),
                 "{mark:?} {ours} {cordoned}"

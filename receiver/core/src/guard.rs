@@ -28,6 +28,7 @@ pub mod gitops;
 pub mod holds;
 pub mod members;
 pub mod occurrences;
+pub mod ownership;
 mod precheck;
 
 /// The label or annotation that opts an object or namespace out of heal8s.
@@ -111,13 +112,16 @@ pub enum RefusalReason {
     /// The approved target is not the one the plan was made for (a pod with
     /// another UID, or on another node): the approval is not carried over.
     TargetChanged,
+    /// heal8s cordoned the node and a person uncordoned it since: their
+    /// change wins until the node recovers.
+    HumanOverride,
 }
 
 impl RefusalReason {
     /// Every reason, in declaration order: the metrics start each label at 0
     /// (a counter that appears at 1 hides its first increase). A new reason
     /// goes here too.
-    pub const ALL: [RefusalReason; 33] = [
+    pub const ALL: [RefusalReason; 34] = [
         RefusalReason::NoRoute,
         RefusalReason::MissingTarget,
         RefusalReason::TargetMismatch,
@@ -151,6 +155,7 @@ impl RefusalReason {
         RefusalReason::ApprovalExpired,
         RefusalReason::NotAnApprover,
         RefusalReason::TargetChanged,
+        RefusalReason::HumanOverride,
     ];
 
     /// Whether this refusal is a breaker standing a whole class down (not a
@@ -203,6 +208,7 @@ impl RefusalReason {
             RefusalReason::ApprovalExpired => "approval_expired",
             RefusalReason::NotAnApprover => "not_an_approver",
             RefusalReason::TargetChanged => "target_changed",
+            RefusalReason::HumanOverride => "human_override",
         }
     }
 }
@@ -940,6 +946,13 @@ impl Guard {
             };
         }
 
+        if let Some(r) = ownership::human_override(plan, facts.live.as_ref()) {
+            return Decision {
+                verdict: Verdict::Refuse(r),
+                newly_escalated: false,
+                event: None,
+            };
+        }
         if let Some(a) = plan.approval.as_ref().filter(|a| a.approved_by.is_some())
             && let Some(r) =
                 approval::refusal(plan, a, facts.live.as_ref(), &self.cfg.approval, now)

@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod names;
 pub mod notify;
 pub mod outcome;
+pub mod ownership;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;

@@ -134,6 +134,7 @@ pub async fn cordon(
     clients: &Clients,
     node: &str,
     state: &str,
+    mark: &receiver_core::ownership::Mark,
     dry_run: bool,
 ) -> Result<(), K8sError> {
     let api: Api<Node> = Api::all(clients.main.clone());
@@ -147,6 +148,10 @@ pub async fn cordon(
     annotations.insert(NODE_REMEDIATION_ANNOTATION.into(), json!(state));
     if !already {
         annotations.insert(crate::NODE_CORDONED_ANNOTATION.into(), json!("true"));
+        // who cordoned, for which record, why and when
+        for (k, v) in mark.annotations() {
+            annotations.insert(k.into(), json!(v));
+        }
     }
     let patch = json!({
         "metadata": {"annotations": annotations},
@@ -407,6 +412,7 @@ pub const OUT_OF_SERVICE_TAINT: &str = "node.kubernetes.io/out-of-service";
 pub async fn taint_out_of_service(
     clients: &Clients,
     node: &str,
+    mark: &receiver_core::ownership::Mark,
     dry_run: bool,
 ) -> Result<(), K8sError> {
     let api: Api<Node> = Api::all(clients.main.clone());
@@ -427,10 +433,22 @@ pub async fn taint_out_of_service(
         dry_run,
         ..PatchParams::default()
     };
+    // heal8s's mark names the taint: only that one is lifted when the node
+    // is given back (a taint a person set stays)
+    let mut annotations = serde_json::Map::new();
+    for (k, v) in mark.annotations() {
+        annotations.insert(k.into(), json!(v));
+    }
+    annotations.insert(
+        receiver_core::ownership::TAINTED.into(),
+        json!(OUT_OF_SERVICE_TAINT),
+    );
     api.patch(
         node,
         &pp,
-        &Patch::Merge(&json!({"spec": {"taints": taints}})),
+        &Patch::Merge(
+            &json!({"metadata": {"annotations": annotations}, "spec": {"taints": taints}}),
+        ),
     )
     .await?;
     Ok(())

@@ -240,24 +240,54 @@ impl KubeVerifier {
                 .is_some_and(|v| v == "true"),
             n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true),
         );
-        let unmark = serde_json::json!({"metadata": {"annotations": {
+        let mut unmark = serde_json::json!({"metadata": {"annotations": {
             crate::NODE_REMEDIATION_ANNOTATION: null,
             crate::NODE_CORDONED_ANNOTATION: null,
         }}});
+        let marks: std::collections::BTreeMap<String, String> = annotations
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for k in receiver_core::ownership::marks_to_remove(&marks) {
+            unmark["metadata"]["annotations"][k] = serde_json::Value::Null;
+        }
+        // the taint heal8s set (its mark names it) is lifted with the cordon
+        let taints = n
+            .spec
+            .as_ref()
+            .and_then(|s| s.taints.clone())
+            .unwrap_or_default();
+        let lift =
+            receiver_core::ownership::lift_taint(&marks, taints.iter().map(|t| t.key.as_str()));
+        let mut lifted = String::new();
+        if let Some(key) = &lift
+            && !matches!(decision, Release::LeaveAlone(_))
+        {
+            let kept: Vec<_> = taints.iter().filter(|t| &t.key != key).collect();
+            unmark["spec"]["taints"] = serde_json::to_value(kept).unwrap_or_default();
+            lifted = format!("; lifted its taint {key}");
+        }
         match decision {
             Release::Uncordon => {
                 let mut patch = unmark;
-                patch["spec"] = serde_json::json!({"unschedulable": null});
+                patch["spec"]["unschedulable"] = serde_json::Value::Null;
                 api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
                     .await?;
-                Ok(format!("heal8s uncordoned node {name} (its own cordon)"))
+                Ok(format!(
+                    "heal8s uncordoned node {name} (its own cordon){lifted}"
+                ))
             }
             Release::Unmark => {
                 api.patch(name, &PatchParams::default(), &Patch::Merge(&unmark))
                     .await?;
                 Ok(format!(
-                    "node {name} stays cordoned: it was cordoned before heal8s came"
+                    "node {name} stays cordoned: it was cordoned before heal8s came{lifted}"
                 ))
+            }
+            Release::Forget(why) => {
+                api.patch(name, &PatchParams::default(), &Patch::Merge(&unmark))
+                    .await?;
+                Ok(format!("{why}{lifted}"))
             }
             Release::LeaveAlone(why) => Ok(why),
         }

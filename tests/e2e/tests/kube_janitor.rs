@@ -2055,6 +2055,161 @@ async fn a_dead_node_gets_the_out_of_service_taint_when_the_route_opts_in() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cordon_carries_heal8s_s_mark_and_a_person_s_uncordon_stands_for_the_episode() {
+    let c = Cluster::new().await;
+    c.namespace("heal8s");
+    c.node("w1", "False", 600);
+    for n in ["w2", "w3", "w4"] {
+        c.node(n, "True", 600);
+    }
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "guard: {cooldown: 1s, nodes: {rate: {max: 10, per: 10m}}}",
+                DRAIN_ROUTE,
+            ),
+            &["--verify-timeout", "60s"],
+        )
+        .await;
+    outcome_with(&h, |o| is(o, OutcomeKind::Acted, None, "Node w1")).await;
+    let w1 = c.emu.get("v1", "Node", "", "w1").unwrap();
+    let a = &w1["metadata"]["annotations"];
+    assert_eq!(a["heal8s.io/changed-by"], "heal8s", "{w1:#}");
+    assert_eq!(a["heal8s.io/reason"], "Heal8sNodeNotReady", "{w1:#}");
+    assert!(
+        a["heal8s.io/changed-at"]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .is_ok()
+    );
+    let record = a["heal8s.io/record"].as_str().unwrap().to_string();
+    assert!(
+        c.emu
+            .get("heal8s.io/v1alpha1", "Remediation", "heal8s", &record)
+            .is_some(),
+        "the mark names the record: {record}"
+    );
+    // a person uncordons the node while it is still down
+    c.emu
+        .modify("v1", "Node", "", "w1", |n| {
+            n["spec"]["unschedulable"] = json!(false);
+        })
+        .unwrap();
+    // the detector signals it again: heal8s does not cordon it again
+    let refused = outcome_with(&h, |o| {
+        is(
+            o,
+            OutcomeKind::Refused,
+            Some(RefusalReason::HumanOverride),
+            "Node w1",
+        )
+    })
+    .await;
+    assert!(refused.message.contains(&record), "{}", refused.message);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        c.emu.get("v1", "Node", "", "w1").unwrap()["spec"]["unschedulable"],
+        false
+    );
+    // it recovers: heal8s takes its marks off and leaves the node as the person left it
+    set_ready(&c, "w1", "True");
+    let record = eventually(WAIT, "the drain record to settle", || async {
+        c.emu
+            .list("heal8s.io/v1alpha1", "Remediation", "heal8s")
+            .into_iter()
+            .find(|r| r["spec"]["target"]["name"] == "w1" && r["status"]["phase"] == "Succeeded")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", h.proc.output()));
+    assert!(
+        record["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("uncordoned by someone else"),
+        "{record:#}"
+    );
+    let w1 = c.emu.get("v1", "Node", "", "w1").unwrap();
+    let a = &w1["metadata"]["annotations"];
+    for k in [
+        "heal8s.io/changed-by",
+        "heal8s.io/record",
+        "heal8s.io/remediation",
+        "heal8s.io/cordoned",
+    ] {
+        assert!(a[k].is_null(), "{k}: {w1:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heal8s_lifts_the_taint_it_set_and_only_that_one() {
+    let c = Cluster::new().await;
+    c.namespace("shop");
+    c.namespace("heal8s");
+    c.node("w1", "Unknown", 600);
+    for n in ["w2", "w3", "w4"] {
+        c.node(n, "True", 600);
+    }
+    c.pod("shop", "db-0", Some(("ReplicaSet", "db-rs")), "w1", false);
+    let h = c
+        .heal8s(
+            &policy(
+                "production",
+                "",
+                "  - {matchers: ['alertname=~\"Heal8sNode.*\"'], remediation: drain-node, params: {outOfServiceTaint: true, timeout: 20s}}",
+            ),
+            &["--verify-timeout", "60s"],
+        )
+        .await;
+    outcome_with(&h, |o| is(o, OutcomeKind::Acted, None, "Node w1")).await;
+    let w1 = c.emu.get("v1", "Node", "", "w1").unwrap();
+    assert_eq!(
+        w1["metadata"]["annotations"]["heal8s.io/tainted"], "node.kubernetes.io/out-of-service",
+        "{w1:#}"
+    );
+    // a person adds a taint of their own, then the node comes back
+    c.emu
+        .modify("v1", "Node", "", "w1", |n| {
+            n["spec"]["taints"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"key": "team/maintenance", "effect": "NoSchedule"}));
+        })
+        .unwrap();
+    set_ready(&c, "w1", "True");
+    let record = eventually(WAIT, "the drain record to settle", || async {
+        c.emu
+            .list("heal8s.io/v1alpha1", "Remediation", "heal8s")
+            .into_iter()
+            .find(|r| r["spec"]["target"]["name"] == "w1" && r["status"]["phase"] == "Succeeded")
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", h.proc.output()));
+    assert!(
+        record["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("lifted its taint node.kubernetes.io/out-of-service"),
+        "{record:#}"
+    );
+    let w1 = c.emu.get("v1", "Node", "", "w1").unwrap();
+    let keys: Vec<&str> = w1["spec"]["taints"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["key"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(keys.contains(&"team/maintenance"), "{w1:#}");
+    assert!(
+        !keys.contains(&"node.kubernetes.io/out-of-service"),
+        "{w1:#}"
+    );
+    assert!(
+        w1["metadata"]["annotations"]["heal8s.io/tainted"].is_null(),
+        "{w1:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pdb_blocked_eviction_loop_does_not_hold_up_a_crash_loop_elsewhere() {
     let c = Cluster::new().await;
     c.namespace("blocked");

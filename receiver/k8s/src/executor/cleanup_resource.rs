@@ -23,15 +23,17 @@ impl Janitor for CleanupResource {
         &self,
         x: &KubeExecutor,
         t: &Target,
+        mark: &receiver_core::ownership::Mark,
         dry_run: bool,
     ) -> Result<ActionReport, K8sError> {
-        cleanup(x, t, self.remove_finalizers, dry_run).await
+        cleanup(x, t, mark, self.remove_finalizers, dry_run).await
     }
 }
 
 async fn cleanup(
     x: &KubeExecutor,
     t: &Target,
+    mark: &receiver_core::ownership::Mark,
     remove_finalizers: bool,
     dry_run: bool,
 ) -> Result<ActionReport, K8sError> {
@@ -109,7 +111,10 @@ async fn cleanup(
             api.patch(
                 &t.name,
                 &pp,
-                &Patch::Merge(&json!({"metadata": {"finalizers": null}})),
+                // the object carries heal8s's mark for as long as it lasts
+                &Patch::Merge(
+                    &json!({"metadata": {"finalizers": null, "annotations": mark.annotations()}}),
+                ),
             )
             .await?;
             if !dry_run {

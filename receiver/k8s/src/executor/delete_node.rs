@@ -18,6 +18,7 @@ impl Janitor for DeleteNode {
         &self,
         x: &KubeExecutor,
         t: &Target,
+        mark: &receiver_core::ownership::Mark,
         dry_run: bool,
     ) -> Result<ActionReport, K8sError> {
         let mut said = String::new();
@@ -32,7 +33,7 @@ impl Janitor for DeleteNode {
                 protected_pods: x.settings.protected_pods,
             };
             // the node is deleted only after a clean drain
-            let r = x.drain_node(t, opts, false).await.map_err(|e| {
+            let r = x.drain_node(t, mark, opts, false).await.map_err(|e| {
                 K8sError::Refused(format!(
                     "node {} was not deleted because its drain failed: {e}",
                     t.name

@@ -17,6 +17,7 @@ impl Janitor for DeletePod {
         &self,
         x: &KubeExecutor,
         t: &Target,
+        _mark: &receiver_core::ownership::Mark, // the object goes: its record keeps it
         dry_run: bool,
     ) -> Result<ActionReport, K8sError> {
         delete(x, t, self.grace_period_seconds, dry_run).await

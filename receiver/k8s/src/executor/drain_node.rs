@@ -16,6 +16,7 @@ impl Janitor for DrainNode {
         &self,
         x: &KubeExecutor,
         t: &Target,
+        mark: &receiver_core::ownership::Mark,
         dry_run: bool,
     ) -> Result<ActionReport, K8sError> {
         let opts = DrainOptions {
@@ -27,7 +28,7 @@ impl Janitor for DrainNode {
             protection: x.settings.protection.clone(),
             protected_pods: x.settings.protected_pods,
         };
-        let r = x.drain_node(t, opts, self.cordon_only).await?;
+        let r = x.drain_node(t, mark, opts, self.cordon_only).await?;
         if self.cordon_only {
             done(format!("{}cordoned node {}", prefix(dry_run), t.name))
         } else {
@@ -44,7 +45,7 @@ impl Janitor for DrainNode {
                     r.terminating.join(", ")
                 ));
                 if self.out_of_service_taint {
-                    drain::taint_out_of_service(&x.clients, &t.name, dry_run).await?;
+                    drain::taint_out_of_service(&x.clients, &t.name, mark, dry_run).await?;
                     said.push_str(&format!(
                         "; tainted {}=nodeshutdown:NoExecute (outOfServiceTaint: the node must be shut down)",
                         drain::OUT_OF_SERVICE_TAINT

@@ -17,6 +17,7 @@ impl Janitor for EvictPod {
         &self,
         x: &KubeExecutor,
         t: &Target,
+        _mark: &receiver_core::ownership::Mark, // the object goes: its record keeps it
         dry_run: bool,
     ) -> Result<ActionReport, K8sError> {
         evict(

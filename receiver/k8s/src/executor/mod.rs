@@ -17,6 +17,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use kube::api::Preconditions;
 use receiver_core::deleted::Deleted;
+use receiver_core::ownership::Mark;
 use receiver_core::{ActError, ActionReport, Executor, Plan, Remediation, Target};
 use tracing::instrument;
 
@@ -139,6 +140,7 @@ impl KubeExecutor {
     pub(super) async fn drain_node(
         &self,
         t: &Target,
+        mark: &Mark,
         opts: DrainOptions,
         cordon_only: bool,
     ) -> Result<drain::DrainReport, K8sError> {
@@ -151,6 +153,7 @@ impl KubeExecutor {
             &self.clients,
             &t.name,
             if cordon_only { "cordoned" } else { "draining" },
+            mark,
             opts.dry_run,
         )
         .await?;
@@ -200,8 +203,12 @@ impl KubeExecutor {
         let Some(t) = plan.target.as_ref() else {
             return Err(K8sError::Refused(format!("{} needs a target", plan.kind())));
         };
+        // what heal8s writes on an object it changes and does not delete
+        let Some(mark) = Mark::of(plan, jiff::Timestamp::now()) else {
+            return Err(K8sError::Refused(format!("{} needs a target", plan.kind())));
+        };
         match janitor(&plan.remediation) {
-            Some(j) => j.carry_out(self, t, dry_run).await,
+            Some(j) => j.carry_out(self, t, &mark, dry_run).await,
             None if plan.kind().is_declarative() => Ok(ActionReport {
                 simulated: true,
                 message: format!(
@@ -227,6 +234,7 @@ trait Janitor: Sync {
         &self,
         x: &KubeExecutor,
         t: &Target,
+        mark: &Mark,
         dry_run: bool,
     ) -> Result<ActionReport, K8sError>;
 }
