@@ -174,9 +174,34 @@ def write_rules(objs):
 APPROVER = f"{FULLNAME}-approver"
 
 
+POLICY_ADMIN = f"{FULLNAME}-remediationpolicy-admin"
+POLICY_ADMIN_RULES = [{"apiGroups": ["heal8s.io"], "resources": ["remediationpolicies"],
+                       "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"]}]
+
+
 def own_rbac(objs):
-    """The objects without the approvers' ClusterRole and binding (granted to people, not to heal8s)."""
-    return [o for o in objs if not (o["kind"] in ("ClusterRole", "ClusterRoleBinding") and o["metadata"]["name"] == APPROVER)]
+    """The objects without the roles granted to people, not to heal8s: the
+    approvers' ClusterRole and binding, and the RemediationPolicy role
+    aggregated into namespace admins'."""
+    return [o for o in objs if not (o["kind"] in ("ClusterRole", "ClusterRoleBinding")
+                                    and o["metadata"]["name"] in (APPROVER, POLICY_ADMIN))]
+
+
+def check_policy_admin(sc):
+    """RemediationPolicy: namespace admins (the built-in `admin` role, by
+    aggregation) may edit them, and nobody else's role is extended."""
+    roles = [o for o in objects(sc.objs, "ClusterRole") if o["metadata"]["name"] == POLICY_ADMIN]
+    if not sc.values()["rbac"]["create"]:
+        expect(not roles, f"rbac.create false renders {POLICY_ADMIN}")
+        return
+    expect(len(roles) == 1, f"one ClusterRole {POLICY_ADMIN}, found {len(roles)}")
+    r = roles[0]
+    expect(r["rules"] == POLICY_ADMIN_RULES, f"{POLICY_ADMIN} rules: {r['rules']}")
+    aggregated = {k for k, v in r["metadata"]["labels"].items() if k.startswith("rbac.authorization.k8s.io/aggregate-to-")}
+    expect(aggregated == {"rbac.authorization.k8s.io/aggregate-to-admin"}, f"{POLICY_ADMIN} aggregates into {aggregated}, not only admin")
+    bound = [o["metadata"]["name"] for o in objects(sc.objs, "ClusterRoleBinding") + objects(sc.objs, "RoleBinding")
+             if o["roleRef"]["name"] == POLICY_ADMIN]
+    expect(not bound, f"{POLICY_ADMIN} is granted through admin only, yet bound by {bound}")
 
 
 def sa_rules(objs, sa, namespace=NAMESPACE):
@@ -1336,7 +1361,7 @@ def run_checks():
             for label, fn in [("helm lint", check_lint), ("kubernetes-validate --strict", check_kubernetes_validate),
                               ("RBAC structure", check_rbac_structure), ("RBAC per feature", check_rbac_features),
                               ("what a member installs", check_member), ("NOTES.txt", check_notes_member),
-                              ("approvals: role, binding, admission policy", check_approval),
+                              ("approvals: role, binding, admission policy", check_approval), ("RemediationPolicy: namespace admins only", check_policy_admin),
                               ("ServiceAccount: no patch/update on remediations", check_sa_cannot_write_remediations),
                               ("no API server warnings", check_api_warnings)]:
                 checks.append((f"[{sc.name}] {label}", lambda fn=fn, sc=sc: fn(sc)))
@@ -1347,7 +1372,7 @@ def run_checks():
                           ("NetworkPolicy", check_network_policy), ("RBAC structure", check_rbac_structure),
                           ("RBAC per feature", check_rbac_features), ("RBAC per profile", check_rbac_expectations),
                           ("policy check-config", check_policy), ("NOTES.txt", check_notes),
-                          ("approvals: role, binding, admission policy", check_approval),
+                          ("approvals: role, binding, admission policy", check_approval), ("RemediationPolicy: namespace admins only", check_policy_admin),
                           ("ServiceAccount: no patch/update on remediations", check_sa_cannot_write_remediations),
                           ("no API server warnings", check_api_warnings)]:
             checks.append((f"[{sc.name}] {label}", lambda fn=fn, sc=sc: fn(sc)))

@@ -48,8 +48,13 @@ pub enum Command {
     Plan(PlanArgs),
     /// Print the built-in default policy.
     DefaultPolicy,
-    /// Print the Remediation CustomResourceDefinition (YAML).
-    Crd,
+    /// Print a CustomResourceDefinition heal8s uses (YAML).
+    Crd {
+        /// Which: `remediation` (the records) or `remediation-policy` (a
+        /// team's policy for its namespace).
+        #[arg(long, default_value = "remediation", value_parser = ["remediation", "remediation-policy"])]
+        kind: String,
+    },
     /// Patch a manifest or Helm values file with the smallest diff, as a
     /// declarative fix would: print the new text (or the diff), or write it back.
     Patch(Box<crate::patch_cmd::PatchArgs>),
@@ -147,8 +152,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", receiver_core::policy::DEFAULT_POLICY_YAML);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Crd => {
-            print!("{}", crd_file()?);
+        Command::Crd { kind } => {
+            print!("{}", crd_file(&kind)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Patch(args) => crate::patch_cmd::run(&args),

@@ -519,6 +519,7 @@ async fn connect_served(
             // the record upkeep in run_served watches for them
             clears: None,
             approvals: None,
+            namespace_policies: None,
             // run_served starts them
             notices: None,
             holds: Some(Arc::new(holds)),
@@ -805,6 +806,20 @@ async fn start_served(
         );
         acting.clears = acting.clears.or(Some(u.clears));
         acting.approvals = acting.approvals.or(Some(u.approvals));
+        // the teams' own policies for their namespaces (RemediationPolicy)
+        let (nsp_tx, nsp_rx) = tokio::sync::watch::channel(Vec::new());
+        running
+            .tasks
+            .push(tokio::spawn(receiver_k8s::nspolicy::watch(
+                clients.main.clone(),
+                Arc::new(policy.clone()),
+                receiver_k8s::events::Events::new(
+                    clients.main.clone(),
+                    Some(settings.identity.clone()),
+                ),
+                nsp_tx,
+            )));
+        acting.namespace_policies = Some(nsp_rx);
         running.tasks.extend(u.tasks);
         // the pause ConfigMap: every replica watches it, so a pause survives failover
         let r = recorder.clone();

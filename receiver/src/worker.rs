@@ -359,6 +359,10 @@ pub struct Acting {
     pub clears: Option<mpsc::Receiver<String>>,
     /// People's decisions on plans awaiting approval (on their records).
     pub approvals: Option<mpsc::Receiver<receiver_k8s::record::Decision>>,
+    /// The accepted RemediationPolicies (a team's own policy for its namespace).
+    pub namespace_policies: Option<
+        tokio::sync::watch::Receiver<Vec<receiver_core::policy::namespaced::NamespacePolicy>>,
+    >,
     /// Who hears what heal8s did; `None` with no receivers configured.
     pub notices: Option<Notices>,
     /// Keeps the alerts that hold remediations across restarts and
@@ -399,6 +403,7 @@ impl Acting {
             history: None,
             clears: None,
             approvals: None,
+            namespace_policies: None,
             notices: None,
             holds: None,
         }
@@ -415,6 +420,21 @@ impl std::fmt::Debug for Acting {
 async fn next_clear(clears: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
     match clears {
         Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The namespaces' policies once they change, or never without a source.
+async fn next_policies(
+    rx: &mut Option<
+        tokio::sync::watch::Receiver<Vec<receiver_core::policy::namespaced::NamespacePolicy>>,
+    >,
+) -> Option<Vec<receiver_core::policy::namespaced::NamespacePolicy>> {
+    match rx {
+        Some(r) => match r.changed().await {
+            Ok(()) => Some(r.borrow_and_update().clone()),
+            Err(_) => std::future::pending().await,
+        },
         None => std::future::pending().await,
     }
 }
@@ -814,6 +834,7 @@ pub async fn run(
     let (steps, mut stepped) = mpsc::unbounded_channel::<Done>();
     let mut clears = acting.clears.take();
     let mut approvals = acting.approvals.take();
+    let mut namespace_policies = acting.namespace_policies.take();
     // decisions seen (request and record): each is taken once; those a
     // follower sees wait until it leads
     let mut decided: std::collections::HashSet<(String, String)> = Default::default();
@@ -998,6 +1019,12 @@ pub async fn run(
                     Some(s) => s,
                     None => continue,
                 }
+            }
+            Some(p) = next_policies(&mut namespace_policies) => {
+                w.engine.set_namespace_policies(&p);
+                tracing::info!(policies = p.len(), "The namespaces' own RemediationPolicies changed.");
+                due = true;
+                continue;
             }
             Some(d) = next_decision(&mut approvals) => {
                 undecided.insert(d.record.clone(), d);

@@ -458,6 +458,7 @@ async fn accepted_alerts_are_processed_and_repeats_deduped() {
         history: None,
         clears: None,
         approvals: None,
+        namespace_policies: None,
         notices: None,
         holds: None,
     };
@@ -538,6 +539,7 @@ async fn outcomes_are_paged_and_capped() {
         history: None,
         clears: None,
         approvals: None,
+        namespace_policies: None,
         notices: None,
         holds: None,
     };

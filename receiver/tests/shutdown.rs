@@ -91,6 +91,7 @@ async fn scenario(timeout: Duration) -> (receiver::serve::ShutdownReport, usize)
         history: None,
         clears: None,
         approvals: None,
+        namespace_policies: None,
         notices: None,
         holds: None,
     };

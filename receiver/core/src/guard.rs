@@ -115,13 +115,16 @@ pub enum RefusalReason {
     /// heal8s cordoned the node and a person uncordoned it since: their
     /// change wins until the node recovers.
     HumanOverride,
+    /// The namespace's own `RemediationPolicy` opts it out or switches the
+    /// remediation off there.
+    NamespacePolicy,
 }
 
 impl RefusalReason {
     /// Every reason, in declaration order: the metrics start each label at 0
     /// (a counter that appears at 1 hides its first increase). A new reason
     /// goes here too.
-    pub const ALL: [RefusalReason; 34] = [
+    pub const ALL: [RefusalReason; 35] = [
         RefusalReason::NoRoute,
         RefusalReason::MissingTarget,
         RefusalReason::TargetMismatch,
@@ -156,6 +159,7 @@ impl RefusalReason {
         RefusalReason::NotAnApprover,
         RefusalReason::TargetChanged,
         RefusalReason::HumanOverride,
+        RefusalReason::NamespacePolicy,
     ];
 
     /// Whether this refusal is a breaker standing a whole class down (not a
@@ -209,6 +213,7 @@ impl RefusalReason {
             RefusalReason::NotAnApprover => "not_an_approver",
             RefusalReason::TargetChanged => "target_changed",
             RefusalReason::HumanOverride => "human_override",
+            RefusalReason::NamespacePolicy => "namespace_policy",
         }
     }
 }
@@ -514,6 +519,8 @@ pub struct Guard {
     occurrences: occurrences::Occurrences,
     /// Set while a person has paused heal8s: nothing is changed.
     paused: Option<Pause>,
+    /// What the namespaces' own RemediationPolicies add up to, by namespace.
+    namespaced: std::collections::BTreeMap<String, crate::policy::namespaced::Effective>,
 }
 
 /// A pause a person set: while it holds, heal8s only records.
@@ -589,6 +596,7 @@ impl Guard {
             seen_order: VecDeque::new(),
             actions: VecDeque::new(),
             observed: VecDeque::new(),
+            namespaced: Default::default(),
             recoveries: HashMap::new(),
             escalated: HashMap::new(),
             flips: HashMap::new(),
@@ -892,6 +900,44 @@ impl Guard {
     /// Check a plan against every rule. `facts` is what the live cluster said
     /// (empty offline); `plan.workload` should already carry the owner if known.
     pub fn check(&mut self, plan: &Plan, facts: &Facts, now: Timestamp) -> Decision {
+        let mut d = self.check_rules(plan, facts, now);
+        // a refusal in a namespace with its own policy names both policies
+        if let Verdict::Refuse(r) = &mut d.verdict
+            && let Some(e) = plan.namespace().and_then(|ns| self.namespaced.get(ns))
+        {
+            r.message = format!("{} (policy: the cluster's and {})", r.message, e.named());
+        }
+        d
+    }
+
+    /// Replace the namespaces' own policies (the accepted RemediationPolicies).
+    pub fn set_namespace_policies(
+        &mut self,
+        policies: &[crate::policy::namespaced::NamespacePolicy],
+    ) {
+        self.namespaced = crate::policy::namespaced::Effective::by_namespace(policies);
+    }
+
+    /// What the RemediationPolicies of `namespace` add up to, if it has any.
+    pub fn namespace_policy(
+        &self,
+        namespace: &str,
+    ) -> Option<&crate::policy::namespaced::Effective> {
+        self.namespaced.get(namespace)
+    }
+
+    /// The approval rules for `plan`: the cluster's, narrowed by its namespace's.
+    fn approval_policy(&self, plan: &Plan) -> crate::policy::ApprovalPolicy {
+        let mut a = self.cfg.approval.clone();
+        if let Some(e) = plan.namespace().and_then(|ns| self.namespaced.get(ns))
+            && !e.approvers.is_empty()
+        {
+            a.approvers = e.approvers.clone();
+        }
+        a
+    }
+
+    fn check_rules(&mut self, plan: &Plan, facts: &Facts, now: Timestamp) -> Decision {
         // before everything, notify-only included: another cluster's alert is not ours
         if let Some(refusal) = wrong_cluster(&self.cfg, plan.trigger.source, &plan.trigger.labels) {
             return Decision::refuse(refusal.reason, refusal.message);
@@ -928,6 +974,26 @@ impl Guard {
                 event: None,
             };
         }
+        if let Some(e) = plan.namespace().and_then(|ns| self.namespaced.get(ns)) {
+            if let Some(by) = &e.opt_out {
+                return Decision::refuse(
+                    RefusalReason::NamespacePolicy,
+                    format!(
+                        "RemediationPolicy {by} opts namespace {} out of changes",
+                        e.namespace()
+                    ),
+                );
+            }
+            if let Some(by) = e.disabled.get(&plan.kind()) {
+                return Decision::refuse(
+                    RefusalReason::NamespacePolicy,
+                    format!(
+                        "RemediationPolicy {by} switches {} off in its namespace",
+                        plan.kind()
+                    ),
+                );
+            }
+        }
         if let Some(r) = self
             .paused_refusal()
             .or_else(|| self.holds.refusal(plan, now))
@@ -954,8 +1020,13 @@ impl Guard {
             };
         }
         if let Some(a) = plan.approval.as_ref().filter(|a| a.approved_by.is_some())
-            && let Some(r) =
-                approval::refusal(plan, a, facts.live.as_ref(), &self.cfg.approval, now)
+            && let Some(r) = approval::refusal(
+                plan,
+                a,
+                facts.live.as_ref(),
+                &self.approval_policy(plan),
+                now,
+            )
         {
             return Decision {
                 verdict: Verdict::Refuse(r),
@@ -1070,6 +1141,35 @@ impl Guard {
             );
             return self.stand_down(class, plan, r, now);
         }
+        // the namespace's own, lower budgets
+        if let Some(ns) = plan.namespace()
+            && let Some(e) = self.namespaced.get(ns)
+        {
+            if let Some((b, by)) = &e.per_namespace {
+                let n = count(&|a| a.namespace.as_deref() == Some(ns), b.per);
+                if n >= b.max as usize {
+                    return Decision::refuse(
+                        RefusalReason::NamespaceBudget,
+                        format!(
+                            "{n} actions in namespace {ns} in the last {} (RemediationPolicy {by}: at most {})",
+                            b.per, b.max
+                        ),
+                    );
+                }
+            }
+            if let Some((b, by)) = &e.per_workload {
+                let n = count(&|a| a.key == key, b.per);
+                if n >= b.max as usize {
+                    return Decision::refuse(
+                        RefusalReason::WorkloadBudget,
+                        format!(
+                            "{n} actions on {key} in the last {} (RemediationPolicy {by}: at most {})",
+                            b.per, b.max
+                        ),
+                    );
+                }
+            }
+        }
         self.breakers.remove(&class);
         Decision::allow(effect)
     }
@@ -1091,7 +1191,17 @@ impl Guard {
             return Effect::Observe("global");
         }
         let janitor = plan.kind().is_mutating() && !plan.kind().is_declarative();
-        match plan.mode {
+        // the namespace's policy may force a lower rung
+        let mode = match plan
+            .namespace()
+            .and_then(|ns| self.namespaced.get(ns))
+            .and_then(|e| e.mode.as_ref())
+        {
+            Some((cap, _)) => crate::policy::namespaced::lower(plan.mode, *cap),
+            None => plan.mode,
+        };
+        match mode {
+            Mode::Observe if mode != plan.mode => Effect::Observe("namespace"),
             Mode::Observe => Effect::Observe("route"),
             Mode::Propose if janitor => Effect::Propose,
             Mode::Approve
@@ -2240,6 +2350,122 @@ mod tests {
         assert_eq!(
             reason(&g.check(&approved, &Facts::unknown(), t(61))),
             Some(RefusalReason::GlobalBudget)
+        );
+    }
+
+    fn ns_policy(
+        ns: &str,
+        name: &str,
+        spec: serde_json::Value,
+    ) -> crate::policy::namespaced::NamespacePolicy {
+        let cluster = Policy::from_yaml("routes: [{remediation: delete-pod}]").unwrap();
+        crate::policy::namespaced::accept(ns, name, &spec, &cluster).unwrap()
+    }
+
+    #[test]
+    fn a_namespaces_policy_opts_out_switches_off_and_names_both_policies() {
+        let mut g = guard(&cfg());
+        g.set_namespace_policies(&[
+            ns_policy(
+                "shop",
+                "team",
+                serde_json::json!({"disabled": ["delete-pod"]}),
+            ),
+            ns_policy("web", "team", serde_json::json!({"optOut": true})),
+        ]);
+        let d = g.check(&pod_plan("shop", "p"), &Facts::unknown(), t(0));
+        assert_eq!(reason(&d), Some(RefusalReason::NamespacePolicy));
+        let Verdict::Refuse(r) = d.verdict else {
+            unreachable!()
+        };
+        assert!(
+            r.message.contains("switches delete-pod off"),
+            "{}",
+            r.message
+        );
+        assert!(
+            r.message
+                .contains("the cluster's and RemediationPolicy shop/team"),
+            "{}",
+            r.message
+        );
+        assert_eq!(
+            reason(&g.check(&pod_plan("web", "p"), &Facts::unknown(), t(0))),
+            Some(RefusalReason::NamespacePolicy)
+        );
+        // other namespaces: the cluster policy alone, and its refusals say only that
+        assert_eq!(act(&mut g, &pod_plan("other", "p"), t(0)), None);
+        let Verdict::Refuse(r) = g
+            .check(&pod_plan("kube-system", "p"), &Facts::unknown(), t(0))
+            .verdict
+        else {
+            unreachable!()
+        };
+        assert!(!r.message.contains("RemediationPolicy"), "{}", r.message);
+        // protected namespaces stay protected whatever a policy there says
+        g.set_namespace_policies(&[ns_policy(
+            "kube-system",
+            "x",
+            serde_json::json!({"mode": "observe"}),
+        )]);
+        assert_eq!(
+            reason(&g.check(&pod_plan("kube-system", "p"), &Facts::unknown(), t(0))),
+            Some(RefusalReason::ProtectedNamespace)
+        );
+    }
+
+    #[test]
+    fn a_namespaces_policy_forces_a_lower_rung_and_lower_budgets() {
+        let mut g = guard(&cfg());
+        g.set_namespace_policies(&[
+            ns_policy(
+                "shop",
+                "team",
+                serde_json::json!({"mode": "approve",
+                "budgets": {"perNamespace": {"max": 1, "per": "10m"}}}),
+            ),
+            ns_policy("web", "team", serde_json::json!({"mode": "observe"})),
+        ]);
+        assert_eq!(
+            effect_of(&mut g, &routed("direct", "delete-pod"), t(0)),
+            Effect::AwaitApproval
+        );
+        let web = plan_for(
+            &[("alertname", "A"), ("namespace", "web"), ("pod", "p")],
+            "{remediation: delete-pod}",
+        );
+        assert_eq!(effect_of(&mut g, &web, t(0)), Effect::Observe("namespace"));
+        // a rung below the cap stays where it is
+        assert_eq!(
+            effect_of(&mut g, &routed("observe", "delete-pod"), t(0)),
+            Effect::Observe("route")
+        );
+        // the namespace's budget of 1: a second approved action waits for it
+        let approve = |name: &str| {
+            let mut p = plan_for(
+                &[("alertname", "A"), ("namespace", "shop"), ("pod", name)],
+                "{remediation: delete-pod, mode: approve}",
+            );
+            p.approval = Some(crate::plan::Approval {
+                requested_at: t(0),
+                expires_at: t(3600),
+                uid: None,
+                node: None,
+                approved_by: Some("alice".into()),
+                approved_at: Some(t(1)),
+            });
+            p
+        };
+        assert_eq!(act(&mut g, &approve("a"), t(2)), None);
+        let d = g.check(&approve("b"), &Facts::unknown(), t(3));
+        assert_eq!(reason(&d), Some(RefusalReason::NamespaceBudget));
+        let Verdict::Refuse(r) = d.verdict else {
+            unreachable!()
+        };
+        assert!(
+            r.message.contains("RemediationPolicy shop/team: at most 1"),
+            "{}",
+            r.message
         );
     }
 

@@ -453,6 +453,14 @@ impl Engine {
     }
 
     /// The guard (read-only), e.g. to list protected namespaces.
+    /// Replace the namespaces' own policies (accepted RemediationPolicies).
+    pub fn set_namespace_policies(
+        &mut self,
+        policies: &[crate::policy::namespaced::NamespacePolicy],
+    ) {
+        self.guard.set_namespace_policies(policies);
+    }
+
     pub fn guard(&self) -> &Guard {
         &self.guard
     }
@@ -577,7 +585,17 @@ impl Engine {
                         p.remove_finalizers &= self.policy.features.remove_finalizers;
                     }
                     // one blip changes nothing: the route's threshold first
-                    if let Some(t) = r.occurrences {
+                    // (or its namespace's, when that asks for more)
+                    let ns_threshold = plan
+                        .namespace()
+                        .and_then(|ns| self.guard.namespace_policy(ns))
+                        .and_then(|e| e.occurrences);
+                    let threshold = match (r.occurrences, ns_threshold) {
+                        (Some(a), Some(b)) if b.min > a.min => Some(b),
+                        (None, b) => b,
+                        (a, _) => a,
+                    };
+                    if let Some(t) = threshold {
                         let line = line_of(&self.owners, &plan);
                         let c = self.guard.count_occurrence(&plan, &line, t, now);
                         if !c.met() {

@@ -32,6 +32,31 @@ impl Events {
         }
     }
 
+    /// Publish `reason` (PascalCase) with `note` on the object `reference` names.
+    pub async fn publish_on(
+        &self,
+        reference: &ObjectReference,
+        warning: bool,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_: if warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason.to_string(),
+            note: Some(note.chars().take(1000).collect()),
+            action: action.to_string(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, reference).await {
+            tracing::warn!(error = %e, reason, object = ?reference.name, "Could not record a Kubernetes Event.");
+        }
+    }
+
     /// Publish `reason` (PascalCase) with `note` on `target`.
     pub async fn publish(
         &self,

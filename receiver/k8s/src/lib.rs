@@ -13,6 +13,7 @@ pub mod executor;
 pub mod facts;
 pub mod holds;
 pub mod leader;
+pub mod nspolicy;
 pub mod pause;
 pub mod record;
 pub mod resources;

@@ -226,6 +226,25 @@ async fn serve_stops_cleanly_on_sigterm() {
 }
 
 #[test]
+fn the_remediation_policy_crd_in_the_chart_is_what_heal8s_crd_prints() {
+    let (code, out, err) = heal8s(&["crd", "--kind", "remediation-policy"]);
+    assert_eq!(code, 0, "{err}");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../charts/heal8s/crds/remediationpolicies.heal8s.io.yaml");
+    let committed = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        committed == out,
+        "{} is stale: regenerate it with `cargo run -p receiver --bin heal8s -- crd --kind remediation-policy > {}`",
+        path.display(),
+        path.display()
+    );
+    assert!(out.contains("kind: RemediationPolicy"), "{out}");
+    let (code, _, err) = heal8s(&["crd", "--kind", "nonsense"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("nonsense"), "{err}");
+}
+
+#[test]
 fn the_crd_in_the_chart_is_what_heal8s_crd_prints() {
     let (code, out, err) = heal8s(&["crd"]);
     assert_eq!(code, 0, "{err}");

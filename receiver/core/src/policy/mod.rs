@@ -6,6 +6,7 @@
 
 pub mod clusters;
 pub mod matcher;
+pub mod namespaced;
 pub mod notifications;
 pub mod pull_requests;
 
