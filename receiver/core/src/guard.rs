@@ -1141,10 +1141,26 @@ impl Guard {
             );
             return self.stand_down(class, plan, r, now);
         }
-        // the namespace's own, lower budgets
+        // the namespace's own, lower budgets and in-flight caps
         if let Some(ns) = plan.namespace()
             && let Some(e) = self.namespaced.get(ns)
         {
+            if let Some((cap, by)) = e.max_in_flight.get(&class) {
+                let n = self
+                    .actions
+                    .iter()
+                    .filter(|a| a.class == class && a.namespace.as_deref() == Some(ns))
+                    .filter(|a| a.in_flight(now))
+                    .count();
+                if n >= *cap as usize {
+                    return Decision::refuse(
+                        RefusalReason::ClassInFlight,
+                        format!(
+                            "{n} {class} action(s) in flight in namespace {ns} (RemediationPolicy {by}: maxInFlight.{class} {cap}); waits for one to finish"
+                        ),
+                    );
+                }
+            }
             if let Some((b, by)) = &e.per_namespace {
                 let n = count(&|a| a.namespace.as_deref() == Some(ns), b.per);
                 if n >= b.max as usize {
@@ -2466,6 +2482,39 @@ mod tests {
             r.message.contains("RemediationPolicy shop/team: at most 1"),
             "{}",
             r.message
+        );
+    }
+
+    #[test]
+    fn a_namespaces_policy_caps_its_actions_in_flight_by_class() {
+        let mut g = guard(&cfg());
+        g.set_namespace_policies(&[ns_policy(
+            "shop",
+            "team",
+            serde_json::json!({"maxInFlight": {"pods": 1}}),
+        )]);
+        assert_eq!(
+            act(&mut g, &owned(pod_plan("shop", "a-1"), "a"), t(0)),
+            None
+        );
+        // a-1's action is in flight (not settled): the next pod action in shop waits
+        let d = g.check(
+            &owned(pod_plan("shop", "b-1"), "b"),
+            &Facts::unknown(),
+            t(1),
+        );
+        assert_eq!(reason(&d), Some(RefusalReason::ClassInFlight));
+        let Verdict::Refuse(r) = d.verdict else {
+            unreachable!()
+        };
+        assert!(r.message.contains("maxInFlight.pods 1"), "{}", r.message);
+        // elsewhere the cluster's limits alone apply
+        assert_eq!(act(&mut g, &owned(pod_plan("web", "w-1"), "w"), t(1)), None);
+        // once settled, shop may act again
+        g.settle("Deployment/shop/a", RemediationKind::DeletePod, t(2));
+        assert_eq!(
+            act(&mut g, &owned(pod_plan("shop", "b-1"), "b"), t(3)),
+            None
         );
     }
 

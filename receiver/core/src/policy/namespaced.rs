@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Budget, MAX_MIN_OCCURRENCES, Occurrences, Policy, PolicyIssue};
 use crate::duration::PromDuration;
-use crate::remediation::{Mode, RemediationKind};
+use crate::remediation::{ActionClass, Mode, RemediationKind};
 
 /// What a team asks of heal8s in its namespace (`RemediationPolicy.spec`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -48,6 +48,44 @@ pub struct RemediationPolicySpec {
     /// server knows them; within the cluster policy's approvers, if it names any).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
+    /// At most this many actions of a class in flight in this namespace at
+    /// once (no more than the cluster's `guard.classes.*.maxInFlight`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<InFlightSpec>,
+}
+
+/// In-flight caps per class of action in one namespace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct InFlightSpec {
+    /// delete-pod, evict-pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int64", "minimum" = 0, "maximum" = 4294967295u32))]
+    pub pods: Option<u32>,
+    /// delete-namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int64", "minimum" = 0, "maximum" = 4294967295u32))]
+    pub namespaces: Option<u32>,
+    /// cleanup-resource without finalizer removal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int64", "minimum" = 0, "maximum" = 4294967295u32))]
+    pub resources: Option<u32>,
+    /// cleanup-resource that may remove finalizers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "int64", "minimum" = 0, "maximum" = 4294967295u32))]
+    pub finalizers: Option<u32>,
+}
+
+impl InFlightSpec {
+    /// Each cap with its class.
+    pub fn by_class(&self) -> [(ActionClass, Option<u32>); 4] {
+        [
+            (ActionClass::Pods, self.pods),
+            (ActionClass::Namespaces, self.namespaces),
+            (ActionClass::Resources, self.resources),
+            (ActionClass::Finalizers, self.finalizers),
+        ]
+    }
 }
 
 /// Budgets a namespace may lower (`{max: 1, per: 10m}`).
@@ -85,6 +123,8 @@ pub struct NamespacePolicy {
     pub per_workload: Option<Budget>,
     pub occurrences: Option<Occurrences>,
     pub approvers: Vec<String>,
+    /// In-flight caps per class in this namespace.
+    pub max_in_flight: BTreeMap<ActionClass, u32>,
 }
 
 /// Check `spec` of the RemediationPolicy `name` in `namespace` against the
@@ -237,6 +277,29 @@ pub fn accept(
             ));
         }
     }
+    let mut max_in_flight = BTreeMap::new();
+    for (class, cap) in spec.max_in_flight.unwrap_or_default().by_class() {
+        let Some(cap) = cap else { continue };
+        let key = class.as_str();
+        let cluster_cap = cluster
+            .guard
+            .classes
+            .named()
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, l)| l.max_in_flight);
+        match cluster_cap {
+            Some(c) if cap > c => issues.push(PolicyIssue::new(
+                format!("spec.maxInFlight.{key}"),
+                format!(
+                    "{cap} would loosen the cluster policy's guard.classes.{key}.maxInFlight {c}: a namespace may only lower it"
+                ),
+            )),
+            _ => {
+                max_in_flight.insert(class, cap);
+            }
+        }
+    }
     if !issues.is_empty() {
         return Err(issues);
     }
@@ -250,6 +313,7 @@ pub fn accept(
         per_workload,
         occurrences,
         approvers: spec.approvers,
+        max_in_flight,
     })
 }
 
@@ -269,6 +333,8 @@ pub struct Effective {
     pub occurrences: Option<Occurrences>,
     /// Who may approve here (empty: as the cluster policy says).
     pub approvers: Vec<String>,
+    /// In-flight caps per class here, with the object that sets each.
+    pub max_in_flight: BTreeMap<ActionClass, (u32, String)>,
 }
 
 fn rung(m: Mode) -> u8 {
@@ -324,6 +390,15 @@ impl Effective {
                 && e.occurrences.is_none_or(|cur| o.min > cur.min)
             {
                 e.occurrences = Some(o);
+            }
+            for (class, cap) in &p.max_in_flight {
+                let e = e
+                    .max_in_flight
+                    .entry(*class)
+                    .or_insert((*cap, p.name.clone()));
+                if *cap < e.0 {
+                    *e = (*cap, p.name.clone());
+                }
             }
             if !p.approvers.is_empty() {
                 e.approvers = if e.approvers.is_empty() {
@@ -424,6 +499,49 @@ mod tests {
             paths(accept("shop", "t", &json!({"mode": "yolo"}), &cluster())),
             ["spec.mode"]
         );
+    }
+
+    #[test]
+    fn in_flight_caps_only_go_down_from_the_clusters() {
+        let c = Policy::from_yaml(
+            "guard: {classes: {namespaces: {maxInFlight: 2}}}\nroutes: [{remediation: delete-pod}]",
+        )
+        .unwrap();
+        let p = accept(
+            "shop",
+            "t",
+            &json!({"maxInFlight": {"namespaces": 1, "pods": 3}}),
+            &c,
+        )
+        .unwrap();
+        assert_eq!(p.max_in_flight[&ActionClass::Namespaces], 1);
+        // the cluster sets no cap on pods: any number is a tightening
+        assert_eq!(p.max_in_flight[&ActionClass::Pods], 3);
+        assert_eq!(
+            paths(accept(
+                "shop",
+                "t",
+                &json!({"maxInFlight": {"namespaces": 5}}),
+                &c
+            )),
+            ["spec.maxInFlight.namespaces"]
+        );
+        assert_eq!(
+            paths(accept(
+                "shop",
+                "t",
+                &json!({"maxInFlight": {"nodes": 1}}),
+                &c
+            )),
+            ["spec.maxInFlight.nodes"]
+        );
+        let a = accept("shop", "a", &json!({"maxInFlight": {"pods": 3}}), &c).unwrap();
+        let e = Effective::by_namespace(&[p, a]);
+        assert_eq!(
+            e["shop"].max_in_flight[&ActionClass::Pods],
+            (3, "shop/a".to_string())
+        );
+        assert_eq!(e["shop"].max_in_flight[&ActionClass::Namespaces].0, 1);
     }
 
     #[test]
