@@ -74,19 +74,7 @@ impl Events {
             uid: target.uid.clone(),
             ..ObjectReference::default()
         };
-        let ev = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: reason.to_string(),
-            note: Some(note.chars().take(1000).collect()),
-            action: action.to_string(),
-            secondary: None,
-        };
-        if let Err(e) = self.recorder.publish(&ev, &reference).await {
-            tracing::warn!(error = %e, reason, object = %target, "Could not record a Kubernetes Event.");
-        }
+        self.publish_on(&reference, warning, reason, action, note)
+            .await;
     }
 }
