@@ -484,6 +484,10 @@ type Done = (Box<Ticket>, Result<ActionReport, ActError>);
 
 /// The worker task's state: the engine and everything around it.
 struct Worker {
+    /// People's decisions seen (record and request): each is taken once.
+    decided: std::collections::HashSet<(String, String)>,
+    /// Decisions not taken yet, by record (a follower's wait until it leads).
+    undecided: std::collections::BTreeMap<String, receiver_k8s::record::Decision>,
     engine: Engine,
     acting: Acting,
     recorder: Arc<Recorder>,
@@ -595,6 +599,20 @@ impl Worker {
         self.keep_holds(leader, false);
         self.recorder.record(&signal, &outcomes);
         self.settle(&outcomes, leader).await;
+    }
+
+    /// Take the decisions waiting, each once, if this replica leads; whether
+    /// any was taken.
+    async fn take_decisions(&mut self) -> bool {
+        if self.undecided.is_empty() || !self.acting.leadership.is_leader() {
+            return false;
+        }
+        for (_, d) in std::mem::take(&mut self.undecided) {
+            if self.decided.insert((d.record.clone(), d.request.clone())) {
+                self.decide(d).await;
+            }
+        }
+        true
     }
 
     /// Take a person's decision on a plan awaiting approval: the record
@@ -835,11 +853,6 @@ pub async fn run(
     let mut clears = acting.clears.take();
     let mut approvals = acting.approvals.take();
     let mut namespace_policies = acting.namespace_policies.take();
-    // decisions seen (request and record): each is taken once; those a
-    // follower sees wait until it leads
-    let mut decided: std::collections::HashSet<(String, String)> = Default::default();
-    let mut undecided: std::collections::BTreeMap<String, receiver_k8s::record::Decision> =
-        Default::default();
     let capacity_level = crate::metrics::Level::of(&metrics.backlog_capacity);
     capacity_level.set_count(engine.backlog().capacity());
     let pauses = recorder.pause().subscribe();
@@ -876,6 +889,8 @@ pub async fn run(
         holds_kept: (0, None),
         warming: false,
         waiting: std::collections::VecDeque::new(),
+        decided: Default::default(),
+        undecided: Default::default(),
     };
     let paused = w.recorder.pause().current();
     w.apply_pause(paused);
@@ -958,14 +973,7 @@ pub async fn run(
             _ = report.tick() => {
                 let leader = w.acting.leadership.is_leader();
                 // decisions seen while following are taken once this replica leads
-                if leader && !undecided.is_empty() {
-                    for (_, d) in std::mem::take(&mut undecided) {
-                        if decided.insert((d.record.clone(), d.request.clone())) {
-                            w.decide(d).await;
-                        }
-                    }
-                    due = true;
-                }
+                due |= w.take_decisions().await;
                 w.keep_holds(leader, true);
                 // nodes coming back raise no plan: see whether breakers still hold
                 let cluster = if w.engine.guard().nodes_held() {
@@ -1027,15 +1035,8 @@ pub async fn run(
                 continue;
             }
             Some(d) = next_decision(&mut approvals) => {
-                undecided.insert(d.record.clone(), d);
-                if w.acting.leadership.is_leader() {
-                    for (_, d) in std::mem::take(&mut undecided) {
-                        if decided.insert((d.record.clone(), d.request.clone())) {
-                            w.decide(d).await;
-                        }
-                    }
-                    due = true;
-                }
+                w.undecided.insert(d.record.clone(), d);
+                due |= w.take_decisions().await;
                 continue;
             }
             Some(key) = next_clear(&mut clears) => {

@@ -79,9 +79,7 @@ pub enum Pushed {
 
 /// Whether a person approved `plan` (mode `approve`).
 fn approved(plan: &crate::plan::Plan) -> bool {
-    plan.approval
-        .as_ref()
-        .is_some_and(|a| a.approved_by.is_some())
+    plan.approved_by().is_some()
 }
 
 #[derive(Debug, Clone)]

@@ -306,12 +306,16 @@ impl Decision {
         }
     }
 
-    fn refuse(reason: RefusalReason, message: impl Into<String>) -> Decision {
+    fn refused(r: Refusal) -> Decision {
         Decision {
-            verdict: Verdict::Refuse(Refusal::new(reason, message)),
+            verdict: Verdict::Refuse(r),
             newly_escalated: false,
             event: None,
         }
+    }
+
+    fn refuse(reason: RefusalReason, message: impl Into<String>) -> Decision {
+        Decision::refused(Refusal::new(reason, message))
     }
 }
 
@@ -903,7 +907,7 @@ impl Guard {
         let mut d = self.check_rules(plan, facts, now);
         // a refusal in a namespace with its own policy names both policies
         if let Verdict::Refuse(r) = &mut d.verdict
-            && let Some(e) = plan.namespace().and_then(|ns| self.namespaced.get(ns))
+            && let Some(e) = self.ns_policy(plan)
         {
             r.message = format!("{} (policy: the cluster's and {})", r.message, e.named());
         }
@@ -926,10 +930,15 @@ impl Guard {
         self.namespaced.get(namespace)
     }
 
+    /// What the RemediationPolicies of `plan`'s namespace add up to, if any.
+    fn ns_policy(&self, plan: &Plan) -> Option<&crate::policy::namespaced::Effective> {
+        plan.namespace().and_then(|ns| self.namespaced.get(ns))
+    }
+
     /// The approval rules for `plan`: the cluster's, narrowed by its namespace's.
     fn approval_policy(&self, plan: &Plan) -> crate::policy::ApprovalPolicy {
         let mut a = self.cfg.approval.clone();
-        if let Some(e) = plan.namespace().and_then(|ns| self.namespaced.get(ns))
+        if let Some(e) = self.ns_policy(plan)
             && !e.approvers.is_empty()
         {
             a.approvers = e.approvers.clone();
@@ -956,11 +965,7 @@ impl Guard {
             );
         }
         if let Some(r) = self.cleanup_type(plan, facts) {
-            return Decision {
-                verdict: Verdict::Refuse(r),
-                newly_escalated: false,
-                event: None,
-            };
+            return Decision::refused(r);
         }
         if let Some(r) = self.protection.refusal(
             plan.namespace(),
@@ -968,13 +973,9 @@ impl Guard {
             &facts.owners,
             facts.namespace.as_ref(),
         ) {
-            return Decision {
-                verdict: Verdict::Refuse(r),
-                newly_escalated: false,
-                event: None,
-            };
+            return Decision::refused(r);
         }
-        if let Some(e) = plan.namespace().and_then(|ns| self.namespaced.get(ns)) {
+        if let Some(e) = self.ns_policy(plan) {
             if let Some(by) = &e.opt_out {
                 return Decision::refuse(
                     RefusalReason::NamespacePolicy,
@@ -998,26 +999,14 @@ impl Guard {
             .paused_refusal()
             .or_else(|| self.holds.refusal(plan, now))
         {
-            return Decision {
-                verdict: Verdict::Refuse(r),
-                newly_escalated: false,
-                event: None,
-            };
+            return Decision::refused(r);
         }
         if let Some(r) = gitops::refusal(&self.cfg.gitops, plan, facts) {
-            return Decision {
-                verdict: Verdict::Refuse(r),
-                newly_escalated: false,
-                event: None,
-            };
+            return Decision::refused(r);
         }
 
         if let Some(r) = ownership::human_override(plan, facts.live.as_ref()) {
-            return Decision {
-                verdict: Verdict::Refuse(r),
-                newly_escalated: false,
-                event: None,
-            };
+            return Decision::refused(r);
         }
         if let Some(a) = plan.approval.as_ref().filter(|a| a.approved_by.is_some())
             && let Some(r) = approval::refusal(
@@ -1028,11 +1017,7 @@ impl Guard {
                 now,
             )
         {
-            return Decision {
-                verdict: Verdict::Refuse(r),
-                newly_escalated: false,
-                event: None,
-            };
+            return Decision::refused(r);
         }
 
         self.prune(now);
@@ -1094,11 +1079,7 @@ impl Guard {
         }
 
         if let Some(r) = self.cooldown_refusal(plan, &key, now) {
-            return Decision {
-                verdict: Verdict::Refuse(r),
-                newly_escalated: false,
-                event: None,
-            };
+            return Decision::refused(r);
         }
 
         // Budgets limit janitor actions on the cluster; pull requests have caps
@@ -1208,11 +1189,7 @@ impl Guard {
         }
         let janitor = plan.kind().is_mutating() && !plan.kind().is_declarative();
         // the namespace's policy may force a lower rung
-        let mode = match plan
-            .namespace()
-            .and_then(|ns| self.namespaced.get(ns))
-            .and_then(|e| e.mode.as_ref())
-        {
+        let mode = match self.ns_policy(plan).and_then(|e| e.mode.as_ref()) {
             Some((cap, _)) => crate::policy::namespaced::lower(plan.mode, *cap),
             None => plan.mode,
         };
@@ -1220,15 +1197,7 @@ impl Guard {
             Mode::Observe if mode != plan.mode => Effect::Observe("namespace"),
             Mode::Observe => Effect::Observe("route"),
             Mode::Propose if janitor => Effect::Propose,
-            Mode::Approve
-                if janitor
-                    && plan
-                        .approval
-                        .as_ref()
-                        .is_none_or(|a| a.approved_by.is_none()) =>
-            {
-                Effect::AwaitApproval
-            }
+            Mode::Approve if janitor && plan.approved_by().is_none() => Effect::AwaitApproval,
             _ => Effect::Act,
         }
     }
@@ -1247,10 +1216,7 @@ impl Guard {
             .filter(|a| a.key == key && a.kind == kind)
             .map(|a| a.ended.unwrap_or(a.at))
             .max();
-        let approved = plan
-            .approval
-            .as_ref()
-            .is_some_and(|a| a.approved_by.is_some());
+        let approved = plan.approved_by().is_some();
         let observed = self
             .observed
             .iter()
@@ -1749,11 +1715,7 @@ impl Guard {
             }
             b.blocked.push(target);
         }
-        Decision {
-            verdict: Verdict::Refuse(r),
-            newly_escalated: false,
-            event: None,
-        }
+        Decision::refused(r)
     }
 
     fn prune(&mut self, now: Timestamp) {

@@ -219,7 +219,7 @@ fn outcome_of(plan: &Plan, at: Timestamp) -> Outcome {
         ledger: Vec::new(),
         deleted: None,
         cluster: None,
-        approved_by: plan.approval.as_ref().and_then(|a| a.approved_by.clone()),
+        approved_by: plan.approved_by().map(str::to_string),
     }
 }
 

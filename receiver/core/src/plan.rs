@@ -152,6 +152,13 @@ impl Plan {
         })
     }
 
+    /// Who approved the plan (mode `approve`), once someone did.
+    pub fn approved_by(&self) -> Option<&str> {
+        self.approval
+            .as_ref()
+            .and_then(|a| a.approved_by.as_deref())
+    }
+
     /// What the plan does, as a sentence fragment: "delete Pod shop/api-1".
     pub fn describe(&self) -> String {
         let target = match &self.target {

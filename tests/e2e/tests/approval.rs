@@ -31,11 +31,7 @@ const TOKEN: &str = "approval-token";
 const WAIT: Duration = Duration::from_secs(20);
 
 fn alert(fingerprint: &str, ns: &str, pod: &str) -> Value {
-    let starts = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(300)).to_string();
-    json!({"version": "4", "status": "firing", "receiver": "heal8s", "groupKey": "{}",
-        "alerts": [{"status": "firing", "startsAt": starts, "endsAt": "0001-01-01T00:00:00Z",
-            "fingerprint": fingerprint,
-            "labels": {"alertname": "KubePodCrashLooping", "namespace": ns, "pod": pod}}]})
+    testkit::scenario::crash_loop_alert(fingerprint, ns, pod)
 }
 
 const POLICY: &str = r#"

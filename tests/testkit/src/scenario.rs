@@ -446,6 +446,15 @@ pub fn lone_crash_looping_pod(ns: &str, name: &str, node: &str) -> Value {
     })
 }
 
+/// An Alertmanager webhook with one firing `KubePodCrashLooping` alert
+/// about `ns/pod`, started five minutes ago, with `fingerprint`.
+pub fn crash_loop_alert(fingerprint: &str, ns: &str, pod: &str) -> Value {
+    json!({"version": "4", "status": "firing", "receiver": "heal8s", "groupKey": "{}",
+        "alerts": [{"status": "firing", "startsAt": ago(300), "endsAt": "0001-01-01T00:00:00Z",
+            "fingerprint": fingerprint,
+            "labels": {"alertname": "KubePodCrashLooping", "namespace": ns, "pod": pod}}]})
+}
+
 /// The namespaces `namespaces`, a Ready node `w1`, and a lone crash-looping
 /// pod `shop/<name>` on it for each of `pods` (see [`lone_crash_looping_pod`]).
 pub fn seed_crash_loops(emu: &Emulator, namespaces: &[&str], pods: &[&str]) -> anyhow::Result<()> {
