@@ -18,6 +18,8 @@
 #                  IMAGE_TARGET set, a musl target that rustup cannot install
 #                  falls back to static glibc, and says so.
 #   IMAGE_RUN      1 (default): run --version inside the image; 0: config checks only
+#   IMAGE_PODMAN_ROOT  keep podman's image storage in this directory (default:
+#                  podman's own); CI sets it to target/podman
 # Needs: rustup's target for IMAGE_TARGET, musl-tools (musl-gcc, for ring's C
 # code), podman and runc (Debian), ca-certificates (the bundle the image carries).
 set -euo pipefail
@@ -33,6 +35,12 @@ UID_GID="65532:65532"
 CA_BUNDLE="/etc/ssl/certs/ca-certificates.crt"
 # vfs: no overlay mounts or fuse needed; works as root in a VM or container
 PODMAN=(podman --storage-driver vfs)
+# IMAGE_PODMAN_ROOT: podman's storage in this directory instead of its
+# default (CI keeps it beside the build, on the disk it just freed)
+if [ -n "${IMAGE_PODMAN_ROOT:-}" ]; then
+  mkdir -p "$IMAGE_PODMAN_ROOT/storage" "$IMAGE_PODMAN_ROOT/run"
+  PODMAN+=(--root "$IMAGE_PODMAN_ROOT/storage" --runroot "$IMAGE_PODMAN_ROOT/run")
+fi
 # the runtime's default rlimits (nofile 1048576, nproc) may exceed what this
 # machine lets a process raise, and crun refuses hybrid cgroups: runc with
 # explicit limits runs everywhere we tried

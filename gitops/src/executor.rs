@@ -221,6 +221,7 @@ impl PullRequestExecutor {
                 facts,
                 generator_url: plan.trigger.generator_url.clone(),
                 runbook_url: plan.trigger.runbook_url.clone(),
+                trace_id: plan.trigger.trace.map(|t| t.trace_id_hex()),
                 record,
                 record_namespace,
             },

@@ -40,6 +40,13 @@ pub struct ServeArgs {
     /// Remediation policy file (YAML). Without it the built-in default policy is used.
     #[arg(long, env = "HEAL8S_POLICY")]
     pub policy: Option<PathBuf>,
+    /// Export one trace per signal over OTLP/HTTP (protobuf) to this base URL
+    /// (`/v1/traces` is appended), e.g. `http://otel-collector:4318`. Without
+    /// it, the standard OTEL_EXPORTER_OTLP_ENDPOINT or
+    /// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT turns tracing on; with neither,
+    /// nothing is exported (records and logs still name each trace id).
+    #[arg(long, env = "HEAL8S_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
     /// Decide and record everything, change nothing (overrides the policy's guard.dryRun).
     #[arg(long, env = "HEAL8S_DRY_RUN")]
     pub dry_run: bool,

@@ -97,11 +97,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => {
             crate::daemon::init_logging(&args.log)?;
+            let endpoint = crate::trace::endpoint_from(args.otlp_endpoint.as_deref(), |k| {
+                std::env::var(k).ok()
+            })?;
+            let exporting = match &endpoint {
+                Some(e) => {
+                    let exporting = crate::trace::install(e)?;
+                    tracing::info!(endpoint = %e.url, from = e.from, "Traces are exported over OTLP/HTTP: one per signal.");
+                    Some(exporting)
+                }
+                None => None,
+            };
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(crate::serve::run(*args))?;
+            let served = runtime.block_on(crate::serve::run(*args));
+            drop(runtime);
+            // the last spans go out before the process ends
+            if let Some(e) = exporting {
+                e.shutdown(std::time::Duration::from_secs(5));
+            }
+            served?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Start(a) => crate::daemon::start(&a, &crate::daemon::raw_args()),

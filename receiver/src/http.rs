@@ -161,6 +161,27 @@ async fn webhook(State(s): State<AppState>, req: Request) -> Response {
     response
 }
 
+/// The sender's trace (W3C `traceparent`), when it sent exactly one
+/// well-formed header; otherwise each signal starts a trace of its own (the
+/// W3C rule for a header that cannot be read), and the delivery is taken.
+fn sender_trace(headers: &HeaderMap) -> Option<receiver_core::TraceContext> {
+    let mut values = headers.get_all("traceparent").iter();
+    let (Some(v), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    match v
+        .to_str()
+        .map_err(|_| "not ASCII")
+        .and_then(|v| receiver_core::TraceContext::parse(v).map_err(|_| "malformed"))
+    {
+        Ok(t) => Some(t),
+        Err(why) => {
+            tracing::debug!(why, "The delivery's traceparent header is ignored.");
+            None
+        }
+    }
+}
+
 fn authorized(token: &Token, headers: &HeaderMap) -> bool {
     let Some(value) = headers
         .get(header::AUTHORIZATION)
@@ -244,6 +265,7 @@ async fn accept(s: &AppState, req: Request) -> Result<usize, ApiError> {
     if declared.is_some_and(|n| n > s.max_body_bytes) {
         return Err(too_large());
     }
+    let sender_trace = sender_trace(req.headers());
     let body: Body = req.into_body();
     let bytes = axum::body::to_bytes(body, s.max_body_bytes)
         .await
@@ -279,11 +301,34 @@ async fn accept(s: &AppState, req: Request) -> Result<usize, ApiError> {
             "Alertmanager left alerts out of this delivery (max_alerts); they were never seen."
         );
     }
-    let signals = Signal::from_payload(&payload);
+    let mut signals = Signal::from_payload(&payload);
     let n = signals.len();
     if n == 0 {
         return Ok(0);
     }
+    // each signal's trace starts here, under the sender's when it sent one;
+    // the spans end when this delivery is answered
+    let _received: Vec<crate::trace::Stage> = signals
+        .iter_mut()
+        .map(|signal| {
+            let mut stage = crate::trace::start_server("receive", sender_trace);
+            stage.set("heal8s.source", "alert");
+            stage.set("heal8s.alertname", signal.name().to_string());
+            stage.set("heal8s.fingerprint", signal.fingerprint.clone());
+            stage.set("heal8s.status", signal.status.as_str());
+            if let Some(t) = &signal.target {
+                stage.set("heal8s.target", t.to_string());
+            }
+            signal.trace = Some(stage.context());
+            tracing::debug!(
+                trace_id = %stage.context().trace_id_hex(),
+                alertname = ?signal.name(),
+                fingerprint = ?signal.fingerprint,
+                "Alert received."
+            );
+            stage
+        })
+        .collect();
     let split = s.front.split(signals, jiff::Timestamp::now());
     for (part, queue) in split.per_queue.iter().zip(s.front.queues()) {
         let capacity = queue.max_capacity();

@@ -24,4 +24,5 @@ pub mod queue;
 pub mod serve;
 pub mod show_deleted;
 pub mod telemetry;
+pub mod trace;
 pub mod worker;

@@ -207,6 +207,18 @@ impl SignalSink for WorkQueue {
     async fn send(&self, signal: Signal) -> Result<(), Closed> {
         let mut signal = signal;
         signal.received.get_or_insert_with(jiff::Timestamp::now);
+        // a detector's report starts the signal's trace; it ends once queued
+        let _received = signal.trace.is_none().then(|| {
+            let mut stage = crate::trace::start("receive", None);
+            stage.set("heal8s.source", "detector");
+            stage.set("heal8s.detector", signal.name().to_string());
+            stage.set("heal8s.fingerprint", signal.fingerprint.clone());
+            if let Some(t) = &signal.target {
+                stage.set("heal8s.target", t.to_string());
+            }
+            signal.trace = Some(stage.context());
+            stage
+        });
         loop {
             let room = self.shared.room.notified();
             tokio::pin!(room);
@@ -318,6 +330,7 @@ mod tests {
             ended_at: None,
             fingerprint: format!("{source}-{pod}"),
             received: None,
+            trace: None,
         }
     }
 

@@ -256,6 +256,24 @@ fn cut_str(s: &mut String) {
     s.push_str(&format!("… ({total} bytes)"));
 }
 
+/// Put what `outcomes` came to on a stage's span: how many, and the first's
+/// result and reason (a refusal fails the span, saying why).
+fn traced(stage: &mut crate::trace::Stage, outcomes: &[Outcome]) {
+    stage.set(
+        "heal8s.outcomes",
+        i64::try_from(outcomes.len()).unwrap_or(i64::MAX),
+    );
+    if let Some(o) = outcomes.first() {
+        stage.set("heal8s.result", o.result.as_str());
+        if let Some(route) = &o.route {
+            stage.set("heal8s.route", route.clone());
+        }
+        if let Some(r) = o.reason {
+            stage.set("heal8s.reason", r.as_str());
+        }
+    }
+}
+
 fn log(o: &Outcome, cluster: Option<&str>) {
     let remediation = o.remediation.map(|r| r.as_str());
     let mode = o.mode.map(|m| m.as_str());
@@ -280,6 +298,7 @@ fn log(o: &Outcome, cluster: Option<&str>) {
                 cluster,
                 deferred = o.deferred.as_deref(),
                 approved_by = o.approved_by.as_deref(),
+                trace_id = o.trace_id().map(tracing::field::display),
                 detail = ?o.message,
                 $msg
             )
@@ -334,10 +353,14 @@ fn log_verification(plan: &Plan, v: &Verification) {
     let (warn, sentence) = verification_sentence(v.result);
     let remediation = plan.kind().as_str();
     let object = plan.target.as_ref().map(ToString::to_string);
+    let trace_id = plan
+        .trigger
+        .trace
+        .map(|t| tracing::field::display(t.trace_id_hex()));
     if warn {
-        tracing::warn!(remediation, object, result = ?v.result, detail = ?v.message, "{sentence}");
+        tracing::warn!(remediation, object, trace_id, result = ?v.result, detail = ?v.message, "{sentence}");
     } else {
-        tracing::info!(remediation, object, result = ?v.result, detail = ?v.message, "{sentence}");
+        tracing::info!(remediation, object, trace_id, result = ?v.result, detail = ?v.message, "{sentence}");
     }
 }
 
@@ -595,7 +618,31 @@ impl Worker {
             self.metrics.signals_skipped_not_leader.inc();
             return;
         }
+        let mut stage = crate::trace::start("route", signal.trace);
         let outcomes = self.engine.intake(&signal, self.acting.clock.now());
+        traced(&mut stage, &outcomes);
+        // the plans it made that wait their turn (most do: a plan runs from
+        // the backlog); looked for only when the span goes somewhere
+        let queued: Vec<&str> = if crate::trace::exporting() {
+            self.engine
+                .backlog()
+                .iter()
+                .filter(|w| w.plan.trigger.fingerprint == signal.fingerprint)
+                .map(|w| w.plan.route.as_str())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if !queued.is_empty() {
+            stage.set(
+                "heal8s.queued",
+                i64::try_from(queued.len()).unwrap_or(i64::MAX),
+            );
+            if outcomes.is_empty() {
+                stage.set("heal8s.route", queued.join(","));
+            }
+        }
+        drop(stage);
         self.keep_holds(leader, false);
         self.recorder.record(&signal, &outcomes);
         self.settle(&outcomes, leader).await;
@@ -628,7 +675,13 @@ impl Worker {
         if !took {
             return;
         }
+        let mut stage = crate::trace::start("approve", d.plan.trigger.trace);
+        stage.set("heal8s.record", d.record.clone());
+        stage.set("heal8s.decided_by", d.by.clone());
+        stage.set("heal8s.approved", d.approved);
+        drop(stage);
         tracing::info!(
+            trace_id = d.plan.trigger.trace.map(|t| tracing::field::display(t.trace_id_hex())),
             record = %d.record,
             by = %d.by,
             approved = d.approved,
@@ -669,6 +722,8 @@ impl Worker {
         let Some(started) = due else {
             return false;
         };
+        let trace = started.plan().trigger.trace;
+        let mut stage = crate::trace::start("recheck", trace);
         // a server that takes connections and never answers holds no one
         // for long: the plan is read again later (see `Engine::admit`)
         let live = tokio::time::timeout(FACTS_TIMEOUT, self.acting.facts.facts(started.plan()))
@@ -682,7 +737,21 @@ impl Worker {
                     ),
                 })
             });
-        match self.engine.admit(started, live, self.acting.clock.now()) {
+        if let Err(e) = &live {
+            stage.fail(e.message.clone());
+        }
+        drop(stage);
+        let mut stage = crate::trace::start("guard", trace);
+        let admitted = self.engine.admit(started, live, self.acting.clock.now());
+        match &admitted {
+            Admitted::Go(ticket) => {
+                stage.set("heal8s.verdict", "allow");
+                stage.set("heal8s.observe", ticket.dry_run);
+            }
+            Admitted::Done(outcomes) => traced(&mut stage, outcomes),
+        }
+        drop(stage);
+        match admitted {
             Admitted::Go(ticket) => {
                 // a destructive action is announced before it starts
                 if !ticket.dry_run
@@ -700,7 +769,26 @@ impl Worker {
                     self.steps.clone(),
                 );
                 tokio::spawn(async move {
+                    let plan = &ticket.plan;
+                    let name = if plan.kind().is_declarative() {
+                        "pull_request"
+                    } else {
+                        "act"
+                    };
+                    let mut stage = crate::trace::start(name, plan.trigger.trace);
+                    stage.set("heal8s.action", plan.describe());
+                    stage.set("heal8s.observe", ticket.dry_run);
                     let result = carry_out(&ticket, executor.as_ref(), journal.as_ref()).await;
+                    match &result {
+                        Ok(report) => {
+                            stage.set("heal8s.result", report.message.clone());
+                            if let Some(pr) = &report.pull_request {
+                                stage.set("heal8s.pull_request", pr.url.clone());
+                            }
+                        }
+                        Err(e) => stage.fail(format!("{}: {}", e.category, e.message)),
+                    }
+                    drop(stage);
                     let _ = steps.send((ticket, result));
                 });
             }
@@ -823,7 +911,13 @@ impl Worker {
                 tokio::spawn(async move {
                     // bounded: the rest wait for a turn
                     let turn = turns.acquire_owned().await;
+                    let mut stage = crate::trace::start("verify", plan.trigger.trace);
                     let v = verifier.verify(&plan).await;
+                    stage.set("heal8s.verification", verification_sentence(v.result).1);
+                    if v.result == VerifyResult::NotRecovered {
+                        stage.fail(v.message.clone());
+                    }
+                    drop(stage);
                     drop(turn);
                     gauge.dec();
                     let _ = tx.send((plan, v));

@@ -117,6 +117,8 @@ pub struct Evidence {
     pub record: Option<String>,
     /// The record's namespace (the target's); `None`: heal8s's own namespace.
     pub record_namespace: Option<String>,
+    /// The signal's trace id (32 hex digits), as the record and logs name it.
+    pub trace_id: Option<String>,
 }
 
 /// A file the pull request changes.
@@ -198,6 +200,14 @@ pub fn body(
     );
     if let Some(first) = &evidence.first_seen {
         let _ = writeln!(b, "\n- first seen: {}", code(first));
+    }
+    if let Some(id) = &evidence.trace_id {
+        let sep = if evidence.first_seen.is_some() {
+            ""
+        } else {
+            "\n"
+        };
+        let _ = writeln!(b, "{sep}- trace: {}", code(id));
     }
     for fact in evidence.facts.iter().take(MAX_FACTS) {
         let _ = writeln!(b, "- {}", code(fact));
@@ -442,7 +452,30 @@ mod tests {
             runbook_url: Some("javascript:alert(1)".into()),
             record: Some("bump-memory-shop-web-1a2b".into()),
             record_namespace: Some("shop".into()),
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
         }
+    }
+
+    #[test]
+    fn the_trace_id_is_a_list_item_of_its_own_with_or_without_a_first_seen() {
+        let e = Evidence {
+            first_seen: None,
+            facts: vec![],
+            ..evidence()
+        };
+        let b = body("bump-memory", &e, &files(), Some(WHY), &[]);
+        assert!(
+            b.contains("container `app`.\n\n- trace: `4bf92f3577b34da6a3ce929d0e0e4736`\n"),
+            "{b}"
+        );
+        assert!(
+            rendered(&b).contains("<li>trace: <code>4bf92f3577b34da6a3ce929d0e0e4736</code></li>")
+        );
+        let untraced = Evidence {
+            trace_id: None,
+            ..evidence()
+        };
+        assert!(!body("bump-memory", &untraced, &files(), Some(WHY), &[]).contains("trace:"));
     }
 
     fn files() -> Vec<FileChanges> {
@@ -560,6 +593,7 @@ mod tests {
         for needle in [
             "`alert KubeContainerOOMKilled` fired for `Deployment shop/web`, container `app`.",
             "- `OOM kills: 3 (10:02, 10:17, 10:31 UTC)`",
+            "\n- first seen: `2026-11-23T10:02:00Z`\n- trace: `4bf92f3577b34da6a3ce929d0e0e4736`\n",
             "| `apps/shop/web.yaml` | `spec.template.spec.containers.0.resources.limits.memory` | `1Gi` | `1280Mi` |",
             "`bump-memory`: `from the current limit 1Gi",
             "- alert source: `http://prometheus:9090/graph?g0.expr=x%20%28y%29`",
@@ -785,7 +819,7 @@ mod tests {
                 generator_url: Some(values[6].clone()),
                 runbook_url: Some(format!("https://x.example/{}", values[7])),
                 record: Some("bump-memory-shop-web-1a2b".into()),
-                record_namespace: Some("shop".into()),
+                record_namespace: Some("shop".into()), trace_id: None,
             };
             let mut files = files();
             files[0].fields[0].after = values[7].clone();

@@ -34,6 +34,7 @@ pub mod standdown;
 pub mod status;
 pub mod target;
 pub mod text;
+pub mod trace;
 pub mod transient;
 pub mod verify;
 
@@ -56,3 +57,4 @@ pub use policy::{Policy, PolicyError, PolicyIssue};
 pub use remediation::{Mode, Remediation, RemediationKind};
 pub use signal::{Evidence, Signal, Source};
 pub use target::{KnownKind, Target, TargetKind, known_kind};
+pub use trace::TraceContext;

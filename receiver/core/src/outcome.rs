@@ -119,6 +119,9 @@ pub struct Outcome {
     /// Who approved the plan this outcome carried out (mode `approve`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_by: Option<String>,
+    /// The trace of the signal this outcome is about (see [`crate::trace`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 impl Outcome {
@@ -150,7 +153,13 @@ impl Outcome {
             deleted: None,
             cluster: None,
             approved_by: None,
+            trace: signal.trace,
         }
+    }
+
+    /// The trace id (32 hex digits) of the signal this outcome is about.
+    pub fn trace_id(&self) -> Option<String> {
+        self.trace.map(|t| t.trace_id_hex())
     }
 }
 

@@ -220,6 +220,7 @@ fn outcome_of(plan: &Plan, at: Timestamp) -> Outcome {
         deleted: None,
         cluster: None,
         approved_by: plan.approved_by().map(str::to_string),
+        trace: plan.trigger.trace,
     }
 }
 

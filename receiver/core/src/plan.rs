@@ -32,6 +32,10 @@ pub struct Trigger {
     /// where it is shown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runbook_url: Option<String>,
+    /// The signal's trace (its receive span): every span of the plan is part
+    /// of it, and the record, pull request and logs name its trace id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 /// Longest link a plan keeps. Pull requests show links of at most 2048
@@ -146,6 +150,7 @@ impl Plan {
                     crate::signal::Source::Detector { .. } => None,
                 },
                 runbook_url: signal.annotations.get("runbook_url").and_then(|u| link(u)),
+                trace: signal.trace,
             },
             evidence: signal.evidence.clone(),
             approval: None,

@@ -110,6 +110,10 @@ pub struct Signal {
     /// is measured from here (`guard.maxSignalAge`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub received: Option<Timestamp>,
+    /// The trace its spans belong to: a webhook's `traceparent` when it sent
+    /// one, then the signal's own receive span (see [`crate::trace`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 impl Signal {
@@ -144,6 +148,7 @@ impl Signal {
             ended_at: alert.ends_at,
             fingerprint,
             received: None,
+            trace: None,
         }
     }
 

@@ -460,6 +460,7 @@ mod tests {
             deleted: None,
             cluster: None,
             approved_by: None,
+            trace: None,
         }
     }
 

@@ -154,6 +154,10 @@ pub struct RemediationStatus {
     /// heal8s took it. Written only by heal8s (the status subresource).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalStatus>,
+    /// The trace id (32 hex digits) of the signal behind the record's latest
+    /// outcome: its spans, when heal8s exports traces, and its log lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// A record's request for approval, as heal8s keeps it.
@@ -529,6 +533,9 @@ fn take_outcome(status: &mut RemediationStatus, o: &Outcome, generation: i64, no
     }
     push_ledger(status, &o.ledger);
     status.observed_generation = Some(generation);
+    if let Some(id) = o.trace_id() {
+        status.trace_id = Some(id);
+    }
     if let Some(d) = &o.deleted {
         // the last object deleted replaces any earlier one
         let mut d = d.clone();
@@ -800,6 +807,7 @@ mod tests {
             deleted: None,
             cluster: None,
             approved_by: None,
+            trace: None,
         }
     }
 
@@ -886,6 +894,41 @@ mod tests {
 
     fn phases(s: &RemediationStatus) -> Vec<Phase> {
         s.history.iter().map(|h| h.phase).collect()
+    }
+
+    #[test]
+    fn the_record_names_the_trace_of_its_latest_signal() {
+        let first =
+            crate::TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+                .unwrap();
+        let later =
+            crate::TraceContext::parse("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+                .unwrap();
+        let mut s = RemediationStatus::default();
+        outcome(&mut s, &mk_outcome(OutcomeKind::Acted, 0, "deleted"));
+        assert_eq!(s.trace_id, None, "an outcome without a trace names none");
+        let traced = |at, t| Outcome {
+            trace: Some(t),
+            ..mk_outcome(OutcomeKind::Acted, at, "deleted")
+        };
+        outcome(&mut s, &traced(1, first));
+        assert_eq!(
+            s.trace_id.as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        outcome(&mut s, &traced(2, later));
+        assert_eq!(
+            s.trace_id.as_deref(),
+            Some("0af7651916cd43dd8448eb211c80319c")
+        );
+        // an outcome without a trace (an older replica's) leaves the last one
+        outcome(&mut s, &mk_outcome(OutcomeKind::Refused, 3, "refused"));
+        assert_eq!(
+            s.trace_id.as_deref(),
+            Some("0af7651916cd43dd8448eb211c80319c")
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["traceId"], "0af7651916cd43dd8448eb211c80319c");
     }
 
     #[test]

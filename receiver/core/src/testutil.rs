@@ -35,5 +35,6 @@ pub fn signal(labels: &[(&str, &str)]) -> Signal {
         first_seen: Timestamp::from_second(1_800_000_000).unwrap(),
         ended_at: None,
         received: None,
+        trace: None,
     }
 }

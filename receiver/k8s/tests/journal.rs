@@ -93,6 +93,7 @@ fn outcome(plan: &Plan, result: OutcomeKind, message: &str) -> Outcome {
         deleted: None,
         cluster: None,
         approved_by: None,
+        trace: None,
     }
 }
 

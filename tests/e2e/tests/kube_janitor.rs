@@ -540,6 +540,36 @@ const CLEANUP_ROUTES: &str = "  - {matchers: ['alertname=\"Heal8sStaleVirtualMac
 async fn test_cluster_profile_cleans_a_stale_vm_and_a_stuck_terminating_datavolume() {
     let c = Cluster::new().await;
     vm_and_datavolume(&c);
+    // the DataVolume's last state, as a watch sees it go: the state the
+    // finalizer-removal patch left (as the API server's DELETED event carries)
+    let dvs: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        c.emu.client().await.unwrap(),
+        "e2e-1",
+        &kube::discovery::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("cdi.kubevirt.io", "v1beta1", "DataVolume"),
+            "datavolumes",
+        ),
+    );
+    let rv = dvs
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let mut events = futures::StreamExt::boxed(
+        dvs.watch(&kube::api::WatchParams::default(), &rv)
+            .await
+            .unwrap(),
+    );
+    let last_state = tokio::spawn(async move {
+        while let Some(Ok(e)) = futures::StreamExt::next(&mut events).await {
+            if let kube::api::WatchEvent::Deleted(o) = e {
+                return Some(o);
+            }
+        }
+        None
+    });
     let h = c
         .heal8s(&policy("test-cluster", "", CLEANUP_ROUTES), &[])
         .await;
@@ -564,6 +594,35 @@ async fn test_cluster_profile_cleans_a_stale_vm_and_a_stuck_terminating_datavolu
     assert!(
         events.iter().any(|e| e["reason"] == "FinalizersRemoved"),
         "{events:#?}"
+    );
+    // the patch that removed the finalizers carried heal8s's marks
+    let last = tokio::time::timeout(Duration::from_secs(10), last_state)
+        .await
+        .unwrap()
+        .unwrap()
+        .expect("the DataVolume's deletion, watched");
+    let marks = last.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        marks.get("heal8s.io/changed-by").map(String::as_str),
+        Some("heal8s"),
+        "{marks:#?}"
+    );
+    assert_eq!(
+        marks.get("heal8s.io/reason").map(String::as_str),
+        Some("Heal8sResourceStuckTerminating"),
+        "{marks:#?}"
+    );
+    assert!(marks.contains_key("heal8s.io/changed-at"), "{marks:#?}");
+    let record = &marks["heal8s.io/record"];
+    assert!(
+        c.emu
+            .get("heal8s.io/v1alpha1", "Remediation", "e2e-1", record)
+            .is_some(),
+        "the mark names the record: {record}"
+    );
+    assert_eq!(
+        last.metadata.finalizers.unwrap_or_default(),
+        Vec::<String>::new()
     );
 }
 

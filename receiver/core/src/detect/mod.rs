@@ -263,6 +263,7 @@ impl Finding {
             ended_at: (status == AlertStatus::Resolved).then_some(now),
             fingerprint: self.fingerprint(),
             received: None,
+            trace: None,
         }
     }
 }

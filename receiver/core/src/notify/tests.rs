@@ -87,6 +87,7 @@ fn outcome(result: OutcomeKind, plan: Plan, at: Timestamp) -> Outcome {
         deleted: None,
         cluster: None,
         approved_by: None,
+        trace: None,
     }
 }
 

@@ -90,6 +90,12 @@ impl TargetSpec {
         json_path = ".status.approval.approvedBy"
     ),
     printcolumn(
+        name = "Trace",
+        type_ = "string",
+        json_path = ".status.traceId",
+        priority = "1"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
