@@ -67,7 +67,108 @@ fn measure(name: &str, text: &str, target: &Target, edit: &Edit) {
     );
 }
 
+/// Peak resident memory of this process so far (VmHWM), in MiB; reset by
+/// [`reset_peak`].
+fn peak_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Reset the peak (Linux: `5` to /proc/self/clear_refs).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// One hostile file patched once: how long, how much memory at the peak,
+/// and what came of it.
+fn hostile(name: &str, text: String) {
+    let target = Target::Manifest {
+        kind: "Deployment".into(),
+        name: "web".into(),
+        namespace: None,
+        container: None,
+    };
+    reset_peak();
+    let before = peak_mib();
+    let t = Instant::now();
+    let result = patch(&text, &target, &Edit::Replicas(2));
+    let took = t.elapsed();
+    let peak = peak_mib();
+    let said = match &result {
+        Ok(_) => "edited".to_string(),
+        Err(e) => {
+            let e = e.to_string();
+            e.chars().take(70).collect()
+        }
+    };
+    drop(result);
+    println!(
+        "{name:<44} {:>6.1} MB  {took:>9.2?}  peak RSS {peak:>6.1} MiB (+{:.1})  {said}",
+        text.len() as f64 / 1e6,
+        peak - before
+    );
+}
+
+fn hostile_files() {
+    let head =
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n";
+    let anchors = |n: usize| -> String {
+        let mut t = head.to_string();
+        for i in 0..n {
+            t.push_str(&format!("a{i}: &a{i} v{i}\n"));
+        }
+        t
+    };
+    println!("hostile files (one patch each; refusals name the limit):");
+    hostile("100,000 anchors", anchors(100_000));
+    hostile("9,999 anchors (within the limit)", anchors(9_999));
+    hostile(
+        "50 MB single-line flow document",
+        format!("{head}x: [{}1]\n", "1,".repeat(25_000_000)),
+    );
+    hostile(
+        "4 MB flow sequence, 1M nodes",
+        format!("{head}x: [{}1]\n", "1,".repeat(1_000_000)),
+    );
+    hostile(
+        "3.9 MB flow sequence, 240,000 nodes",
+        format!("{head}x: [{}1]\n", "1234567890123456,".repeat(240_000)),
+    );
+    hostile(
+        "billion laughs (10 levels of 10 aliases)",
+        format!(
+            "{head}l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n{}",
+            (1..10)
+                .map(|i| format!(
+                    "l{i}: &l{i} [{}]\n",
+                    vec![format!("*l{}", i - 1); 10].join(", ")
+                ))
+                .collect::<String>()
+        ),
+    );
+    hostile(
+        "120,000 keys in one mapping (within limits)",
+        format!(
+            "{head}{}",
+            (0..120_000)
+                .map(|i| format!("k{i}: {i}\n"))
+                .collect::<String>()
+        ),
+    );
+    hostile(
+        "a 3.9 MB scalar",
+        format!("{head}blob: {}\n", "y".repeat(3_900_000)),
+    );
+}
+
 fn main() {
+    hostile_files();
     let mut text = String::new();
     let mut i = 0;
     while text.len() < 300 * 1024 {

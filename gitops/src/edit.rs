@@ -43,7 +43,7 @@ pub struct Change {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EditError {
-    #[error("the file is not valid YAML: {0}")]
+    #[error("the file cannot be read as YAML: {0}")]
     Parse(#[from] ParseError),
     #[error("the file has {docs} document(s); there is no document {index}")]
     NoDocument { index: usize, docs: usize },
@@ -647,6 +647,183 @@ mod tests {
         let mut expected = original.clone();
         expected.set(&[Seg::key("spec"), Seg::key("b")], Value::Int(5));
         verify(&before, after, 1, &original, &expected)
+    }
+
+    fn set(text: &str, path: &[&str], value: Scalar) -> Result<String, EditError> {
+        let path: Vec<Seg> = path.iter().map(|k| Seg::key(k)).collect();
+        apply(text, 0, &[Change { path, value }])
+    }
+
+    #[test]
+    fn an_empty_value_is_filled_in_after_its_colon_keeping_what_follows() {
+        let v2 = || Scalar::Str("v2".into());
+        for (before, path, after) in [
+            // end of a line, before a comment, end of the file, CRLF
+            (
+                "image:\n  tag:\n  pullPolicy: Always\n",
+                &["image", "tag"][..],
+                "image:\n  tag: v2\n  pullPolicy: Always\n",
+            ),
+            (
+                "image:\n  tag:   # set by CI\n  x: 1\n",
+                &["image", "tag"],
+                "image:\n  tag: v2   # set by CI\n  x: 1\n",
+            ),
+            (
+                "image:\n  repository: app\n  tag:",
+                &["image", "tag"],
+                "image:\n  repository: app\n  tag: v2",
+            ),
+            (
+                "image:\r\n  tag:\r\n",
+                &["image", "tag"],
+                "image:\r\n  tag: v2\r\n",
+            ),
+            ("tag:\n", &["tag"], "tag: v2\n"),
+            ("tag :\n", &["tag"], "tag : v2\n"),
+            ("'tag':\n", &["tag"], "'tag': v2\n"),
+            // flow context
+            (
+                "image: {repository: app, tag: }\n",
+                &["image", "tag"],
+                "image: {repository: app, tag: v2 }\n",
+            ),
+            (
+                "image: {tag: , repository: app}\n",
+                &["image", "tag"],
+                "image: {tag: v2 , repository: app}\n",
+            ),
+        ] {
+            let got = set(before, path, v2());
+            assert_eq!(got.as_deref(), Ok(after), "{before:?}");
+        }
+        // numbers and quantities too
+        assert_eq!(
+            set(
+                "spec:\n  replicas:\n",
+                &["spec", "replicas"],
+                Scalar::Int(3)
+            )
+            .unwrap(),
+            "spec:\n  replicas: 3\n"
+        );
+        assert_eq!(
+            set(
+                "resources:\n  limits:\n    memory: # raise me\n    cpu: 1\n",
+                &["resources", "limits", "memory"],
+                Scalar::Str("512Mi".into())
+            )
+            .unwrap(),
+            "resources:\n  limits:\n    memory: 512Mi # raise me\n    cpu: 1\n"
+        );
+        // a value that must be quoted is quoted
+        assert_eq!(
+            set("tag:\n", &["tag"], Scalar::Str("1.10".into())).unwrap(),
+            "tag: \"1.10\"\n"
+        );
+    }
+
+    #[test]
+    fn a_plain_value_stays_plain_whenever_the_new_one_can_be() {
+        let s = |v: &str| Scalar::Str(v.into());
+        for (before, value, after) in [
+            (
+                "image: ${REGISTRY}/app:v2\n",
+                "${REGISTRY}/app:v1",
+                "image: ${REGISTRY}/app:v1\n",
+            ),
+            ("image: $IMAGE\n", "$IMAGE_OLD", "image: $IMAGE_OLD\n"),
+            ("image: <image>\n", "<image>:v1", "image: <image>:v1\n"),
+            (
+                "image: app # pinned\n",
+                "registry.local:5000/app@sha256:ab12",
+                "image: registry.local:5000/app@sha256:ab12 # pinned\n",
+            ),
+            // quoted stays quoted in its own style
+            ("image: '${IMAGE}'\n", "${OLD}", "image: '${OLD}'\n"),
+            ("image: \"${IMAGE}\"\n", "${OLD}", "image: \"${OLD}\"\n"),
+            // in flow context a brace would end the mapping: quoted
+            (
+                "spec: {image: app}\n",
+                "${IMAGE}",
+                "spec: {image: \"${IMAGE}\"}\n",
+            ),
+        ] {
+            let path: &[&str] = if before.starts_with("spec") {
+                &["spec", "image"]
+            } else {
+                &["image"]
+            };
+            assert_eq!(
+                set(before, path, s(value)).as_deref(),
+                Ok(after),
+                "{before:?}"
+            );
+        }
+        // what cannot be plain, or would read back as something else, is quoted
+        for value in [
+            "yes",
+            "on",
+            "null",
+            "~",
+            "1.10",
+            "0x1F",
+            "a: b",
+            "- x",
+            "#x",
+            "x #y",
+            "*x",
+            "&x",
+            "!x",
+            "%x",
+            "@x",
+            "`x",
+            "x:",
+            "x ",
+            " x",
+            "'x",
+            "\"x",
+            "[x",
+            "{x",
+            "|x",
+            ">x",
+            "?x",
+            ",x",
+            "tab\there",
+            "ünï",
+        ] {
+            let out = set("image: app\n", &["image"], s(value))
+                .unwrap_or_else(|e| panic!("{value:?}: {e}"));
+            assert!(out.starts_with("image: \""), "{value:?} gave {out:?}");
+        }
+    }
+
+    #[test]
+    fn what_is_written_plain_reads_back_as_the_same_string() {
+        let samples = [
+            "${A}", "$A", "<a>", "a b", "a#b", "a:b", "a-b", "/a", ".a", "a,b", "a]b", "a}b",
+            "(a)", "=a", "a=", "a'b", "a\"b", "a!b", "a%b", "~a", "a~", "+a", "1a", "a.1",
+        ];
+        for s in samples {
+            for flow in [false, true] {
+                if !yaml::plain_safe(s, flow) {
+                    continue;
+                }
+                let text = if flow {
+                    format!("{{k: {s}}}\n")
+                } else {
+                    format!("k: {s}\n")
+                };
+                let tree = Tree::parse(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+                let root = tree.docs[0].root;
+                let (_, v) = tree.get(root, "k").unwrap();
+                assert_eq!(
+                    tree.value(v).unwrap(),
+                    Value::Str(s.to_string()),
+                    "{text:?}"
+                );
+            }
+        }
     }
 
     #[test]

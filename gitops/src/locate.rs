@@ -26,8 +26,9 @@ use crate::yaml::{NodeId, Seg, Tree};
 /// A repository's files: relative path (with `/`) → text.
 pub type Files = BTreeMap<String, String>;
 
-/// Largest file read from a repository.
-const MAX_FILE: u64 = 2 << 20;
+/// Largest file read from a repository: what the YAML reader takes at most
+/// (a larger one is skipped, never parsed).
+const MAX_FILE: u64 = crate::yaml::MAX_FILE_BYTES as u64;
 /// Most files read from a repository.
 const MAX_FILES: usize = 20_000;
 /// Deepest kustomization nesting followed.

@@ -738,7 +738,59 @@ fn show_values_path(path: &[String]) -> String {
     }
 }
 
-/// `image: {registry, repository, tag, digest}` in the chart's own fields.
+/// The keys charts name an image's repository with in a values image
+/// mapping (`repository`, as most charts; `repo`; `name`, as in
+/// `image: {name, tag}`; `image`), beside an optional `registry`.
+pub const REPOSITORY_KEYS: [&str; 4] = ["repository", "repo", "name", "image"];
+
+/// The one key of the image mapping `img` that names its repository, or
+/// why heal8s cannot tell (no such key, or more than one): a key the chart
+/// does not read would make a rollback silently do nothing.
+fn repository_key(tree: &Tree<'_>, img: NodeId, base: &[Seg]) -> Result<&'static str, PatchError> {
+    let keys: Vec<&str> = match &tree.nodes[img].kind {
+        Kind::Map { entries, .. } => entries
+            .iter()
+            .filter_map(|&(k, _)| tree.scalar(k))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let named: Vec<&'static str> = REPOSITORY_KEYS
+        .into_iter()
+        .filter(|k| keys.contains(k))
+        .collect();
+    let found = if keys.is_empty() {
+        "no keys".to_string()
+    } else {
+        format!("keys {}", keys.join(", "))
+    };
+    let key = match named.as_slice() {
+        [k] => *k,
+        [] => {
+            return Err(PatchError::Invalid(format!(
+                "{}: the image mapping has {found} and none names the repository ({}): heal8s does not guess which key the chart reads",
+                yaml::show_path(base),
+                REPOSITORY_KEYS.join(", ")
+            )));
+        }
+        several => {
+            return Err(PatchError::Invalid(format!(
+                "{}: the image mapping has {found}: {} could each name the repository; heal8s does not guess which one the chart reads",
+                yaml::show_path(base),
+                several.join(" and ")
+            )));
+        }
+    };
+    match tree.get(img, key) {
+        Some((_, v)) if tree.scalar(v).is_some() => Ok(key),
+        _ => Err(PatchError::Invalid(format!(
+            "{}: {key} is not a plain value (the image mapping has {found})",
+            yaml::show_path(base)
+        ))),
+    }
+}
+
+/// `image: {registry, repository, tag, digest}` in the chart's own fields
+/// (the repository under any of [`REPOSITORY_KEYS`]).
 fn image_map_plan(
     tree: &Tree<'_>,
     img: NodeId,
@@ -758,8 +810,9 @@ fn image_map_plan(
     };
     let has = |k: &str| tree.get(img, k).is_some();
     let new = split_image(image);
+    let repo_key = repository_key(tree, img, &base)?;
     let registry = field("registry").filter(|r| !r.is_empty());
-    let repository = field("repository").unwrap_or_default();
+    let repository = field(repo_key).unwrap_or_default();
     let current = match &registry {
         Some(r) if !repository.is_empty() => format!("{r}/{repository}"),
         _ => repository.clone(),
@@ -776,12 +829,9 @@ fn image_map_plan(
                 _ => ("docker.io", new.name),
             };
             changes.push((join(&base, &["registry"]), Scalar::Str(reg.to_string())));
-            changes.push((join(&base, &["repository"]), Scalar::Str(repo.to_string())));
+            changes.push((join(&base, &[repo_key]), Scalar::Str(repo.to_string())));
         } else {
-            changes.push((
-                join(&base, &["repository"]),
-                Scalar::Str(new.name.to_string()),
-            ));
+            changes.push((join(&base, &[repo_key]), Scalar::Str(new.name.to_string())));
         }
     }
     if let Some(tag) = new.tag {

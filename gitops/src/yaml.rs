@@ -12,20 +12,53 @@ use granit_parser::{Event, Parser, ScalarStyle, StructureStyle};
 /// Index of a node in [`Tree::nodes`].
 pub type NodeId = usize;
 
-/// Most nodes a value may expand to through aliases (a "billion laughs" file
-/// is refused, not expanded).
-const MAX_EXPANDED_NODES: usize = 1_000_000;
+/// Most nodes a document may expand to through aliases (a "billion laughs"
+/// file is refused, not expanded).
+pub const MAX_EXPANDED_NODES: usize = 250_000;
 
 /// Deepest nesting accepted.
-const MAX_DEPTH: usize = 256;
+pub const MAX_DEPTH: usize = 256;
 
-/// Why text could not be read as YAML.
+/// Largest text read as YAML. A real manifest or values file is well below;
+/// a hostile one is refused before it is parsed.
+pub const MAX_FILE_BYTES: usize = 4 << 20;
+
+/// Most nodes (scalars, mappings, sequences, aliases) one text may hold.
+pub const MAX_NODES: usize = 250_000;
+
+/// Most anchors one text may define, and most aliases it may use.
+pub const MAX_ANCHORS: usize = 10_000;
+
+/// Longest scalar.
+pub const MAX_SCALAR_BYTES: usize = 1 << 20;
+
+/// Why text could not be read as YAML, or was not read at all (a limit:
+/// `line` 0, the message names the limit).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}, column {col}: {message}")]
+#[error("{}", show_parse_error(self))]
 pub struct ParseError {
     pub line: usize,
     pub col: usize,
     pub message: String,
+}
+
+fn show_parse_error(e: &ParseError) -> String {
+    if e.line == 0 {
+        e.message.clone()
+    } else {
+        format!("line {}, column {}: {}", e.line, e.col, e.message)
+    }
+}
+
+impl ParseError {
+    /// A limit reached at `line` (0: the whole text).
+    fn limit(line: usize, what: String) -> ParseError {
+        ParseError {
+            line,
+            col: 1,
+            message: format!("{what}; heal8s does not edit such a file"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,8 +128,34 @@ enum Frame {
     Seq(NodeId),
 }
 
+fn too_many_anchors(line: usize) -> ParseError {
+    ParseError::limit(
+        line,
+        format!("more than {MAX_ANCHORS} anchors, the limit on anchors"),
+    )
+}
+
+/// Just past the `:` that follows a key ending at `key_end` (spaces and
+/// tabs between), if one does.
+fn after_colon(text: &str, key_end: usize) -> Option<usize> {
+    let rest = text.get(key_end..)?;
+    let skipped = rest.len() - rest.trim_start_matches([' ', '\t']).len();
+    (rest.as_bytes().get(skipped) == Some(&b':')).then_some(key_end + skipped + 1)
+}
+
 impl<'t> Tree<'t> {
     pub fn parse(text: &'t str) -> Result<Tree<'t>, ParseError> {
+        if text.len() > MAX_FILE_BYTES {
+            return Err(ParseError::limit(
+                0,
+                format!(
+                    "the file is {} bytes, more than the {} MiB limit on file size",
+                    text.len(),
+                    MAX_FILE_BYTES >> 20
+                ),
+            ));
+        }
+        let (mut anchors_defined, mut aliases_used) = (0usize, 0usize);
         let mut tree = Tree {
             text,
             nodes: Vec::new(),
@@ -127,6 +186,12 @@ impl<'t> Tree<'t> {
                 })
             };
             let (start, end) = (at(&span.start)?, at(&span.end)?);
+            if tree.nodes.len() >= MAX_NODES {
+                return Err(ParseError::limit(
+                    span.start.line(),
+                    format!("more than {MAX_NODES} nodes, the limit on nodes"),
+                ));
+            }
             let new_node = match event {
                 Event::DocumentStart(..) => {
                     anchors.clear();
@@ -161,22 +226,47 @@ impl<'t> Tree<'t> {
                     });
                     None
                 }
-                Event::Scalar(value, style, anchor, tag) => Some(Node {
-                    kind: Kind::Scalar {
-                        value: value.into_owned(),
-                        style: match style {
-                            ScalarStyle::Plain => Style::Plain,
-                            ScalarStyle::SingleQuoted => Style::Single,
-                            ScalarStyle::DoubleQuoted => Style::Double,
-                            ScalarStyle::Literal => Style::Literal,
-                            _ => Style::Folded,
+                Event::Scalar(value, _, _, _) if value.len() > MAX_SCALAR_BYTES => {
+                    return Err(ParseError::limit(
+                        span.start.line(),
+                        format!(
+                            "a scalar of {} bytes, more than the {} MiB limit on scalar size",
+                            value.len(),
+                            MAX_SCALAR_BYTES >> 20
+                        ),
+                    ));
+                }
+                Event::Scalar(value, style, anchor, tag) => {
+                    // an empty value (`tag:` with nothing after the colon)
+                    // is reported where its key ends, before the colon:
+                    // it is just after the colon, where a value would go
+                    let (mut start, mut end) = (start, end);
+                    // (the parser reads it as `~`, and gives it no width)
+                    if style == ScalarStyle::Plain
+                        && tag.is_none()
+                        && start == end
+                        && let Some(Frame::Map(_, Some(key))) = stack.last()
+                        && let Some(after) = after_colon(text, tree.nodes[*key].end)
+                    {
+                        (start, end) = (after, after);
+                    }
+                    Some(Node {
+                        kind: Kind::Scalar {
+                            value: value.into_owned(),
+                            style: match style {
+                                ScalarStyle::Plain => Style::Plain,
+                                ScalarStyle::SingleQuoted => Style::Single,
+                                ScalarStyle::DoubleQuoted => Style::Double,
+                                ScalarStyle::Literal => Style::Literal,
+                                _ => Style::Folded,
+                            },
+                            tagged: tag.map(|t| t.to_string()),
                         },
-                        tagged: tag.map(|t| t.to_string()),
-                    },
-                    start,
-                    end,
-                    anchor,
-                }),
+                        start,
+                        end,
+                        anchor,
+                    })
+                }
                 Event::Alias(id) => {
                     let target = anchors.get(&id).copied().ok_or_else(|| ParseError {
                         line: span.start.line(),
@@ -218,6 +308,10 @@ impl<'t> Tree<'t> {
                         anchor,
                     });
                     if anchor != 0 {
+                        anchors_defined += 1;
+                        if anchors_defined > MAX_ANCHORS {
+                            return Err(too_many_anchors(span.start.line()));
+                        }
                         anchors.insert(anchor, id);
                     }
                     tree.attach(&mut stack, &mut doc_root, id);
@@ -252,9 +346,22 @@ impl<'t> Tree<'t> {
                 _ => None,
             };
             if let Some(node) = new_node {
+                if matches!(node.kind, Kind::Alias(_)) {
+                    aliases_used += 1;
+                    if aliases_used > MAX_ANCHORS {
+                        return Err(ParseError::limit(
+                            span.start.line(),
+                            format!("more than {MAX_ANCHORS} aliases, the limit on aliases"),
+                        ));
+                    }
+                }
                 let anchor = node.anchor;
                 let id = tree.push(node);
                 if anchor != 0 {
+                    anchors_defined += 1;
+                    if anchors_defined > MAX_ANCHORS {
+                        return Err(too_many_anchors(span.start.line()));
+                    }
                     anchors.insert(anchor, id);
                 }
                 tree.attach(&mut stack, &mut doc_root, id);
@@ -527,6 +634,13 @@ impl PartialEq for Value {
             (Value::Seq(a), Value::Seq(b)) => a == b,
             (Value::Map(a), Value::Map(b)) => {
                 // what a reader sees: a repeated key means its last value
+                if let (Some(ia), Some(ib)) = (last_index(a), last_index(b)) {
+                    // scalar keys (all real ones): by hash, linear in the keys
+                    return ia.len() == ib.len()
+                        && ia
+                            .iter()
+                            .all(|(k, &i)| ib.get(k).is_some_and(|&j| a[i].1 == b[j].1));
+                }
                 fn last<'m>(m: &'m [(Value, Value)], k: &Value) -> Option<&'m Value> {
                     m.iter().rev().find(|(mk, _)| mk == k).map(|(_, v)| v)
                 }
@@ -538,6 +652,40 @@ impl PartialEq for Value {
     }
 }
 
+/// A scalar mapping key, hashable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Key<'v> {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(&'v str),
+    Str(&'v str),
+    Tagged(&'v str, &'v str),
+}
+
+fn key_of(v: &Value) -> Option<Key<'_>> {
+    Some(match v {
+        Value::Null => Key::Null,
+        Value::Bool(b) => Key::Bool(*b),
+        Value::Int(i) => Key::Int(*i),
+        Value::Float(f) => Key::Float(f),
+        Value::Str(s) => Key::Str(s),
+        Value::Tagged(t, s) => Key::Tagged(t, s),
+        Value::Seq(_) | Value::Map(_) => return None,
+    })
+}
+
+/// Each key of a mapping with the index of its last entry; `None` when a
+/// key is a collection (compared the slow way, as it is rare). Comparing
+/// mappings by hash keeps a mapping of many keys linear, not quadratic.
+fn last_index(m: &[(Value, Value)]) -> Option<HashMap<Key<'_>, usize>> {
+    let mut out = HashMap::with_capacity(m.len());
+    for (i, (k, _)) in m.iter().enumerate() {
+        out.insert(key_of(k)?, i);
+    }
+    Some(out)
+}
+
 /// Paths (as text) of mappings whose common keys changed relative order.
 pub fn order_violations(
     before: &Value,
@@ -547,21 +695,34 @@ pub fn order_violations(
 ) {
     match (before, after) {
         (Value::Map(a), Value::Map(b)) => {
+            let (ia, ib) = (last_index(a), last_index(b));
+            let in_map =
+                |m: &[(Value, Value)], idx: &Option<HashMap<Key<'_>, usize>>, k: &Value| {
+                    match (idx, key_of(k)) {
+                        (Some(idx), Some(key)) => idx.contains_key(&key),
+                        // a collection key: compared the slow way
+                        _ => m.iter().any(|(mk, _)| mk == k),
+                    }
+                };
             let common_a: Vec<&Value> = a
                 .iter()
                 .map(|(k, _)| k)
-                .filter(|k| b.iter().any(|(bk, _)| bk == *k))
+                .filter(|k| in_map(b, &ib, k))
                 .collect();
             let common_b: Vec<&Value> = b
                 .iter()
                 .map(|(k, _)| k)
-                .filter(|k| a.iter().any(|(ak, _)| ak == *k))
+                .filter(|k| in_map(a, &ia, k))
                 .collect();
             if common_a != common_b {
                 out.push(path.join("."));
             }
             for (k, v) in a {
-                if let Some((_, bv)) = b.iter().rev().find(|(bk, _)| bk == k) {
+                let last_b = match (&ib, key_of(k)) {
+                    (Some(idx), Some(key)) => idx.get(&key).map(|&j| &b[j]),
+                    _ => b.iter().rev().find(|(bk, _)| bk == k),
+                };
+                if let Some((_, bv)) = last_b {
                     path.push(k.as_str().unwrap_or("?").to_string());
                     order_violations(v, bv, path, out);
                     path.pop();
@@ -653,16 +814,23 @@ fn looks_numeric(text: &str) -> bool {
 }
 
 /// Whether `s` can be written as a plain scalar and still be read back as
-/// this very string by YAML 1.1 and 1.2 loaders, in block or flow context.
+/// this very string by YAML 1.1 and 1.2 loaders, in block (or, with `flow`,
+/// flow) context: printable ASCII, no indicator or space first (`-?:,[]{}#&*!|>'"%@`
+/// and the backquote), no `: ` or ` #` inside, no `:` or space at the end, no
+/// flow indicator or `:` at all in flow context, and not a null, boolean or
+/// number to either loader. So a placeholder such as `${REGISTRY}/app:v2`
+/// or `<image>` stays plain, as it was written.
 pub fn plain_safe(s: &str, flow: bool) -> bool {
     let Some(first) = s.chars().next() else {
         return false;
     };
-    let allowed = |c: char| c.is_ascii_alphanumeric() || "._/:@+-".contains(c);
-    (first.is_ascii_alphanumeric() || first == '/' || first == '.')
-        && s.chars().all(allowed)
-        && !(flow && s.contains(':'))
-        && !s.ends_with(':')
+    !"-?:,[]{}#&*!|>'\"%@`".contains(first)
+        && s.chars().all(|c| c.is_ascii_graphic() || c == ' ')
+        && first != ' '
+        && !s.ends_with([' ', ':'])
+        && !s.contains(": ")
+        && !s.contains(" #")
+        && !(flow && s.contains([',', '[', ']', '{', '}', ':']))
         && matches!(Value::scalar(s, Style::Plain, None), Value::Str(_))
         && !looks_numeric(s)
 }

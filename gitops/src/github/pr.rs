@@ -215,6 +215,14 @@ impl Github {
             if entry["type"].as_str() != Some("blob") || !yaml || !under {
                 continue;
             }
+            // larger than heal8s reads as YAML: skipped, never fetched
+            // (the tree says each blob's size)
+            if entry["size"]
+                .as_u64()
+                .is_some_and(|s| s > crate::yaml::MAX_FILE_BYTES as u64)
+            {
+                continue;
+            }
             if files.len() >= max_files {
                 return Err(GithubError::Status {
                     method: "GET".into(),
@@ -236,7 +244,9 @@ impl Github {
             if b.status != 200 {
                 return Err(fail("GET", &blob, &b));
             }
-            if let Some(text) = decode_base64(&str_field(&b.body, "/content")) {
+            if let Some(text) = decode_base64(&str_field(&b.body, "/content"))
+                .filter(|t| t.len() <= crate::yaml::MAX_FILE_BYTES)
+            {
                 cache.insert(sha, text.clone());
                 files.insert(p, text);
             }
@@ -433,7 +443,10 @@ impl Github {
             head_sha = commit;
             action = PrAction::Updated;
         }
-        if pr["body"].as_str() != Some(req.body.as_str())
+        // a new signal's trace id alone does not rewrite the pull request
+        if pr["body"]
+            .as_str()
+            .is_none_or(|b| !super::text::same_apart_from_trace(b, &req.body))
             || pr["title"].as_str() != Some(req.title.as_str())
         {
             let path = format!("/repos/{}/{}/pulls/{number}", repo.owner, repo.name);

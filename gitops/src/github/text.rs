@@ -165,6 +165,23 @@ pub fn title(remediation: &str, evidence: &Evidence, files: &[FileChanges]) -> S
     )
 }
 
+/// How the body's trace line starts (no value can start a line, so a line
+/// starting so is heal8s's own).
+const TRACE_LINE: &str = "- trace: ";
+
+/// Whether two bodies say the same apart from the trace id: a pull request
+/// is not rewritten for a new signal's trace alone (it keeps the trace of the
+/// signal that opened it or last changed what it says).
+pub fn same_apart_from_trace(a: &str, b: &str) -> bool {
+    let lines = |s: &str| {
+        s.lines()
+            .filter(|l| !l.starts_with(TRACE_LINE))
+            .map(str::to_string)
+            .collect::<Vec<String>>()
+    };
+    lines(a) == lines(b)
+}
+
 /// The body: what happened, what changes, why this value, links, how to
 /// revert. Markdown in which every value is inert: alert text, live object
 /// names, repository values, rules and links are code spans they cannot
@@ -207,7 +224,7 @@ pub fn body(
         } else {
             "\n"
         };
-        let _ = writeln!(b, "{sep}- trace: {}", code(id));
+        let _ = writeln!(b, "{sep}{TRACE_LINE}{}", code(id));
     }
     for fact in evidence.facts.iter().take(MAX_FACTS) {
         let _ = writeln!(b, "- {}", code(fact));
@@ -475,7 +492,31 @@ mod tests {
             trace_id: None,
             ..evidence()
         };
-        assert!(!body("bump-memory", &untraced, &files(), Some(WHY), &[]).contains("trace:"));
+        let untraced = body("bump-memory", &untraced, &files(), Some(WHY), &[]);
+        assert!(!untraced.contains("trace:"));
+        // a new trace alone is not a new body; anything else is
+        let traced = body("bump-memory", &evidence(), &files(), Some(WHY), &[]);
+        let other = Evidence {
+            trace_id: Some("0af7651916cd43dd8448eb211c80319c".into()),
+            ..evidence()
+        };
+        let retraced = body("bump-memory", &other, &files(), Some(WHY), &[]);
+        assert_ne!(traced, retraced);
+        assert!(same_apart_from_trace(&traced, &retraced));
+        assert!(same_apart_from_trace(&traced, &untraced));
+        let changed = body("bump-memory", &other, &files(), Some("another reason"), &[]);
+        assert!(!same_apart_from_trace(&traced, &changed));
+        // an alert's text cannot pass for the trace line: values never start a line
+        let sneaky = Evidence {
+            facts: vec!["x\n- trace: `y`".into()],
+            ..evidence()
+        };
+        let b = body("bump-memory", &sneaky, &files(), Some(WHY), &[]);
+        assert_eq!(
+            b.lines().filter(|l| l.starts_with(TRACE_LINE)).count(),
+            1,
+            "{b}"
+        );
     }
 
     fn files() -> Vec<FileChanges> {

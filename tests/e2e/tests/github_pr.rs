@@ -82,6 +82,7 @@ fn bump(ns: &str, name: &str, memory: &str) -> Proposal {
             container: Some("app".into()),
             facts: vec!["OOM kills: 3".into()],
             record: Some(format!("bump-memory-{name}")),
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
             ..Evidence::default()
         },
     }
@@ -134,13 +135,14 @@ async fn one_pull_request_per_workload_updated_in_place_and_suppressed_after_a_c
     );
     eprintln!("new pull request: {} GitHub calls", first.calls);
 
-    // the same fix again, many times: still one pull request, nothing written
+    // the same fix again, many times, each from a signal of its own (a new
+    // trace): still one pull request, nothing written, the first trace kept
     let writes_before = github.counters.writes.load(Ordering::Relaxed);
     let mut repeat_calls = 0;
-    for _ in 0..20 {
-        let (_, again) = propose(&github, &s, &bump("prod", "prod-api", "768Mi"), &mut cache)
-            .await
-            .unwrap();
+    for i in 0..20 {
+        let mut again = bump("prod", "prod-api", "768Mi");
+        again.evidence.trace_id = Some(format!("{:032x}", i + 1));
+        let (_, again) = propose(&github, &s, &again, &mut cache).await.unwrap();
         assert_eq!(again.action, PrAction::Unchanged);
         assert_eq!(again.number, first.number);
         repeat_calls = again.calls;
@@ -150,6 +152,13 @@ async fn one_pull_request_per_workload_updated_in_place_and_suppressed_after_a_c
         writes_before
     );
     assert_eq!(gh.pulls(REPO).len(), 1);
+    assert!(
+        gh.pulls(REPO)[0]
+            .body
+            .as_deref()
+            .unwrap()
+            .contains("- trace: `4bf92f3577b34da6a3ce929d0e0e4736`")
+    );
     eprintln!("unchanged repeat: {repeat_calls} GitHub calls (reads only)");
 
     // a new value: the same pull request, its branch rebuilt in one commit on main
@@ -524,4 +533,52 @@ async fn an_already_existing_pull_request_is_success_not_a_duplicate() {
             && r.status == 422),
         "GitHub refused the duplicate"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_files_in_the_repository_cost_little_and_block_nothing() {
+    let gh = emulator().await;
+    let github = client(&gh.url());
+    // beside the real manifests: a file larger than heal8s reads, and one
+    // over the anchor limit; neither declares the workload
+    let huge = format!(
+        "kind: ConfigMap\nmetadata: {{name: huge}}\ndata: {{x: [{}1]}}\n",
+        "1,".repeat(gitops::yaml::MAX_FILE_BYTES / 2)
+    );
+    let anchors: String = (0..=gitops::yaml::MAX_ANCHORS)
+        .map(|i| format!("a{i}: &a{i} v\n"))
+        .collect();
+    gh.put_files(
+        REPO,
+        "main",
+        &[("apps/huge.yaml", &huge), ("apps/anchors.yaml", &anchors)],
+        "hostile files",
+    )
+    .unwrap();
+    gh.clear_requests();
+    let (prepared, out) = propose(
+        &github,
+        &settings(),
+        &bump("prod", "prod-api", "768Mi"),
+        &mut BTreeMap::new(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.action, PrAction::Created);
+    assert_eq!(prepared.request.files[0].path, "overlays/prod/memory.yaml");
+    // every YAML file was read but the oversized one: the tree said its size
+    let blob_reads = gh
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.contains("/git/blobs/"))
+        .count();
+    let readable = gh
+        .files(REPO, "main")
+        .iter()
+        .filter(|p| {
+            (p.ends_with(".yaml") || p.ends_with(".yml") || p.ends_with("Kustomization"))
+                && p.as_str() != "apps/huge.yaml"
+        })
+        .count();
+    assert_eq!(blob_reads, readable);
 }
