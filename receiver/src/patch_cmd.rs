@@ -124,7 +124,14 @@ pub fn run(args: &PatchArgs) -> anyhow::Result<ExitCode> {
         Ok(edit) => edit,
         Err(e) => return Ok(usage(&format!("{e:#}"))),
     };
-    let text = read(file)?;
+    let Some(text) = read(file)? else {
+        eprintln!(
+            "heal8s patch: {}: larger than the {} MiB limit on file size; heal8s does not edit such a file",
+            file.display(),
+            gitops::yaml::MAX_FILE_BYTES >> 20
+        );
+        return Ok(ExitCode::from(1));
+    };
     let patched = match patch(&text, &target, &edit) {
         Ok(p) => p,
         Err(e) => {
@@ -273,15 +280,28 @@ fn edit(args: &PatchArgs) -> anyhow::Result<Edit> {
     })
 }
 
-fn read(file: &Path) -> anyhow::Result<String> {
+/// The file's text (`-`: standard input), or `None` when it is larger than
+/// the patcher reads: at most one byte past the limit is read, whatever the
+/// file's size.
+fn read(file: &Path) -> anyhow::Result<Option<String>> {
+    let limit = u64::try_from(gitops::yaml::MAX_FILE_BYTES).unwrap_or(u64::MAX);
+    let mut bytes = Vec::new();
     if file == Path::new("-") {
-        let mut text = String::new();
         std::io::stdin()
-            .read_to_string(&mut text)
+            .take(limit + 1)
+            .read_to_end(&mut bytes)
             .context("cannot read standard input")?;
-        return Ok(text);
+    } else {
+        std::fs::File::open(file)
+            .and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+            .with_context(|| format!("cannot read {}", file.display()))?;
     }
-    std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))
+    if bytes.len() > gitops::yaml::MAX_FILE_BYTES {
+        return Ok(None);
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .with_context(|| format!("{} is not UTF-8 text", file.display()))
 }
 
 fn summarize(file: &Path, changes: &[FieldChange], why: Option<&str>) {

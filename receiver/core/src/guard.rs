@@ -1142,6 +1142,21 @@ impl Guard {
                     );
                 }
             }
+            if let Some((r, by)) = e.rates.get(&class) {
+                let n = count(
+                    &|a| a.class == class && a.namespace.as_deref() == Some(ns),
+                    r.per,
+                );
+                if n >= r.max as usize {
+                    return Decision::refuse(
+                        RefusalReason::ClassRate,
+                        format!(
+                            "{n} {class} action(s) in namespace {ns} in the last {} (RemediationPolicy {by}: rate.{class} at most {})",
+                            r.per, r.max
+                        ),
+                    );
+                }
+            }
             if let Some((b, by)) = &e.per_namespace {
                 let n = count(&|a| a.namespace.as_deref() == Some(ns), b.per);
                 if n >= b.max as usize {
@@ -2476,6 +2491,44 @@ mod tests {
         g.settle("Deployment/shop/a", RemediationKind::DeletePod, t(2));
         assert_eq!(
             act(&mut g, &owned(pod_plan("shop", "b-1"), "b"), t(3)),
+            None
+        );
+    }
+
+    #[test]
+    fn a_namespaces_policy_lowers_a_class_rate_there_only() {
+        let mut g = guard(&cfg());
+        g.set_namespace_policies(&[ns_policy(
+            "shop",
+            "team",
+            serde_json::json!({"rate": {"pods": {"max": 1, "per": "10m"}}}),
+        )]);
+        assert_eq!(
+            act(&mut g, &owned(pod_plan("shop", "a-1"), "a"), t(0)),
+            None
+        );
+        g.settle("Deployment/shop/a", RemediationKind::DeletePod, t(1));
+        // settled, yet the namespace's rate is spent for 10 minutes
+        let d = g.check(
+            &owned(pod_plan("shop", "b-1"), "b"),
+            &Facts::unknown(),
+            t(2),
+        );
+        assert_eq!(reason(&d), Some(RefusalReason::ClassRate));
+        let Verdict::Refuse(r) = d.verdict else {
+            unreachable!()
+        };
+        assert!(
+            r.message
+                .contains("RemediationPolicy shop/team: rate.pods at most 1"),
+            "{}",
+            r.message
+        );
+        // elsewhere the cluster's limits alone apply
+        assert_eq!(act(&mut g, &owned(pod_plan("web", "w-1"), "w"), t(2)), None);
+        // the window slides
+        assert_eq!(
+            act(&mut g, &owned(pod_plan("shop", "b-1"), "b"), t(601)),
             None
         );
     }

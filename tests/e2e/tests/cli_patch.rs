@@ -450,3 +450,53 @@ fn a_sources_file_maps_workloads_and_bad_ones_are_named() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("Deployment nope is declared nowhere"), "{err}");
 }
+
+#[test]
+fn a_file_past_the_size_limit_is_refused_without_reading_it_all() {
+    let dir = TempDir::new("patch");
+    // 1 GiB, sparse: heal8s reads one byte past the limit, not the file
+    let path = dir.path().join("huge.yaml");
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let (code, out, err) = heal8s(
+        &[
+            "patch",
+            path.to_str().unwrap(),
+            "--kind",
+            "Deployment",
+            "--name",
+            "web",
+            "--replicas",
+            "3",
+        ],
+        None,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains("larger than the 4 MiB limit on file size"),
+        "{err}"
+    );
+    // just under the limit is read (and refused for what it is, not its size)
+    let f = file(
+        &dir,
+        "big.yaml",
+        &format!("{DEPLOY}# {}\n", "x".repeat(4 << 20 >> 1)),
+    );
+    let (code, _, err) = heal8s(
+        &[
+            "patch",
+            &f,
+            "--kind",
+            "Deployment",
+            "--name",
+            "web",
+            "--replicas",
+            "3",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+}

@@ -1,7 +1,8 @@
 //! A team's own policy for its namespace: the `RemediationPolicy` custom
 //! resource. It can only tighten the cluster policy: opt the namespace out,
 //! switch remediations off, force a lower rung of the mode ladder, lower the
-//! budgets, raise the occurrence threshold, narrow who may approve. A field
+//! budgets and each class's in-flight cap and rate, raise the occurrence
+//! threshold, narrow who may approve. A field
 //! that would loosen the cluster policy is refused, with its path, and the
 //! object is not applied at all (`Accepted=False`).
 //!
@@ -52,6 +53,40 @@ pub struct RemediationPolicySpec {
     /// once (no more than the cluster's `guard.classes.*.maxInFlight`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<InFlightSpec>,
+    /// At most `max` actions of a class per `per` in this namespace (no more
+    /// than the cluster's `guard.classes.*.rate` allows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<RateSpec>,
+}
+
+/// Rates per class of action in one namespace (`{max: 1, per: 10m}` each).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RateSpec {
+    /// delete-pod, evict-pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<BudgetSpec>,
+    /// delete-namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespaces: Option<BudgetSpec>,
+    /// cleanup-resource without finalizer removal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<BudgetSpec>,
+    /// cleanup-resource that may remove finalizers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finalizers: Option<BudgetSpec>,
+}
+
+impl RateSpec {
+    /// Each rate with its class.
+    pub fn by_class(&self) -> [(ActionClass, Option<&BudgetSpec>); 4] {
+        [
+            (ActionClass::Pods, self.pods.as_ref()),
+            (ActionClass::Namespaces, self.namespaces.as_ref()),
+            (ActionClass::Resources, self.resources.as_ref()),
+            (ActionClass::Finalizers, self.finalizers.as_ref()),
+        ]
+    }
 }
 
 /// In-flight caps per class of action in one namespace.
@@ -125,6 +160,8 @@ pub struct NamespacePolicy {
     pub approvers: Vec<String>,
     /// In-flight caps per class in this namespace.
     pub max_in_flight: BTreeMap<ActionClass, u32>,
+    /// Rates per class in this namespace.
+    pub rates: BTreeMap<ActionClass, Budget>,
 }
 
 /// Check `spec` of the RemediationPolicy `name` in `namespace` against the
@@ -182,7 +219,11 @@ pub fn accept(
         }
     };
     let b = &cluster.guard.budgets;
-    let mut budget = |path: &str, given: Option<&BudgetSpec>, cluster: Budget| -> Option<Budget> {
+    // `cluster`: the budget or rate it may only lower (`None`: no limit there)
+    let mut budget = |path: &str,
+                      given: Option<&BudgetSpec>,
+                      cluster: Option<Budget>|
+     -> Option<Budget> {
         let given = given?;
         let per = match given.per.parse::<PromDuration>() {
             Ok(p) if !p.get().is_zero() => p,
@@ -195,7 +236,9 @@ pub fn accept(
             }
         };
         // tighter: no more actions, over no shorter a window
-        if given.max > cluster.max || per.get() < cluster.per.get() {
+        if let Some(cluster) = cluster
+            && (given.max > cluster.max || per.get() < cluster.per.get())
+        {
             issues.push(PolicyIssue::new(
                 path,
                 format!(
@@ -214,13 +257,27 @@ pub fn accept(
     let per_namespace = budget(
         "spec.budgets.perNamespace",
         budgets.per_namespace.as_ref(),
-        b.per_namespace,
+        Some(b.per_namespace),
     );
     let per_workload = budget(
         "spec.budgets.perWorkload",
         budgets.per_workload.as_ref(),
-        b.per_workload,
+        Some(b.per_workload),
     );
+    let mut rates = BTreeMap::new();
+    for (class, given) in spec.rate.clone().unwrap_or_default().by_class() {
+        let key = class.as_str();
+        let cluster_rate = cluster
+            .guard
+            .classes
+            .named()
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, l)| l.rate);
+        if let Some(r) = budget(&format!("spec.rate.{key}"), given, cluster_rate) {
+            rates.insert(class, r);
+        }
+    }
     let occurrences = match (spec.min_occurrences, spec.window.as_deref()) {
         (None, None) => None,
         (Some(n), _) if n == 0 || n > MAX_MIN_OCCURRENCES => {
@@ -314,6 +371,7 @@ pub fn accept(
         occurrences,
         approvers: spec.approvers,
         max_in_flight,
+        rates,
     })
 }
 
@@ -335,6 +393,8 @@ pub struct Effective {
     pub approvers: Vec<String>,
     /// In-flight caps per class here, with the object that sets each.
     pub max_in_flight: BTreeMap<ActionClass, (u32, String)>,
+    /// Rates per class here, with the object that sets each.
+    pub rates: BTreeMap<ActionClass, (Budget, String)>,
 }
 
 fn rung(m: Mode) -> u8 {
@@ -398,6 +458,12 @@ impl Effective {
                     .or_insert((*cap, p.name.clone()));
                 if *cap < e.0 {
                     *e = (*cap, p.name.clone());
+                }
+            }
+            for (class, rate) in &p.rates {
+                let mine = e.rates.entry(*class).or_insert((*rate, p.name.clone()));
+                if stricter(*rate, mine.0) {
+                    *mine = (*rate, p.name.clone());
                 }
             }
             if !p.approvers.is_empty() {
@@ -499,6 +565,76 @@ mod tests {
             paths(accept("shop", "t", &json!({"mode": "yolo"}), &cluster())),
             ["spec.mode"]
         );
+    }
+
+    #[test]
+    fn class_rates_only_go_down_from_the_clusters_and_add_up_to_the_strictest() {
+        let c = Policy::from_yaml(
+            "guard: {classes: {namespaces: {rate: {max: 5, per: 10m}}}}\nroutes: [{remediation: delete-pod}]",
+        )
+        .unwrap();
+        let p = accept(
+            "shop",
+            "t",
+            &json!({"rate": {"namespaces": {"max": 1, "per": "1h"}, "pods": {"max": 4, "per": "1m"}}}),
+            &c,
+        )
+        .unwrap();
+        let r = p.rates[&ActionClass::Namespaces];
+        assert_eq!((r.max, r.per.get().as_secs()), (1, 3600));
+        // the cluster sets no rate for pods: any rate is a tightening
+        assert_eq!(p.rates[&ActionClass::Pods].max, 4);
+        // more actions, or a shorter window, would loosen it
+        for loose in [
+            json!({"max": 6, "per": "10m"}),
+            json!({"max": 5, "per": "5m"}),
+        ] {
+            assert_eq!(
+                paths(accept(
+                    "shop",
+                    "t",
+                    &json!({"rate": {"namespaces": loose}}),
+                    &c
+                )),
+                ["spec.rate.namespaces"]
+            );
+        }
+        assert_eq!(
+            paths(accept(
+                "shop",
+                "t",
+                &json!({"rate": {"pods": {"max": 1, "per": "soon"}}}),
+                &c
+            )),
+            ["spec.rate.pods.per"]
+        );
+        assert_eq!(
+            paths(accept(
+                "shop",
+                "t",
+                &json!({"rate": {"nodes": {"max": 1, "per": "1m"}}}),
+                &c
+            )),
+            ["spec.rate.nodes"]
+        );
+        // two objects: the one allowing fewer actions per second wins
+        let a = accept(
+            "shop",
+            "a",
+            &json!({"rate": {"pods": {"max": 2, "per": "1m"}}}),
+            &c,
+        )
+        .unwrap();
+        let b = accept(
+            "shop",
+            "b",
+            &json!({"rate": {"pods": {"max": 10, "per": "1h"}}}),
+            &c,
+        )
+        .unwrap();
+        let e = &Effective::by_namespace(&[a, b])["shop"];
+        let (r, by) = &e.rates[&ActionClass::Pods];
+        assert_eq!((r.max, by.as_str()), (10, "shop/b"));
     }
 
     #[test]

@@ -181,6 +181,13 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl FaultState {
+    /// Whether the server is up: a request that reaches the handler while
+    /// it is down (read from a connection `go_down` is about to cut) is
+    /// never answered, as a dead process answers nothing.
+    pub(crate) fn is_up(&self) -> bool {
+        *self.up.borrow()
+    }
+
     pub(crate) fn new(log_cap: usize) -> FaultState {
         FaultState {
             rules: Rules::new(),

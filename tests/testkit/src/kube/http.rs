@@ -251,6 +251,10 @@ fn error_response(e: &ApiError) -> Response {
 
 async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let at = Instant::now();
+    if !shared.faults.is_up() {
+        // down: no answer, and nothing served (the connection is being cut)
+        return std::future::pending().await;
+    }
     let (parts, body) = req.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path().to_string();
