@@ -1493,14 +1493,7 @@ impl Guard {
 
     /// The limits of `class` other than nodes'.
     fn class_limits(&self, class: ActionClass) -> Option<&crate::policy::ClassLimits> {
-        let c = &self.cfg.classes;
-        match class {
-            ActionClass::Pods => Some(&c.pods),
-            ActionClass::Namespaces => Some(&c.namespaces),
-            ActionClass::Resources => Some(&c.resources),
-            ActionClass::Finalizers => Some(&c.finalizers),
-            ActionClass::Nodes | ActionClass::PullRequests | ActionClass::Notify => None,
-        }
+        self.cfg.classes.of(class)
     }
 
     /// The mass-flip and rate limits of `class`.

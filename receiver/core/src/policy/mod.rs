@@ -283,6 +283,19 @@ impl Classes {
             ("finalizers", &self.finalizers),
         ]
     }
+
+    /// The limits of `class` (`None`: nodes, pull requests and
+    /// notifications have none here).
+    pub fn of(&self, class: crate::remediation::ActionClass) -> Option<&ClassLimits> {
+        use crate::remediation::ActionClass;
+        match class {
+            ActionClass::Pods => Some(&self.pods),
+            ActionClass::Namespaces => Some(&self.namespaces),
+            ActionClass::Resources => Some(&self.resources),
+            ActionClass::Finalizers => Some(&self.finalizers),
+            ActionClass::Nodes | ActionClass::PullRequests | ActionClass::Notify => None,
+        }
+    }
 }
 
 impl Default for Classes {

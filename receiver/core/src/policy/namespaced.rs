@@ -267,13 +267,7 @@ pub fn accept(
     let mut rates = BTreeMap::new();
     for (class, given) in spec.rate.clone().unwrap_or_default().by_class() {
         let key = class.as_str();
-        let cluster_rate = cluster
-            .guard
-            .classes
-            .named()
-            .into_iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, l)| l.rate);
+        let cluster_rate = cluster.guard.classes.of(class).and_then(|l| l.rate);
         if let Some(r) = budget(&format!("spec.rate.{key}"), given, cluster_rate) {
             rates.insert(class, r);
         }
@@ -341,10 +335,8 @@ pub fn accept(
         let cluster_cap = cluster
             .guard
             .classes
-            .named()
-            .into_iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, l)| l.max_in_flight);
+            .of(class)
+            .and_then(|l| l.max_in_flight);
         match cluster_cap {
             Some(c) if cap > c => issues.push(PolicyIssue::new(
                 format!("spec.maxInFlight.{key}"),
